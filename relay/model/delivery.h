@@ -1,0 +1,57 @@
+#pragma once
+// A delivery is one event bound for one subscription; an attempt is one HTTP POST of it.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "relay/core/clock.h"
+
+namespace relay {
+
+enum class DeliveryState { pending, in_flight, succeeded, dead };
+
+const char* delivery_state_name(DeliveryState state);
+std::optional<DeliveryState> parse_delivery_state(std::string_view name);
+
+struct Delivery {
+  std::string id;               // "dlv_..."
+  std::string event_id;
+  std::string subscription_id;
+  std::string event_type;       // copied from the event so listings can filter without a join
+  DeliveryState state = DeliveryState::pending;
+  UnixMillis created_at = 0;    // when the event was ingested (or redelivered)
+  UnixMillis next_attempt_at = 0;
+  UnixMillis window_start = 0;  // first attempt of the current retry window; 0 before it
+  std::uint32_t attempts = 0;   // attempts made so far
+  UnixMillis completed_at = 0;  // when it reached succeeded or dead
+  std::string last_error;       // outcome class of the last failed attempt
+};
+
+// Why an attempt ended; the names are the `outcome` label of relay_delivery_attempts_total.
+enum class AttemptOutcome {
+  success,
+  http_4xx,
+  http_5xx,
+  timeout,
+  connect_error,
+  dns_error,
+  tls_error,
+  blocked_destination,
+  other,
+};
+
+const char* attempt_outcome_name(AttemptOutcome outcome);
+
+struct Attempt {
+  std::uint32_t number = 0;  // 1-based
+  UnixMillis started_at = 0;
+  std::int64_t duration_ms = 0;
+  int http_status = 0;        // 0 when no response was received
+  AttemptOutcome outcome = AttemptOutcome::other;
+  std::string error;          // human-readable detail for failures without a status
+  std::string response_body;  // at most 2 KiB
+};
+
+}  // namespace relay

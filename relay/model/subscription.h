@@ -1,0 +1,43 @@
+#pragma once
+// A subscriber endpoint, the event types it wants, and how relay signs and paces deliveries to it.
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "relay/core/clock.h"
+
+namespace relay {
+
+enum class SignatureScheme { standard, hmac_sha256_hex };
+
+struct RetryOverrides {
+  std::optional<std::int64_t> initial_ms;
+  std::optional<std::int64_t> max_delay_ms;
+  std::optional<std::int64_t> window_ms;
+};
+
+struct Subscription {
+  std::string id;  // "sub_..."
+  std::string url;
+  std::vector<std::string> event_types{"*"};
+  std::string secret;
+  // Set during a rotation: the previous secret keeps signing until previous_secret_expires_at.
+  std::string previous_secret;
+  UnixMillis previous_secret_expires_at = 0;
+  SignatureScheme signature_scheme = SignatureScheme::standard;
+  std::string signature_header = "X-Webhook-Signature";  // used by hmac_sha256_hex only
+  std::map<std::string, std::string> headers;
+  bool enabled = true;
+  std::string description;
+  RetryOverrides retry;
+  std::optional<std::int64_t> timeout_ms;
+  std::uint32_t max_in_flight = 64;
+  std::uint32_t rate_limit_per_second = 0;  // 0 = unlimited
+  UnixMillis created_at = 0;
+  UnixMillis updated_at = 0;
+};
+
+}  // namespace relay

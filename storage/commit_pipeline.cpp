@@ -1,0 +1,108 @@
+#include "storage/commit_pipeline.h"
+
+#include <chrono>
+
+namespace relay {
+
+namespace {
+
+// Bounds one group so that a flood of commands cannot build an unbounded batch.
+constexpr std::size_t kMaxGroupCommands = 2048;
+
+}  // namespace
+
+std::optional<std::string> WriteTxn::get(Family family, const std::string& key) {
+  std::string value;
+  const rocksdb::Status status =
+      batch_.GetFromBatchAndDB(&store_.db(), rocksdb::ReadOptions(), store_.handle(family), key, &value);
+  if (!status.ok()) return std::nullopt;
+  return value;
+}
+
+void WriteTxn::put(Family family, const std::string& key, const std::string& value) {
+  batch_.Put(store_.handle(family), key, value).PermitUncheckedError();
+}
+
+void WriteTxn::del(Family family, const std::string& key) {
+  batch_.Delete(store_.handle(family), key).PermitUncheckedError();
+}
+
+CommitPipeline::CommitPipeline(Store& store, CommitObserver observer)
+    : store_(store), observer_(std::move(observer)), thread_([this] { run(); }) {}
+
+CommitPipeline::~CommitPipeline() { stop(); }
+
+void CommitPipeline::submit(Command command, Done done) {
+  {
+    std::lock_guard lock(mutex_);
+    if (!stopping_) {
+      queue_.push_back({std::move(command), std::move(done)});
+      wake_.notify_one();
+      return;
+    }
+  }
+  done(make_error(Errc::unavailable, "relay is shutting down"));
+}
+
+void CommitPipeline::stop() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+    wake_.notify_one();
+  }
+  if (thread_.joinable()) thread_.join();
+}
+
+void CommitPipeline::run() {
+  std::deque<Entry> group;
+  for (;;) {
+    {
+      std::unique_lock lock(mutex_);
+      wake_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stopping and drained
+      while (!queue_.empty() && group.size() < kMaxGroupCommands) {
+        group.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+    }
+    commit_group(group);
+    group.clear();
+  }
+}
+
+void CommitPipeline::commit_group(std::deque<Entry>& group) {
+  rocksdb::WriteBatchWithIndex batch(rocksdb::BytewiseComparator(), 0, /*overwrite_key=*/true);
+  WriteTxn txn(store_, batch);
+  std::vector<Status> results;
+  results.reserve(group.size());
+  for (Entry& entry : group) {
+    batch.SetSavePoint();
+    Status result = make_error(Errc::internal, "command failed");
+    try {
+      result = entry.command(txn);
+    } catch (const std::exception& e) {
+      result = make_error(Errc::internal, e.what());
+    }
+    if (result.ok()) {
+      batch.PopSavePoint().PermitUncheckedError();
+    } else {
+      batch.RollbackToSavePoint().PermitUncheckedError();
+    }
+    results.push_back(std::move(result));
+  }
+
+  const auto started = std::chrono::steady_clock::now();
+  const rocksdb::Status written =
+      batch.GetWriteBatch()->Count() == 0 ? rocksdb::Status::OK() : store_.write(*batch.GetWriteBatch());
+  if (observer_) {
+    observer_(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(), group.size());
+  }
+  for (std::size_t i = 0; i < group.size(); ++i) {
+    if (!written.ok() && results[i].ok()) {
+      results[i] = make_error(Errc::unavailable, "storage write failed: " + written.ToString());
+    }
+    group[i].done(results[i]);
+  }
+}
+
+}  // namespace relay

@@ -1,0 +1,100 @@
+#pragma once
+// CommitPipeline: the single writer of the database. Callers submit commands; a dedicated
+// thread runs them in arrival order, collects the writes of every command that is waiting into
+// one WriteBatch, and commits that batch with one write (and one fsync under
+// --durability=fsync). This is group commit: concurrent requests share an fsync, and the
+// event loop never waits on the disk, it only receives the completion.
+//
+// A command sees the writes of the commands before it in the same group (WriteTxn::get reads
+// through the pending batch), so read-modify-write commands need no locks. A command that
+// returns an error has its writes rolled back; the rest of the group still commits.
+
+#include <rocksdb/utilities/write_batch_with_index.h>
+
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include "relay/core/result.h"
+#include "storage/store.h"
+
+namespace relay {
+
+// The view of one command on the database: reads see earlier writes of the same group.
+class WriteTxn {
+ public:
+  WriteTxn(Store& store, rocksdb::WriteBatchWithIndex& batch) : store_(store), batch_(batch) {}
+
+  std::optional<std::string> get(Family family, const std::string& key);
+  void put(Family family, const std::string& key, const std::string& value);
+  void del(Family family, const std::string& key);
+  // Scans committed data and this group's writes together, bounded like Store::scan.
+  template <typename Visit>
+  void scan(Family family, const ScanRange& range, Visit&& visit);
+
+ private:
+  Store& store_;
+  rocksdb::WriteBatchWithIndex& batch_;
+};
+
+class CommitPipeline {
+ public:
+  // Runs on the writer thread and stages writes; an error rolls back its own writes.
+  using Command = std::function<Status(WriteTxn&)>;
+  // Runs on the writer thread once the group is durable (or failed); must not block.
+  using Done = std::function<void(const Status&)>;
+  // Observes each group commit: seconds spent in the write and number of commands.
+  using CommitObserver = std::function<void(double seconds, std::size_t commands)>;
+
+  CommitPipeline(Store& store, CommitObserver observer);
+  ~CommitPipeline();  // finishes queued commands, then stops
+  CommitPipeline(const CommitPipeline&) = delete;
+  CommitPipeline& operator=(const CommitPipeline&) = delete;
+
+  void submit(Command command, Done done);
+  // Finishes every submitted command and stops the thread; later submits fail as unavailable.
+  void stop();
+
+ private:
+  struct Entry {
+    Command command;
+    Done done;
+  };
+  void run();
+  void commit_group(std::deque<Entry>& group);
+
+  Store& store_;
+  CommitObserver observer_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<Entry> queue_;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+template <typename Visit>
+void WriteTxn::scan(Family family, const ScanRange& range, Visit&& visit) {
+  rocksdb::ReadOptions read_options;
+  rocksdb::Slice lower(range.lower);
+  rocksdb::Slice upper(range.upper);
+  read_options.iterate_lower_bound = &lower;
+  if (!range.upper.empty()) read_options.iterate_upper_bound = &upper;
+  auto* handle = store_.handle(family);
+  std::unique_ptr<rocksdb::Iterator> it(
+      batch_.NewIteratorWithBase(handle, store_.db().NewIterator(read_options, handle), &read_options));
+  if (range.reverse) {
+    for (it->SeekToLast(); it->Valid(); it->Prev()) {
+      if (!visit(it->key().ToStringView(), it->value().ToStringView())) return;
+    }
+  } else {
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      if (!visit(it->key().ToStringView(), it->value().ToStringView())) return;
+    }
+  }
+}
+
+}  // namespace relay

@@ -1,0 +1,97 @@
+#pragma once
+// The one place where relay's ids and RocksDB keys are encoded.
+//
+// Ids are 16 bytes: 6 bytes of Unix milliseconds, 4 bytes of instance id, 6 bytes of a
+// per-process counter, all big-endian, so that byte order is creation order and an id names
+// the instance that made it (spec section 4). As text an id is a prefix ("evt_", "sub_",
+// "dlv_") and 32 lowercase hex digits, which sorts the same way.
+//
+// Keys are built from ids and big-endian integers so that RocksDB's bytewise order is time order:
+//   events            evt                      -> Event record
+//   deliveries        dlv                      -> Delivery record
+//   schedule          due_ms(8) dlv            -> sub         pending deliveries by due time
+//   dead_letters      dead_at(8) dlv           -> sub         the dead-letter queue
+//   completed         done_at(8) kind(1) id    -> ""          retention of succeeded deliveries
+//                                                              and of events without deliveries
+//   event_deliveries  evt dlv                  -> ""          deliveries of an event
+//   attempts          dlv number(4)            -> Attempt record
+//   subscriptions     sub                      -> Subscription record
+//   idempotency       client id (text)         -> evt
+//   event_types       type (text)              -> EventTypeStats record
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "relay/core/clock.h"
+
+namespace relay::keys {
+
+constexpr std::size_t kIdBytes = 16;
+using RawId = std::array<char, kIdBytes>;
+
+inline constexpr std::string_view kEventPrefix = "evt_";
+inline constexpr std::string_view kSubscriptionPrefix = "sub_";
+inline constexpr std::string_view kDeliveryPrefix = "dlv_";
+
+// Makes unique, time-ordered ids. Thread-safe.
+class IdGenerator {
+ public:
+  IdGenerator(const Clock& clock, std::uint32_t instance_id);
+  std::string next(std::string_view prefix);
+
+ private:
+  const Clock& clock_;
+  std::uint32_t instance_id_;
+  std::atomic<std::uint64_t> counter_;
+};
+
+// The 16 raw bytes of a textual id with the expected prefix, or nullopt if it is not one.
+std::optional<RawId> parse_id(std::string_view text, std::string_view prefix);
+std::string format_id(std::string_view prefix, std::string_view raw);
+// The creation time encoded in an id (textual, any prefix); 0 if it is not an id.
+UnixMillis id_time(std::string_view text);
+
+void append_u64(std::string& out, std::uint64_t value);
+void append_u32(std::string& out, std::uint32_t value);
+std::uint64_t read_u64(std::string_view bytes);
+std::uint32_t read_u32(std::string_view bytes);
+
+// Raw id bytes of an id that is known to be valid (it was made by relay).
+std::string raw(std::string_view id);
+
+std::string event_key(std::string_view event_id);
+std::string delivery_key(std::string_view delivery_id);
+std::string subscription_key(std::string_view subscription_id);
+std::string schedule_key(UnixMillis due, std::string_view delivery_id);
+std::string dead_letter_key(UnixMillis dead_at, std::string_view delivery_id);
+
+enum class CompletedKind : char { delivery = 'd', event = 'e' };
+std::string completed_key(UnixMillis done_at, CompletedKind kind, std::string_view id);
+std::string event_delivery_key(std::string_view event_id, std::string_view delivery_id);
+std::string attempt_key(std::string_view delivery_id, std::uint32_t number);
+// All keys of a column family keyed by "<id> ..." for one id: [prefix, prefix_end).
+std::string id_prefix(std::string_view id);
+std::string prefix_end(std::string_view prefix);
+// The smallest key of a time-ordered family at or after `t`.
+std::string time_bound(UnixMillis t);
+
+// Decoding of time-ordered keys: (time, textual id).
+struct TimedKey {
+  UnixMillis time = 0;
+  std::string id;
+};
+TimedKey decode_schedule_key(std::string_view key);     // id as "dlv_..."
+TimedKey decode_dead_letter_key(std::string_view key);  // id as "dlv_..."
+struct CompletedEntry {
+  UnixMillis time = 0;
+  CompletedKind kind = CompletedKind::delivery;
+  std::string id;  // "dlv_..." or "evt_..."
+};
+CompletedEntry decode_completed_key(std::string_view key);
+std::string decode_event_delivery_key(std::string_view key);  // the "dlv_..." part
+
+}  // namespace relay::keys

@@ -1,0 +1,135 @@
+#include "storage/store.h"
+
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/table.h>
+#include <rocksdb/utilities/table_properties_collectors.h>
+
+#include <random>
+#include <stdexcept>
+
+#include "storage/keys.h"
+
+namespace relay {
+
+namespace {
+
+const char* const kFamilyNames[] = {
+    "default", "events", "deliveries", "schedule", "dead_letters", "completed",
+    "event_deliveries", "attempts", "subscriptions", "idempotency", "event_types"};
+static_assert(std::size(kFamilyNames) == static_cast<std::size_t>(Family::count_));
+
+constexpr const char* kInstanceIdKey = "instance_id";
+
+bool is_queue_family(Family family) {
+  return family == Family::schedule || family == Family::dead_letters || family == Family::completed;
+}
+
+rocksdb::ColumnFamilyOptions family_options(Family family, const std::shared_ptr<rocksdb::Cache>& cache) {
+  rocksdb::ColumnFamilyOptions options;
+  rocksdb::BlockBasedTableOptions table;
+  table.block_cache = cache;
+  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  table.cache_index_and_filter_blocks = true;
+  options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  options.compression = rocksdb::kLZ4Compression;
+  options.write_buffer_size = 32 << 20;
+  if (is_queue_family(family)) {
+    // Queue-style families are written at the tail and deleted at the head. Files that collect
+    // many tombstones are compacted early so that scans from the head do not wade through them
+    // (RocksDB's "implement queue service" advice), and the families are small: no compression.
+    options.table_properties_collector_factories.push_back(
+        rocksdb::NewCompactOnDeletionCollectorFactory(/*sliding_window_size=*/4096, /*deletion_trigger=*/1024));
+    options.compression = rocksdb::kNoCompression;
+    options.write_buffer_size = 8 << 20;
+  }
+  return options;
+}
+
+}  // namespace
+
+std::unique_ptr<Store> Store::open(const StoreOptions& store_options) {
+  rocksdb::DBOptions db_options;
+  db_options.create_if_missing = true;
+  db_options.create_missing_column_families = true;
+  db_options.max_background_jobs = 2;
+  db_options.bytes_per_sync = 1 << 20;
+  db_options.keep_log_file_num = 4;
+  db_options.max_total_wal_size = 256 << 20;
+  // Group commit happens in CommitPipeline; RocksDB's own pipelining helps concurrent readers.
+  db_options.enable_pipelined_write = true;
+
+  auto cache = rocksdb::NewLRUCache(store_options.block_cache_bytes);
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  for (std::size_t i = 0; i < static_cast<std::size_t>(Family::count_); ++i) {
+    descriptors.emplace_back(kFamilyNames[i], family_options(static_cast<Family>(i), cache));
+  }
+  std::vector<rocksdb::ColumnFamilyHandle*> handle_list;
+  rocksdb::DB* raw_db = nullptr;
+  const rocksdb::Status status = rocksdb::DB::Open(db_options, store_options.path, descriptors, &handle_list, &raw_db);
+  if (!status.ok()) throw std::runtime_error("cannot open data directory " + store_options.path + ": " + status.ToString());
+  std::array<rocksdb::ColumnFamilyHandle*, static_cast<std::size_t>(Family::count_)> handles{};
+  std::copy(handle_list.begin(), handle_list.end(), handles.begin());
+  std::unique_ptr<Store> store(new Store(store_options, std::unique_ptr<rocksdb::DB>(raw_db), handles));
+
+  if (auto stored = store->get(Family::meta, kInstanceIdKey); stored && stored->size() == 4) {
+    store->instance_id_ = keys::read_u32(*stored);
+  } else {
+    store->instance_id_ = std::random_device{}();
+    std::string value;
+    keys::append_u32(value, store->instance_id_);
+    rocksdb::WriteBatch batch;
+    batch.Put(store->handle(Family::meta), kInstanceIdKey, value);
+    if (auto s = store->write(batch); !s.ok()) throw std::runtime_error("cannot write to data directory: " + s.ToString());
+  }
+  return store;
+}
+
+Store::Store(StoreOptions options, std::unique_ptr<rocksdb::DB> db,
+             std::array<rocksdb::ColumnFamilyHandle*, static_cast<std::size_t>(Family::count_)> handles)
+    : options_(std::move(options)), db_(std::move(db)), handles_(handles) {}
+
+Store::~Store() {
+  if (!db_) return;
+  db_->FlushWAL(/*sync=*/true).PermitUncheckedError();
+  for (auto* handle : handles_) {
+    if (handle != nullptr) db_->DestroyColumnFamilyHandle(handle).PermitUncheckedError();
+  }
+  db_->Close().PermitUncheckedError();
+}
+
+std::optional<std::string> Store::get(Family family, const std::string& key) const {
+  std::string value;
+  const rocksdb::Status status = db_->Get(rocksdb::ReadOptions(), handle(family), key, &value);
+  if (!status.ok()) return std::nullopt;
+  return value;
+}
+
+std::unique_ptr<rocksdb::Iterator> Store::bounded_iterator(Family family, const ScanRange& range,
+                                                           rocksdb::Slice& lower, rocksdb::Slice& upper,
+                                                           rocksdb::ReadOptions& read_options) const {
+  read_options.iterate_lower_bound = &lower;
+  if (!range.upper.empty()) read_options.iterate_upper_bound = &upper;
+  return std::unique_ptr<rocksdb::Iterator>(db_->NewIterator(read_options, handle(family)));
+}
+
+std::uint64_t Store::sst_bytes() const {
+  std::uint64_t total = 0;
+  db_->GetAggregatedIntProperty(rocksdb::DB::Properties::kTotalSstFilesSize, &total);
+  return total;
+}
+
+std::uint64_t Store::wal_bytes() const {
+  rocksdb::VectorLogPtr files;
+  if (!db_->GetSortedWalFiles(files).ok()) return 0;
+  std::uint64_t total = 0;
+  for (const auto& file : files) total += file->SizeFileBytes();
+  return total;
+}
+
+rocksdb::Status Store::write(rocksdb::WriteBatch& batch) {
+  rocksdb::WriteOptions write_options;
+  write_options.sync = options_.sync_writes;
+  return db_->Write(write_options, &batch);
+}
+
+}  // namespace relay

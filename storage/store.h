@@ -1,0 +1,107 @@
+#pragma once
+// relay's RocksDB database: one column family per kind of record (see storage/keys.h for the
+// key layout), opened once at startup. Reads are thread-safe; writes go through CommitPipeline
+// so that every state change is one atomic WriteBatch and concurrent writers share an fsync.
+
+#include <rocksdb/db.h>
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "relay/core/result.h"
+
+namespace relay {
+
+enum class Family : std::size_t {
+  meta,  // RocksDB's default family: instance id and format version
+  events,
+  deliveries,
+  schedule,
+  dead_letters,
+  completed,
+  event_deliveries,
+  attempts,
+  subscriptions,
+  idempotency,
+  event_types,
+  count_,
+};
+
+struct StoreOptions {
+  std::string path;
+  bool sync_writes = true;  // --durability fsync
+  std::size_t block_cache_bytes = 64 << 20;
+};
+
+// What a key-range scan visits: [lower, upper) in key order, or reversed.
+struct ScanRange {
+  std::string lower;
+  std::string upper;  // empty: unbounded
+  bool reverse = false;
+};
+
+class Store {
+ public:
+  // Opens (creating if missing) the database; throws std::runtime_error with a clear message.
+  static std::unique_ptr<Store> open(const StoreOptions& options);
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  rocksdb::DB& db() { return *db_; }
+  rocksdb::ColumnFamilyHandle* handle(Family family) const { return handles_[static_cast<std::size_t>(family)]; }
+  bool sync_writes() const { return options_.sync_writes; }
+  // A random number chosen when the database was created; part of every id made here.
+  std::uint32_t instance_id() const { return instance_id_; }
+
+  // Point read; nullopt when absent. Errors other than NotFound are reported as nullopt too,
+  // after being logged once by the caller's error path (RocksDB read errors mean a broken disk).
+  std::optional<std::string> get(Family family, const std::string& key) const;
+
+  // Visits keys in `range` until `visit` returns false. Iterators are always bounded so that
+  // tombstones left by queue-style deletes beyond the range are never walked.
+  template <typename Visit>
+  void scan(Family family, const ScanRange& range, Visit&& visit) const;
+
+  // Bytes of SST files and of live WAL files, for relay_storage_bytes.
+  std::uint64_t sst_bytes() const;
+  std::uint64_t wal_bytes() const;
+
+  // Writes a batch as one atomic unit with the configured durability.
+  rocksdb::Status write(rocksdb::WriteBatch& batch);
+
+ private:
+  Store(StoreOptions options, std::unique_ptr<rocksdb::DB> db,
+        std::array<rocksdb::ColumnFamilyHandle*, static_cast<std::size_t>(Family::count_)> handles);
+  std::unique_ptr<rocksdb::Iterator> bounded_iterator(Family family, const ScanRange& range,
+                                                      rocksdb::Slice& lower, rocksdb::Slice& upper,
+                                                      rocksdb::ReadOptions& read_options) const;
+
+  StoreOptions options_;
+  std::unique_ptr<rocksdb::DB> db_;
+  std::array<rocksdb::ColumnFamilyHandle*, static_cast<std::size_t>(Family::count_)> handles_{};
+  std::uint32_t instance_id_ = 0;
+};
+
+template <typename Visit>
+void Store::scan(Family family, const ScanRange& range, Visit&& visit) const {
+  rocksdb::ReadOptions read_options;
+  rocksdb::Slice lower(range.lower);
+  rocksdb::Slice upper(range.upper);
+  auto it = bounded_iterator(family, range, lower, upper, read_options);
+  if (range.reverse) {
+    for (it->SeekToLast(); it->Valid(); it->Prev()) {
+      if (!visit(it->key().ToStringView(), it->value().ToStringView())) return;
+    }
+  } else {
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      if (!visit(it->key().ToStringView(), it->value().ToStringView())) return;
+    }
+  }
+}
+
+}  // namespace relay

@@ -1,0 +1,71 @@
+#pragma once
+// RelayMetrics: every metric of the contract (spec section 5), behind small typed methods so
+// that callers never spell a metric name or label, and the exposition text for GET /metrics.
+//
+// The registry is prometheus-cpp core; relayd serves scrape() from its own Beast listener.
+// Hot-path methods look up a cached series pointer (no allocation once a label set has been
+// seen) and update an atomic. All methods are thread-safe: the io thread records HTTP and
+// delivery metrics while the storage writer thread records commit metrics.
+//
+// Label values must be bounded: `route` is the route template ("/v1/events/{id}"), never the
+// raw path, and `subscription` is a subscription id, whose series forget_subscription() removes
+// when the subscription is deleted.
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "relay/model/delivery.h"
+
+namespace relay {
+
+class RelayMetrics {
+ public:
+  // `version` becomes the label of relay_build_info.
+  explicit RelayMetrics(std::string_view version);
+  ~RelayMetrics();
+  RelayMetrics(const RelayMetrics&) = delete;
+  RelayMetrics& operator=(const RelayMetrics&) = delete;
+
+  // Ingress: one answered request. `route` is the matched route template or "other".
+  void http_request(std::string_view route, std::string_view method, int code, double seconds);
+
+  void events_ingested(std::uint64_t n);
+  void events_deduplicated(std::uint64_t n);
+  void deliveries_created(std::uint64_t n);
+
+  // Delivery: one finished attempt, and the terminal transitions of a delivery.
+  void attempt(std::string_view subscription, AttemptOutcome outcome, double seconds);
+  // `latency_seconds` runs from ingest (or redelivery) to the successful attempt's end.
+  void delivery_succeeded(std::string_view subscription, double latency_seconds);
+  void delivery_dead(std::string_view subscription);
+  void dlq_redriven(std::uint64_t n);
+
+  // Storage: one group commit of `batch_size` writes.
+  void storage_commit(double seconds, std::size_t batch_size);
+
+  // Gauges, set from periodic snapshots of the store and the scheduler.
+  void set_deliveries(std::uint64_t pending, std::uint64_t scheduled, std::uint64_t in_flight,
+                      std::uint64_t dead);
+  void set_oldest_pending_age(double seconds);
+  // 0 closed, 1 half-open, 2 open.
+  void set_circuit_state(std::string_view subscription, int state);
+  void set_subscriptions(std::uint64_t enabled, std::uint64_t disabled);
+  void set_storage_bytes(std::uint64_t sst, std::uint64_t wal);
+
+  // Drops every series labelled with this subscription id (the subscription was deleted), so
+  // that deleted subscriptions do not accumulate series. A later call for the same id creates
+  // fresh series.
+  void forget_subscription(std::string_view subscription);
+
+  // Prometheus text exposition format (version 0.0.4) of every relay_* and process_* metric.
+  std::string scrape() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace relay

@@ -1,0 +1,237 @@
+#include "relay/config/config.h"
+
+#include <charconv>
+#include <functional>
+#include <optional>
+
+#include "relay/core/duration.h"
+
+namespace relay {
+
+namespace {
+
+// Sizes take an optional KiB/MiB/GiB suffix ("1MiB", "65536").
+std::optional<std::size_t> parse_size(std::string_view text) {
+  std::size_t value = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end == text.data()) return std::nullopt;
+  const std::string_view suffix(end, static_cast<std::size_t>(text.data() + text.size() - end));
+  if (suffix.empty() || suffix == "B") return value;
+  if (suffix == "KiB") return value << 10;
+  if (suffix == "MiB") return value << 20;
+  if (suffix == "GiB") return value << 30;
+  return std::nullopt;
+}
+
+template <typename T>
+std::optional<T> parse_number(std::string_view text) {
+  T value{};
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
+  return value;
+}
+
+std::optional<bool> parse_bool(std::string_view text) {
+  if (text == "1" || text == "true" || text == "yes" || text == "on") return true;
+  if (text == "0" || text == "false" || text == "no" || text == "off") return false;
+  return std::nullopt;
+}
+
+struct Flag {
+  std::string name;
+  bool takes_value;
+  bool repeatable;
+  std::function<void(Config&, const std::string&)> apply;
+};
+
+[[noreturn]] void fail(const std::string& flag, const std::string& value, const std::string& expected) {
+  throw ConfigError("invalid value '" + value + "' for --" + flag + ": expected " + expected);
+}
+
+std::int64_t duration_value(const std::string& flag, const std::string& value, bool allow_zero = false) {
+  const auto ms = parse_duration_ms(value);
+  if (!ms || (!allow_zero && *ms == 0)) fail(flag, value, "a duration such as 500ms, 5s, 10m, 1h or 7d");
+  return *ms;
+}
+
+std::vector<Flag> flags() {
+  return {
+      {"listen", true, false,
+       [](Config& c, const std::string& v) {
+         const auto colon = v.rfind(':');
+         const auto port = colon == std::string::npos ? std::nullopt : parse_number<std::uint16_t>(v.substr(colon + 1));
+         if (!port || colon == 0) fail("listen", v, "HOST:PORT");
+         c.listen_host = v.substr(0, colon);
+         if (c.listen_host.size() > 2 && c.listen_host.front() == '[' && c.listen_host.back() == ']') {
+           c.listen_host = c.listen_host.substr(1, c.listen_host.size() - 2);
+         }
+         c.listen_port = *port;
+       }},
+      {"data-dir", true, false,
+       [](Config& c, const std::string& v) {
+         if (v.empty()) fail("data-dir", v, "a directory path");
+         c.data_dir = v;
+       }},
+      {"api-key", true, true,
+       [](Config& c, const std::string& v) {
+         const auto colon = v.find(':');
+         const std::string scope = v.substr(0, colon == std::string::npos ? 0 : colon);
+         const std::string key = colon == std::string::npos ? "" : v.substr(colon + 1);
+         if ((scope != "admin" && scope != "ingest") || key.size() < 8) {
+           throw ConfigError("invalid --api-key: expected SCOPE:KEY with scope admin or ingest and a key of at least 8 characters");
+         }
+         c.api_keys.push_back({scope == "admin" ? ApiScope::admin : ApiScope::ingest, key});
+       }},
+      {"insecure-no-auth", false, false, [](Config& c, const std::string&) { c.insecure_no_auth = true; }},
+      {"durability", true, false,
+       [](Config& c, const std::string& v) {
+         if (v != "fsync" && v != "buffered") fail("durability", v, "fsync or buffered");
+         c.sync_writes = v == "fsync";
+       }},
+      {"retry-initial", true, false,
+       [](Config& c, const std::string& v) { c.retry_initial_ms = duration_value("retry-initial", v); }},
+      {"retry-max-delay", true, false,
+       [](Config& c, const std::string& v) { c.retry_max_delay_ms = duration_value("retry-max-delay", v); }},
+      {"retry-window", true, false,
+       [](Config& c, const std::string& v) { c.retry_window_ms = duration_value("retry-window", v); }},
+      {"attempt-timeout", true, false,
+       [](Config& c, const std::string& v) { c.attempt_timeout_ms = duration_value("attempt-timeout", v); }},
+      {"connect-timeout", true, false,
+       [](Config& c, const std::string& v) { c.connect_timeout_ms = duration_value("connect-timeout", v); }},
+      {"max-in-flight", true, false,
+       [](Config& c, const std::string& v) {
+         const auto n = parse_number<std::uint32_t>(v);
+         if (!n || *n == 0) fail("max-in-flight", v, "a positive integer");
+         c.max_in_flight = *n;
+       }},
+      {"max-body", true, false,
+       [](Config& c, const std::string& v) {
+         const auto n = parse_size(v);
+         if (!n || *n == 0) fail("max-body", v, "a size such as 1MiB, 512KiB or 65536");
+         c.max_body_bytes = *n;
+       }},
+      {"retention", true, false, [](Config& c, const std::string& v) { c.retention_ms = duration_value("retention", v); }},
+      {"dlq-retention", true, false,
+       [](Config& c, const std::string& v) { c.dlq_retention_ms = duration_value("dlq-retention", v); }},
+      {"shutdown-grace", true, false,
+       [](Config& c, const std::string& v) { c.shutdown_grace_ms = duration_value("shutdown-grace", v, true); }},
+      {"allow-private-networks", false, false,
+       [](Config& c, const std::string&) { c.allow_private_networks = true; }},
+      {"allow-cidr", true, true, [](Config& c, const std::string& v) { c.allow_cidrs.push_back(v); }},
+      {"log-level", true, false,
+       [](Config& c, const std::string& v) {
+         if (v == "debug") c.log_level = LogLevel::debug;
+         else if (v == "info") c.log_level = LogLevel::info;
+         else if (v == "warn") c.log_level = LogLevel::warn;
+         else if (v == "error") c.log_level = LogLevel::error;
+         else fail("log-level", v, "debug, info, warn or error");
+       }},
+      {"dev", false, false, [](Config& c, const std::string&) { c.dev = true; }},
+  };
+}
+
+std::string env_name(const std::string& flag) {
+  std::string name = "RELAY_";
+  for (char ch : flag) name.push_back(ch == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(ch))));
+  return name;
+}
+
+void apply_env(Config& config, const Flag& flag, const std::string& value) {
+  if (!flag.takes_value) {
+    const auto on = parse_bool(value);
+    if (!on) throw ConfigError("invalid value '" + value + "' for " + env_name(flag.name) + ": expected true or false");
+    if (*on) flag.apply(config, value);
+    return;
+  }
+  if (!flag.repeatable) {
+    flag.apply(config, value);
+    return;
+  }
+  // Repeatable flags take a comma-separated list from the environment.
+  std::size_t start = 0;
+  while (start <= value.size()) {
+    const auto comma = value.find(',', start);
+    const std::string item = value.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    if (!item.empty()) flag.apply(config, item);
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+}
+
+}  // namespace
+
+Config parse_config(const std::vector<std::string>& args, const std::map<std::string, std::string>& env, bool& help) {
+  help = false;
+  const std::vector<Flag> known = flags();
+  auto find_flag = [&](const std::string& name) -> const Flag* {
+    for (const Flag& f : known) {
+      if (f.name == name) return &f;
+    }
+    return nullptr;
+  };
+
+  // Collect flags first so that flags win over the environment, whatever their order.
+  std::vector<std::pair<const Flag*, std::string>> given;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const std::string& arg = args[i];
+    if (arg == "--help" || arg == "-h") {
+      help = true;
+      return Config{};
+    }
+    if (arg.rfind("--", 0) != 0) throw ConfigError("unexpected argument '" + arg + "' (see --help)");
+    const auto eq = arg.find('=');
+    const std::string name = arg.substr(2, eq == std::string::npos ? std::string::npos : eq - 2);
+    const Flag* flag = find_flag(name);
+    if (flag == nullptr) throw ConfigError("unknown flag --" + name + " (see --help)");
+    std::string value;
+    if (flag->takes_value) {
+      if (eq != std::string::npos) {
+        value = arg.substr(eq + 1);
+      } else if (i + 1 < args.size()) {
+        value = args[++i];
+      } else {
+        throw ConfigError("flag --" + name + " needs a value");
+      }
+    } else if (eq != std::string::npos) {
+      throw ConfigError("flag --" + name + " takes no value");
+    }
+    given.emplace_back(flag, value);
+  }
+
+  Config config;
+  for (const Flag& flag : known) {
+    const bool on_command_line =
+        std::any_of(given.begin(), given.end(), [&](const auto& g) { return g.first == &flag; });
+    if (on_command_line) continue;
+    if (auto it = env.find(env_name(flag.name)); it != env.end()) apply_env(config, flag, it->second);
+  }
+  for (const auto& [flag, value] : given) flag->apply(config, value);
+
+  if (config.retry_initial_ms > config.retry_max_delay_ms) {
+    throw ConfigError("--retry-initial must not exceed --retry-max-delay");
+  }
+  if (config.api_keys.empty() && !config.insecure_no_auth && !config.dev) {
+    throw ConfigError("no API key configured: give --api-key SCOPE:KEY (or --insecure-no-auth for local experiments)");
+  }
+  return config;
+}
+
+std::string usage() {
+  return R"(usage: relayd [flags]   (every flag is also RELAY_<FLAG> in the environment; flags win)
+  --listen HOST:PORT          listen address (127.0.0.1:8080; port 0 picks a free port)
+  --data-dir DIR              RocksDB directory (./data)
+  --api-key SCOPE:KEY         repeatable; scope admin or ingest (env: comma-separated)
+  --insecure-no-auth          run without API keys (development only)
+  --dev                       development mode: generated admin key kept in DATA-DIR/dev-api-key, private networks allowed
+  --durability fsync|buffered fsync every commit (default) or leave it to the OS
+  --retry-initial 5s  --retry-max-delay 10m  --retry-window 1h
+  --attempt-timeout 15s  --connect-timeout 5s  --max-in-flight 4096 (global)
+  --max-body 1MiB             largest accepted request body
+  --retention 72h  --dlq-retention 7d  --shutdown-grace 10s
+  --allow-private-networks    deliver to loopback/private addresses
+  --allow-cidr CIDR           repeatable; allow deliveries to these addresses
+  --log-level debug|info|warn|error
+)";
+}
+
+}  // namespace relay

@@ -1,0 +1,59 @@
+#pragma once
+// relayd's configuration: flags of spec section 1, each also settable as RELAY_<FLAG>
+// (flags win). The one place where configuration is parsed and validated.
+
+#include <cstdint>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace relay {
+
+enum class ApiScope { ingest, admin };
+
+struct ApiKey {
+  ApiScope scope;
+  std::string key;
+};
+
+enum class LogLevel { debug, info, warn, error };
+
+struct Config {
+  std::string listen_host = "127.0.0.1";
+  std::uint16_t listen_port = 8080;
+  std::string data_dir = "./data";
+  std::vector<ApiKey> api_keys;
+  bool insecure_no_auth = false;
+  bool sync_writes = true;  // --durability fsync (default) or buffered
+  std::int64_t retry_initial_ms = 5'000;
+  std::int64_t retry_max_delay_ms = 600'000;
+  std::int64_t retry_window_ms = 3'600'000;
+  std::int64_t attempt_timeout_ms = 15'000;
+  std::int64_t connect_timeout_ms = 5'000;
+  std::uint32_t max_in_flight = 4096;
+  std::size_t max_body_bytes = 1 << 20;
+  std::int64_t retention_ms = 72 * 3'600'000LL;
+  std::int64_t dlq_retention_ms = 7 * 86'400'000LL;
+  std::int64_t shutdown_grace_ms = 10'000;
+  bool allow_private_networks = false;
+  std::vector<std::string> allow_cidrs;
+  LogLevel log_level = LogLevel::info;
+  // Development mode: without --api-key, an admin key is generated once, kept in
+  // <data-dir>/dev-api-key and printed; private networks are allowed.
+  bool dev = false;
+};
+
+// Thrown for any bad flag or value; what() is the one line relayd prints before exiting 2.
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Parses argv (without argv[0]) and the environment (NAME=VALUE strings). Throws ConfigError.
+// `help` is set when --help was given; the caller prints usage() and exits 0.
+Config parse_config(const std::vector<std::string>& args, const std::map<std::string, std::string>& env, bool& help);
+
+std::string usage();
+
+}  // namespace relay

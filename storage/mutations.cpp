@@ -1,0 +1,226 @@
+#include "storage/mutations.h"
+
+#include "storage/records.h"
+
+namespace relay::mutations {
+
+namespace {
+
+std::optional<Delivery> load_delivery(WriteTxn& txn, const std::string& id) {
+  auto bytes = txn.get(Family::deliveries, keys::delivery_key(id));
+  if (!bytes) return std::nullopt;
+  return records::decode_delivery(*bytes);
+}
+
+// Drops whichever index key holds the delivery in its current state.
+void remove_state_key(WriteTxn& txn, const Delivery& d) {
+  switch (d.state) {
+    case DeliveryState::pending:
+    case DeliveryState::in_flight:
+      txn.del(Family::schedule, keys::schedule_key(d.next_attempt_at, d.id));
+      break;
+    case DeliveryState::dead:
+      txn.del(Family::dead_letters, keys::dead_letter_key(d.completed_at, d.id));
+      break;
+    case DeliveryState::succeeded:
+      txn.del(Family::completed, keys::completed_key(d.completed_at, keys::CompletedKind::delivery, d.id));
+      break;
+  }
+}
+
+void put_state_key(WriteTxn& txn, const Delivery& d) {
+  switch (d.state) {
+    case DeliveryState::pending:
+    case DeliveryState::in_flight:
+      txn.put(Family::schedule, keys::schedule_key(d.next_attempt_at, d.id), keys::subscription_key(d.subscription_id));
+      break;
+    case DeliveryState::dead:
+      txn.put(Family::dead_letters, keys::dead_letter_key(d.completed_at, d.id), keys::subscription_key(d.subscription_id));
+      break;
+    case DeliveryState::succeeded:
+      txn.put(Family::completed, keys::completed_key(d.completed_at, keys::CompletedKind::delivery, d.id), "");
+      break;
+  }
+}
+
+void count_event_type(WriteTxn& txn, const std::string& type, UnixMillis now) {
+  EventTypeStats stats{type, 0, now};
+  if (auto bytes = txn.get(Family::event_types, type)) {
+    if (auto stored = records::decode_event_type_stats(*bytes)) stats = *stored;
+  }
+  stats.count += 1;
+  stats.last_seen = std::max(stats.last_seen, now);
+  txn.put(Family::event_types, type, records::encode_record(stats));
+}
+
+bool event_has_deliveries(WriteTxn& txn, const std::string& event_id) {
+  const std::string prefix = keys::id_prefix(event_id);
+  bool any = false;
+  txn.scan(Family::event_deliveries, ScanRange{prefix, keys::prefix_end(prefix)}, [&](auto, auto) {
+    any = true;
+    return false;
+  });
+  return any;
+}
+
+void remove_event(WriteTxn& txn, const std::string& event_id) {
+  if (auto bytes = txn.get(Family::events, keys::event_key(event_id))) {
+    if (auto event = records::decode_event(*bytes); event && !event->client_id.empty()) {
+      txn.del(Family::idempotency, event->client_id);
+    }
+  }
+  txn.del(Family::events, keys::event_key(event_id));
+}
+
+std::size_t count_deliveries(WriteTxn& txn, const std::string& event_id) {
+  const std::string prefix = keys::id_prefix(event_id);
+  std::size_t n = 0;
+  txn.scan(Family::event_deliveries, ScanRange{prefix, keys::prefix_end(prefix)}, [&](auto, auto) {
+    ++n;
+    return true;
+  });
+  return n;
+}
+
+}  // namespace
+
+std::vector<Delivery> add_deliveries(WriteTxn& txn, const Event& event,
+                                     const std::vector<std::shared_ptr<const Subscription>>& targets,
+                                     keys::IdGenerator& ids, UnixMillis now) {
+  std::vector<Delivery> created;
+  created.reserve(targets.size());
+  for (const auto& sub : targets) {
+    Delivery d;
+    d.id = ids.next(keys::kDeliveryPrefix);
+    d.event_id = event.id;
+    d.subscription_id = sub->id;
+    d.event_type = event.type;
+    d.state = DeliveryState::pending;
+    d.created_at = now;
+    d.next_attempt_at = now;
+    txn.put(Family::deliveries, keys::delivery_key(d.id), records::encode_record(d));
+    txn.put(Family::event_deliveries, keys::event_delivery_key(event.id, d.id), "");
+    put_state_key(txn, d);
+    created.push_back(std::move(d));
+  }
+  return created;
+}
+
+Status ingest(WriteTxn& txn, const NewEvent& input, const std::vector<std::shared_ptr<const Subscription>>& targets,
+              keys::IdGenerator& ids, UnixMillis now, IngestedEvent& out) {
+  if (!input.client_id.empty()) {
+    if (auto existing_id = txn.get(Family::idempotency, input.client_id)) {
+      auto bytes = txn.get(Family::events, *existing_id);
+      auto event = bytes ? records::decode_event(*bytes) : std::nullopt;
+      if (event) {
+        out.event = std::move(*event);
+        out.created = false;
+        out.delivery_count = count_deliveries(txn, out.event.id);
+        return Ok{};
+      }
+      // A dangling idempotency key (its event expired): fall through and ingest anew.
+    }
+  }
+  Event& event = out.event;
+  event.id = ids.next(keys::kEventPrefix);
+  event.client_id = input.client_id;
+  event.type = input.type;
+  event.payload = input.payload;
+  event.created_at = now;
+  txn.put(Family::events, keys::event_key(event.id), records::encode_record(event));
+  if (!event.client_id.empty()) txn.put(Family::idempotency, event.client_id, keys::event_key(event.id));
+  count_event_type(txn, event.type, now);
+  out.deliveries = add_deliveries(txn, event, targets, ids, now);
+  if (out.deliveries.empty()) {
+    // Nothing will ever complete for this event: retention starts now.
+    txn.put(Family::completed, keys::completed_key(now, keys::CompletedKind::event, event.id), "");
+  }
+  out.created = true;
+  out.delivery_count = out.deliveries.size();
+  return Ok{};
+}
+
+Status put_subscription(WriteTxn& txn, const Subscription& subscription) {
+  txn.put(Family::subscriptions, keys::subscription_key(subscription.id), records::encode_record(subscription));
+  return Ok{};
+}
+
+Status delete_subscription(WriteTxn& txn, const std::string& id) {
+  if (!txn.get(Family::subscriptions, keys::subscription_key(id))) {
+    return make_error(Errc::not_found, "no subscription " + id);
+  }
+  txn.del(Family::subscriptions, keys::subscription_key(id));
+  return Ok{};
+}
+
+Status record_attempt(WriteTxn& txn, const std::string& delivery_id, Attempt attempt, const Resolution& resolution,
+                      Delivery& out) {
+  auto current = load_delivery(txn, delivery_id);
+  if (!current) return make_error(Errc::not_found, "no delivery " + delivery_id);
+  if (current->state != DeliveryState::pending) {
+    return make_error(Errc::conflict, "delivery " + delivery_id + " is " + delivery_state_name(current->state));
+  }
+  Delivery d = std::move(*current);
+  remove_state_key(txn, d);
+  attempt.number = d.attempts + 1;
+  d.attempts = attempt.number;
+  if (d.window_start == 0) d.window_start = attempt.started_at;
+  d.last_error = attempt.outcome == AttemptOutcome::success ? "" : attempt_outcome_name(attempt.outcome);
+  d.state = resolution.state;
+  if (d.state == DeliveryState::pending) {
+    d.next_attempt_at = resolution.next_attempt_at;
+  } else {
+    d.completed_at = attempt.started_at + attempt.duration_ms;
+  }
+  txn.put(Family::attempts, keys::attempt_key(d.id, attempt.number), records::encode_record(attempt));
+  txn.put(Family::deliveries, keys::delivery_key(d.id), records::encode_record(d));
+  put_state_key(txn, d);
+  out = std::move(d);
+  return Ok{};
+}
+
+Status reschedule_now(WriteTxn& txn, const std::string& delivery_id, UnixMillis now, Delivery& out) {
+  auto current = load_delivery(txn, delivery_id);
+  if (!current) return make_error(Errc::not_found, "no delivery " + delivery_id);
+  if (current->state == DeliveryState::succeeded) {
+    return make_error(Errc::conflict, "delivery " + delivery_id + " already succeeded");
+  }
+  Delivery d = std::move(*current);
+  remove_state_key(txn, d);
+  d.state = DeliveryState::pending;
+  d.next_attempt_at = now;
+  d.window_start = 0;  // a fresh retry window starts with the next attempt
+  d.completed_at = 0;
+  txn.put(Family::deliveries, keys::delivery_key(d.id), records::encode_record(d));
+  put_state_key(txn, d);
+  out = std::move(d);
+  return Ok{};
+}
+
+Status remove_delivery(WriteTxn& txn, const std::string& delivery_id) {
+  auto current = load_delivery(txn, delivery_id);
+  if (!current) return make_error(Errc::not_found, "no delivery " + delivery_id);
+  const Delivery& d = *current;
+  remove_state_key(txn, d);
+  for (std::uint32_t n = 1; n <= d.attempts; ++n) txn.del(Family::attempts, keys::attempt_key(d.id, n));
+  txn.del(Family::deliveries, keys::delivery_key(d.id));
+  txn.del(Family::event_deliveries, keys::event_delivery_key(d.event_id, d.id));
+  if (!event_has_deliveries(txn, d.event_id)) remove_event(txn, d.event_id);
+  return Ok{};
+}
+
+Status discard_dead(WriteTxn& txn, const std::string& delivery_id) {
+  auto current = load_delivery(txn, delivery_id);
+  if (!current) return make_error(Errc::not_found, "no delivery " + delivery_id);
+  if (current->state != DeliveryState::dead) {
+    return make_error(Errc::conflict, "delivery " + delivery_id + " is not dead");
+  }
+  return remove_delivery(txn, delivery_id);
+}
+
+Status remove_event_if_orphan(WriteTxn& txn, const std::string& event_id) {
+  if (!event_has_deliveries(txn, event_id)) remove_event(txn, event_id);
+  return Ok{};
+}
+
+}  // namespace relay::mutations

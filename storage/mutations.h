@@ -1,0 +1,75 @@
+#pragma once
+// Every state change of relay's data, each staged into one WriteTxn so that it commits as a
+// single atomic batch through CommitPipeline. These functions run on the writer thread.
+//
+// A delivery waiting for an attempt has exactly one key in `schedule` (its next_attempt_at);
+// a dead one exactly one in `dead_letters`; a succeeded one one in `completed`. Attempts in
+// flight are not written: after a crash they are simply attempted again (at least once).
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "relay/core/result.h"
+#include "relay/model/delivery.h"
+#include "relay/model/event.h"
+#include "relay/model/subscription.h"
+#include "storage/commit_pipeline.h"
+#include "storage/keys.h"
+
+namespace relay::mutations {
+
+struct NewEvent {
+  std::string client_id;  // empty: no idempotency
+  std::string type;
+  std::shared_ptr<const std::string> payload;  // compact JSON
+};
+
+struct IngestedEvent {
+  Event event;
+  bool created = false;             // false: an earlier event with the same client id answered
+  std::size_t delivery_count = 0;   // of the stored event (also for repeats)
+  std::vector<Delivery> deliveries; // created now, for the scheduler
+};
+
+// Stores the event, one pending delivery due `now` per target, its schedule keys and the
+// idempotency key; or, when client_id was seen before, finds the first event and writes nothing.
+Status ingest(WriteTxn& txn, const NewEvent& input, const std::vector<std::shared_ptr<const Subscription>>& targets,
+              keys::IdGenerator& ids, UnixMillis now, IngestedEvent& out);
+
+// New pending deliveries of a stored event (redeliver), due now with a fresh window.
+std::vector<Delivery> add_deliveries(WriteTxn& txn, const Event& event,
+                                     const std::vector<std::shared_ptr<const Subscription>>& targets,
+                                     keys::IdGenerator& ids, UnixMillis now);
+
+Status put_subscription(WriteTxn& txn, const Subscription& subscription);
+// not_found when absent. The subscription's deliveries stay; the scheduler discards them
+// when they come due (see DeliveryScheduler).
+Status delete_subscription(WriteTxn& txn, const std::string& id);
+
+// What the retry policy decided after an attempt.
+struct Resolution {
+  DeliveryState state = DeliveryState::pending;  // pending (retry), succeeded or dead
+  UnixMillis next_attempt_at = 0;                // for pending
+};
+
+// Stores the attempt and moves the delivery to its next state. `out` is the updated delivery.
+// not_found when the delivery was removed meanwhile; conflict when it is no longer pending.
+Status record_attempt(WriteTxn& txn, const std::string& delivery_id, Attempt attempt, const Resolution& resolution,
+                      Delivery& out);
+
+// A pending or dead delivery becomes due `now` with a fresh retry window (retry / redrive).
+// conflict when it succeeded; not_found when absent.
+Status reschedule_now(WriteTxn& txn, const std::string& delivery_id, UnixMillis now, Delivery& out);
+
+// Removes a delivery with its attempts and index keys, and its event with the event's
+// idempotency key when no other delivery of the event is left. not_found when absent.
+Status remove_delivery(WriteTxn& txn, const std::string& delivery_id);
+
+// Removes a dead delivery (DELETE /v1/dlq/{id}); conflict when it is not dead.
+Status discard_dead(WriteTxn& txn, const std::string& delivery_id);
+
+// Removes an event that never had deliveries, once its retention is over.
+Status remove_event_if_orphan(WriteTxn& txn, const std::string& event_id);
+
+}  // namespace relay::mutations

@@ -1,0 +1,165 @@
+#include "relay/delivery/signature.h"
+
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/params.h>
+#include <openssl/rand.h>
+
+#include <array>
+#include <climits>
+#include <cstdio>
+#include <cstdlib>
+#include <initializer_list>
+#include <iterator>
+#include <memory>
+
+#include <boost/algorithm/hex.hpp>
+
+namespace relay {
+
+namespace {
+
+constexpr std::string_view kSecretPrefix = "whsec_";
+constexpr std::size_t kSecretBytes = 32;
+// Subscription's default; repeated here so that an empty configured name never yields a
+// nameless header.
+constexpr std::string_view kDefaultHexHeader = "X-Webhook-Signature";
+
+using Digest = std::array<unsigned char, 32>;
+
+struct MacDeleter {
+  void operator()(EVP_MAC* mac) const { EVP_MAC_free(mac); }
+  void operator()(EVP_MAC_CTX* ctx) const { EVP_MAC_CTX_free(ctx); }
+};
+
+// HMAC-SHA256 over the concatenation of `parts`, fed piecewise so that a large body is not
+// copied just to prepend the id and timestamp.
+std::optional<Digest> hmac_sha256(std::string_view key, std::initializer_list<std::string_view> parts) {
+  std::unique_ptr<EVP_MAC, MacDeleter> mac(EVP_MAC_fetch(nullptr, "HMAC", nullptr));
+  if (!mac) return std::nullopt;
+  std::unique_ptr<EVP_MAC_CTX, MacDeleter> ctx(EVP_MAC_CTX_new(mac.get()));
+  if (!ctx) return std::nullopt;
+  char digest_name[] = "SHA256";
+  const OSSL_PARAM params[] = {
+      OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest_name, 0),
+      OSSL_PARAM_construct_end(),
+  };
+  // A null key pointer means "keep the previous key" to EVP_MAC_init, so an empty key must
+  // still point somewhere.
+  const auto* key_data = reinterpret_cast<const unsigned char*>(key.empty() ? "" : key.data());
+  if (EVP_MAC_init(ctx.get(), key_data, key.size(), params) != 1) return std::nullopt;
+  for (std::string_view part : parts) {
+    if (EVP_MAC_update(ctx.get(), reinterpret_cast<const unsigned char*>(part.data()), part.size()) != 1) {
+      return std::nullopt;
+    }
+  }
+  Digest digest{};
+  std::size_t length = 0;
+  if (EVP_MAC_final(ctx.get(), digest.data(), &length, digest.size()) != 1 || length != digest.size()) {
+    return std::nullopt;
+  }
+  return digest;
+}
+
+std::string base64_encode(std::string_view bytes) {
+  std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');  // EVP_EncodeBlock writes a NUL
+  const int length = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                     reinterpret_cast<const unsigned char*>(bytes.data()),
+                                     static_cast<int>(bytes.size()));
+  out.resize(static_cast<std::size_t>(length));
+  return out;
+}
+
+// EVP_DecodeBlock skips whitespace, accepts '=' anywhere and counts padding as output bytes;
+// re-encoding and comparing keeps only the one canonical spelling of each key.
+std::optional<std::string> base64_decode_canonical(std::string_view text) {
+  if (text.size() % 4 != 0 || text.size() > INT_MAX) return std::nullopt;
+  std::string out(text.size() / 4 * 3, '\0');
+  const int length = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                     reinterpret_cast<const unsigned char*>(text.data()),
+                                     static_cast<int>(text.size()));
+  if (length < 0) return std::nullopt;
+  const std::size_t padding = text.ends_with("==") ? 2 : text.ends_with('=') ? 1 : 0;
+  if (static_cast<std::size_t>(length) < padding) return std::nullopt;
+  out.resize(static_cast<std::size_t>(length) - padding);
+  if (base64_encode(out) != text) return std::nullopt;
+  return out;
+}
+
+std::string sign(SignatureScheme scheme, std::string_view secret, std::string_view event_id,
+                 std::int64_t timestamp_s, std::string_view body) {
+  switch (scheme) {
+    case SignatureScheme::standard:
+      return standard_signature(secret, event_id, timestamp_s, body);
+    case SignatureScheme::hmac_sha256_hex:
+      return hmac_sha256_hex(secret, body);
+  }
+  return {};
+}
+
+}  // namespace
+
+std::string generate_secret() {
+  std::array<unsigned char, kSecretBytes> bytes{};
+  if (RAND_bytes(bytes.data(), static_cast<int>(bytes.size())) != 1) {
+    // Only possible when the OS cannot seed OpenSSL's generator; a guessable secret would be
+    // worse than stopping.
+    std::fputs("relay: RAND_bytes failed, cannot generate a secret\n", stderr);
+    std::abort();
+  }
+  return std::string(kSecretPrefix) +
+         base64_encode(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+}
+
+std::optional<std::string> secret_key_bytes(std::string_view secret) {
+  std::optional<std::string> key;
+  if (secret.starts_with(kSecretPrefix)) {
+    key = base64_decode_canonical(secret.substr(kSecretPrefix.size()));
+  } else {
+    key = std::string(secret);
+  }
+  if (key && key->empty()) return std::nullopt;
+  return key;
+}
+
+std::string standard_signature(std::string_view secret, std::string_view msg_id, std::int64_t timestamp_s,
+                               std::string_view body) {
+  const std::optional<std::string> key = secret_key_bytes(secret);
+  if (!key) return {};
+  const std::string timestamp = std::to_string(timestamp_s);
+  const std::optional<Digest> digest = hmac_sha256(*key, {msg_id, ".", timestamp, ".", body});
+  if (!digest) return {};
+  return "v1," + base64_encode(std::string_view(reinterpret_cast<const char*>(digest->data()), digest->size()));
+}
+
+std::string hmac_sha256_hex(std::string_view secret, std::string_view body) {
+  const std::optional<Digest> digest = hmac_sha256(secret, {body});
+  if (!digest) return {};
+  std::string hex;
+  hex.reserve(2 * digest->size());
+  boost::algorithm::hex_lower(digest->begin(), digest->end(), std::back_inserter(hex));
+  return hex;
+}
+
+void append_signature_headers(const Subscription& sub, std::string_view event_id, std::int64_t timestamp_s,
+                              std::string_view body, UnixMillis now, HeaderList& out) {
+  std::string value = sign(sub.signature_scheme, sub.secret, event_id, timestamp_s, body);
+  const bool rotating = !sub.previous_secret.empty() && now < sub.previous_secret_expires_at;
+  if (rotating) {
+    const std::string previous = sign(sub.signature_scheme, sub.previous_secret, event_id, timestamp_s, body);
+    if (!previous.empty()) {
+      if (!value.empty()) value += ' ';
+      value += previous;
+    }
+  }
+  // No usable secret: sending no signature lets the receiver reject the delivery outright.
+  if (value.empty()) return;
+  if (sub.signature_scheme == SignatureScheme::standard) {
+    out.emplace_back("webhook-signature", std::move(value));
+  } else {
+    out.emplace_back(sub.signature_header.empty() ? std::string(kDefaultHexHeader) : sub.signature_header,
+                     std::move(value));
+  }
+}
+
+}  // namespace relay

@@ -1,0 +1,52 @@
+#pragma once
+// Webhook signatures (spec section 3): what lets a receiver prove that a delivery came from relay
+// and was not altered. Two schemes:
+//  - standard (Standard Webhooks): `webhook-signature: v1,BASE64(HMAC-SHA256(key,
+//    "{webhook-id}.{webhook-timestamp}.{body}"))`, key = base64-decoded part after "whsec_", or
+//    the secret's raw bytes when it has no such prefix.
+//  - hmac_sha256_hex: lowercase HEX(HMAC-SHA256(secret's raw bytes, body)) in the subscription's
+//    own header, the scheme many existing receivers check.
+// During a secret rotation both schemes carry two values separated by one space, the new
+// secret's first: Standard Webhooks receivers try every signature in the list; for the hex
+// scheme there is no standard, and a space-separated pair is what receivers that split on
+// whitespace (the common "accept any of" check) handle, while a receiver that compares the whole
+// header against one value only still works outside rotations.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "relay/core/clock.h"
+#include "relay/model/subscription.h"
+
+namespace relay {
+
+using HeaderList = std::vector<std::pair<std::string, std::string>>;
+
+// A fresh secret: "whsec_" + base64 of 32 random bytes from OpenSSL's CSPRNG.
+std::string generate_secret();
+
+// The HMAC key of the standard scheme: the base64-decoded part after "whsec_", or the raw bytes
+// of a secret without that prefix. nullopt when the "whsec_" part is not canonical base64, or when
+// the key would be empty (an empty key makes signatures forgeable). The API validates secrets
+// with this before storing them.
+std::optional<std::string> secret_key_bytes(std::string_view secret);
+
+// "v1,BASE64(HMAC-SHA256(key, "{msg_id}.{timestamp_s}.{body}"))"; empty when secret_key_bytes
+// rejects the secret (never the case for a stored secret).
+std::string standard_signature(std::string_view secret, std::string_view msg_id, std::int64_t timestamp_s,
+                               std::string_view body);
+
+// Lowercase hex of HMAC-SHA256 keyed with the secret's raw bytes ("whsec_" included, if any).
+std::string hmac_sha256_hex(std::string_view secret, std::string_view body);
+
+// Appends the signature header(s) of one attempt for `sub` to `out`: `webhook-signature` for the
+// standard scheme, only `sub.signature_header` (default X-Webhook-Signature) for the hex scheme.
+// The previous secret also signs while `now < sub.previous_secret_expires_at`.
+void append_signature_headers(const Subscription& sub, std::string_view event_id, std::int64_t timestamp_s,
+                              std::string_view body, UnixMillis now, HeaderList& out);
+
+}  // namespace relay

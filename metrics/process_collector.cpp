@@ -1,6 +1,7 @@
 #include "metrics/process_collector.h"
 
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <charconv>
@@ -8,7 +9,6 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
-#include <limits>
 #include <sstream>
 #include <string>
 #include <system_error>
@@ -61,15 +61,11 @@ std::optional<ProcStat> read_proc_stat() {
   return stat;
 }
 
-std::optional<double> read_boot_time_seconds() {
-  std::ifstream in("/proc/stat");
-  std::string key;
-  double value = 0;
-  while (in >> key) {
-    if (key == "btime" && (in >> value)) return value;
-    in.ignore(std::numeric_limits<std::streamsize>::max(), '\n');
-  }
-  return std::nullopt;
+// Seconds on `clock`, e.g. CLOCK_BOOTTIME.
+std::optional<double> clock_seconds(clockid_t clock) {
+  timespec ts{};
+  if (clock_gettime(clock, &ts) != 0) return std::nullopt;
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
 }
 
 std::optional<double> count_open_fds() {
@@ -110,11 +106,14 @@ prometheus::MetricFamily single(std::string name, std::string help, prometheus::
 }  // namespace
 
 ProcessCollector::ProcessCollector() {
+  // The kernel gives the start time in ticks since boot. It is converted with the boot-time
+  // clock rather than /proc/stat's btime, which hardened units (systemd ProcSubset=pid) hide.
   const auto stat = read_proc_stat();
-  const auto boot = read_boot_time_seconds();
+  const auto since_boot = clock_seconds(CLOCK_BOOTTIME);
+  const auto now = clock_seconds(CLOCK_REALTIME);
   const long ticks = sysconf(_SC_CLK_TCK);
-  if (stat && boot && ticks > 0) {
-    start_time_seconds_ = *boot + stat->starttime_ticks / static_cast<double>(ticks);
+  if (stat && since_boot && now && ticks > 0) {
+    start_time_seconds_ = *now - (*since_boot - stat->starttime_ticks / static_cast<double>(ticks));
   }
 }
 

@@ -226,6 +226,7 @@ TEST_P(Config, BadConfigurationExits2WithOneLineAndWritesNothing) {
   const RelaydExit result = run_relayd_to_exit(args, bad.env);
   std::string text;
   for (const std::string& line : result.stderr_lines) text += line + "\n";
+  EXPECT_FALSE(result.started) << "relayd accepted the configuration: " << text;
   EXPECT_EQ(result.exit_code, 2) << text;
   EXPECT_EQ(result.stderr_lines.size(), 1u) << text;
   if (!result.stderr_lines.empty()) {
@@ -253,6 +254,8 @@ INSTANTIATE_TEST_SUITE_P(
         BadConfig{"BadDurability", with_keys({"--durability", "sometimes"}), {}, ""},
         BadConfig{"BadMaxInFlight", with_keys({"--max-in-flight", "lots"}), {}, ""},
         BadConfig{"BadCidr", with_keys({"--allow-cidr", "10.0.0.0/33"}), {}, ""},
+        BadConfig{"InitialRetryAboveMaxDelay", with_keys({"--retry-initial", "20m", "--retry-max-delay", "10m"}), {}, ""},
+        BadConfig{"BadListen", with_keys({"--listen", "nowhere"}), {}, ""},
         BadConfig{"FlagMissingValue", with_keys({"--retry-initial"}), {}, ""}),
     [](const ::testing::TestParamInfo<BadConfig>& info) { return info.param.name; });
 

@@ -326,6 +326,7 @@ RelaydExit run_relayd_to_exit(const std::vector<std::string>& args,
   std::array<std::string*, 2> sinks{&err_text, &out_text};
   const auto deadline = Clock::now() + timeout;
   bool timed_out = false;
+  bool started = false;
   int open_fds = 2;
   std::array<char, 8192> buffer;
   while (open_fds > 0) {
@@ -342,6 +343,10 @@ RelaydExit run_relayd_to_exit(const std::vector<std::string>& args,
       const ssize_t n = ::read(fds[i].fd, buffer.data(), buffer.size());
       if (n > 0) {
         sinks[i]->append(buffer.data(), static_cast<std::size_t>(n));
+        if (i == 0 && !started && err_text.find("\"listening\"") != std::string::npos) {
+          started = true;
+          ::kill(pid, SIGKILL);
+        }
       } else if (n == 0 || errno != EINTR) {
         ::close(fds[i].fd);
         fds[i].fd = -1;
@@ -356,6 +361,7 @@ RelaydExit run_relayd_to_exit(const std::vector<std::string>& args,
   RelaydExit result;
   const int code = reap(pid);
   result.exit_code = timed_out ? -1 : code;
+  result.started = started;
   std::string partial;
   split_lines(partial, err_text, result.stderr_lines);
   if (!partial.empty()) result.stderr_lines.push_back(partial);

@@ -109,12 +109,14 @@ class RelaydProcess {
 // What a relayd run that ends by itself produced (config error tests).
 struct RelaydExit {
   int exit_code = -1;                      // as RelaydProcess::wait_exit
+  bool started = false;                    // it logged "listening" (and was then killed)
   std::vector<std::string> stderr_lines;   // without trailing newlines
   std::string stdout_text;
 };
 
 // Runs relayd with exactly `args` (nothing added) and `env` (on top of the inherited
-// environment minus any RELAY_* variable) until it exits; killed after `timeout`.
+// environment minus any RELAY_* variable) until it exits. Killed after `timeout`, or as soon as
+// it logs "listening", so that a configuration it wrongly accepts fails the test quickly.
 RelaydExit run_relayd_to_exit(const std::vector<std::string>& args,
                               const std::map<std::string, std::string>& env = {},
                               std::chrono::milliseconds timeout = std::chrono::seconds(30));

@@ -1,0 +1,612 @@
+#!/usr/bin/env python3
+"""End-to-end check of relay's observability artefacts against a real relayd and a real Prometheus.
+
+    python3 tests/observability/prometheus_check.py --relayd build/relayd --source-dir .
+
+Steps (each failure is listed at the end; exit status 1 if there is any):
+  1. promtool: `check rules` on deploy/prometheus/alerts.yml, `test rules` on alerts_test.yml.
+  2. relayd on a free loopback port with a fresh data dir, a local subscriber answering 200 on
+     /ok, 500 on /fail and 410 on /gone, one subscription per path, events published through
+     the API (single, batch, a duplicate, a few 4xx) and a dead-letter redrive.
+  3. relayd's /metrics: `promtool check metrics` passes and every metric of spec section 5 is
+     exposed.
+  4. A real Prometheus (scrape interval 1s) scrapes relayd and loads alerts.yml. Through its HTTP
+     API: every alert rule loaded, parses as a query and evaluates without error; every
+     dashboard expression (template variables substituted) parses and returns data; every
+     dashboard variable query finds series.
+
+Only the Python standard library is used; `promtool` and `prometheus` come from Debian's
+`prometheus` package (or --promtool / --prometheus). Every started process and temporary
+directory is cleaned up on exit, also on Ctrl-C.
+"""
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+ADMIN_KEY = "obs-check-admin-7d41c9e2b05a"
+
+# Spec section 5: every family relayd must expose once it has seen traffic.
+SPEC_METRICS = {
+    "relay_http_requests_total": "counter",
+    "relay_events_ingested_total": "counter",
+    "relay_events_deduplicated_total": "counter",
+    "relay_deliveries_created_total": "counter",
+    "relay_delivery_attempts_total": "counter",
+    "relay_deliveries_succeeded_total": "counter",
+    "relay_deliveries_dead_total": "counter",
+    "relay_dlq_redriven_total": "counter",
+    "relay_http_request_duration_seconds": "histogram",
+    "relay_delivery_attempt_duration_seconds": "histogram",
+    "relay_delivery_latency_seconds": "histogram",
+    "relay_storage_commit_duration_seconds": "histogram",
+    "relay_storage_commit_batch_size": "histogram",
+    "relay_deliveries": "gauge",
+    "relay_oldest_pending_age_seconds": "gauge",
+    "relay_circuit_state": "gauge",
+    "relay_subscriptions": "gauge",
+    "relay_storage_bytes": "gauge",
+    "relay_build_info": "gauge",
+    "process_cpu_seconds_total": "counter",
+    "process_resident_memory_bytes": "gauge",
+    "process_open_fds": "gauge",
+    "process_start_time_seconds": "gauge",
+}
+
+# Grafana's built-in interval variables, as they would be with a 1s scrape interval.
+BUILTIN_VARIABLES = {
+    "__rate_interval": "1m",
+    "__interval": "1m",
+    "__interval_ms": "60000",
+    "__range": "5m",
+    "__range_s": "300",
+    "__range_ms": "300000",
+}
+
+
+def log(message):
+    print(message, flush=True)
+
+
+class Failures:
+    def __init__(self):
+        self.items = []
+
+    def add(self, what, detail):
+        self.items.append((what, detail))
+        log(f"  FAIL {what}: {detail}")
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http(method, url, body=None, headers=None, timeout=10):
+    """Returns (status, body text); never raises for HTTP error statuses."""
+    data = None
+    headers = dict(headers or {})
+    if body is not None:
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        headers.setdefault("Content-Type", "application/json")
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, response.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode("utf-8", "replace")
+
+
+def wait_until(what, deadline, probe, interval=0.5):
+    """Polls `probe` (an external process's state) until it returns a truthy value or the deadline."""
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        time.sleep(interval)
+
+
+# ---------------------------------------------------------------- subscriber
+
+class Subscriber:
+    """A webhook receiver: 200 on /ok, 500 on /fail, 410 on /gone; counts requests per path."""
+
+    STATUS = {"/ok": 200, "/fail": 500, "/gone": 410}
+
+    def __init__(self):
+        self.counts = {path: 0 for path in self.STATUS}
+        self.changed = threading.Condition()
+        subscriber = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                path = urllib.parse.urlsplit(self.path).path
+                status = subscriber.STATUS.get(path, 404)
+                self.send_response(status)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
+                with subscriber.changed:
+                    if path in subscriber.counts:
+                        subscriber.counts[path] += 1
+                    subscriber.changed.notify_all()
+
+            def log_message(self, *args):
+                pass
+
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+
+            def handle_error(self, request, client_address):
+                # relayd may drop a connection (attempt timeout, shutdown): not a failure here.
+                if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+                    super().handle_error(request, client_address)
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, path):
+        return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
+
+    def wait_for(self, path, count, timeout):
+        with self.changed:
+            return self.changed.wait_for(lambda: self.counts[path] >= count, timeout)
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+# ---------------------------------------------------------------- relayd
+
+class Relayd:
+    def __init__(self, binary, data_dir, extra_args, startup_timeout):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
+        args = [binary, "--listen", "127.0.0.1:0", "--data-dir", data_dir,
+                "--api-key", f"admin:{ADMIN_KEY}", "--allow-cidr", "127.0.0.0/8"] + extra_args
+        self.lines = []
+        self.port = None
+        self.listening = threading.Event()
+        self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.PIPE, env=env, text=True)
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+        if not self.listening.wait(startup_timeout) or self.port is None:
+            code = self.stop()
+            raise RuntimeError(f"relayd did not log \"listening\" (exit code {code}):\n" + self.log_tail())
+
+    def _read(self):
+        for line in self.process.stderr:
+            self.lines.append(line.rstrip("\n"))
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict) and record.get("msg") == "listening" and isinstance(record.get("port"), int):
+                self.port = record["port"]
+                self.listening.set()
+        self.listening.set()  # stderr closed: relayd exited
+
+    def url(self, path):
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def api(self, method, path, body=None, key=ADMIN_KEY, headers=None):
+        headers = dict(headers or {})
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        status, text = http(method, self.url(path), body, headers)
+        try:
+            return status, json.loads(text) if text else None
+        except ValueError:
+            return status, text
+
+    def log_tail(self, n=40):
+        return "\n".join(self.lines[-n:])
+
+    def stop(self):
+        """SIGTERM, then SIGKILL after a grace period; returns the exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.reader.join(timeout=5)
+        return self.process.returncode
+
+
+# ---------------------------------------------------------------- prometheus
+
+class Prometheus:
+    def __init__(self, binary, work_dir, relayd_port, rules_file, deadline):
+        self.port = free_port()
+        config = os.path.join(work_dir, "prometheus.yml")
+        with open(config, "w") as f:
+            f.write(
+                "global:\n"
+                "  scrape_interval: 1s\n"
+                "  scrape_timeout: 1s\n"
+                "  evaluation_interval: 1s\n"
+                "rule_files:\n"
+                f"  - {json.dumps(rules_file)}\n"
+                "scrape_configs:\n"
+                "  - job_name: relay\n"
+                "    static_configs:\n"
+                f"      - targets: [\"127.0.0.1:{relayd_port}\"]\n")
+        self.log_path = os.path.join(work_dir, "prometheus.log")
+        self.log_file = open(self.log_path, "w")
+        self.process = subprocess.Popen(
+            [binary, f"--config.file={config}", f"--storage.tsdb.path={os.path.join(work_dir, 'tsdb')}",
+             f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn"],
+            stdin=subprocess.DEVNULL, stdout=self.log_file, stderr=subprocess.STDOUT)
+        try:
+            wait_until("Prometheus to be ready", deadline, self._ready)
+        except (RuntimeError, TimeoutError):
+            self.stop()
+            raise
+
+    def _ready(self):
+        if self.process.poll() is not None:
+            raise RuntimeError(f"prometheus exited with {self.process.returncode}:\n{self.log_tail()}")
+        try:
+            return http("GET", self.url("/-/ready"), timeout=2)[0] == 200
+        except OSError:
+            return False
+
+    def url(self, path):
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def api(self, path, **params):
+        status, text = http("GET", self.url(path + "?" + urllib.parse.urlencode(params)))
+        try:
+            return json.loads(text)
+        except ValueError:
+            return {"status": "error", "error": f"HTTP {status}: {text[:200]}"}
+
+    def query(self, expr):
+        return self.api("/api/v1/query", query=expr)
+
+    def log_tail(self, n=30):
+        self.log_file.flush()
+        with open(self.log_path) as f:
+            return "".join(f.readlines()[-n:])
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log_file.close()
+
+
+# ---------------------------------------------------------------- dashboard
+
+def dashboard_queries(dashboard):
+    """(panel title, refId, expr) of every target of every panel, rows included."""
+    out = []
+
+    def walk(panels):
+        for panel in panels:
+            for target in panel.get("targets", []):
+                if target.get("expr"):
+                    out.append((panel.get("title", "?"), target.get("refId", "?"), target["expr"]))
+            walk(panel.get("panels", []))
+
+    walk(dashboard.get("panels", []))
+    return out
+
+
+def template_variables(dashboard):
+    return [v for v in dashboard.get("templating", {}).get("list", [])]
+
+
+def substitute(expr, variables):
+    """Replaces $name, ${name} and ${name:format} of known variables; leaves the others, such as
+    label_replace's ${1}, untouched."""
+    def replace(match):
+        return variables.get(match.group(1) or match.group(2), match.group(0))
+    return re.sub(r"\$\{(\w+)(?::[^}]*)?\}|\$(\w+)", replace, expr)
+
+
+def has_data(response):
+    if response.get("status") != "success":
+        return False
+    data = response.get("data", {})
+    if data.get("resultType") == "scalar":
+        return True
+    return bool(data.get("result"))
+
+
+# ---------------------------------------------------------------- steps
+
+def run(cmd, **kwargs):
+    return subprocess.run(cmd, capture_output=True, text=True, **kwargs)
+
+
+def check_promtool_rules(promtool, prometheus_dir, failures):
+    log("== promtool: alert rules")
+    alerts = os.path.join(prometheus_dir, "alerts.yml")
+    tests = os.path.join(prometheus_dir, "alerts_test.yml")
+    checked = run([promtool, "check", "rules", alerts])
+    if checked.returncode != 0:
+        failures.add("promtool check rules", (checked.stdout + checked.stderr).strip())
+    else:
+        log("  ok   " + " ".join(checked.stdout.split()))
+    tested = run([promtool, "test", "rules", tests])
+    if tested.returncode != 0:
+        failures.add("promtool test rules", (tested.stdout + tested.stderr).strip())
+    else:
+        log("  ok   promtool test rules alerts_test.yml")
+    match = re.search(r"(\d+) rules found", checked.stdout)
+    return int(match.group(1)) if match else None
+
+
+def create_subscriptions(relayd, subscriber, failures):
+    log("== relayd: subscriptions")
+    fast_retry = {"initial": "200ms", "max_delay": "500ms", "window": "3s"}
+    wanted = {
+        "ok": {"url": subscriber.url("/ok"), "event_types": ["meeting.*"], "description": "obs check: 200"},
+        "fail": {"url": subscriber.url("/fail"), "event_types": ["meeting.*"], "retry": fast_retry,
+                 "description": "obs check: 500"},
+        "gone": {"url": subscriber.url("/gone"), "event_types": ["meeting.*"], "description": "obs check: 410"},
+    }
+    ids = {}
+    for name, body in wanted.items():
+        status, answer = relayd.api("POST", "/v1/subscriptions", body)
+        if status != 201 or not isinstance(answer, dict) or "id" not in answer:
+            failures.add(f"POST /v1/subscriptions ({name})", f"status {status}: {answer}")
+            continue
+        ids[name] = answer["id"]
+        log(f"  ok   {name}: {answer['id']} -> {body['url']}")
+    return ids
+
+
+def publish(relayd, failures, count):
+    log("== relayd: events")
+    for i in range(count):
+        body = {"type": "meeting.completed",
+                "payload": {"bot_id": f"bot-{i}", "event": "complete", "data": {"duration_s": 1800 + i,
+                                                                               "speakers": ["Ada", "Grace"]}}}
+        status, answer = relayd.api("POST", "/v1/events", body)
+        if status != 202:
+            failures.add("POST /v1/events", f"status {status}: {answer}")
+            return
+    batch = {"events": [{"type": "meeting.started", "payload": {"n": n}} for n in range(5)]}
+    status, answer = relayd.api("POST", "/v1/events/batch", batch)
+    if status != 200:
+        failures.add("POST /v1/events/batch", f"status {status}: {answer}")
+    # A client id sent twice: the second is deduplicated.
+    for _ in range(2):
+        relayd.api("POST", "/v1/events", {"type": "meeting.left", "payload": {}, "id": "obs-check-dedup-1"})
+    # Some 4xx for the error panels.
+    relayd.api("GET", "/v1/events/evt_does_not_exist")
+    relayd.api("POST", "/v1/events", {"type": "meeting.completed", "payload": {}}, key=None)
+    relayd.api("POST", "/v1/events", b"{not json", headers={"Content-Type": "application/json"})
+    log(f"  ok   {count} single events, a batch of 5, a duplicate, three 4xx requests")
+
+
+def redrive(relayd, gone_id, deadline, failures):
+    log("== relayd: dead-letter queue")
+
+    def dead_deliveries():
+        status, answer = relayd.api("GET", f"/v1/dlq?subscription_id={gone_id}&limit=10")
+        return status == 200 and isinstance(answer, dict) and answer.get("items")
+
+    try:
+        wait_until("dead deliveries in GET /v1/dlq", deadline, dead_deliveries)
+    except TimeoutError as error:
+        failures.add("dead-letter queue", str(error))
+        return
+    status, answer = relayd.api("POST", "/v1/dlq/retry", {"subscription_id": gone_id})
+    if status != 200 or not isinstance(answer, dict) or not answer.get("retried"):
+        failures.add("POST /v1/dlq/retry", f"status {status}: {answer}")
+    else:
+        log(f"  ok   redrove {answer['retried']} dead deliveries")
+
+
+def check_exposition(relayd, promtool, failures):
+    log("== relayd /metrics")
+    status, text = http("GET", relayd.url("/metrics"))
+    if status != 200:
+        failures.add("GET /metrics", f"status {status}")
+        return
+    checked = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True)
+    findings = (checked.stdout + checked.stderr).strip()
+    if checked.returncode != 0 or findings:
+        failures.add("promtool check metrics", findings or f"exit {checked.returncode}")
+    else:
+        log("  ok   promtool check metrics")
+    types = dict(re.findall(r"^# TYPE (\S+) (\S+)$", text, re.M))
+    for name, kind in SPEC_METRICS.items():
+        if name not in types:
+            failures.add("exposition", f"{name} missing")
+        elif types[name] != kind:
+            failures.add("exposition", f"{name} is a {types[name]}, expected {kind}")
+    log(f"  ok   {len(types)} families exposed" if all(n in types for n in SPEC_METRICS) else "  (see above)")
+
+
+def check_rules(prometheus, expected_count, deadline, failures):
+    log("== Prometheus: alert rules")
+
+    def evaluated_rules():
+        answer = prometheus.api("/api/v1/rules")
+        rules = [r for g in answer.get("data", {}).get("groups", []) for r in g.get("rules", [])]
+        # Every rule has been evaluated at least once (lastEvaluation is set).
+        if rules and all(not r.get("lastEvaluation", "").startswith("0001") for r in rules):
+            return rules
+        return None
+
+    try:
+        rules = wait_until("alert rules to be evaluated", deadline, evaluated_rules)
+    except TimeoutError as error:
+        failures.add("rules", f"{error}; Prometheus log:\n{prometheus.log_tail()}")
+        return
+    if expected_count is not None and len(rules) != expected_count:
+        failures.add("rules", f"Prometheus loaded {len(rules)} rules, promtool found {expected_count}")
+    for rule in rules:
+        name = rule.get("name")
+        if rule.get("health") == "err":
+            failures.add(f"rule {name}", f"evaluation error: {rule.get('lastError')}")
+        answer = prometheus.query(rule["query"])
+        if answer.get("status") != "success":
+            failures.add(f"rule {name}", f"query failed: {answer.get('error')}")
+    log(f"  ok   {len(rules)} rules loaded and evaluated" if rules else "  no rules")
+
+
+def check_dashboard(prometheus, dashboard, deadline, failures):
+    log("== Prometheus: dashboard expressions")
+    variables = dict(BUILTIN_VARIABLES)
+    for var in template_variables(dashboard):
+        if var.get("type") in ("query", "custom", "textbox", "constant", "interval"):
+            variables[var["name"]] = var.get("allValue") or ".*"
+    queries = [(title, ref, expr, substitute(expr, variables)) for title, ref, expr in dashboard_queries(dashboard)]
+    leftover = [(t, r, q) for t, r, _, q in queries if re.search(r"\$(?!\{\d)", q)]
+    for title, ref, expr in leftover:
+        failures.add(f"panel '{title}' {ref}", f"unsubstituted variable in {expr}")
+
+    # Parse errors are final; empty results may fill as Prometheus scrapes more, so they are
+    # re-queried until the deadline.
+    pending = {}
+    for index, (title, ref, _, expr) in enumerate(queries):
+        answer = prometheus.query(expr)
+        if answer.get("status") != "success":
+            failures.add(f"panel '{title}' {ref}", f"does not parse: {answer.get('error')}\n      {expr}")
+        else:
+            pending[index] = expr
+    while True:
+        empty = [i for i, expr in pending.items() if not has_data(prometheus.query(expr))]
+        if not empty or time.monotonic() >= deadline:
+            break
+        time.sleep(1)
+    for index in empty:
+        title, ref, _, expr = queries[index]
+        failures.add(f"panel '{title}' {ref}", f"returns no data\n      {expr}")
+    log(f"  ok   {len(pending) - len(empty)} of {len(queries)} expressions parse and return data")
+
+    log("== Prometheus: dashboard variables")
+    for var in template_variables(dashboard):
+        if var.get("type") != "query":
+            continue
+        definition = var.get("definition") or var.get("query", {}).get("query", "")
+        match = re.fullmatch(r"\s*label_values\(\s*(.+?)\s*,\s*(\w+)\s*\)\s*", definition)
+        if not match:
+            failures.add(f"variable {var['name']}", f"unsupported query {definition!r}")
+            continue
+        selector, label = substitute(match.group(1), variables), match.group(2)
+        answer = prometheus.api("/api/v1/series", **{"match[]": selector})
+        values = {s.get(label) for s in answer.get("data", []) if s.get(label)} if answer.get("status") == "success" else set()
+        if not values:
+            failures.add(f"variable {var['name']}", f"no values of {label} in {selector}: {answer.get('error', '')}")
+        else:
+            log(f"  ok   ${var['name']}: {sorted(values)}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--relayd", required=True, help="path of the relayd binary")
+    parser.add_argument("--source-dir", required=True, help="repository root (holds deploy/)")
+    parser.add_argument("--promtool", default=shutil.which("promtool") or "promtool")
+    parser.add_argument("--prometheus", default=shutil.which("prometheus") or "prometheus")
+    parser.add_argument("--timeout", type=float, default=120, help="seconds for the whole run's waits")
+    parser.add_argument("--events", type=int, default=30, help="single events to publish")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    args = parser.parse_args()
+
+    deploy = os.path.join(os.path.abspath(args.source_dir), "deploy")
+    prometheus_dir = os.path.join(deploy, "prometheus")
+    for tool in (args.promtool, args.prometheus, args.relayd):
+        if not (os.path.isfile(tool) and os.access(tool, os.X_OK)):
+            log(f"error: {tool} is not an executable file")
+            return 2
+    with open(os.path.join(deploy, "grafana", "relay-dashboard.json")) as f:
+        dashboard = json.load(f)
+
+    # SIGTERM (e.g. from CTest's timeout) unwinds like Ctrl-C so that cleanup runs.
+    def interrupted(*_):
+        raise KeyboardInterrupt()
+    signal.signal(signal.SIGTERM, interrupted)
+
+    failures = Failures()
+    deadline = time.monotonic() + args.timeout
+    rule_count = check_promtool_rules(args.promtool, prometheus_dir, failures)
+
+    with contextlib.ExitStack() as cleanup:
+        work_dir = tempfile.mkdtemp(prefix="relay-obs-check-")
+        if args.keep:
+            log(f"keeping {work_dir}")
+        else:
+            cleanup.callback(shutil.rmtree, work_dir, ignore_errors=True)
+
+        subscriber = Subscriber()
+        cleanup.callback(subscriber.close)
+        relayd_exit = {}
+
+        relayd = None
+        try:
+            # Short global retry timings so that failing deliveries die within the run.
+            relayd = Relayd(args.relayd, os.path.join(work_dir, "data"),
+                            ["--retry-initial", "200ms", "--retry-max-delay", "500ms", "--retry-window", "3s"],
+                            startup_timeout=max(1.0, deadline - time.monotonic()))
+            cleanup.callback(lambda: relayd_exit.setdefault("code", relayd.stop()))
+            log(f"relayd listening on 127.0.0.1:{relayd.port}")
+
+            prometheus = Prometheus(args.prometheus, work_dir, relayd.port,
+                                    os.path.join(prometheus_dir, "alerts.yml"), deadline)
+            cleanup.callback(prometheus.stop)
+            log(f"prometheus listening on 127.0.0.1:{prometheus.port}")
+
+            ids = create_subscriptions(relayd, subscriber, failures)
+            publish(relayd, failures, args.events)
+            if not subscriber.wait_for("/ok", args.events, max(0.0, deadline - time.monotonic())):
+                failures.add("deliveries", f"/ok received {subscriber.counts['/ok']} of {args.events}")
+            if "gone" in ids:
+                redrive(relayd, ids["gone"], deadline, failures)
+            check_exposition(relayd, args.promtool, failures)
+            check_rules(prometheus, rule_count, deadline, failures)
+            check_dashboard(prometheus, dashboard, deadline, failures)
+        except (RuntimeError, TimeoutError, OSError) as error:
+            failures.add("run", str(error))
+        log(f"subscriber received {subscriber.counts}")
+        if failures.items and relayd is not None:
+            log("---- relayd log (last lines)\n" + relayd.log_tail())
+
+    if relayd_exit.get("code") not in (0, None):
+        log(f"note: relayd exited with {relayd_exit['code']} on SIGTERM (expected 0)")
+    log("")
+    if failures.items:
+        log(f"FAILED: {len(failures.items)} problem(s)")
+        for what, detail in failures.items:
+            log(f"  - {what}: {detail}")
+        return 1
+    log("PASSED")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,67 @@
+#pragma once
+// Egress safety (spec section 3): decides whether a resolved address may be contacted.
+//
+// relay POSTs to URLs that API users choose, so without this check anyone with an admin key
+// could make relayd reach loopback services, the cloud metadata endpoint or the private
+// network. The check runs on every address curl is about to connect to (after DNS), so a
+// public-looking hostname that resolves to 127.0.0.1 is refused too.
+
+#include <sys/socket.h>
+
+#include <boost/asio/ip/address.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "relay/core/result.h"
+
+namespace relay {
+
+// An IPv4 or IPv6 network such as "10.0.0.0/8" or "fd00::/8".
+struct Cidr {
+  boost::asio::ip::address network;  // host bits are zero
+  unsigned prefix_length = 0;
+
+  // True when `addr` lies in the network. IPv4-mapped IPv6 addresses (::ffff:a.b.c.d) are
+  // matched as the IPv4 address they carry, so "127.0.0.0/8" also covers ::ffff:127.0.0.1.
+  bool contains(const boost::asio::ip::address& addr) const;
+  std::string to_string() const;  // canonical, e.g. "10.0.0.0/8"
+};
+
+// Parses "ADDR/LEN" (or a bare address, taken as a single host). Host bits set in ADDR are an
+// error ("10.0.0.1/8") because they usually mean a typo in a flag. Errc::invalid_field on
+// failure, with a message fit for the startup error line.
+Result<Cidr> parse_cidr(std::string_view text);
+
+// Why an address is not a public unicast destination, e.g. "loopback" or "metadata";
+// nullopt for an ordinary public address. IPv4-mapped and other IPv4-embedding IPv6 forms
+// (NAT64 64:ff9b::/96, 6to4 2002::/16) are judged by the IPv4 address inside.
+std::optional<std::string_view> special_purpose_kind(const boost::asio::ip::address& addr);
+
+// The configured policy: --allow-private-networks and --allow-cidr.
+struct DestinationPolicy {
+  bool allow_private_networks = false;
+  std::vector<Cidr> allow_cidrs;
+};
+
+struct DestinationVerdict {
+  bool allowed = true;
+  std::string reason;  // when refused: "127.0.0.1 is loopback"
+};
+
+class DestinationGuard {
+ public:
+  explicit DestinationGuard(DestinationPolicy policy);
+
+  DestinationVerdict check(const boost::asio::ip::address& addr) const;
+  // For a sockaddr handed over by curl; anything but AF_INET/AF_INET6 is refused.
+  DestinationVerdict check(const sockaddr* addr, socklen_t len) const;
+
+  bool allowed(const boost::asio::ip::address& addr) const { return check(addr).allowed; }
+
+ private:
+  DestinationPolicy policy_;
+};
+
+}  // namespace relay

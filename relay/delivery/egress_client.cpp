@@ -1,0 +1,565 @@
+#include "relay/delivery/egress_client.h"
+
+#include <curl/curl.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <boost/asio/post.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <stdexcept>
+#include <unordered_map>
+
+namespace relay {
+namespace {
+
+using Steady = std::chrono::steady_clock;
+
+// Idle easy handles kept for reuse; each holds buffers worth keeping warm between attempts.
+constexpr std::size_t kMaxIdleEasyHandles = 64;
+
+std::int64_t elapsed_ms(Steady::time_point since) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(Steady::now() - since).count();
+}
+
+bool has_header(const std::vector<std::pair<std::string, std::string>>& headers,
+                const char* name) {
+  return std::any_of(headers.begin(), headers.end(),
+                     [&](const auto& h) { return strcasecmp(h.first.c_str(), name) == 0; });
+}
+
+// A header line with CR, LF or NUL would let a subscription's static headers smuggle extra
+// headers or a second request onto the wire; curl sends slist entries verbatim.
+bool header_is_safe(const std::pair<std::string, std::string>& header) {
+  const auto bad = [](char c) { return c == '\r' || c == '\n' || c == '\0'; };
+  return !header.first.empty() && header.first.find(':') == std::string::npos &&
+         std::none_of(header.first.begin(), header.first.end(), bad) &&
+         std::none_of(header.second.begin(), header.second.end(), bad);
+}
+
+AttemptOutcome classify_status(long status) {
+  if (status >= 200 && status < 300) return AttemptOutcome::success;
+  if (status >= 400 && status < 500) return AttemptOutcome::http_4xx;
+  if (status >= 500 && status < 600) return AttemptOutcome::http_5xx;
+  return AttemptOutcome::other;  // 1xx as final, 3xx (redirects are not followed), nonsense
+}
+
+AttemptOutcome classify_error(CURLcode code) {
+  switch (code) {
+    case CURLE_OPERATION_TIMEDOUT:
+      return AttemptOutcome::timeout;
+    case CURLE_COULDNT_RESOLVE_HOST:
+      return AttemptOutcome::dns_error;
+    case CURLE_COULDNT_CONNECT:
+      return AttemptOutcome::connect_error;
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_SSL_ENGINE_NOTFOUND:
+    case CURLE_SSL_ENGINE_SETFAILED:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_USE_SSL_FAILED:
+    case CURLE_SSL_ENGINE_INITFAILED:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_SHUTDOWN_FAILED:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+    case CURLE_SSL_CLIENTCERT:
+      return AttemptOutcome::tls_error;
+    default:
+      return AttemptOutcome::other;
+  }
+}
+
+}  // namespace
+
+class EgressClient::Impl : public std::enable_shared_from_this<EgressClient::Impl> {
+ public:
+  Impl(boost::asio::io_context& io, EgressOptions options);
+  ~Impl();
+
+  void send(EgressRequest request, Callback done);
+  void cancel_all();
+  void shutdown();
+  std::size_t in_flight() const { return in_flight_.load(std::memory_order_relaxed); }
+
+ private:
+  // A socket curl asked us to watch. The fd belongs to curl (or to our open/close socket
+  // callbacks); the descriptor only borrows it and is always release()d, never closed.
+  struct Watch {
+    explicit Watch(boost::asio::io_context& io, curl_socket_t s) : descriptor(io), fd(s) {}
+    ~Watch() {
+      if (descriptor.is_open()) descriptor.release();
+    }
+    boost::asio::posix::stream_descriptor descriptor;
+    curl_socket_t fd;
+    int wanted = 0;  // CURL_POLL_IN / CURL_POLL_OUT / CURL_POLL_INOUT
+    bool reading = false;
+    bool writing = false;
+    bool active = true;  // false once curl stopped caring; late completions are ignored
+  };
+
+  // One attempt in flight.
+  struct Transfer {
+    CURL* easy = nullptr;
+    Impl* owner = nullptr;
+    EgressRequest request;
+    Callback done;
+    curl_slist* headers = nullptr;
+    Steady::time_point started;
+    std::string excerpt;
+    std::size_t body_bytes = 0;
+    bool body_over_cap = false;
+    std::string blocked_reason;  // set when the guard refused an address
+    char error_buffer[CURL_ERROR_SIZE] = {};
+  };
+
+  // curl callbacks (C linkage-compatible statics; they never throw).
+  static int on_socket(CURL* easy, curl_socket_t s, int what, void* userp, void* socketp);
+  static int on_timer(CURLM* multi, long timeout_ms, void* userp);
+  static curl_socket_t on_open_socket(void* clientp, curlsocktype purpose, curl_sockaddr* addr);
+  static int on_close_socket(void* clientp, curl_socket_t fd);
+  static std::size_t on_write(char* data, std::size_t size, std::size_t count, void* userp);
+
+  int watch(curl_socket_t fd, int what);
+  void forget(curl_socket_t fd);
+  void arm(const std::shared_ptr<Watch>& w);
+  void on_ready(const std::shared_ptr<Watch>& w, int direction, boost::system::error_code ec);
+  void start_timer(long timeout_ms);
+  void socket_action(curl_socket_t fd, int mask);
+  void drain_messages();
+  bool configure(Transfer& t);
+  EgressResponse make_response(Transfer& t, CURLcode result);
+  void release(std::unique_ptr<Transfer> t);
+  void fail_now(Callback done, std::string error, Steady::time_point started);
+
+  boost::asio::io_context& io_;
+  EgressOptions options_;
+  DestinationGuard guard_;
+  CURLM* multi_ = nullptr;
+  boost::asio::steady_timer timer_;
+  std::unordered_map<curl_socket_t, std::shared_ptr<Watch>> watches_;
+  std::unordered_map<CURL*, std::unique_ptr<Transfer>> transfers_;
+  std::vector<CURL*> idle_easies_;
+  std::atomic<std::size_t> in_flight_{0};
+  bool shut_down_ = false;
+};
+
+EgressClient::Impl::Impl(boost::asio::io_context& io, EgressOptions options)
+    : io_(io), options_(std::move(options)), guard_(options_.destinations), timer_(io) {
+  // Thread-safe and reference-counted since curl 7.84.
+  if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+    throw std::runtime_error("curl_global_init failed");
+  }
+  multi_ = curl_multi_init();
+  if (multi_ == nullptr) {
+    curl_global_cleanup();
+    throw std::runtime_error("curl_multi_init failed");
+  }
+  curl_multi_setopt(multi_, CURLMOPT_SOCKETFUNCTION, &Impl::on_socket);
+  curl_multi_setopt(multi_, CURLMOPT_SOCKETDATA, this);
+  curl_multi_setopt(multi_, CURLMOPT_TIMERFUNCTION, &Impl::on_timer);
+  curl_multi_setopt(multi_, CURLMOPT_TIMERDATA, this);
+  curl_multi_setopt(multi_, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
+  if (options_.max_connections_per_host > 0) {
+    curl_multi_setopt(multi_, CURLMOPT_MAX_HOST_CONNECTIONS,
+                      static_cast<long>(options_.max_connections_per_host));
+  }
+  if (options_.max_cached_connections > 0) {
+    curl_multi_setopt(multi_, CURLMOPT_MAXCONNECTS, static_cast<long>(options_.max_cached_connections));
+  }
+}
+
+EgressClient::Impl::~Impl() { shutdown(); }
+
+void EgressClient::Impl::shutdown() {
+  if (shut_down_) return;
+  shut_down_ = true;
+  timer_.cancel();
+  for (auto& [easy, t] : transfers_) {
+    curl_multi_remove_handle(multi_, easy);
+    curl_easy_cleanup(easy);
+    curl_slist_free_all(t->headers);
+  }
+  transfers_.clear();
+  in_flight_.store(0);
+  for (CURL* easy : idle_easies_) curl_easy_cleanup(easy);
+  idle_easies_.clear();
+  // Closes the cached connections through on_close_socket, which still needs `this`.
+  curl_multi_cleanup(multi_);
+  multi_ = nullptr;
+  for (auto& [fd, w] : watches_) {
+    w->active = false;
+    if (w->descriptor.is_open()) w->descriptor.release();
+  }
+  watches_.clear();
+  curl_global_cleanup();
+}
+
+// --- socket and timer plumbing -------------------------------------------------------------
+
+int EgressClient::Impl::on_socket(CURL*, curl_socket_t s, int what, void* userp, void*) {
+  auto* self = static_cast<Impl*>(userp);
+  try {
+    if (what == CURL_POLL_REMOVE) {
+      self->forget(s);
+      return 0;
+    }
+    return self->watch(s, what);
+  } catch (...) {
+    return -1;  // curl aborts the transfers using this socket
+  }
+}
+
+int EgressClient::Impl::watch(curl_socket_t fd, int what) {
+  auto it = watches_.find(fd);
+  if (it == watches_.end()) {
+    auto w = std::make_shared<Watch>(io_, fd);
+    boost::system::error_code ec;
+    w->descriptor.assign(fd, ec);
+    if (ec) return -1;
+    it = watches_.emplace(fd, std::move(w)).first;
+  }
+  it->second->wanted = what;
+  arm(it->second);
+  return 0;
+}
+
+void EgressClient::Impl::forget(curl_socket_t fd) {
+  auto it = watches_.find(fd);
+  if (it == watches_.end()) return;
+  it->second->active = false;
+  // release() cancels the pending waits and takes the fd out of epoll without closing it.
+  if (it->second->descriptor.is_open()) it->second->descriptor.release();
+  watches_.erase(it);
+}
+
+void EgressClient::Impl::arm(const std::shared_ptr<Watch>& w) {
+  std::weak_ptr<Impl> weak = weak_from_this();
+  if ((w->wanted & CURL_POLL_IN) && !w->reading) {
+    w->reading = true;
+    w->descriptor.async_wait(boost::asio::posix::stream_descriptor::wait_read,
+                             [weak, w](boost::system::error_code ec) {
+                               w->reading = false;
+                               if (auto self = weak.lock()) self->on_ready(w, CURL_CSELECT_IN, ec);
+                             });
+  }
+  if ((w->wanted & CURL_POLL_OUT) && !w->writing) {
+    w->writing = true;
+    w->descriptor.async_wait(boost::asio::posix::stream_descriptor::wait_write,
+                             [weak, w](boost::system::error_code ec) {
+                               w->writing = false;
+                               if (auto self = weak.lock()) self->on_ready(w, CURL_CSELECT_OUT, ec);
+                             });
+  }
+}
+
+void EgressClient::Impl::on_ready(const std::shared_ptr<Watch>& w, int direction,
+                                  boost::system::error_code ec) {
+  if (!w->active || shut_down_ || ec == boost::asio::error::operation_aborted) return;
+  const int wanted_flag = direction == CURL_CSELECT_IN ? CURL_POLL_IN : CURL_POLL_OUT;
+  if (!(w->wanted & wanted_flag)) return;  // curl changed its mind; it re-arms through on_socket
+  socket_action(w->fd, ec ? CURL_CSELECT_ERR : direction);
+  // A failed wait would fail again at once; curl has been told and will drop the socket.
+  if (!ec && w->active && !shut_down_) arm(w);
+}
+
+int EgressClient::Impl::on_timer(CURLM*, long timeout_ms, void* userp) {
+  auto* self = static_cast<Impl*>(userp);
+  try {
+    self->start_timer(timeout_ms);
+    return 0;
+  } catch (...) {
+    return -1;
+  }
+}
+
+void EgressClient::Impl::start_timer(long timeout_ms) {
+  if (timeout_ms < 0) {
+    timer_.cancel();
+    return;
+  }
+  // Even a 0 ms timeout goes through the io_context: curl must not be re-entered from here.
+  timer_.expires_after(std::chrono::milliseconds(timeout_ms));
+  std::weak_ptr<Impl> weak = weak_from_this();
+  timer_.async_wait([weak](boost::system::error_code ec) {
+    if (ec) return;
+    if (auto self = weak.lock(); self && !self->shut_down_) {
+      self->socket_action(CURL_SOCKET_TIMEOUT, 0);
+    }
+  });
+}
+
+void EgressClient::Impl::socket_action(curl_socket_t fd, int mask) {
+  int running = 0;
+  curl_multi_socket_action(multi_, fd, mask, &running);
+  drain_messages();
+}
+
+void EgressClient::Impl::drain_messages() {
+  int queued = 0;
+  while (CURLMsg* msg = curl_multi_info_read(multi_, &queued)) {
+    if (msg->msg != CURLMSG_DONE) continue;
+    // msg dies with curl_multi_remove_handle; copy what we need first.
+    CURL* easy = msg->easy_handle;
+    const CURLcode result = msg->data.result;
+    auto it = transfers_.find(easy);
+    if (it == transfers_.end()) continue;
+    std::unique_ptr<Transfer> t = std::move(it->second);
+    transfers_.erase(it);
+    EgressResponse response = make_response(*t, result);
+    Callback done = std::move(t->done);
+    release(std::move(t));
+    boost::asio::post(io_, [done = std::move(done), response = std::move(response)]() mutable {
+      done(std::move(response));
+    });
+  }
+}
+
+// --- per-transfer callbacks ----------------------------------------------------------------
+
+curl_socket_t EgressClient::Impl::on_open_socket(void* clientp, curlsocktype purpose,
+                                                 curl_sockaddr* addr) {
+  auto* t = static_cast<Transfer*>(clientp);
+  if (purpose != CURLSOCKTYPE_IPCXN) return CURL_SOCKET_BAD;
+  try {
+    DestinationVerdict verdict = t->owner->guard_.check(&addr->addr, addr->addrlen);
+    if (!verdict.allowed) {
+      // curl tries the host's other addresses; the reason survives if all are refused.
+      t->blocked_reason = std::move(verdict.reason);
+      return CURL_SOCKET_BAD;
+    }
+  } catch (...) {
+    return CURL_SOCKET_BAD;
+  }
+  const int fd = ::socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
+  return fd < 0 ? CURL_SOCKET_BAD : fd;
+}
+
+int EgressClient::Impl::on_close_socket(void* clientp, curl_socket_t fd) {
+  auto* self = static_cast<Impl*>(clientp);
+  try {
+    self->forget(fd);  // before close: the fd number may be reused at once
+  } catch (...) {
+  }
+  return ::close(fd);
+}
+
+std::size_t EgressClient::Impl::on_write(char* data, std::size_t size, std::size_t count,
+                                         void* userp) {
+  auto* t = static_cast<Transfer*>(userp);
+  const std::size_t n = size * count;
+  const std::size_t keep_limit = t->owner->options_.max_kept_body;
+  try {
+    if (t->excerpt.size() < keep_limit) {
+      t->excerpt.append(data, std::min(n, keep_limit - t->excerpt.size()));
+    }
+  } catch (...) {
+    return 0;
+  }
+  t->body_bytes += n;
+  if (t->body_bytes > t->owner->options_.max_read_body) {
+    // Aborting closes the connection; the status already received still decides the outcome.
+    t->body_over_cap = true;
+    return 0;
+  }
+  return n;
+}
+
+// --- send / complete -----------------------------------------------------------------------
+
+bool EgressClient::Impl::configure(Transfer& t) {
+  CURL* e = t.easy;
+  const EgressRequest& r = t.request;
+  for (const auto& header : r.headers) {
+    const std::string line = header.first + ": " + header.second;
+    curl_slist* next = curl_slist_append(t.headers, line.c_str());
+    if (next == nullptr) return false;
+    t.headers = next;
+  }
+  // Suppress what curl would add on its own: Expect: 100-continue costs a round trip (or a
+  // 1 s stall against servers that ignore it), and Accept / the form Content-Type are not ours.
+  for (const char* name : {"Expect", "Accept", "Content-Type"}) {
+    if (has_header(r.headers, name)) continue;
+    curl_slist* next = curl_slist_append(t.headers, (std::string(name) + ":").c_str());
+    if (next == nullptr) return false;
+    t.headers = next;
+  }
+  const char* body = r.body ? r.body->data() : "";
+  const curl_off_t body_size = r.body ? static_cast<curl_off_t>(r.body->size()) : 0;
+
+  bool ok = true;
+  const auto set = [&](CURLoption option, auto value) {
+    ok = ok && curl_easy_setopt(e, option, value) == CURLE_OK;
+  };
+  set(CURLOPT_URL, r.url.c_str());
+  set(CURLOPT_PRIVATE, static_cast<void*>(&t));
+  set(CURLOPT_ERRORBUFFER, t.error_buffer);
+  set(CURLOPT_NOSIGNAL, 1L);
+  // An attempt that times out or is cancelled while its DNS lookup runs would otherwise join
+  // the resolver thread, stalling the io thread for as long as the DNS server takes.
+  set(CURLOPT_QUICK_EXIT, 1L);
+  set(CURLOPT_PROTOCOLS_STR, "http,https");
+  set(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+  set(CURLOPT_FOLLOWLOCATION, 0L);
+  // No proxy from the environment: the guard must see the real destination.
+  set(CURLOPT_PROXY, "");
+  set(CURLOPT_SSL_VERIFYPEER, 1L);
+  set(CURLOPT_SSL_VERIFYHOST, 2L);
+  set(CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_2TLS));
+  // Wait for an existing connection to say whether it multiplexes before opening another.
+  set(CURLOPT_PIPEWAIT, 1L);
+  set(CURLOPT_POST, 1L);
+  set(CURLOPT_POSTFIELDSIZE_LARGE, body_size);
+  set(CURLOPT_POSTFIELDS, body);
+  set(CURLOPT_HTTPHEADER, t.headers);
+  set(CURLOPT_USERAGENT, options_.user_agent.c_str());
+  set(CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(std::max<std::int64_t>(options_.connect_timeout_ms, 1)));
+  if (r.timeout_ms > 0) set(CURLOPT_TIMEOUT_MS, static_cast<long>(r.timeout_ms));
+  set(CURLOPT_WRITEFUNCTION, &Impl::on_write);
+  set(CURLOPT_WRITEDATA, static_cast<void*>(&t));
+  set(CURLOPT_OPENSOCKETFUNCTION, &Impl::on_open_socket);
+  set(CURLOPT_OPENSOCKETDATA, static_cast<void*>(&t));
+  // Connections outlive transfers in the cache, so closing reports to the client itself.
+  set(CURLOPT_CLOSESOCKETFUNCTION, &Impl::on_close_socket);
+  set(CURLOPT_CLOSESOCKETDATA, static_cast<void*>(this));
+  return ok;
+}
+
+void EgressClient::Impl::send(EgressRequest request, Callback done) {
+  const Steady::time_point started = Steady::now();
+  if (shut_down_) return;
+  if (!std::all_of(request.headers.begin(), request.headers.end(), header_is_safe)) {
+    fail_now(std::move(done), "invalid header name or value", started);
+    return;
+  }
+  CURL* easy = nullptr;
+  if (!idle_easies_.empty()) {
+    easy = idle_easies_.back();
+    idle_easies_.pop_back();
+  } else {
+    easy = curl_easy_init();
+  }
+  if (easy == nullptr) {
+    fail_now(std::move(done), "curl_easy_init failed", started);
+    return;
+  }
+  auto t = std::make_unique<Transfer>();
+  t->easy = easy;
+  t->owner = this;
+  t->request = std::move(request);
+  t->done = std::move(done);
+  t->started = started;
+  if (!configure(*t)) {
+    Callback cb = std::move(t->done);
+    release(std::move(t));
+    fail_now(std::move(cb), "could not configure the request", started);
+    return;
+  }
+  Transfer* raw = t.get();
+  transfers_.emplace(easy, std::move(t));
+  in_flight_.store(transfers_.size(), std::memory_order_relaxed);
+  if (curl_multi_add_handle(multi_, easy) != CURLM_OK) {
+    auto node = transfers_.extract(easy);
+    Callback cb = std::move(raw->done);
+    release(std::move(node.mapped()));
+    fail_now(std::move(cb), "curl_multi_add_handle failed", started);
+  }
+}
+
+EgressResponse EgressClient::Impl::make_response(Transfer& t, CURLcode result) {
+  EgressResponse response;
+  response.duration_ms = elapsed_ms(t.started);
+  long status = 0;
+  curl_easy_getinfo(t.easy, CURLINFO_RESPONSE_CODE, &status);
+  response.http_status = static_cast<int>(status);
+  response.body_excerpt = std::move(t.excerpt);
+  curl_header* retry_after = nullptr;
+  if (status > 0 &&
+      curl_easy_header(t.easy, "Retry-After", 0, CURLH_HEADER, -1, &retry_after) == CURLHE_OK) {
+    response.retry_after = retry_after->value;
+  }
+
+  if (status > 0 && (result == CURLE_OK || (result == CURLE_WRITE_ERROR && t.body_over_cap))) {
+    response.outcome = classify_status(status);
+    if (response.outcome == AttemptOutcome::other) {
+      response.error = "unexpected HTTP status " + std::to_string(status) +
+                       (status >= 300 && status < 400 ? " (redirects are not followed)" : "");
+    }
+    return response;
+  }
+  if (!t.blocked_reason.empty() && result == CURLE_COULDNT_CONNECT) {
+    response.outcome = AttemptOutcome::blocked_destination;
+    response.error = "destination refused: " + t.blocked_reason;
+    return response;
+  }
+  response.outcome = classify_error(result);
+  response.error = t.error_buffer[0] != '\0' ? std::string(t.error_buffer)
+                                             : std::string(curl_easy_strerror(result));
+  return response;
+}
+
+void EgressClient::Impl::release(std::unique_ptr<Transfer> t) {
+  if (multi_ != nullptr) curl_multi_remove_handle(multi_, t->easy);  // OK if never added
+  curl_slist_free_all(t->headers);
+  t->headers = nullptr;
+  in_flight_.store(transfers_.size(), std::memory_order_relaxed);
+  if (idle_easies_.size() < kMaxIdleEasyHandles) {
+    // reset drops every option, and with them our pointers into `t`.
+    curl_easy_reset(t->easy);
+    idle_easies_.push_back(t->easy);
+  } else {
+    curl_easy_cleanup(t->easy);
+  }
+}
+
+void EgressClient::Impl::fail_now(Callback done, std::string error, Steady::time_point started) {
+  EgressResponse response;
+  response.outcome = AttemptOutcome::other;
+  response.error = std::move(error);
+  response.duration_ms = elapsed_ms(started);
+  boost::asio::post(io_, [done = std::move(done), response = std::move(response)]() mutable {
+    done(std::move(response));
+  });
+}
+
+void EgressClient::Impl::cancel_all() {
+  std::vector<std::unique_ptr<Transfer>> cancelled;
+  for (auto& [easy, t] : transfers_) cancelled.push_back(std::move(t));
+  transfers_.clear();
+  for (auto& t : cancelled) {
+    EgressResponse response;
+    response.outcome = AttemptOutcome::other;
+    response.cancelled = true;
+    response.error = "cancelled";
+    response.duration_ms = elapsed_ms(t->started);
+    Callback done = std::move(t->done);
+    release(std::move(t));
+    boost::asio::post(io_, [done = std::move(done), response = std::move(response)]() mutable {
+      done(std::move(response));
+    });
+  }
+}
+
+// --- public facade -------------------------------------------------------------------------
+
+EgressClient::EgressClient(boost::asio::io_context& io, EgressOptions options)
+    : impl_(std::make_shared<Impl>(io, std::move(options))) {}
+
+EgressClient::~EgressClient() { impl_->shutdown(); }
+
+void EgressClient::send(EgressRequest request, Callback done) {
+  impl_->send(std::move(request), std::move(done));
+}
+
+std::size_t EgressClient::in_flight() const { return impl_->in_flight(); }
+
+void EgressClient::cancel_all() { impl_->cancel_all(); }
+
+}  // namespace relay

@@ -1,0 +1,338 @@
+// EgressClient against a real TestSubscriber over loopback TCP. The io_context runs on the
+// test's thread, driven until the awaited callback has fired.
+
+#include "relay/delivery/egress_client.h"
+
+#include <gtest/gtest.h>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <chrono>
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "tests/support/test_subscriber.h"
+
+namespace relay {
+namespace {
+
+using namespace std::chrono_literals;
+using test::Reply;
+using test::TestSubscriber;
+
+// Only a safety net so that a broken build fails instead of hanging; nothing waits for it.
+constexpr auto kGiveUp = 60s;
+
+EgressOptions loopback_allowed() {
+  EgressOptions options;
+  options.destinations.allow_cidrs.push_back(parse_cidr("127.0.0.0/8").value());
+  return options;
+}
+
+EgressRequest post(std::string url, std::string body = "{}") {
+  EgressRequest request;
+  request.url = std::move(url);
+  request.headers = {{"Content-Type", "application/json"}};
+  request.body = std::make_shared<const std::string>(std::move(body));
+  request.timeout_ms = 30000;
+  return request;
+}
+
+class EgressClientTest : public ::testing::Test {
+ protected:
+  // Runs the io_context until `done()` holds.
+  void run_until(const std::function<bool()>& done) {
+    const auto give_up = std::chrono::steady_clock::now() + kGiveUp;
+    while (!done()) {
+      ASSERT_LT(std::chrono::steady_clock::now(), give_up) << "event never happened";
+      io_.run_one_for(100ms);
+    }
+  }
+
+  // Sends one request and runs the io_context until its callback fired.
+  EgressResponse send(EgressClient& client, EgressRequest request) {
+    std::optional<EgressResponse> response;
+    client.send(std::move(request), [&](EgressResponse r) { response = std::move(r); });
+    run_until([&] { return response.has_value(); });
+    return response.value_or(EgressResponse{});
+  }
+
+  boost::asio::io_context io_;
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_{io_.get_executor()};
+  TestSubscriber sub_;
+};
+
+TEST_F(EgressClientTest, PostsBodyAndHeadersExactly) {
+  EgressClient client(io_, loopback_allowed());
+  sub_.enqueue("/hook", Reply::ok("thanks"));
+  const std::string body =
+      R"({"type":"calendar.sync_events","data":{"calendar_id":"c_1","affected_event_uuids":["a","b"]}})";
+  EgressRequest request = post(sub_.url("/hook?tenant=7"), body);
+  request.headers.emplace_back("webhook-id", "evt_123");
+  request.headers.emplace_back("X-Relay-Attempt", "1");
+
+  const EgressResponse response = send(client, request);
+
+  EXPECT_EQ(response.outcome, AttemptOutcome::success);
+  EXPECT_EQ(response.http_status, 200);
+  EXPECT_EQ(response.body_excerpt, "thanks");
+  EXPECT_TRUE(response.error.empty()) << response.error;
+  EXPECT_FALSE(response.retry_after.has_value());
+  EXPECT_GE(response.duration_ms, 0);
+  EXPECT_EQ(client.in_flight(), 0u);
+
+  const auto requests = sub_.requests();
+  ASSERT_EQ(requests.size(), 1u);
+  const test::RecordedRequest& seen = requests[0];
+  EXPECT_EQ(seen.method, "POST");
+  EXPECT_EQ(seen.target, "/hook?tenant=7");
+  EXPECT_EQ(seen.path, "/hook");
+  EXPECT_EQ(seen.body, body);
+  EXPECT_EQ(seen.header("content-type"), "application/json");
+  EXPECT_EQ(seen.header("Webhook-Id"), "evt_123");
+  EXPECT_EQ(seen.header("x-relay-attempt"), "1");
+  EXPECT_EQ(seen.header("User-Agent"), "relay/" RELAY_VERSION);
+  EXPECT_EQ(seen.header("Content-Length"), std::to_string(body.size()));
+  EXPECT_FALSE(seen.header("Expect").has_value());
+  EXPECT_FALSE(seen.header("Accept").has_value());
+}
+
+TEST_F(EgressClientTest, ServerErrorIsHttp5xxWithBodyExcerpt) {
+  EgressClient client(io_, loopback_allowed());
+  sub_.enqueue(Reply::status(500, "database down"));
+  const EgressResponse response = send(client, post(sub_.url("/")));
+  EXPECT_EQ(response.outcome, AttemptOutcome::http_5xx);
+  EXPECT_EQ(response.http_status, 500);
+  EXPECT_EQ(response.body_excerpt, "database down");
+}
+
+TEST_F(EgressClientTest, GoneIsHttp4xx) {
+  EgressClient client(io_, loopback_allowed());
+  sub_.enqueue(Reply::status(410));
+  const EgressResponse response = send(client, post(sub_.url("/")));
+  EXPECT_EQ(response.outcome, AttemptOutcome::http_4xx);
+  EXPECT_EQ(response.http_status, 410);
+}
+
+TEST_F(EgressClientTest, RedirectIsNotFollowed) {
+  EgressClient client(io_, loopback_allowed());
+  sub_.enqueue("/old", Reply::status(302).header("Location", sub_.url("/new")));
+  const EgressResponse response = send(client, post(sub_.url("/old")));
+  EXPECT_EQ(response.outcome, AttemptOutcome::other);
+  EXPECT_EQ(response.http_status, 302);
+  EXPECT_NE(response.error.find("redirect"), std::string::npos) << response.error;
+  // A follow would have been made before the callback fired.
+  EXPECT_EQ(sub_.request_count(), 1u);
+  EXPECT_TRUE(sub_.requests("/new").empty());
+}
+
+TEST_F(EgressClientTest, RetryAfterIsCaptured) {
+  EgressClient client(io_, loopback_allowed());
+  sub_.enqueue(Reply::status(503).header("Retry-After", "7"));
+  sub_.enqueue(Reply::status(429).header("Retry-After", "Wed, 21 Oct 2015 07:28:00 GMT"));
+
+  const EgressResponse unavailable = send(client, post(sub_.url("/")));
+  EXPECT_EQ(unavailable.outcome, AttemptOutcome::http_5xx);
+  EXPECT_EQ(unavailable.retry_after, "7");
+
+  const EgressResponse limited = send(client, post(sub_.url("/")));
+  EXPECT_EQ(limited.outcome, AttemptOutcome::http_4xx);
+  EXPECT_EQ(limited.http_status, 429);
+  EXPECT_EQ(limited.retry_after, "Wed, 21 Oct 2015 07:28:00 GMT");
+}
+
+TEST_F(EgressClientTest, BlackholedSubscriberTimesOutWhileHealthyOneAnswers) {
+  EgressClient client(io_, loopback_allowed());
+  TestSubscriber dead;
+  dead.respond(Reply::blackhole());
+
+  std::optional<EgressResponse> slow;
+  EgressRequest slow_request = post(dead.url("/"));
+  slow_request.timeout_ms = 3000;
+  client.send(slow_request, [&](EgressResponse r) { slow = std::move(r); });
+  run_until([&] { return dead.request_count() == 1; });  // the slow one is now stuck
+
+  std::optional<EgressResponse> fast;
+  client.send(post(sub_.url("/")), [&](EgressResponse r) { fast = std::move(r); });
+  run_until([&] { return fast.has_value() || slow.has_value(); });
+  ASSERT_TRUE(fast.has_value()) << "the healthy subscriber waited behind the dead one";
+  EXPECT_EQ(fast->outcome, AttemptOutcome::success);
+  EXPECT_FALSE(slow.has_value());
+  EXPECT_EQ(client.in_flight(), 1u);
+
+  run_until([&] { return slow.has_value(); });
+  EXPECT_EQ(slow->outcome, AttemptOutcome::timeout);
+  EXPECT_EQ(slow->http_status, 0);
+  EXPECT_FALSE(slow->error.empty());
+  EXPECT_EQ(client.in_flight(), 0u);
+}
+
+TEST_F(EgressClientTest, ConnectionClosedWithoutAnswerIsAnError) {
+  EgressClient client(io_, loopback_allowed());
+  sub_.enqueue(Reply::close_connection());
+  const EgressResponse response = send(client, post(sub_.url("/")));
+  EXPECT_EQ(response.outcome, AttemptOutcome::other);
+  EXPECT_EQ(response.http_status, 0);
+  EXPECT_FALSE(response.error.empty());
+}
+
+TEST_F(EgressClientTest, ConnectionRefusedIsConnectError) {
+  std::uint16_t closed_port = 0;
+  {
+    boost::asio::ip::tcp::acceptor probe(
+        io_, {boost::asio::ip::make_address_v4("127.0.0.1"), 0});  // bound, never listening
+    closed_port = probe.local_endpoint().port();
+  }
+  EgressClient client(io_, loopback_allowed());
+  const EgressResponse response =
+      send(client, post("http://127.0.0.1:" + std::to_string(closed_port) + "/"));
+  EXPECT_EQ(response.outcome, AttemptOutcome::connect_error) << response.error;
+}
+
+TEST_F(EgressClientTest, ResponseExcerptIsCapped) {
+  EgressClient client(io_, loopback_allowed());
+  std::string big;
+  for (int i = 0; big.size() < 10000; ++i) big += std::to_string(i) + ",";
+  sub_.enqueue(Reply::status(400, big));
+  const EgressResponse response = send(client, post(sub_.url("/")));
+  EXPECT_EQ(response.outcome, AttemptOutcome::http_4xx);
+  EXPECT_EQ(response.body_excerpt, big.substr(0, 2048));
+}
+
+TEST_F(EgressClientTest, HugeBodyIsReadUpToTheCapThenTheConnectionCloses) {
+  EgressOptions options = loopback_allowed();
+  options.max_read_body = 64 * 1024;
+  EgressClient client(io_, options);
+  const std::string huge(4 * 1024 * 1024, 'x');
+  sub_.enqueue(Reply::ok(huge));
+
+  const EgressResponse first = send(client, post(sub_.url("/")));
+  EXPECT_EQ(first.outcome, AttemptOutcome::success) << first.error;
+  EXPECT_EQ(first.http_status, 200);
+  EXPECT_EQ(first.body_excerpt, huge.substr(0, 2048));
+
+  const EgressResponse second = send(client, post(sub_.url("/")));
+  EXPECT_EQ(second.outcome, AttemptOutcome::success);
+  const auto requests = sub_.requests();
+  ASSERT_EQ(requests.size(), 2u);
+  EXPECT_NE(requests[0].connection_id, requests[1].connection_id);
+}
+
+TEST_F(EgressClientTest, SequentialRequestsReuseOneConnection) {
+  EgressClient client(io_, loopback_allowed());
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(send(client, post(sub_.url("/"), std::to_string(i))).outcome, AttemptOutcome::success);
+  }
+  const auto requests = sub_.requests();
+  ASSERT_EQ(requests.size(), 4u);
+  for (const auto& r : requests) EXPECT_EQ(r.connection_id, requests[0].connection_id);
+  EXPECT_EQ(sub_.connections_accepted(), 1u);
+}
+
+TEST_F(EgressClientTest, ConcurrentRequestsAllComplete) {
+  EgressClient client(io_, loopback_allowed());
+  constexpr int kCount = 25;
+  int completed = 0;
+  int succeeded = 0;
+  for (int i = 0; i < kCount; ++i) {
+    client.send(post(sub_.url("/n" + std::to_string(i))), [&](EgressResponse r) {
+      ++completed;
+      if (r.outcome == AttemptOutcome::success) ++succeeded;
+    });
+  }
+  EXPECT_EQ(client.in_flight(), static_cast<std::size_t>(kCount));
+  run_until([&] { return completed == kCount; });
+  EXPECT_EQ(succeeded, kCount);
+  EXPECT_EQ(client.in_flight(), 0u);
+  EXPECT_EQ(sub_.request_count(), static_cast<std::size_t>(kCount));
+}
+
+TEST_F(EgressClientTest, LoopbackIsBlockedByDefault) {
+  EgressClient client(io_, EgressOptions{});
+  const EgressResponse response = send(client, post(sub_.url("/")));
+  EXPECT_EQ(response.outcome, AttemptOutcome::blocked_destination);
+  EXPECT_EQ(response.http_status, 0);
+  EXPECT_NE(response.error.find("127.0.0.1 is loopback"), std::string::npos) << response.error;
+  EXPECT_EQ(sub_.connections_accepted(), 0u);
+}
+
+TEST_F(EgressClientTest, HostnameResolvingToLoopbackIsBlocked) {
+  EgressClient client(io_, EgressOptions{});
+  const EgressResponse response =
+      send(client, post("http://localhost:" + std::to_string(sub_.port()) + "/"));
+  EXPECT_EQ(response.outcome, AttemptOutcome::blocked_destination) << response.error;
+  EXPECT_EQ(sub_.connections_accepted(), 0u);
+}
+
+TEST_F(EgressClientTest, AllowCidrAndAllowPrivateNetworksLetLoopbackThrough) {
+  {
+    EgressClient client(io_, loopback_allowed());
+    EXPECT_EQ(send(client, post("http://localhost:" + std::to_string(sub_.port()) + "/")).outcome,
+              AttemptOutcome::success);
+  }
+  EgressOptions open;
+  open.destinations.allow_private_networks = true;
+  EgressClient client(io_, open);
+  EXPECT_EQ(send(client, post(sub_.url("/"))).outcome, AttemptOutcome::success);
+  EXPECT_EQ(sub_.request_count(), 2u);
+}
+
+TEST_F(EgressClientTest, UnresolvableHostIsDnsError) {
+  EgressClient client(io_, loopback_allowed());
+  const EgressResponse response = send(client, post("http://relay-egress-test.invalid/"));
+  EXPECT_EQ(response.outcome, AttemptOutcome::dns_error) << response.error;
+}
+
+TEST_F(EgressClientTest, TlsHandshakeWithPlainHttpServerIsTlsError) {
+  EgressClient client(io_, loopback_allowed());
+  const EgressResponse response =
+      send(client, post("https://127.0.0.1:" + std::to_string(sub_.port()) + "/"));
+  EXPECT_EQ(response.outcome, AttemptOutcome::tls_error) << response.error;
+}
+
+TEST_F(EgressClientTest, OnlyHttpAndHttpsAreSpoken) {
+  EgressClient client(io_, loopback_allowed());
+  const EgressResponse response = send(client, post("file:///etc/passwd"));
+  EXPECT_EQ(response.outcome, AttemptOutcome::other);
+  EXPECT_TRUE(response.body_excerpt.empty());
+}
+
+TEST_F(EgressClientTest, HeaderWithLineBreakIsRefusedBeforeSending) {
+  EgressClient client(io_, loopback_allowed());
+  EgressRequest request = post(sub_.url("/"));
+  request.headers.emplace_back("X-Static", "a\r\nX-Injected: 1");
+  const EgressResponse response = send(client, request);
+  EXPECT_EQ(response.outcome, AttemptOutcome::other);
+  EXPECT_FALSE(response.error.empty());
+  EXPECT_EQ(sub_.connections_accepted(), 0u);
+}
+
+TEST_F(EgressClientTest, CancelAllEndsRunningAttempts) {
+  EgressClient client(io_, loopback_allowed());
+  sub_.respond(Reply::blackhole());
+  std::optional<EgressResponse> response;
+  client.send(post(sub_.url("/")), [&](EgressResponse r) { response = std::move(r); });
+  run_until([&] { return sub_.request_count() == 1; });
+  client.cancel_all();
+  EXPECT_EQ(client.in_flight(), 0u);
+  run_until([&] { return response.has_value(); });
+  EXPECT_TRUE(response->cancelled);
+  EXPECT_EQ(response->outcome, AttemptOutcome::other);
+}
+
+TEST_F(EgressClientTest, DestroyingTheClientAbandonsAttemptsWithoutCallbacks) {
+  sub_.respond(Reply::blackhole());
+  bool called = false;
+  {
+    EgressClient client(io_, loopback_allowed());
+    client.send(post(sub_.url("/")), [&](EgressResponse) { called = true; });
+    run_until([&] { return sub_.request_count() == 1; });
+  }
+  io_.poll();  // whatever the client left queued runs now and must not touch it
+  EXPECT_FALSE(called);
+}
+
+}  // namespace
+}  // namespace relay

@@ -4,6 +4,7 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -48,6 +49,14 @@ std::size_t outcome_index(AttemptOutcome outcome) {
     if (kOutcomes[i] == outcome) return i;
   }
   return kOutcomes.size() - 1;  // `other`
+}
+
+// Clients choose the method string, so anything outside the standard set shares one series.
+std::string_view method_label(std::string_view method) {
+  for (std::string_view known : {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}) {
+    if (method == known) return known;
+  }
+  return "other";
 }
 
 template <typename T>
@@ -213,7 +222,7 @@ RelayMetrics::~RelayMetrics() = default;
 
 void RelayMetrics::http_request(std::string_view route, std::string_view method, int code, double seconds) {
   Histogram* duration = nullptr;
-  impl_->requests_series(route, method, code, duration).Increment();
+  impl_->requests_series(route, method_label(method), code, duration).Increment();
   duration->Observe(seconds);
 }
 

@@ -29,7 +29,8 @@ class RelayMetrics {
   RelayMetrics(const RelayMetrics&) = delete;
   RelayMetrics& operator=(const RelayMetrics&) = delete;
 
-  // Ingress: one answered request. `route` is the matched route template or "other".
+  // Ingress: one answered request. `route` is the matched route template (or a fixed word such
+  // as "unmatched"); a method outside GET/HEAD/POST/PUT/PATCH/DELETE/OPTIONS is counted as "other".
   void http_request(std::string_view route, std::string_view method, int code, double seconds);
 
   void events_ingested(std::uint64_t n);

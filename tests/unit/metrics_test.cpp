@@ -177,6 +177,17 @@ TEST(MetricsTest, HttpRequestsAreLabelledByRouteMethodAndCode) {
   EXPECT_EQ(s.at("relay_http_request_duration_seconds_count{route=\"/v1/subscriptions/{id}\"}"), 1);
 }
 
+TEST(MetricsTest, NonStandardMethodsShareOneSeries) {
+  RelayMetrics metrics("1.2.3");
+  metrics.http_request("unmatched", "BREW", 405, 0.001);
+  metrics.http_request("unmatched", "PROPFIND", 405, 0.001);
+  metrics.http_request("rejected", "", 400, 0);
+  const auto s = samples(metrics.scrape());
+  EXPECT_EQ(s.at("relay_http_requests_total{code=\"405\",method=\"other\",route=\"unmatched\"}"), 2);
+  EXPECT_EQ(s.at("relay_http_requests_total{code=\"400\",method=\"other\",route=\"rejected\"}"), 1);
+  EXPECT_EQ(s.count("relay_http_requests_total{code=\"405\",method=\"BREW\",route=\"unmatched\"}"), 0u);
+}
+
 TEST(MetricsTest, AttemptsAreLabelledBySubscriptionAndOutcomeName) {
   RelayMetrics metrics("1.2.3");
   const std::vector<std::pair<AttemptOutcome, std::string>> outcomes{

@@ -1,0 +1,25 @@
+#pragma once
+// Maps each request to its route, checks the API key and its scope, answers health, readiness
+// and metrics, and records relay_http_requests_total / relay_http_request_duration_seconds
+// with the route template (never the concrete path) as label.
+
+#include <boost/asio/awaitable.hpp>
+
+#include "relay/api/api_context.h"
+#include "relay/http/http_server.h"
+
+namespace relay {
+
+class ApiRouter {
+ public:
+  explicit ApiRouter(ApiContext& context) : context_(context) {}
+
+  boost::asio::awaitable<HttpResponse> handle(HttpRequest request);
+  // For requests refused while reading (oversize, malformed): the error JSON, counted too.
+  HttpResponse reject(int status);
+
+ private:
+  ApiContext& context_;
+};
+
+}  // namespace relay

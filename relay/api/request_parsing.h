@@ -1,0 +1,34 @@
+#pragma once
+// Validation of API input: JSON bodies, subscription fields, query parameters. Every function
+// returns a clear invalid_json / invalid_field error and never a partially applied value.
+
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+
+#include "relay/core/result.h"
+#include "relay/http/http_server.h"
+#include "relay/model/subscription.h"
+#include "storage/mutations.h"
+
+namespace relay {
+
+// The body as a JSON object (415 for a non-JSON Content-Type, 400 for bad JSON or a non-object).
+Result<nlohmann::json> parse_json_object(const HttpRequest& request);
+
+// One event of POST /v1/events or of a batch; `idempotency_key` is the header, if any.
+Result<mutations::NewEvent> parse_new_event(const nlohmann::json& body, std::string_view idempotency_key);
+
+// Applies the fields present in `body` to `sub` (all of them on create, some on PATCH).
+// On error `sub` is unchanged.
+Status apply_subscription_fields(const nlohmann::json& body, Subscription& sub, bool creating);
+
+// Query string parameters, percent-decoded. Error for a malformed query.
+Result<std::map<std::string, std::string>> parse_query(std::string_view target);
+
+// RFC 3339 / ISO 8601 UTC time ("2026-11-26T10:00:00Z", fraction optional) or Unix
+// milliseconds as digits.
+std::optional<UnixMillis> parse_time(std::string_view text);
+
+}  // namespace relay

@@ -1,0 +1,150 @@
+#include "relay/app/relay_app.h"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <openssl/rand.h>
+
+#include "metrics/relay_metrics.h"
+#include "relay/api/api_context.h"
+#include "relay/api/api_router.h"
+#include "relay/delivery/delivery_scheduler.h"
+#include "relay/delivery/destination_guard.h"
+#include "relay/delivery/egress_client.h"
+#include "relay/delivery/retention_cleaner.h"
+#include "relay/http/http_server.h"
+#include "storage/keys.h"
+#include "storage/queries.h"
+
+namespace relay {
+
+namespace asio = boost::asio;
+
+namespace {
+
+constexpr auto kStorageGaugeInterval = std::chrono::seconds(10);
+
+DestinationPolicy destination_policy(const Config& config) {
+  DestinationPolicy policy;
+  policy.allow_private_networks = config.allow_private_networks || config.dev;
+  for (const auto& text : config.allow_cidrs) {
+    auto cidr = parse_cidr(text);
+    if (!cidr) throw ConfigError("invalid value '" + text + "' for --allow-cidr: expected an address range such as 10.0.0.0/8");
+    policy.allow_cidrs.push_back(*cidr);
+  }
+  return policy;
+}
+
+// Development mode: one admin key per data directory, made once and printed at every start.
+Config with_dev_key(Config config) {
+  if (!config.dev || !config.api_keys.empty()) return config;
+  const auto path = std::filesystem::path(config.data_dir) / "dev-api-key";
+  std::string key;
+  if (std::ifstream in(path); in) std::getline(in, key);
+  if (key.size() < 8) {
+    unsigned char random[16];
+    RAND_bytes(random, sizeof random);
+    key = keys::format_id("dev_", std::string_view(reinterpret_cast<const char*>(random), sizeof random));
+    std::ofstream(path) << key << "\n";
+    std::filesystem::permissions(path, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  }
+  config.api_keys.push_back({ApiScope::admin, key});
+  std::cout << "relayd development mode: admin API key " << key << " (kept in " << path.string() << ")" << std::endl;
+  return config;
+}
+
+void publish_storage_bytes(asio::io_context& io, asio::thread_pool& pool, Store& store, RelayMetrics& metrics,
+                           asio::steady_timer& timer) {
+  asio::post(pool, [&store, &metrics] { metrics.set_storage_bytes(store.sst_bytes(), store.wal_bytes()); });
+  timer.expires_after(kStorageGaugeInterval);
+  timer.async_wait([&](const boost::system::error_code& ec) {
+    if (!ec) publish_storage_bytes(io, pool, store, metrics, timer);
+  });
+}
+
+}  // namespace
+
+int run_relay(const Config& base_config) {
+  const DestinationPolicy destinations = destination_policy(base_config);
+  const auto listen_address = [&] {
+    boost::system::error_code ec;
+    auto address = asio::ip::make_address(base_config.listen_host, ec);
+    if (ec) throw ConfigError("invalid value '" + base_config.listen_host + "' for --listen: expected an IP address");
+    return address;
+  }();
+  (void)listen_address;
+
+  std::filesystem::create_directories(base_config.data_dir);
+  const Config config = with_dev_key(base_config);
+  Logger logger(config.log_level);
+  SystemClock clock;
+
+  auto store = Store::open(StoreOptions{config.data_dir, config.sync_writes});
+  RelayMetrics metrics(RELAY_VERSION);
+  CommitPipeline pipeline(*store, [&metrics](double seconds, std::size_t commands) {
+    metrics.storage_commit(seconds, commands);
+  });
+  SubscriptionRegistry subscriptions(queries::subscriptions(*store));
+  keys::IdGenerator ids(clock, store->instance_id());
+
+  asio::io_context io(1);
+  asio::thread_pool blocking_pool(2);
+  std::atomic<bool> draining{false};
+
+  EgressOptions egress_options;
+  egress_options.destinations = destinations;
+  egress_options.connect_timeout_ms = config.connect_timeout_ms;
+  EgressClient egress(io, egress_options);
+
+  SchedulerOptions scheduler_options;
+  scheduler_options.retry = RetryPolicy{config.retry_initial_ms, config.retry_max_delay_ms, config.retry_window_ms};
+  scheduler_options.attempt_timeout_ms = config.attempt_timeout_ms;
+  scheduler_options.max_in_flight = config.max_in_flight;
+  DeliveryScheduler scheduler(io, scheduler_options, clock, logger, *store, pipeline, subscriptions, egress, metrics,
+                              blocking_pool);
+  RetentionCleaner cleaner(io, RetentionOptions{config.retention_ms, config.dlq_retention_ms}, clock, logger, *store,
+                           pipeline, blocking_pool, [&scheduler](std::size_t n) { scheduler.dead_removed(n); });
+
+  ApiContext context{config, clock, logger, *store, pipeline, subscriptions, ids, metrics, scheduler, blocking_pool,
+                     draining};
+  ApiRouter router(context);
+  HttpServer server(
+      io, HttpServerOptions{config.max_body_bytes},
+      [&router](HttpRequest request) { return router.handle(std::move(request)); },
+      [&router](int status) { return router.reject(status); });
+  const auto endpoint = server.listen(config.listen_host, config.listen_port);
+
+  asio::signal_set signals(io, SIGTERM, SIGINT);
+  signals.async_wait([&](const boost::system::error_code& ec, int signal) {
+    if (ec) return;
+    logger.info("shutting down", {{"signal", signal}, {"grace_ms", config.shutdown_grace_ms}});
+    draining = true;
+    server.stop();
+    cleaner.stop();
+    scheduler.drain(std::chrono::milliseconds(config.shutdown_grace_ms), [&io] { io.stop(); });
+  });
+
+  asio::steady_timer storage_timer(io);
+  publish_storage_bytes(io, blocking_pool, *store, metrics, storage_timer);
+  scheduler.start(nullptr);
+  cleaner.start();
+  server.start();
+  logger.info("listening", {{"address", endpoint.address().to_string()},
+                            {"port", endpoint.port()},
+                            {"data_dir", config.data_dir},
+                            {"durability", config.sync_writes ? "fsync" : "buffered"},
+                            {"subscriptions", subscriptions.snapshot()->all().size()}});
+  io.run();
+
+  blocking_pool.join();
+  pipeline.stop();
+  logger.info("stopped");
+  return 0;
+}
+
+}  // namespace relay

@@ -1,0 +1,572 @@
+#include "relay/delivery/delivery_scheduler.h"
+
+#include <algorithm>
+#include <boost/asio/post.hpp>
+#include <limits>
+
+#include "metrics/relay_metrics.h"
+#include "relay/core/async_bridge.h"
+#include "relay/delivery/signature.h"
+#include "storage/keys.h"
+#include "storage/mutations.h"
+#include "storage/queries.h"
+#include "storage/records.h"
+
+namespace relay {
+
+namespace asio = boost::asio;
+
+namespace {
+
+constexpr UnixMillis kNever = std::numeric_limits<UnixMillis>::max();
+constexpr std::int64_t kTickMs = 1'000;
+// After a failed write of an attempt record the delivery is tried again this much later.
+constexpr std::int64_t kStorageRetryMs = 5'000;
+
+std::string successor(std::string key) {
+  key.push_back('\0');
+  return key;
+}
+
+}  // namespace
+
+struct DeliveryScheduler::Lane {
+  std::deque<std::string> ready;  // due delivery ids, oldest first; may hold forgotten ids
+  std::uint32_t in_flight = 0;
+  double tokens = 0;
+  UnixMillis tokens_at = 0;
+  std::uint32_t consecutive_failures = 0;
+  CircuitState circuit = CircuitState::closed;
+  UnixMillis probe_at = 0;
+  bool in_turn_order = false;
+};
+
+struct DeliveryScheduler::LoadResult {
+  std::vector<std::pair<std::string, Item>> items;  // (schedule key, item)
+  std::string next_cursor;
+  bool reached_end = true;
+};
+
+DeliveryScheduler::DeliveryScheduler(asio::io_context& io, SchedulerOptions options, const Clock& clock,
+                                     Logger& logger, Store& store, CommitPipeline& pipeline,
+                                     SubscriptionRegistry& subscriptions, EgressClient& egress, RelayMetrics& metrics,
+                                     asio::thread_pool& blocking_pool)
+    : io_(io),
+      options_(options),
+      clock_(clock),
+      logger_(logger),
+      store_(store),
+      pipeline_(pipeline),
+      subscriptions_(subscriptions),
+      egress_(egress),
+      metrics_(metrics),
+      blocking_pool_(blocking_pool),
+      wake_timer_(io),
+      tick_timer_(io),
+      drain_timer_(io),
+      random_(std::random_device{}()),
+      alive_(std::make_shared<bool>(true)) {}
+
+DeliveryScheduler::~DeliveryScheduler() { *alive_ = false; }
+
+void DeliveryScheduler::start(std::function<void()> ready) {
+  asio::post(blocking_pool_, [this, alive = alive_, ready = std::move(ready)]() mutable {
+    const std::uint64_t scheduled = queries::count_keys(store_, Family::schedule);
+    const std::uint64_t dead = queries::count_keys(store_, Family::dead_letters);
+    asio::post(io_, [this, alive, scheduled, dead, ready = std::move(ready)] {
+      if (!*alive) return;
+      scheduled_total_ += scheduled;
+      dead_total_ += dead;
+      started_ = true;
+      logger_.info("delivery scheduler started", {{"scheduled", scheduled}, {"dead", dead}});
+      maybe_load();
+      tick();
+      if (ready) ready();
+    });
+  });
+}
+
+void DeliveryScheduler::enqueue(std::vector<Delivery> deliveries, std::shared_ptr<const std::string> payload,
+                                Origin origin) {
+  if (origin == Origin::created) scheduled_total_ += deliveries.size();
+  if (origin == Origin::redriven_dead) {
+    scheduled_total_ += deliveries.size();
+    dead_total_ -= std::min<std::uint64_t>(dead_total_, deliveries.size());
+  }
+  if (!payload) {
+    insert_with_payloads(std::move(deliveries));
+    return;
+  }
+  for (auto& d : deliveries) insert(std::move(d), payload);
+  maybe_load();
+  request_pump();
+}
+
+void DeliveryScheduler::insert_with_payloads(std::vector<Delivery> deliveries) {
+  asio::post(blocking_pool_, [this, alive = alive_, deliveries = std::move(deliveries)]() mutable {
+    std::vector<std::shared_ptr<const std::string>> payloads;
+    std::unordered_map<std::string, std::shared_ptr<const std::string>> by_event;
+    for (const auto& d : deliveries) {
+      auto& payload = by_event[d.event_id];
+      if (!payload) {
+        auto event = queries::event(store_, d.event_id);
+        payload = event ? event->payload : std::make_shared<const std::string>("null");
+      }
+      payloads.push_back(payload);
+    }
+    asio::post(io_, [this, alive, deliveries = std::move(deliveries), payloads = std::move(payloads)]() mutable {
+      if (!*alive) return;
+      for (std::size_t i = 0; i < deliveries.size(); ++i) insert(std::move(deliveries[i]), payloads[i]);
+      maybe_load();
+      request_pump();
+    });
+  });
+}
+
+void DeliveryScheduler::insert(Delivery delivery, std::shared_ptr<const std::string> payload) {
+  const std::string id = delivery.id;
+  if (auto it = items_.find(id); it != items_.end()) {
+    // Rescheduled while in memory: an attempt in flight records against the new state anyway.
+    if (it->second.in_flight) return;
+    waiting_.erase({it->second.delivery.next_attempt_at, id});
+    it->second.delivery = std::move(delivery);
+    place(it->second);
+    return;
+  }
+  const std::string key = keys::schedule_key(delivery.next_attempt_at, id);
+  if (key >= cursor_) {
+    // Beyond what memory mirrors: the loader reads it from disk in due order.
+    if (loading_) arrived_while_loading_.emplace_back(key, Item{std::move(delivery), std::move(payload), false});
+    return;
+  }
+  if (items_.size() >= options_.memory_limit) {
+    cursor_ = std::min(cursor_, key);
+    if (loading_) lowered_while_loading_ = std::min(lowered_while_loading_.value_or(key), key);
+    return;
+  }
+  auto [it, inserted] = items_.emplace(id, Item{std::move(delivery), std::move(payload), false});
+  place(it->second);
+}
+
+void DeliveryScheduler::place(Item& item) {
+  const Delivery& d = item.delivery;
+  if (d.next_attempt_at <= clock_.now_ms()) {
+    Lane& l = lane(d.subscription_id);
+    l.ready.push_back(d.id);
+    if (!l.in_turn_order) {
+      l.in_turn_order = true;
+      turn_order_.push_back(d.subscription_id);
+    }
+    request_pump();
+    return;
+  }
+  waiting_.emplace(d.next_attempt_at, d.id);
+  if (wake_at_ == 0 || d.next_attempt_at < wake_at_) arm_timer(d.next_attempt_at);
+}
+
+DeliveryScheduler::Lane& DeliveryScheduler::lane(const std::string& subscription_id) {
+  auto& slot = lanes_[subscription_id];
+  if (!slot) slot = std::make_unique<Lane>();
+  return *slot;
+}
+
+void DeliveryScheduler::forget(const std::string& delivery_id) { items_.erase(delivery_id); }
+
+void DeliveryScheduler::subscription_changed(const std::string& /*subscription_id*/) { request_pump(); }
+
+void DeliveryScheduler::dead_removed(std::size_t count) {
+  dead_total_ -= std::min<std::uint64_t>(dead_total_, count);
+}
+
+bool DeliveryScheduler::is_in_flight(const std::string& delivery_id) const {
+  const auto it = items_.find(delivery_id);
+  return it != items_.end() && it->second.in_flight;
+}
+
+void DeliveryScheduler::request_pump() {
+  if (pump_requested_) return;
+  pump_requested_ = true;
+  asio::post(io_, [this, alive = alive_] {
+    if (*alive) pump();
+  });
+}
+
+void DeliveryScheduler::pump() {
+  pump_requested_ = false;
+  if (!started_ || draining_) return;
+  const UnixMillis now = clock_.now_ms();
+  while (!waiting_.empty() && waiting_.begin()->first <= now) {
+    const std::string id = waiting_.begin()->second;
+    waiting_.erase(waiting_.begin());
+    const auto it = items_.find(id);
+    if (it == items_.end() || it->second.in_flight) continue;
+    Lane& l = lane(it->second.delivery.subscription_id);
+    l.ready.push_back(id);
+    if (!l.in_turn_order) {
+      l.in_turn_order = true;
+      turn_order_.push_back(it->second.delivery.subscription_id);
+    }
+  }
+
+  UnixMillis wake_at = waiting_.empty() ? kNever : waiting_.begin()->first;
+  const auto snapshot = subscriptions_.snapshot();
+  // One attempt per subscription per pass: a busy subscription cannot starve the others.
+  for (bool progress = true; progress && in_flight_ < options_.max_in_flight;) {
+    progress = false;
+    for (auto it = turn_order_.begin(); it != turn_order_.end() && in_flight_ < options_.max_in_flight;) {
+      Lane& l = lane(*it);
+      if (l.ready.empty()) {
+        l.in_turn_order = false;
+        it = turn_order_.erase(it);
+        continue;
+      }
+      const auto sub = snapshot->find(*it);
+      if (!sub) {
+        discard_orphans(l, *it);
+        l.in_turn_order = false;
+        it = turn_order_.erase(it);
+        continue;
+      }
+      if (try_dispatch(l, *sub, now, wake_at)) progress = true;
+      ++it;
+    }
+  }
+  if (wake_at != kNever && (wake_at_ == 0 || wake_at < wake_at_)) arm_timer(wake_at);
+}
+
+bool DeliveryScheduler::try_dispatch(Lane& l, const Subscription& sub, UnixMillis now, UnixMillis& wake_at) {
+  if (!sub.enabled || l.in_flight >= sub.max_in_flight) return false;
+  if (l.circuit == CircuitState::open) {
+    if (now < l.probe_at) {
+      wake_at = std::min(wake_at, l.probe_at);
+      return false;
+    }
+    l.circuit = CircuitState::half_open;  // this attempt is the probe
+  } else if (l.circuit == CircuitState::half_open && l.in_flight > 0) {
+    return false;  // one probe at a time
+  }
+  while (!l.ready.empty()) {
+    const auto it = items_.find(l.ready.front());
+    if (it != items_.end() && !it->second.in_flight) break;
+    l.ready.pop_front();  // forgotten or already running
+  }
+  if (l.ready.empty()) return false;
+  if (sub.rate_limit_per_second > 0) {
+    const double rate = sub.rate_limit_per_second;
+    if (l.tokens_at == 0) l.tokens = rate;  // start with one second of burst
+    l.tokens = std::min(rate, l.tokens + static_cast<double>(now - l.tokens_at) * rate / 1000.0);
+    l.tokens_at = now;
+    if (l.tokens < 1.0) {
+      wake_at = std::min(wake_at, now + static_cast<UnixMillis>((1.0 - l.tokens) * 1000.0 / rate) + 1);
+      return false;
+    }
+    l.tokens -= 1.0;
+  }
+  Item& item = items_.at(l.ready.front());
+  l.ready.pop_front();
+  attempt(item, sub);
+  return true;
+}
+
+void DeliveryScheduler::attempt(Item& item, const Subscription& sub) {
+  item.in_flight = true;
+  ++lane(sub.id).in_flight;
+  ++in_flight_;
+  const Delivery& d = item.delivery;
+  const UnixMillis started_at = clock_.now_ms();
+  const std::int64_t timestamp_s = started_at / 1000;
+
+  EgressRequest request;
+  request.url = sub.url;
+  request.body = item.payload;
+  request.timeout_ms = sub.timeout_ms.value_or(options_.attempt_timeout_ms);
+  request.headers.reserve(8 + sub.headers.size());
+  request.headers.emplace_back("Content-Type", "application/json");
+  request.headers.emplace_back("webhook-id", d.event_id);
+  request.headers.emplace_back("webhook-timestamp", std::to_string(timestamp_s));
+  append_signature_headers(sub, d.event_id, timestamp_s, item.payload ? *item.payload : std::string_view(),
+                           started_at, request.headers);
+  request.headers.emplace_back("X-Relay-Event-Type", d.event_type);
+  request.headers.emplace_back("X-Relay-Delivery-Id", d.id);
+  request.headers.emplace_back("X-Relay-Attempt", std::to_string(d.attempts + 1));
+  for (const auto& [name, value] : sub.headers) request.headers.emplace_back(name, value);
+
+  egress_.send(std::move(request), [this, alive = alive_, id = d.id, sub_id = sub.id, started_at](EgressResponse r) {
+    if (*alive) on_attempt_done(id, sub_id, started_at, r);
+  });
+}
+
+void DeliveryScheduler::on_attempt_done(const std::string& delivery_id, const std::string& subscription_id,
+                                        UnixMillis started_at, const EgressResponse& response) {
+  const auto it = items_.find(delivery_id);
+  if (response.cancelled || it == items_.end()) {
+    // Shutdown: the delivery stays pending on disk and is attempted again after a restart.
+    --lane(subscription_id).in_flight;
+    --in_flight_;
+    if (it != items_.end()) it->second.in_flight = false;
+    finish_drain_if_idle();
+    return;
+  }
+  const Delivery& d = it->second.delivery;
+  const auto sub = subscriptions_.snapshot()->find(subscription_id);
+  const RetryPolicy policy = sub ? effective_policy(options_.retry, sub->retry) : options_.retry;
+  const UnixMillis finished_at = started_at + response.duration_ms;
+  AttemptReply reply{response.http_status, std::nullopt};
+  if (response.retry_after) reply.retry_after_ms = parse_retry_after_ms(*response.retry_after, finished_at);
+  const RetryDecision decision =
+      decide_after_attempt(policy, d.window_start != 0 ? d.window_start : started_at, d.attempts + 1, finished_at,
+                           reply, std::uniform_real_distribution<double>(0.0, 1.0)(random_));
+
+  Attempt attempt;
+  attempt.number = d.attempts + 1;
+  attempt.started_at = started_at;
+  attempt.duration_ms = response.duration_ms;
+  attempt.http_status = response.http_status;
+  attempt.outcome = response.outcome;
+  attempt.error = response.error;
+  attempt.response_body = response.body_excerpt;
+  mutations::Resolution resolution;
+  resolution.state = decision.kind == RetryDecision::succeeded ? DeliveryState::succeeded
+                     : decision.kind == RetryDecision::dead    ? DeliveryState::dead
+                                                               : DeliveryState::pending;
+  resolution.next_attempt_at = decision.next_attempt_at;
+
+  auto updated = std::make_shared<Delivery>();
+  const UnixMillis old_due = d.next_attempt_at;
+  const AttemptOutcome outcome = response.outcome;
+  const double seconds = static_cast<double>(response.duration_ms) / 1000.0;
+  pipeline_.submit(
+      [delivery_id, attempt, resolution, updated](WriteTxn& txn) {
+        return mutations::record_attempt(txn, delivery_id, attempt, resolution, *updated);
+      },
+      [this, alive = alive_, delivery_id, subscription_id, old_due, updated, outcome, seconds](const Status& status) {
+        asio::post(io_, [=, this] {
+          if (*alive) on_recorded(delivery_id, subscription_id, old_due, status, *updated, outcome, seconds);
+        });
+      });
+}
+
+void DeliveryScheduler::on_recorded(const std::string& delivery_id, const std::string& subscription_id,
+                                    UnixMillis old_due, const Status& status, const Delivery& updated,
+                                    AttemptOutcome outcome, double attempt_seconds) {
+  Lane& l = lane(subscription_id);
+  --l.in_flight;
+  --in_flight_;
+  const UnixMillis now = clock_.now_ms();
+  metrics_.attempt(subscription_id, outcome, attempt_seconds);
+  record_circuit(l, subscription_id, outcome == AttemptOutcome::success, now);
+
+  const auto it = items_.find(delivery_id);
+  if (loading_) removed_while_loading_.insert(keys::schedule_key(old_due, delivery_id));
+  if (!status) {
+    if (status.error().code == Errc::unavailable && it != items_.end()) {
+      logger_.error("cannot record attempt", {{"delivery", delivery_id}, {"error", status.error().message}});
+      it->second.in_flight = false;
+      waiting_.erase({it->second.delivery.next_attempt_at, delivery_id});
+      it->second.delivery.next_attempt_at = now + kStorageRetryMs;
+      place(it->second);
+    } else {
+      // Removed or changed meanwhile (discarded, subscription deleted): nothing left to do.
+      forget(delivery_id);
+      scheduled_total_ -= std::min<std::uint64_t>(scheduled_total_, 1);
+    }
+  } else if (updated.state == DeliveryState::pending) {
+    const std::string key = keys::schedule_key(updated.next_attempt_at, delivery_id);
+    if (it != items_.end() && key < cursor_) {
+      it->second.in_flight = false;
+      it->second.delivery = updated;
+      place(it->second);
+    } else {
+      forget(delivery_id);
+      if (loading_ && it != items_.end()) {
+        arrived_while_loading_.emplace_back(key, Item{updated, it->second.payload, false});
+      }
+    }
+  } else {
+    scheduled_total_ -= std::min<std::uint64_t>(scheduled_total_, 1);
+    if (updated.state == DeliveryState::succeeded) {
+      metrics_.delivery_succeeded(subscription_id, static_cast<double>(now - updated.created_at) / 1000.0);
+    } else {
+      ++dead_total_;
+      metrics_.delivery_dead(subscription_id);
+      logger_.warn("delivery dead", {{"delivery", delivery_id},
+                                     {"subscription", subscription_id},
+                                     {"attempts", updated.attempts},
+                                     {"last_error", updated.last_error}});
+    }
+    forget(delivery_id);
+  }
+  request_pump();
+  finish_drain_if_idle();
+}
+
+void DeliveryScheduler::record_circuit(Lane& l, const std::string& subscription_id, bool success, UnixMillis now) {
+  if (success) {
+    if (l.circuit != CircuitState::closed) logger_.info("circuit closed", {{"subscription", subscription_id}});
+    l.consecutive_failures = 0;
+    l.circuit = CircuitState::closed;
+    return;
+  }
+  ++l.consecutive_failures;
+  if (l.circuit == CircuitState::half_open ||
+      (l.circuit == CircuitState::closed && l.consecutive_failures >= options_.circuit_failure_threshold)) {
+    if (l.circuit == CircuitState::closed) {
+      logger_.warn("circuit opened", {{"subscription", subscription_id}, {"consecutive_failures", l.consecutive_failures}});
+    }
+    l.circuit = CircuitState::open;
+    l.probe_at = now + options_.circuit_probe_interval_ms;
+    arm_timer(l.probe_at);
+  }
+}
+
+void DeliveryScheduler::discard_orphans(Lane& l, const std::string& subscription_id) {
+  // The subscription was deleted: its deliveries have nowhere to go.
+  auto ids = std::make_shared<std::vector<std::string>>();
+  for (const auto& id : l.ready) {
+    const auto it = items_.find(id);
+    if (it == items_.end() || it->second.in_flight) continue;
+    ids->push_back(id);
+    if (loading_) removed_while_loading_.insert(keys::schedule_key(it->second.delivery.next_attempt_at, id));
+    forget(id);
+  }
+  l.ready.clear();
+  if (ids->empty()) return;
+  scheduled_total_ -= std::min<std::uint64_t>(scheduled_total_, ids->size());
+  logger_.info("discarding deliveries of a deleted subscription",
+               {{"subscription", subscription_id}, {"deliveries", ids->size()}});
+  pipeline_.submit(
+      [ids](WriteTxn& txn) -> Status {
+        for (const auto& id : *ids) mutations::remove_delivery(txn, id);
+        return Ok{};
+      },
+      [](const Status&) {});
+}
+
+void DeliveryScheduler::maybe_load() {
+  if (loading_ || !started_ || draining_) return;
+  const std::size_t held = items_.size();
+  if (held + options_.memory_limit / 4 > options_.memory_limit) return;  // little room: wait
+  const std::string upper = keys::time_bound(clock_.now_ms() + options_.lookahead_ms);
+  if (cursor_ >= upper) return;
+  loading_ = true;
+  const std::size_t room = options_.memory_limit - held;
+  asio::post(blocking_pool_, [this, alive = alive_, lower = cursor_, upper, room] {
+    LoadResult result;
+    std::unordered_map<std::string, std::shared_ptr<const std::string>> payloads;
+    std::string last_key;
+    std::size_t seen = 0;
+    store_.scan(Family::schedule, ScanRange{lower, upper}, [&](std::string_view key, std::string_view) {
+      last_key = key;
+      ++seen;
+      const auto timed = keys::decode_schedule_key(key);
+      auto delivery = queries::delivery(store_, timed.id);
+      if (delivery && delivery->state == DeliveryState::pending && delivery->next_attempt_at == timed.time) {
+        auto& payload = payloads[delivery->event_id];
+        if (!payload) {
+          auto event = queries::event(store_, delivery->event_id);
+          payload = event ? event->payload : std::make_shared<const std::string>("null");
+        }
+        result.items.emplace_back(std::string(key), Item{std::move(*delivery), payload, false});
+      }
+      return seen < room;
+    });
+    result.reached_end = seen < room;
+    result.next_cursor = result.reached_end ? upper : successor(last_key);
+    asio::post(io_, [this, alive, result = std::move(result)]() mutable {
+      if (*alive) on_loaded(std::move(result));
+    });
+  });
+}
+
+void DeliveryScheduler::on_loaded(LoadResult result) {
+  loading_ = false;
+  cursor_ = std::max(cursor_, result.next_cursor);
+  if (lowered_while_loading_) cursor_ = std::min(cursor_, *lowered_while_loading_);
+  lowered_while_loading_.reset();
+  for (auto& [key, item] : result.items) {
+    if (removed_while_loading_.count(key) != 0 || items_.count(item.delivery.id) != 0) continue;
+    if (key >= cursor_) break;
+    auto [it, inserted] = items_.emplace(item.delivery.id, std::move(item));
+    place(it->second);
+  }
+  auto arrived = std::move(arrived_while_loading_);
+  arrived_while_loading_.clear();
+  removed_while_loading_.clear();
+  for (auto& [key, item] : arrived) {
+    if (key < cursor_) insert(std::move(item.delivery), std::move(item.payload));
+  }
+  if (!result.reached_end) {
+    asio::post(io_, [this, alive = alive_] {
+      if (*alive) maybe_load();
+    });
+  }
+  request_pump();
+}
+
+void DeliveryScheduler::arm_timer(UnixMillis wake_at) {
+  wake_at_ = wake_at;
+  const auto delay = std::chrono::milliseconds(std::max<std::int64_t>(0, wake_at - clock_.now_ms()));
+  wake_timer_.expires_after(delay);
+  wake_timer_.async_wait([this, alive = alive_](const boost::system::error_code& ec) {
+    if (ec || !*alive) return;
+    wake_at_ = 0;
+    pump();
+  });
+}
+
+void DeliveryScheduler::tick() {
+  maybe_load();
+  publish_gauges();
+  request_pump();
+  tick_timer_.expires_after(std::chrono::milliseconds(kTickMs));
+  tick_timer_.async_wait([this, alive = alive_](const boost::system::error_code& ec) {
+    if (!ec && *alive) tick();
+  });
+}
+
+void DeliveryScheduler::publish_gauges() {
+  const UnixMillis now = clock_.now_ms();
+  std::uint64_t pending = 0;
+  UnixMillis oldest_due = now;
+  for (const auto& [sub_id, l] : lanes_) {
+    pending += l->ready.size();
+    for (const auto& id : l->ready) {
+      if (const auto it = items_.find(id); it != items_.end() && !it->second.in_flight) {
+        oldest_due = std::min(oldest_due, it->second.delivery.next_attempt_at);
+        break;
+      }
+    }
+    metrics_.set_circuit_state(sub_id, static_cast<int>(l->circuit));
+  }
+  const std::uint64_t busy = pending + in_flight_;
+  metrics_.set_deliveries(pending, scheduled_total_ > busy ? scheduled_total_ - busy : 0, in_flight_, dead_total_);
+  metrics_.set_oldest_pending_age(static_cast<double>(now - oldest_due) / 1000.0);
+  std::uint64_t enabled = 0, disabled = 0;
+  for (const auto& [id, sub] : subscriptions_.snapshot()->all()) (sub->enabled ? enabled : disabled)++;
+  metrics_.set_subscriptions(enabled, disabled);
+}
+
+void DeliveryScheduler::drain(std::chrono::milliseconds grace, std::function<void()> done) {
+  draining_ = true;
+  drained_ = std::move(done);
+  tick_timer_.cancel();
+  wake_timer_.cancel();
+  drain_timer_.expires_after(grace);
+  drain_timer_.async_wait([this, alive = alive_](const boost::system::error_code& ec) {
+    if (ec || !*alive || !drained_) return;
+    logger_.warn("shutdown grace expired; cancelling attempts in flight", {{"in_flight", in_flight_}});
+    egress_.cancel_all();  // cancelled attempts are not recorded; they stay pending on disk
+    finish_drain_if_idle();
+  });
+  finish_drain_if_idle();
+}
+
+void DeliveryScheduler::finish_drain_if_idle() {
+  if (!draining_ || in_flight_ != 0 || !drained_) return;
+  drain_timer_.cancel();
+  auto done = std::move(drained_);
+  drained_ = nullptr;
+  asio::post(io_, std::move(done));
+}
+
+}  // namespace relay

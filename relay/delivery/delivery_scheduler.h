@@ -1,0 +1,155 @@
+#pragma once
+// DeliveryScheduler: decides which delivery is attempted when, runs the attempts through the
+// EgressClient, and records each outcome through the CommitPipeline. Lives on the event loop
+// (single-threaded ownership, no locks).
+//
+// Memory stays bounded however many retries are scheduled: the `schedule` column family is
+// the queue, and only a window of it is in memory. Invariant: every schedule key below
+// `cursor_` is in memory (waiting, ready or in flight); keys at or above it live on disk only
+// and are loaded, in key (= due time) order, by a bounded scan on the blocking pool when memory
+// has room and their due time is near. New deliveries below the cursor go straight to memory,
+// so a fresh event is attempted at once, without a polling delay.
+//
+// Isolation: each subscription has its own ready queue, in-flight count, token bucket
+// (rate_limit_per_second) and circuit breaker; dispatch takes turns between subscriptions,
+// bounded by the global --max-in-flight. Disabled subscriptions and open circuits hold their
+// deliveries without using up attempts.
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <list>
+#include <optional>
+#include <memory>
+#include <random>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "relay/core/clock.h"
+#include "relay/core/logger.h"
+#include "relay/delivery/egress_client.h"
+#include "relay/delivery/retry_policy.h"
+#include "relay/model/delivery.h"
+#include "relay/subscriptions/subscription_registry.h"
+#include "storage/commit_pipeline.h"
+#include "storage/store.h"
+
+namespace relay {
+
+class RelayMetrics;
+
+struct SchedulerOptions {
+  RetryPolicy retry;                          // --retry-initial / --retry-max-delay / --retry-window
+  std::int64_t attempt_timeout_ms = 15'000;   // --attempt-timeout, unless the subscription sets one
+  std::uint32_t max_in_flight = 4096;         // --max-in-flight
+  std::size_t memory_limit = 50'000;          // deliveries held in memory at most
+  std::int64_t lookahead_ms = 30'000;         // how far ahead of now the loader reads
+  std::uint32_t circuit_failure_threshold = 20;
+  std::int64_t circuit_probe_interval_ms = 30'000;
+};
+
+enum class CircuitState { closed = 0, half_open = 1, open = 2 };
+
+class DeliveryScheduler {
+ public:
+  DeliveryScheduler(boost::asio::io_context& io, SchedulerOptions options, const Clock& clock, Logger& logger,
+                    Store& store, CommitPipeline& pipeline, SubscriptionRegistry& subscriptions,
+                    EgressClient& egress, RelayMetrics& metrics, boost::asio::thread_pool& blocking_pool);
+  ~DeliveryScheduler();
+
+  // Counts what is on disk and starts loading due deliveries. `ready` runs on the event loop
+  // once the counts are known.
+  void start(std::function<void()> ready);
+
+  // Where deliveries handed to enqueue() come from, for the depth gauges.
+  enum class Origin { created, rescheduled_pending, redriven_dead };
+  // Deliveries that are durable and pending (new, retried or redriven). `payload` may be null:
+  // it is then read from the event on the blocking pool.
+  void enqueue(std::vector<Delivery> deliveries, std::shared_ptr<const std::string> payload,
+               Origin origin = Origin::created);
+  // A subscription was created, changed or deleted: held deliveries may move again.
+  void subscription_changed(const std::string& subscription_id);
+  // Dead deliveries were removed (discarded or expired).
+  void dead_removed(std::size_t count);
+
+  bool is_in_flight(const std::string& delivery_id) const;
+
+  // Stops starting attempts; `done` runs when every running attempt is recorded, or after
+  // `grace`, when the rest are cancelled (they stay pending on disk and resume on restart).
+  void drain(std::chrono::milliseconds grace, std::function<void()> done);
+
+ private:
+  struct Item {
+    Delivery delivery;
+    std::shared_ptr<const std::string> payload;
+    bool in_flight = false;
+  };
+  struct Lane;  // per-subscription dispatch state
+  struct LoadResult;
+
+  void insert(Delivery delivery, std::shared_ptr<const std::string> payload);
+  void insert_with_payloads(std::vector<Delivery> deliveries);
+  void place(Item& item);
+  void request_pump();
+  void pump();
+  bool try_dispatch(Lane& lane, const Subscription& sub, UnixMillis now, UnixMillis& wake_at);
+  void attempt(Item& item, const Subscription& sub);
+  void on_attempt_done(const std::string& delivery_id, const std::string& subscription_id, UnixMillis started_at,
+                       const EgressResponse& response);
+  void on_recorded(const std::string& delivery_id, const std::string& subscription_id, UnixMillis old_due,
+                   const Status& status, const Delivery& updated, AttemptOutcome outcome, double attempt_seconds);
+  void record_circuit(Lane& lane, const std::string& subscription_id, bool success, UnixMillis now);
+  void discard_orphans(Lane& lane, const std::string& subscription_id);
+  void maybe_load();
+  void on_loaded(LoadResult result);
+  void arm_timer(UnixMillis wake_at);
+  void tick();
+  void publish_gauges();
+  void finish_drain_if_idle();
+  Lane& lane(const std::string& subscription_id);
+  void forget(const std::string& delivery_id);
+
+  boost::asio::io_context& io_;
+  SchedulerOptions options_;
+  const Clock& clock_;
+  Logger& logger_;
+  Store& store_;
+  CommitPipeline& pipeline_;
+  SubscriptionRegistry& subscriptions_;
+  EgressClient& egress_;
+  RelayMetrics& metrics_;
+  boost::asio::thread_pool& blocking_pool_;
+
+  std::unordered_map<std::string, Item> items_;                  // every delivery in memory
+  std::set<std::pair<UnixMillis, std::string>> waiting_;         // not yet due: (due, id)
+  std::unordered_map<std::string, std::unique_ptr<Lane>> lanes_; // by subscription id
+  std::list<std::string> turn_order_;                            // subscriptions, round robin
+  std::string cursor_;                                           // schedule keys below are in memory
+  bool loading_ = false;
+  // While a load runs, what changed in the range it reads: schedule keys that went away, and
+  // items that were left on disk because they were not below the old cursor.
+  std::unordered_set<std::string> removed_while_loading_;
+  std::vector<std::pair<std::string, Item>> arrived_while_loading_;
+  std::optional<std::string> lowered_while_loading_;
+  std::uint32_t in_flight_ = 0;
+  bool pump_requested_ = false;
+  bool started_ = false;
+  bool draining_ = false;
+  std::function<void()> drained_;
+  std::uint64_t scheduled_total_ = 0;  // keys in `schedule`
+  std::uint64_t dead_total_ = 0;       // keys in `dead_letters`
+  boost::asio::steady_timer wake_timer_;
+  UnixMillis wake_at_ = 0;
+  boost::asio::steady_timer tick_timer_;
+  boost::asio::steady_timer drain_timer_;
+  std::mt19937_64 random_;
+  std::shared_ptr<bool> alive_;  // lets completions from other threads see that we are gone
+};
+
+}  // namespace relay

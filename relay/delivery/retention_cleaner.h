@@ -1,0 +1,56 @@
+#pragma once
+// Removes what retention no longer keeps (spec section 4): succeeded deliveries and events
+// without deliveries after --retention, dead deliveries after --dlq-retention, each with its
+// attempts, and an event once its last delivery is gone. Runs in the background in small
+// chunks: scans on the blocking pool, removals as separate commits, so the hot path never waits
+// behind a large delete.
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <functional>
+#include <memory>
+
+#include "relay/core/clock.h"
+#include "relay/core/logger.h"
+#include "storage/commit_pipeline.h"
+#include "storage/store.h"
+
+namespace relay {
+
+struct RetentionOptions {
+  std::int64_t retention_ms = 72 * 3'600'000LL;
+  std::int64_t dlq_retention_ms = 7 * 86'400'000LL;
+  std::chrono::milliseconds interval{30'000};
+  std::size_t chunk = 500;
+};
+
+class RetentionCleaner {
+ public:
+  // `dead_removed` is told how many dead deliveries expired (for the DLQ depth gauge).
+  RetentionCleaner(boost::asio::io_context& io, RetentionOptions options, const Clock& clock, Logger& logger,
+                   Store& store, CommitPipeline& pipeline, boost::asio::thread_pool& blocking_pool,
+                   std::function<void(std::size_t)> dead_removed);
+  ~RetentionCleaner();
+
+  void start();
+  void stop();
+
+ private:
+  struct Expired;
+  void schedule_next(std::chrono::milliseconds delay);
+  void run_once();
+
+  boost::asio::io_context& io_;
+  RetentionOptions options_;
+  const Clock& clock_;
+  Logger& logger_;
+  Store& store_;
+  CommitPipeline& pipeline_;
+  boost::asio::thread_pool& blocking_pool_;
+  std::function<void(std::size_t)> dead_removed_;
+  boost::asio::steady_timer timer_;
+  std::shared_ptr<bool> alive_;
+};
+
+}  // namespace relay

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs relay's build and test dependencies from Debian 12 packages, only those missing.
+# Used by the README quick start, tests/run.sh and .ci/run. Needs root (or sudo).
+set -euo pipefail
+
+packages=(
+  build-essential cmake ninja-build pkg-config
+  libboost1.81-dev libboost-url1.81-dev
+  libcurl4-openssl-dev libssl-dev librocksdb-dev nlohmann-json3-dev prometheus-cpp-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  python3 curl ca-certificates
+  prometheus  # promtool and a real Prometheus for the observability test
+)
+[ "${RELAY_BENCH_DEPS:-0}" = 1 ] && packages+=(wrk nginx-light)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+sudo_cmd=()
+[ "$(id -u)" -ne 0 ] && sudo_cmd=(sudo)
+echo "installing: ${missing[*]}" >&2
+"${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+# The prometheus package would start its own service where systemd runs; policy-rc.d-free
+# containers simply skip that.
+"${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

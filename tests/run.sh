@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Builds relay and runs every test: unit, integration (real relayd, real subscribers, kill -9),
+# fuzz corpus replay, alert-rule tests and the Prometheus check of the dashboard.
+#   tests/run.sh             RelWithDebInfo build in build/
+#   tests/run.sh --sanitize  AddressSanitizer + UndefinedBehaviorSanitizer build in build-asan/
+set -euo pipefail
+cd "$(dirname "$0")/.."
+deploy/install-deps.sh
+
+build_dir=build
+cmake_args=(-DCMAKE_BUILD_TYPE=RelWithDebInfo)
+if [ "${1:-}" = "--sanitize" ]; then
+  build_dir=build-asan
+  cmake_args=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DRELAY_SANITIZE=ON -DRELAY_BENCHMARKS=OFF)
+  export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+  export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+fi
+cmake -S . -B "$build_dir" -G Ninja "${cmake_args[@]}" >/dev/null
+cmake --build "$build_dir"
+cd "$build_dir"
+ctest --output-on-failure --timeout 600 -j "$(nproc)"

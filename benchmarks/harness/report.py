@@ -1,0 +1,357 @@
+"""RESULTS.md from the figures of one run of the suite."""
+
+import re
+
+TARGETS = {
+    "s1_rate": 40_000,
+    "s1_ratio": 0.5,
+    "s2_rate": 15_000,
+    "s3_rate": 50_000,
+    "s4_ratio": 0.8,
+    "s4_rss_mib": 300,
+    "s4_ready_s": 2.0,
+}
+
+
+def n(x, digits=0):
+    if x is None:
+        return "n/a"
+    return f"{x:,.{digits}f}"
+
+
+def ms(x):
+    if x is None:
+        return "n/a"
+    return f"{x:.2f} ms" if x < 10 else f"{x:.1f} ms" if x < 100 else f"{x:,.0f} ms"
+
+
+def ratio(a, b):
+    if a is None or b in (None, 0):
+        return None
+    return a / b
+
+
+def pct(r):
+    return "n/a" if r is None else f"{100 * r:.0f}%"
+
+
+def verdict(ok):
+    return "n/a" if ok is None else ("**pass**" if ok else "**miss**")
+
+
+def ok_or_none(value, predicate):
+    return None if value is None else predicate(value)
+
+
+def _get(d, *path):
+    for p in path:
+        if not isinstance(d, dict):
+            return None
+        d = d.get(p)
+    return d
+
+
+def summary(res):
+    rows = []
+    s1, s2, s3, s4 = (res.get(k) or {} for k in ("s1", "s2", "s3", "s4"))
+
+    held = _get(s1, "held", "rps")
+    nginx_rates = [x for x in (_get(s1, "nginx", "rps"), _get(s1, "nginx_after", "rps")) if x]
+    nginx_ingest = sum(nginx_rates) / len(nginx_rates) if nginx_rates else None
+    r1 = ratio(held, nginx_ingest)
+    rows.append(("1", "durable ingest (fsync), 1 KiB, 64 conns, deliveries held: events/s", n(held),
+                 f"nginx 202: {n(nginx_ingest)}", pct(r1), ">= 40,000/s and >= 50% of nginx",
+                 verdict(None if held is None or r1 is None else held >= TARGETS["s1_rate"] and r1 >= TARGETS["s1_ratio"])))
+    rows.append(("1", "  latency p50 / p99", f"{ms(_get(s1, 'held', 'p50_ms'))} / {ms(_get(s1, 'held', 'p99_ms'))}",
+                 f"{ms(_get(s1, 'nginx', 'p50_ms'))} / {ms(_get(s1, 'nginx', 'p99_ms'))}", "", "", ""))
+    disabled = _get(s1, "disabled", "rps")
+    rows.append(("1b", "  same, subscription disabled (events only): events/s", n(disabled), n(nginx_ingest),
+                 pct(ratio(disabled, nginx_ingest)), "", ""))
+
+    best = s2.get("best") or {}
+    rate2 = best.get("rps")
+    proxy = _get(s2, "nginx_proxy", "rps")
+    rows.append(("2", "sustained ingest + delivery to 1 subscriber, backlog flat: events/s", n(rate2),
+                 f"nginx proxy: {n(proxy)}", pct(ratio(rate2, proxy)), ">= 15,000/s",
+                 verdict(ok_or_none(rate2, lambda v: v >= TARGETS["s2_rate"]))))
+    rows.append(("2", "  deliveries/s at that rate", n(best.get("deliveries_per_s")), "", "", "", ""))
+    rows.append(("2", "  ingest-to-delivery p50 / p99 (sink clock)",
+                 f"{ms(best.get('e2e_p50_ms'))} / {ms(best.get('e2e_p99_ms'))}",
+                 f"proxy req p50/p99: {ms(_get(s2, 'nginx_proxy', 'p50_ms'))} / {ms(_get(s2, 'nginx_proxy', 'p99_ms'))}",
+                 "", "", ""))
+
+    rate3 = s3.get("deliveries_per_s")
+    direct = _get(s3, "nginx_direct", "rps")
+    rows.append(("3", "fan-out to 10 subscribers: deliveries/s (ingest start to drained)", n(rate3),
+                 f"wrk -> sink: {n(direct)}", pct(ratio(rate3, direct)), ">= 50,000/s",
+                 verdict(ok_or_none(rate3, lambda v: v >= TARGETS["s3_rate"]))))
+
+    s4_s1 = _get(s4, "s1", "rps")
+    r4a = ratio(s4_s1, held)
+    rows.append(("4", "backlog 1M scheduled + 100k dead: scenario 1 events/s", n(s4_s1), f"empty store: {n(held)}",
+                 pct(r4a), ">= 80% of empty", verdict(ok_or_none(r4a, lambda v: v >= TARGETS["s4_ratio"]))))
+    s4_s2 = _get(s4, "s2_best", "rps")
+    r4b = ratio(s4_s2, rate2)
+    tried = ", ".join(f"{n(r.get('target_rate'))}/s {'flat' if r.get('flat') else 'growing'}"
+                      for r in (s4.get("s2_runs") or []))
+    rows.append(("4", f"  scenario 2 sustained events/s (tried: {tried or 'n/a'})", n(s4_s2), f"empty store: {n(rate2)}",
+                 pct(r4b), ">= 80% of empty", verdict(ok_or_none(r4b, lambda v: v >= TARGETS["s4_ratio"]))))
+    peak = s4.get("peak_rss_mib")
+    rows.append(("4", "  relayd resident memory, peak (VmHWM)", f"{n(peak)} MiB",
+                 f"after restart: {n(s4.get('rss_after_restart_mib'))} MiB", "", "< 300 MiB",
+                 verdict(ok_or_none(peak, lambda v: v < TARGETS["s4_rss_mib"]))))
+    ready = s4.get("restart_ready_s")
+    rows.append(("4", "  restart to /readyz 200", f"{n(ready, 3)} s",
+                 f"empty store: {n(s1.get('ready_s'), 3)} s", "", "<= 2 s",
+                 verdict(ok_or_none(ready, lambda v: v <= TARGETS["s4_ready_s"]))))
+
+    cpu_mix = best.get("cpu_ms_per_1000_deliveries")
+    proxy_cpu = _get(s2, "nginx_proxy", "cpu_ms_per_1000")
+    rows.append(("5", "CPU per 1,000 deliveries, ingest + delivery (scenario 2 rate)", f"{n(cpu_mix, 0)} ms",
+                 f"nginx proxy: {n(proxy_cpu, 0)} ms", f"{n(ratio(cpu_mix, proxy_cpu), 1)}x", "", ""))
+    drain_cpu = _get(s1, "drain", "cpu_ms_per_1000")
+    rows.append(("5", "  delivery only (held backlog released)", f"{n(drain_cpu, 0)} ms", "", "", "", ""))
+    rows.append(("5", "  fan-out, per delivery (scenario 3)", f"{n(s3.get('cpu_ms_per_1000_deliveries'), 0)} ms",
+                 f"sink per request: {n(_get(s3, 'nginx_direct', 'sink_cpu_ms_per_1000'), 0)} ms", "", "", ""))
+    disk = s4.get("disk_bytes_per_delivery")
+    rows.append(("5", "disk bytes per pending delivery (backlog store, 1 event each)", n(disk),
+                 "payload: 1,024", f"{n(ratio(disk, 1024), 1)}x", "", ""))
+    rows.append(("5", "  right after ingest (scenario 1, WAL included)", n(s1.get("disk_bytes_per_held_delivery")),
+                 "payload: 1,024", f"{n(ratio(s1.get('disk_bytes_per_held_delivery'), 1024), 1)}x", "", ""))
+
+    lines = ["| # | figure | relay | baseline | ratio | target | result |", "|---|---|---|---|---|---|---|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def wrk_line(r):
+    if not r:
+        return "n/a"
+    return (f"{n(r.get('rps'))}/s over {n(r.get('seconds'), 1)} s, {r.get('connections')} conns, "
+            f"p50 {ms(r.get('p50_ms'))}, p90 {ms(r.get('p90_ms'))}, p99 {ms(r.get('p99_ms'))}, "
+            f"max {ms(r.get('max_ms'))}, errors {r.get('errors')}")
+
+
+def details(res):
+    out = []
+    s1 = res.get("s1") or {}
+    if s1:
+        out.append("### Scenario 1: durable ingest")
+        if "error" in s1:
+            out.append(f"Failed: `{s1['error']}`")
+        else:
+            out.append(f"- relayd, deliveries held (subscription limited to 1 delivery/s): {wrk_line(s1.get('held'))}")
+            h = s1.get("held") or {}
+            out.append(f"  - group commit: {n(h.get('commit_batch_mean'), 1)} commands per fsync on average, commit "
+                       f"p50 {ms(h.get('commit_p50_ms'))}, p99 {ms(h.get('commit_p99_ms'))}; relayd CPU "
+                       f"{n(h.get('cpu_ms_per_1000'), 0)} ms per 1,000 events; RSS {n(h.get('rss_mib'))} MiB")
+            out.append(f"- relayd, subscription disabled (events only): {wrk_line(s1.get('disabled'))}")
+            out.append(f"- nginx `return 202` before: {wrk_line(s1.get('nginx'))}")
+            out.append(f"- nginx `return 202` after: {wrk_line(s1.get('nginx_after'))}; nginx CPU "
+                       f"{n(_get(s1, 'nginx', 'cpu_ms_per_1000'), 0)} ms per 1,000 requests")
+            d = s1.get("drain") or {}
+            out.append(f"- {n(s1.get('held_deliveries'))} held deliveries took {n(s1.get('disk_bytes', 0) / 2**20, 0)} MiB "
+                       f"on disk; released, {n(d.get('deliveries'))} were delivered in {n(d.get('seconds'), 1)} s "
+                       f"({n(d.get('rate'))}/s, drained: {d.get('drained')}), "
+                       f"{n(d.get('cpu_ms_per_1000'), 0)} ms CPU per 1,000")
+            out.append(f"- start to /readyz on an empty data directory: {n(s1.get('ready_s'), 3)} s")
+    s2 = res.get("s2") or {}
+    if s2:
+        out.append("")
+        out.append("### Scenario 2: sustained ingest and delivery, one subscriber")
+        if "error" in s2:
+            out.append(f"Failed: `{s2['error']}`")
+        else:
+            out.append("Fixed-rate runs (wrk paced by `post.lua`; flat = backlog slope <= 2% of the rate per second "
+                       "and < 1 s of traffic outstanding at the end):")
+            out.append("")
+            out.append("| requested | ingest/s | deliveries/s | backlog slope/s | backlog at end | e2e p50 | e2e p99 | "
+                       "histogram p50 / p99 | CPU ms/1k | flat |")
+            out.append("|---|---|---|---|---|---|---|---|---|---|")
+            for r in [s2.get("unthrottled")] + (s2.get("runs") or []):
+                if not r:
+                    continue
+                req = "unthrottled" if not r.get("target_rate") else n(r["target_rate"])
+                out.append(f"| {req} | {n(r.get('rps'))} | {n(r.get('deliveries_per_s'))} | "
+                           f"{n(r.get('backlog_slope_per_s'))} | {n(r.get('backlog_end'))} | {ms(r.get('e2e_p50_ms'))} | "
+                           f"{ms(r.get('e2e_p99_ms'))} | {ms(r.get('hist_p50_ms'))} / {ms(r.get('hist_p99_ms'))} | "
+                           f"{n(r.get('cpu_ms_per_1000_deliveries'), 0)} | {r.get('flat')} |")
+            out.append("")
+            p = s2.get("nginx_proxy") or {}
+            out.append(f"- nginx proxy to the sink: {wrk_line(p)}; front CPU {n(p.get('cpu_ms_per_1000'), 0)} ms and "
+                       f"sink CPU {n(p.get('sink_cpu_ms_per_1000'), 0)} ms per 1,000 requests")
+    s3 = res.get("s3") or {}
+    if s3:
+        out.append("")
+        out.append("### Scenario 3: fan-out to 10 subscribers")
+        if "error" in s3:
+            out.append(f"Failed: `{s3['error']}`")
+        else:
+            out.append(f"- ingest (unthrottled, {_get(s3, 'ingest', 'connections')} conns, "
+                       f"{n(_get(s3, 'ingest', 'seconds'), 1)} s): {wrk_line(s3.get('ingest'))}")
+            out.append(f"- {n(s3.get('deliveries'))} deliveries in {n(s3.get('seconds'), 1)} s from the first request to "
+                       f"an empty backlog (drained: {s3.get('drained')}): **{n(s3.get('deliveries_per_s'))}/s**; "
+                       f"{n(s3.get('during_ingest_per_s'))}/s while ingest ran, {n(s3.get('drain_only_per_s'))}/s after")
+            out.append(f"- relayd CPU {n(s3.get('cpu_ms_per_1000_deliveries'), 0)} ms per 1,000 deliveries; peak RSS "
+                       f"{n(s3.get('max_rss_mib'))} MiB; ingest-to-success (histogram) p50 {ms(s3.get('latency_p50_ms'))}, "
+                       f"p99 {ms(s3.get('latency_p99_ms'))}")
+            out.append(f"- baseline, wrk POSTing straight to the sink: {wrk_line(s3.get('nginx_direct'))}")
+    s4 = res.get("s4") or {}
+    if s4:
+        out.append("")
+        out.append("### Scenario 4: backlog on disk")
+        if "error" in s4:
+            out.append(f"Failed: `{s4['error']}`")
+        else:
+            f = s4.get("fill") or {}
+            out.append(f"- `fill_store` wrote {n(f.get('scheduled'))} scheduled retries (one failed attempt each, due "
+                       f"20-60 min later) and {n(f.get('dead'))} dead deliveries, each with its own 1 KiB event, in "
+                       f"{n(f.get('wall_s'), 1)} s: {n(s4.get('disk_bytes', 0) / 2**20)} MiB on disk")
+            out.append(f"- first start on it: /readyz after {n(s4.get('first_ready_s'), 3)} s, backlog counted in the "
+                       f"gauges after {n(s4.get('first_counted_s'), 2)} s more; RSS {n(s4.get('rss_after_start_mib'))} MiB")
+            for r in s4.get("s2_runs") or []:
+                out.append(f"- scenario 2 at {n(r.get('target_rate'))}/s: ingest {n(r.get('rps'))}/s, deliveries "
+                           f"{n(r.get('deliveries_per_s'))}/s, slope {n(r.get('backlog_slope_per_s'))}/s, e2e p50 "
+                           f"{ms(r.get('e2e_p50_ms'))} p99 {ms(r.get('e2e_p99_ms'))}, flat: {r.get('flat')}")
+            out.append(f"- scenario 1: {wrk_line(s4.get('s1'))}")
+            out.append(f"- peak RSS (VmHWM) {n(s4.get('peak_rss_mib'))} MiB; restart: /readyz after "
+                       f"{n(s4.get('restart_ready_s'), 3)} s, counted after {n(s4.get('restart_counted_s'), 2)} s more, "
+                       f"RSS {n(s4.get('rss_after_restart_mib'))} MiB, gauges {s4.get('restart_gauges')}; "
+                       f"{n(s4.get('disk_bytes_end', 0) / 2**20)} MiB on disk at the end")
+    return "\n".join(out)
+
+
+_BASELINES = [
+    (r"^BM_(IdGenerator_Next|ParseId|DeliveryKey|ScheduleKey|EventDeliveryKey|DecodeScheduleKey|IdTime)$",
+     lambda m: "BM_Baseline_CopyId"),
+    (r"^BM_StandardSignature/(\d+)$", lambda m: f"BM_Baseline_HmacPrefetched/{m.group(1)}"),
+    (r"^BM_(JsonParse1K|ParseEventRequest)$", lambda m: "BM_Baseline_JsonAccept"),
+    (r"^BM_CommitIngest/(.*)/real_time$", lambda m: f"BM_Baseline_RocksWrite/{m.group(1)}/real_time"),
+]
+
+
+def fmt_time(ns):
+    if ns >= 1e6:
+        return f"{ns / 1e6:.2f} ms"
+    if ns >= 1e3:
+        return f"{ns / 1e3:.2f} us"
+    return f"{ns:.0f} ns"
+
+
+def micro(res):
+    m = res.get("micro")
+    if not m:
+        return ""
+    if "error" in m:
+        return f"Failed: `{m['error']}`"
+    by_name = {}
+    for b in m.get("benchmarks", []):
+        scale = {"ns": 1, "us": 1e3, "ms": 1e6, "s": 1e9}[b.get("time_unit", "ns")]
+        by_name[b["name"]] = dict(b, real_ns=b["real_time"] * scale, cpu_ns=b["cpu_time"] * scale)
+    lines = ["| benchmark | time/op (wall) | CPU/op | items/s | baseline | x baseline |", "|---|---|---|---|---|---|"]
+    for name, b in by_name.items():
+        base = None
+        for pattern, target in _BASELINES:
+            mm = re.match(pattern, name)
+            if mm:
+                base = by_name.get(target(mm))
+                break
+        items = b.get("items_per_second")
+        base_name, x = "", ""
+        if base:
+            # A benchmark and its baseline do the same number of items per iteration.
+            base_name, x = base["name"], f"{b['real_ns'] / base['real_ns']:.2f}"
+        lines.append(f"| {name} | {fmt_time(b['real_ns'])} | {fmt_time(b['cpu_ns'])} | "
+                     f"{n(items) if items else ''} | {base_name} | {x} |")
+    ctx = m.get("context", {})
+    head = (f"Google Benchmark {ctx.get('library_version', '')}, {ctx.get('num_cpus')} CPUs, "
+            f"build type {ctx.get('library_build_type')} of the library; relay built Release. "
+            f"Store commits on a temporary RocksDB in the suite's work directory (same disk as the scenarios). "
+            f"For BM_CommitIngest and its baseline, one iteration commits `group` ingests; items/s counts ingests.")
+    return head + "\n\n" + "\n".join(lines)
+
+
+def profile(res):
+    p = res.get("profile")
+    if not p:
+        return ""
+    if "error" in p:
+        return f"Not run: `{p['error']}`"
+    parts = [f"`perf record -e cpu-clock -F 499 --call-graph dwarf` on relayd, {p.get('seconds')} s per path, "
+             f"while the rest of the machine was as loaded as in the scenarios. Percentages are of relayd's samples "
+             f"(all threads). Thread ids: the first is the event loop (HTTP, JSON, scheduler, curl), the second "
+             f"the commit pipeline's writer; RocksDB's own threads follow."]
+    for key, title, figure in (("ingest", "Ingest path (scenario 1's load: durable ingest, deliveries held)",
+                                lambda d: f"{n(d.get('rps'))} events/s while recording, "
+                                          f"{n(d.get('cpu_us_per_event'), 0)} us of relayd CPU per event"),
+                               ("delivery", "Delivery path (held deliveries released to the sink, no ingest)",
+                                lambda d: f"{n(d.get('rate'))} deliveries/s while recording, "
+                                          f"{n(d.get('cpu_us_per_delivery'), 0)} us of relayd CPU per delivery")):
+        d = p.get(key)
+        if not d:
+            continue
+        parts += ["", f"### {title}", "", figure(d) + f"; data `{d.get('data')}`.", "",
+                  "By thread:", "```", d.get("by_thread", ""), "```",
+                  "By shared object:", "```", d.get("by_dso", ""), "```",
+                  "Self time by symbol (>= 0.8%):", "```", d.get("self", ""), "```",
+                  "Inclusive time (children) of relay's functions and the costly library entry points (>= 2%):",
+                  "```", d.get("inclusive", ""), "```"]
+    return "\n".join(parts)
+
+
+def render(res, findings_path):
+    m = res.get("machine", {})
+    cfg = res.get("config", {})
+    parts = [
+        "# relay benchmark results",
+        "",
+        f"Written by `benchmarks/run.sh` on {res.get('date')}, commit `{res.get('commit')}`"
+        f"{' (with uncommitted changes)' if res.get('dirty') else ''}, relayd built Release "
+        f"(`{res.get('build_dir')}`). Suite time {n(res.get('total_s', 0) / 60, 1)} min. Raw figures: "
+        f"`<work dir>/results.json`. How to read them: `benchmarks/README.md`.",
+        "",
+        "## Machine",
+        "",
+        f"- {m.get('nproc')} cores ({m.get('cpu_model')}), {m.get('mem_gib')} GiB memory, Linux {m.get('kernel')}",
+        f"- disk: `{(m.get('df') or '').splitlines()[-1] if m.get('df') else 'n/a'}`; "
+        f"mount `{m.get('mount')}`",
+        "- block devices:",
+        "```",
+        m.get("lsblk", ""),
+        "```",
+        f"- load before: `{res.get('load_before')}`",
+        f"- load after: `{res.get('load_after')}`",
+        "- load after each step: " + "; ".join(f"{k}: `{v.split('load average:')[-1].strip()}`"
+                                              for k, v in (res.get("load_during") or {}).items()),
+        "",
+        "The machine is shared: other engineers build on the same 2 cores while the suite runs, so absolute "
+        "figures move from run to run; every scenario runs its baseline in the same invocation and the ratios are "
+        "the steadier figures. wrk, nginx and relayd share the 2 cores too.",
+        "",
+        f"Settings: {cfg.get('duration')} s per measured run, {cfg.get('warmup')} s warm-up, "
+        f"{cfg.get('connections')} connections, {cfg.get('wrk_threads')} wrk threads, nginx "
+        f"{cfg.get('nginx_workers')} workers per instance, 1 KiB event body (`benchmarks/payloads/event_1k.json`).",
+        "",
+        "## Summary against the targets of issue 5",
+        "",
+        summary(res),
+        "",
+        "## Scenarios",
+        "",
+        details(res),
+        "",
+        "## Micro-benchmarks",
+        "",
+        micro(res),
+        "",
+        "## Profiles",
+        "",
+        profile(res),
+        "",
+    ]
+    if findings_path:
+        with open(findings_path) as f:
+            parts += ["## Findings", "",
+                      "_Written by hand from the profile and figures of the committed run (benchmarks/FINDINGS.md); "
+                      "re-check them against the figures above after a new run._", "", f.read()]
+    return "\n".join(parts)

@@ -1,0 +1,349 @@
+// Black-box tests of the dead-letter queue and the delivery listings (spec section 2,
+// "Deliveries and the dead-letter queue"): deliveries die when their retry window closes or on
+// 410, are listed and filtered, redriven in bulk or one by one, and discarded; GET
+// /v1/deliveries filters and pages. Real relayd, real subscriber servers.
+
+#include <gtest/gtest.h>
+
+#include <cctype>
+#include <chrono>
+#include <functional>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "tests/support/http_client.h"
+#include "tests/support/relayd_process.h"
+#include "tests/support/test_subscriber.h"
+
+namespace relay::test {
+namespace {
+
+using nlohmann::json;
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+constexpr auto kWait = 20s;
+
+// Loopback subscribers, and a 1s retry window so that failing deliveries die quickly: after
+// about 4 attempts each (0, 0.1, 0.3, 0.7s), which keeps a subscription with a few failing
+// deliveries below the 20 consecutive failures that open its circuit (and hold a redrive for the
+// 30s probe).
+const std::vector<std::string> kFastRetries{"--allow-cidr",      "127.0.0.0/8", "--retry-initial", "100ms",
+                                            "--retry-max-delay", "400ms",       "--retry-window",  "1s"};
+
+// Polls `probe` until it holds or `timeout` passes: relayd's state is only visible through its API.
+bool eventually(const std::function<bool()>& probe, std::chrono::milliseconds timeout = kWait) {
+  const auto deadline = Clock::now() + timeout;
+  for (;;) {
+    if (probe()) return true;
+    if (Clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(20ms);
+  }
+}
+
+// Percent-encodes everything but RFC 3986 unreserved characters (a cursor is opaque).
+std::string url_encode(const std::string& text) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (const unsigned char c : text) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out;
+}
+
+std::set<std::string> field_set(const std::vector<json>& items, const char* field) {
+  std::set<std::string> out;
+  for (const json& item : items) out.insert(item.value(field, ""));
+  return out;
+}
+
+class DeadLetters : public ::testing::Test {
+ protected:
+  void SetUp() override { relayd_.emplace(RelaydOptions::with_args(kFastRetries)); }
+
+  HttpResponse call(std::string_view method, std::string_view path, const std::string& body = {}) {
+    return http_.request(method, relayd_->url(path), body, {bearer(kAdminKey)});
+  }
+  json get(const std::string& path) {
+    const HttpResponse r = call("GET", path);
+    EXPECT_EQ(r.status, 200) << path << " -> " << r.describe();
+    return r.status == 200 && r.json().is_object() ? r.json() : json::object();
+  }
+  // The items of a listing (one page).
+  std::vector<json> items(const std::string& path) {
+    const json page = get(path);
+    return page.contains("items") && page["items"].is_array() ? page["items"].get<std::vector<json>>()
+                                                              : std::vector<json>{};
+  }
+  std::string subscribe(const json& body) {
+    const HttpResponse r = call("POST", "/v1/subscriptions", body.dump());
+    EXPECT_EQ(r.status, 201) << body.dump() << " -> " << r.describe();
+    return r.status == 201 && r.json().is_object() ? r.json().value("id", "") : "";
+  }
+  std::string publish(const std::string& type, const json& payload, int deliveries) {
+    const HttpResponse r = call("POST", "/v1/events", json{{"type", type}, {"payload", payload}}.dump());
+    EXPECT_EQ(r.status, 202) << type << " -> " << r.describe();
+    if (r.status != 202 || !r.json().is_object()) return {};
+    EXPECT_EQ(r.json().value("deliveries", -1), deliveries) << type;
+    return r.json().value("id", "");
+  }
+  std::vector<json> deliveries_of_event(const std::string& event_id) {
+    const json event = get("/v1/events/" + event_id);
+    return event.contains("deliveries") ? event["deliveries"].get<std::vector<json>>() : std::vector<json>{};
+  }
+  std::string delivery_id(const std::string& event_id, const std::string& subscription_id) {
+    for (const json& d : deliveries_of_event(event_id)) {
+      if (d.value("subscription_id", "") == subscription_id) return d.value("id", "");
+    }
+    ADD_FAILURE() << "event " << event_id << " has no delivery to " << subscription_id;
+    return {};
+  }
+  json await_state(const std::string& delivery_id, const std::string& state) {
+    json last;
+    const bool reached = eventually([&] {
+      last = get("/v1/deliveries/" + delivery_id);
+      return last.value("state", "") == state;
+    });
+    EXPECT_TRUE(reached) << delivery_id << " never reached " << state << ", last: " << last.dump();
+    return last;
+  }
+  // Polls the listing at `path` until it has `n` items; the last page.
+  std::vector<json> await_items(const std::string& path, std::size_t n) {
+    std::vector<json> last;
+    const bool reached = eventually([&] {
+      last = items(path);
+      return last.size() == n;
+    });
+    EXPECT_TRUE(reached) << path << " never listed " << n << " items, last: " << json(last).dump();
+    return last;
+  }
+  // Every item of a listing, following next_cursor; checks the page sizes against `limit`.
+  std::vector<json> all_pages(const std::string& path, std::size_t limit, std::size_t* pages = nullptr) {
+    std::vector<json> out;
+    std::string cursor;
+    std::size_t count = 0;
+    for (;;) {
+      const std::string sep = path.find('?') == std::string::npos ? "?" : "&";
+      std::string url = path + sep + "limit=" + std::to_string(limit);
+      if (!cursor.empty()) url += "&cursor=" + url_encode(cursor);
+      const json page = get(url);
+      const auto page_items = page.value("items", json::array());
+      EXPECT_LE(page_items.size(), limit) << url;
+      for (const json& item : page_items) out.push_back(item);
+      ++count;
+      const json next = page.value("next_cursor", json());
+      if (next.is_null() || (next.is_string() && next.get<std::string>().empty())) break;
+      if (!next.is_string() || count > 20) {
+        ADD_FAILURE() << "bad next_cursor: " << page.dump();
+        break;
+      }
+      cursor = next.get<std::string>();
+    }
+    if (pages) *pages = count;
+    return out;
+  }
+
+  std::optional<RelaydProcess> relayd_;
+  HttpClient http_;
+};
+
+TEST_F(DeadLetters, FailuresDieWhenTheWindowClosesAndARedriveDeliversThem) {
+  TestSubscriber sub;
+  sub.respond(Reply::status(500, "temporarily broken"));
+  const std::string a = subscribe({{"url", sub.url("/a")}});
+  const std::string b = subscribe({{"url", sub.url("/b")}, {"event_types", {"meeting.*"}}});
+  ASSERT_FALSE(a.empty() || b.empty());
+  std::vector<std::string> events{publish("meeting.completed", {{"n", 1}}, 2), publish("meeting.completed", {{"n", 2}}, 2),
+                                  publish("bot.joined", {{"n", 3}}, 1)};
+
+  const std::vector<json> dead = await_items("/v1/dlq", 5);
+  ASSERT_EQ(dead.size(), 5u);
+  for (const json& d : dead) {
+    EXPECT_EQ(d.value("state", ""), "dead") << d.dump();
+    EXPECT_EQ(d.value("last_error", ""), "http_5xx") << d.dump();
+    EXPECT_GE(d.value("attempts", 0), 2) << "retried within the window before dying: " << d.dump();
+  }
+  const json one = get("/v1/deliveries/" + dead[0].value("id", ""));
+  EXPECT_FALSE(one.value("completed_at", json()).is_null()) << one.dump();
+  for (const json& attempt : one.value("attempts", json::array())) {
+    EXPECT_EQ(attempt.value("http_status", 0), 500);
+    EXPECT_EQ(attempt.value("response_body", ""), "temporarily broken");
+  }
+
+  // Filters.
+  const auto of_b = items("/v1/dlq?subscription_id=" + b);
+  EXPECT_EQ(of_b.size(), 2u);
+  EXPECT_EQ(field_set(of_b, "subscription_id"), std::set<std::string>{b});
+  const auto bots = items("/v1/dlq?event_type=bot.joined");
+  ASSERT_EQ(bots.size(), 1u);
+  EXPECT_EQ(bots[0].value("event_id", ""), events[2]);
+  EXPECT_EQ(bots[0].value("subscription_id", ""), a);
+  EXPECT_EQ(items("/v1/dlq?subscription_id=" + a + "&event_type=meeting.completed").size(), 2u);
+  EXPECT_EQ(items("/v1/dlq?since=2000-01-01T00:00:00Z").size(), 5u);
+  EXPECT_EQ(items("/v1/dlq?until=2000-01-01T00:00:00Z").size(), 0u);
+  EXPECT_EQ(items("/v1/dlq?since=2999-01-01T00:00:00Z").size(), 0u);
+  EXPECT_EQ(items("/v1/dlq?subscription_id=sub_unknown").size(), 0u);
+  EXPECT_EQ(call("GET", "/v1/dlq?limit=0").status, 400);
+
+  // The subscriber recovers; redrive one subscription's dead letters, then the rest.
+  sub.respond(Reply::ok());
+  const std::size_t before = sub.request_count();
+  const HttpResponse redrive_b = call("POST", "/v1/dlq/retry", json{{"subscription_id", b}}.dump());
+  ASSERT_EQ(redrive_b.status, 200) << redrive_b.describe();
+  EXPECT_EQ(redrive_b.json(), (json{{"retried", 2}}));
+  for (const json& d : of_b) await_state(d.value("id", ""), "succeeded");
+  EXPECT_EQ(items("/v1/dlq").size(), 3u);
+
+  const HttpResponse redrive_rest = call("POST", "/v1/dlq/retry", "{}");
+  ASSERT_EQ(redrive_rest.status, 200) << redrive_rest.describe();
+  EXPECT_EQ(redrive_rest.json(), (json{{"retried", 3}}));
+  for (const json& d : dead) {
+    const json done = await_state(d.value("id", ""), "succeeded");
+    const auto attempts = done.value("attempts", json::array());
+    ASSERT_FALSE(attempts.empty());
+    EXPECT_EQ(attempts.back().value("outcome", ""), "success") << done.dump();
+  }
+  EXPECT_TRUE(items("/v1/dlq").empty());
+  EXPECT_EQ(sub.request_count(), before + 5) << "each redriven delivery is attempted once more";
+  const HttpResponse nothing = call("POST", "/v1/dlq/retry", "{}");
+  EXPECT_EQ(nothing.json(), (json{{"retried", 0}})) << nothing.describe();
+}
+
+TEST_F(DeadLetters, RetryOfOneDeadDeliveryAttemptsItAgain) {
+  TestSubscriber sub;
+  sub.respond(Reply::status(410));
+  const std::string s = subscribe({{"url", sub.url("/hook")}});
+  const std::string first = delivery_id(publish("meeting.completed", {{"n", 1}}, 1), s);
+  const std::string second = delivery_id(publish("meeting.completed", {{"n", 2}}, 1), s);
+  await_state(first, "dead");
+  await_state(second, "dead");
+
+  sub.respond(Reply::ok());
+  const HttpResponse retried = call("POST", "/v1/deliveries/" + first + "/retry");
+  ASSERT_EQ(retried.status, 200) << retried.describe();
+  EXPECT_EQ(retried.json().value("id", ""), first);
+  EXPECT_NE(retried.json().value("state", ""), "dead") << retried.describe();
+  const json done = await_state(first, "succeeded");
+  EXPECT_EQ(done.value("attempts", json::array()).size(), 2u) << done.dump();
+  ASSERT_TRUE(sub.wait_for_requests(3, kWait));
+  const RecordedRequest again = sub.requests().back();
+  EXPECT_EQ(again.header("X-Relay-Delivery-Id").value_or(""), first);
+  EXPECT_EQ(again.header("X-Relay-Attempt").value_or(""), "2");
+
+  // Only the retried one left the DLQ.
+  const auto dlq = items("/v1/dlq");
+  ASSERT_EQ(dlq.size(), 1u);
+  EXPECT_EQ(dlq[0].value("id", ""), second);
+
+  EXPECT_EQ(call("POST", "/v1/deliveries/" + first + "/retry").status, 409) << "a succeeded delivery is final";
+  EXPECT_EQ(call("POST", "/v1/deliveries/dlv_00000000000000000000000000/retry").status, 404);
+  EXPECT_EQ(call("POST", "/v1/deliveries/nonsense/retry").status, 404);
+}
+
+TEST_F(DeadLetters, DiscardRemovesADeadDelivery) {
+  TestSubscriber sub;
+  sub.respond("/gone", Reply::status(410));
+  const std::string gone = subscribe({{"url", sub.url("/gone")}});
+  const std::string fine = subscribe({{"url", sub.url("/fine")}});
+  const std::string e1 = publish("meeting.completed", {{"n", 1}}, 2);
+  const std::string e2 = publish("meeting.completed", {{"n", 2}}, 2);
+  const std::string discarded = delivery_id(e1, gone);
+  const std::string kept = delivery_id(e2, gone);
+  const std::string succeeded = delivery_id(e1, fine);
+  await_state(discarded, "dead");
+  await_state(kept, "dead");
+  await_state(succeeded, "succeeded");
+
+  const HttpResponse removed = call("DELETE", "/v1/dlq/" + discarded);
+  EXPECT_EQ(removed.status, 204) << removed.describe();
+  EXPECT_TRUE(removed.body.empty());
+  const auto dlq = items("/v1/dlq");
+  ASSERT_EQ(dlq.size(), 1u);
+  EXPECT_EQ(dlq[0].value("id", ""), kept);
+  EXPECT_EQ(call("GET", "/v1/deliveries/" + discarded).status, 404);
+  EXPECT_EQ(call("DELETE", "/v1/dlq/" + discarded).status, 404);
+  EXPECT_EQ(call("DELETE", "/v1/dlq/" + succeeded).status, 409) << "only dead deliveries are discarded";
+  EXPECT_EQ(get("/v1/deliveries/" + succeeded).value("state", ""), "succeeded");
+
+  // A redrive no longer sees the discarded one.
+  sub.respond("/gone", Reply::ok());
+  const std::size_t before = sub.requests("/gone").size();
+  EXPECT_EQ(call("POST", "/v1/dlq/retry", "{}").json(), (json{{"retried", 1}}));
+  await_state(kept, "succeeded");
+  const auto after = sub.requests("/gone");
+  ASSERT_EQ(after.size(), before + 1);
+  EXPECT_EQ(after.back().header("X-Relay-Delivery-Id").value_or(""), kept);
+}
+
+TEST_F(DeadLetters, DeliveryListingFiltersAndPagesNewestFirst) {
+  TestSubscriber sub;
+  sub.respond("/b", Reply::status(410));
+  const std::string a = subscribe({{"url", sub.url("/a")}, {"event_types", {"order.*"}}});
+  const std::string b = subscribe({{"url", sub.url("/b")}, {"event_types", {"order.paid"}}});
+  std::vector<std::string> events;
+  for (int i = 0; i < 5; ++i) {
+    const bool paid = i % 2 == 1;
+    events.push_back(publish(paid ? "order.paid" : "order.created", {{"order", i}}, paid ? 2 : 1));
+  }
+  for (const std::string& e : events) {
+    for (const json& d : deliveries_of_event(e)) {
+      await_state(d.value("id", ""), d.value("subscription_id", "") == a ? "succeeded" : "dead");
+    }
+  }
+
+  EXPECT_EQ(items("/v1/deliveries").size(), 7u);
+  const auto succeeded = items("/v1/deliveries?state=succeeded");
+  EXPECT_EQ(succeeded.size(), 5u);
+  EXPECT_EQ(field_set(succeeded, "subscription_id"), std::set<std::string>{a});
+  const auto dead = items("/v1/deliveries?state=dead");
+  EXPECT_EQ(dead.size(), 2u);
+  EXPECT_EQ(field_set(dead, "subscription_id"), std::set<std::string>{b});
+  EXPECT_TRUE(items("/v1/deliveries?state=pending").empty());
+  EXPECT_EQ(items("/v1/deliveries?subscription_id=" + b).size(), 2u);
+  const auto paid = items("/v1/deliveries?event_type=order.paid");
+  EXPECT_EQ(paid.size(), 4u);
+  EXPECT_EQ(field_set(paid, "event_type"), std::set<std::string>{"order.paid"});
+  EXPECT_EQ(items("/v1/deliveries?event_type=order.paid&subscription_id=" + a).size(), 2u);
+  EXPECT_TRUE(items("/v1/deliveries?event_type=order.created&state=dead").empty());
+  const auto of_first = items("/v1/deliveries?event_id=" + events[0]);
+  ASSERT_EQ(of_first.size(), 1u);
+  EXPECT_EQ(of_first[0].value("subscription_id", ""), a);
+  EXPECT_EQ(items("/v1/deliveries?since=2999-01-01T00:00:00Z").size(), 0u);
+  EXPECT_EQ(call("GET", "/v1/deliveries?state=bogus").error_code(), "invalid_field");
+  EXPECT_EQ(call("GET", "/v1/deliveries?limit=0").status, 400);
+
+  // limit=2 over sub a's five deliveries: pages of 2, 2, 1, newest first, nothing twice.
+  std::size_t pages = 0;
+  const auto paged = all_pages("/v1/deliveries?subscription_id=" + a, 2, &pages);
+  EXPECT_EQ(pages, 3u);
+  ASSERT_EQ(paged.size(), 5u);
+  EXPECT_EQ(field_set(paged, "id").size(), 5u);
+  std::vector<std::string> event_order;
+  for (const json& d : paged) event_order.push_back(d.value("event_id", ""));
+  EXPECT_EQ(event_order, std::vector<std::string>(events.rbegin(), events.rend()));
+  for (std::size_t i = 1; i < paged.size(); ++i) {
+    EXPECT_GT(paged[i - 1].value("id", ""), paged[i].value("id", "")) << "ids sort by creation time";
+  }
+
+  // The DLQ pages the same way.
+  std::size_t dlq_pages = 0;
+  const auto dlq = all_pages("/v1/dlq", 1, &dlq_pages);
+  EXPECT_EQ(dlq.size(), 2u);
+  EXPECT_EQ(field_set(dlq, "id"), field_set(dead, "id"));
+  EXPECT_GE(dlq_pages, 2u);
+}
+
+}  // namespace
+}  // namespace relay::test

@@ -1,0 +1,290 @@
+// CommitPipeline: group commit on a real RocksDB. Commands from many threads all complete; a
+// failing command is rolled back while the rest of its group commits; commands see the writes
+// of earlier commands of the same group.
+
+#include "storage/commit_pipeline.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <future>
+#include <mutex>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+#include "tests/support/temp_dir.h"
+
+namespace relay {
+namespace {
+
+constexpr auto kTimeout = std::chrono::seconds(30);
+
+// Group sizes as reported to the commit observer.
+class GroupLog {
+ public:
+  CommitPipeline::CommitObserver observer() {
+    return [this](double seconds, std::size_t commands) {
+      EXPECT_GE(seconds, 0.0);
+      std::lock_guard lock(mutex_);
+      sizes_.push_back(commands);
+    };
+  }
+  std::vector<std::size_t> sizes() {
+    std::lock_guard lock(mutex_);
+    return sizes_;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::vector<std::size_t> sizes_;
+};
+
+class CommitPipelineTest : public ::testing::Test {
+ protected:
+  void SetUp() override { store_ = Store::open(StoreOptions{dir_.str() + "/db", true, 8 << 20}); }
+
+  // Submits and returns a future of the command's final status.
+  static std::future<Status> submit(CommitPipeline& pipeline, CommitPipeline::Command command) {
+    auto promise = std::make_shared<std::promise<Status>>();
+    auto future = promise->get_future();
+    pipeline.submit(std::move(command), [promise](const Status& status) { promise->set_value(status); });
+    return future;
+  }
+
+  static Status wait(std::future<Status>& future) {
+    if (future.wait_for(kTimeout) != std::future_status::ready) return make_error(Errc::internal, "timed out");
+    return future.get();
+  }
+
+  // A command that holds the writer thread until `release` is fulfilled, so that the commands
+  // submitted meanwhile are queued and then taken as one group.
+  static CommitPipeline::Command blocker(std::shared_future<void> release) {
+    return [release](WriteTxn&) -> Status {
+      release.wait();
+      return Ok{};
+    };
+  }
+
+  static CommitPipeline::Command put(std::string key, std::string value) {
+    return [key, value](WriteTxn& txn) -> Status {
+      txn.put(Family::events, key, value);
+      return Ok{};
+    };
+  }
+
+  test::TempDir dir_;
+  std::unique_ptr<Store> store_;
+};
+
+TEST_F(CommitPipelineTest, ManyThreadsSubmitConcurrentlyAndAllComplete) {
+  GroupLog groups;
+  CommitPipeline pipeline(*store_, groups.observer());
+  constexpr int kThreads = 8;
+  constexpr int kPerThread = 200;
+  std::vector<std::vector<std::future<Status>>> futures(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        futures[t].push_back(submit(pipeline, put("t" + std::to_string(t) + "-" + std::to_string(i), "v")));
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  for (auto& per_thread : futures) {
+    for (auto& future : per_thread) ASSERT_TRUE(wait(future).ok());
+  }
+  for (int t = 0; t < kThreads; ++t) {
+    for (int i = 0; i < kPerThread; ++i) {
+      ASSERT_EQ(store_->get(Family::events, "t" + std::to_string(t) + "-" + std::to_string(i)), "v");
+    }
+  }
+  std::size_t total = 0;
+  for (auto size : groups.sizes()) total += size;
+  EXPECT_EQ(total, static_cast<std::size_t>(kThreads * kPerThread));
+}
+
+TEST_F(CommitPipelineTest, CommandsQueuedTogetherCommitAsOneGroup) {
+  GroupLog groups;
+  CommitPipeline pipeline(*store_, groups.observer());
+  std::promise<void> started;
+  std::promise<void> release;
+  auto first = submit(pipeline, [&started, released = release.get_future().share()](WriteTxn&) -> Status {
+    started.set_value();
+    released.wait();
+    return Ok{};
+  });
+  // Once the blocker runs, its group is closed: the next ones queue up behind it.
+  ASSERT_EQ(started.get_future().wait_for(kTimeout), std::future_status::ready);
+  std::vector<std::future<Status>> rest;
+  for (int i = 0; i < 10; ++i) rest.push_back(submit(pipeline, put("k" + std::to_string(i), "v")));
+  release.set_value();
+  ASSERT_TRUE(wait(first).ok());
+  for (auto& future : rest) ASSERT_TRUE(wait(future).ok());
+  EXPECT_EQ(groups.sizes(), (std::vector<std::size_t>{1, 10}));
+}
+
+TEST_F(CommitPipelineTest, AFailingCommandIsRolledBackWhileItsGroupCommits) {
+  CommitPipeline pipeline(*store_, nullptr);
+  std::promise<void> release;
+  auto first = submit(pipeline, blocker(release.get_future().share()));
+  auto before = submit(pipeline, put("before", "1"));
+  auto failing = submit(pipeline, [](WriteTxn& txn) -> Status {
+    txn.put(Family::events, "failing", "x");
+    txn.put(Family::events, "before", "overwritten by a failing command");
+    return make_error(Errc::conflict, "no");
+  });
+  auto throwing = submit(pipeline, [](WriteTxn& txn) -> Status {
+    txn.put(Family::events, "throwing", "x");
+    throw std::runtime_error("boom");
+  });
+  auto after = submit(pipeline, put("after", "2"));
+  release.set_value();
+
+  ASSERT_TRUE(wait(first).ok());
+  EXPECT_TRUE(wait(before).ok());
+  const Status failed = wait(failing);
+  ASSERT_FALSE(failed.ok());
+  EXPECT_EQ(failed.error().code, Errc::conflict);
+  EXPECT_EQ(failed.error().message, "no");
+  const Status thrown = wait(throwing);
+  ASSERT_FALSE(thrown.ok());
+  EXPECT_EQ(thrown.error().code, Errc::internal);
+  EXPECT_EQ(thrown.error().message, "boom");
+  EXPECT_TRUE(wait(after).ok());
+
+  EXPECT_EQ(store_->get(Family::events, "before"), "1");
+  EXPECT_EQ(store_->get(Family::events, "after"), "2");
+  EXPECT_FALSE(store_->get(Family::events, "failing").has_value());
+  EXPECT_FALSE(store_->get(Family::events, "throwing").has_value());
+}
+
+TEST_F(CommitPipelineTest, ARolledBackDeleteLeavesTheKey) {
+  CommitPipeline pipeline(*store_, nullptr);
+  auto seed = submit(pipeline, put("kept", "v"));
+  ASSERT_TRUE(wait(seed).ok());
+  auto failing = submit(pipeline, [](WriteTxn& txn) -> Status {
+    txn.del(Family::events, "kept");
+    return make_error(Errc::invalid_field, "no");
+  });
+  EXPECT_FALSE(wait(failing).ok());
+  EXPECT_EQ(store_->get(Family::events, "kept"), "v");
+}
+
+TEST_F(CommitPipelineTest, CommandsSeeEarlierWritesOfTheirGroupButNotRolledBackOnes) {
+  CommitPipeline pipeline(*store_, nullptr);
+  auto seed = submit(pipeline, put("committed", "old"));
+  ASSERT_TRUE(wait(seed).ok());
+
+  std::promise<void> release;
+  auto first = submit(pipeline, blocker(release.get_future().share()));
+  auto writer = submit(pipeline, [](WriteTxn& txn) -> Status {
+    txn.put(Family::events, "counter", "1");
+    txn.put(Family::events, "committed", "new");
+    txn.put(Family::deliveries, "b", "");
+    return Ok{};
+  });
+  auto failing = submit(pipeline, [](WriteTxn& txn) -> Status {
+    txn.put(Family::events, "counter", "rolled back");
+    txn.del(Family::events, "committed");
+    return make_error(Errc::conflict, "no");
+  });
+  std::optional<std::string> seen_counter;
+  std::optional<std::string> seen_committed;
+  std::vector<std::string> scanned;
+  auto reader = submit(pipeline, [&](WriteTxn& txn) -> Status {
+    seen_counter = txn.get(Family::events, "counter");
+    seen_committed = txn.get(Family::events, "committed");
+    txn.put(Family::events, "counter", *seen_counter + "+1");
+    txn.scan(Family::deliveries, ScanRange{}, [&](std::string_view key, std::string_view) {
+      scanned.emplace_back(key);
+      return true;
+    });
+    return Ok{};
+  });
+  // A committed key and one written by this group interleave in the scan.
+  rocksdb::WriteBatch committed;
+  ASSERT_TRUE(committed.Put(store_->handle(Family::deliveries), "a", "").ok());
+  ASSERT_TRUE(committed.Put(store_->handle(Family::deliveries), "c", "").ok());
+  ASSERT_TRUE(store_->write(committed).ok());
+  release.set_value();
+
+  ASSERT_TRUE(wait(first).ok());
+  ASSERT_TRUE(wait(writer).ok());
+  ASSERT_FALSE(wait(failing).ok());
+  ASSERT_TRUE(wait(reader).ok());
+  EXPECT_EQ(seen_counter, "1");
+  EXPECT_EQ(seen_committed, "new");
+  EXPECT_EQ(scanned, (std::vector<std::string>{"a", "b", "c"}));
+  EXPECT_EQ(store_->get(Family::events, "counter"), "1+1");
+  EXPECT_EQ(store_->get(Family::events, "committed"), "new");
+}
+
+// Writes of the group outside the range must stay outside the scan, on both sides and in both
+// directions, as they do for committed keys (mutations scan one event's deliveries this way).
+TEST_F(CommitPipelineTest, ScanThroughTheBatchHonoursBoundsAndDirection) {
+  CommitPipeline pipeline(*store_, nullptr);
+  std::vector<std::string> forward;
+  std::vector<std::string> backward;
+  auto done = submit(pipeline, [&](WriteTxn& txn) -> Status {
+    for (const char* key : {"a", "b", "c", "d", "e", "f"}) txn.put(Family::attempts, key, "");
+    txn.del(Family::attempts, "c");
+    txn.scan(Family::attempts, ScanRange{"b", "e", false}, [&](std::string_view key, std::string_view) {
+      forward.emplace_back(key);
+      return true;
+    });
+    txn.scan(Family::attempts, ScanRange{"a", "d", true}, [&](std::string_view key, std::string_view) {
+      backward.emplace_back(key);
+      return true;
+    });
+    return Ok{};
+  });
+  ASSERT_TRUE(wait(done).ok());
+  EXPECT_EQ(forward, (std::vector<std::string>{"b", "d"}));
+  EXPECT_EQ(backward, (std::vector<std::string>{"b", "a"}));
+}
+
+TEST_F(CommitPipelineTest, StopFinishesQueuedCommandsAndRefusesLaterOnes) {
+  CommitPipeline pipeline(*store_, nullptr);
+  std::promise<void> release;
+  auto first = submit(pipeline, blocker(release.get_future().share()));
+  auto queued = submit(pipeline, put("queued", "v"));
+  std::thread stopper([&] { pipeline.stop(); });
+  release.set_value();
+  stopper.join();
+  EXPECT_TRUE(wait(first).ok());
+  EXPECT_TRUE(wait(queued).ok());
+  EXPECT_EQ(store_->get(Family::events, "queued"), "v");
+
+  auto late = submit(pipeline, put("late", "v"));
+  const Status refused = wait(late);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code, Errc::unavailable);
+  EXPECT_FALSE(store_->get(Family::events, "late").has_value());
+  pipeline.stop();  // idempotent
+}
+
+TEST_F(CommitPipelineTest, DestructorFinishesQueuedCommands) {
+  std::vector<std::future<Status>> futures;
+  {
+    CommitPipeline pipeline(*store_, nullptr);
+    for (int i = 0; i < 50; ++i) futures.push_back(submit(pipeline, put("d" + std::to_string(i), "v")));
+  }
+  for (auto& future : futures) EXPECT_TRUE(wait(future).ok());
+  for (int i = 0; i < 50; ++i) EXPECT_EQ(store_->get(Family::events, "d" + std::to_string(i)), "v");
+}
+
+TEST_F(CommitPipelineTest, CommittedWritesSurviveReopen) {
+  {
+    CommitPipeline pipeline(*store_, nullptr);
+    auto done = submit(pipeline, put("durable", "yes"));
+    ASSERT_TRUE(wait(done).ok());
+  }
+  store_.reset();
+  store_ = Store::open(StoreOptions{dir_.str() + "/db", true, 8 << 20});
+  EXPECT_EQ(store_->get(Family::events, "durable"), "yes");
+}
+
+}  // namespace
+}  // namespace relay

@@ -1,0 +1,326 @@
+// parse_config: defaults, flags in both spellings, RELAY_* environment variables, flags winning
+// over the environment, and a one-line ConfigError for every bad value.
+
+#include "relay/config/config.h"
+
+#include <gtest/gtest.h>
+
+namespace relay {
+namespace {
+
+using Args = std::vector<std::string>;
+using Env = std::map<std::string, std::string>;
+
+const std::string kKey = "admin:0123456789abcdef";
+
+Config parse(const Args& args, const Env& env = {}) {
+  bool help = false;
+  Config config = parse_config(args, env, help);
+  EXPECT_FALSE(help);
+  return config;
+}
+
+// The message of the ConfigError that parsing throws, or "" (and a test failure) if none.
+std::string error_of(const Args& args, const Env& env = {}) {
+  bool help = false;
+  try {
+    parse_config(args, env, help);
+  } catch (const ConfigError& e) {
+    return e.what();
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "not a ConfigError: " << e.what();
+    return "";
+  }
+  ADD_FAILURE() << "accepted";
+  return "";
+}
+
+TEST(ConfigTest, DefaultsFollowTheSpec) {
+  const Config c = parse({"--api-key", kKey});
+  EXPECT_EQ(c.listen_host, "127.0.0.1");
+  EXPECT_EQ(c.listen_port, 8080);
+  EXPECT_EQ(c.data_dir, "./data");
+  ASSERT_EQ(c.api_keys.size(), 1u);
+  EXPECT_EQ(c.api_keys[0].scope, ApiScope::admin);
+  EXPECT_EQ(c.api_keys[0].key, "0123456789abcdef");
+  EXPECT_FALSE(c.insecure_no_auth);
+  EXPECT_TRUE(c.sync_writes);
+  EXPECT_EQ(c.retry_initial_ms, 5'000);
+  EXPECT_EQ(c.retry_max_delay_ms, 600'000);
+  EXPECT_EQ(c.retry_window_ms, 3'600'000);
+  EXPECT_EQ(c.attempt_timeout_ms, 15'000);
+  EXPECT_EQ(c.connect_timeout_ms, 5'000);
+  EXPECT_EQ(c.max_in_flight, 4096u);
+  EXPECT_EQ(c.max_body_bytes, 1u << 20);
+  EXPECT_EQ(c.retention_ms, 72LL * 3'600'000);
+  EXPECT_EQ(c.dlq_retention_ms, 7LL * 86'400'000);
+  EXPECT_EQ(c.shutdown_grace_ms, 10'000);
+  EXPECT_FALSE(c.allow_private_networks);
+  EXPECT_TRUE(c.allow_cidrs.empty());
+  EXPECT_EQ(c.log_level, LogLevel::info);
+  EXPECT_FALSE(c.dev);
+}
+
+TEST(ConfigTest, EveryFlagIsApplied) {
+  const Config c = parse({"--listen", "0.0.0.0:9000",
+                          "--data-dir=/var/lib/relay",
+                          "--api-key", "ingest:ingestkey1",
+                          "--durability", "buffered",
+                          "--retry-initial", "500ms",
+                          "--retry-max-delay=2m",
+                          "--retry-window", "2h",
+                          "--attempt-timeout", "30s",
+                          "--connect-timeout", "1s",
+                          "--max-in-flight", "100",
+                          "--max-body", "512KiB",
+                          "--retention", "1d",
+                          "--dlq-retention", "14d",
+                          "--shutdown-grace", "0s",
+                          "--allow-private-networks",
+                          "--allow-cidr", "10.0.0.0/8",
+                          "--log-level", "debug",
+                          "--insecure-no-auth",
+                          "--dev"});
+  EXPECT_EQ(c.listen_host, "0.0.0.0");
+  EXPECT_EQ(c.listen_port, 9000);
+  EXPECT_EQ(c.data_dir, "/var/lib/relay");
+  ASSERT_EQ(c.api_keys.size(), 1u);
+  EXPECT_EQ(c.api_keys[0].scope, ApiScope::ingest);
+  EXPECT_EQ(c.api_keys[0].key, "ingestkey1");
+  EXPECT_FALSE(c.sync_writes);
+  EXPECT_EQ(c.retry_initial_ms, 500);
+  EXPECT_EQ(c.retry_max_delay_ms, 120'000);
+  EXPECT_EQ(c.retry_window_ms, 7'200'000);
+  EXPECT_EQ(c.attempt_timeout_ms, 30'000);
+  EXPECT_EQ(c.connect_timeout_ms, 1'000);
+  EXPECT_EQ(c.max_in_flight, 100u);
+  EXPECT_EQ(c.max_body_bytes, 512u << 10);
+  EXPECT_EQ(c.retention_ms, 86'400'000);
+  EXPECT_EQ(c.dlq_retention_ms, 14LL * 86'400'000);
+  EXPECT_EQ(c.shutdown_grace_ms, 0);
+  EXPECT_TRUE(c.allow_private_networks);
+  EXPECT_EQ(c.allow_cidrs, (std::vector<std::string>{"10.0.0.0/8"}));
+  EXPECT_EQ(c.log_level, LogLevel::debug);
+  EXPECT_TRUE(c.insecure_no_auth);
+  EXPECT_TRUE(c.dev);
+}
+
+TEST(ConfigTest, ListenAcceptsIpv6PortZeroAndHostnames) {
+  Config c = parse({"--insecure-no-auth", "--listen", "[::1]:0"});
+  EXPECT_EQ(c.listen_host, "::1");
+  EXPECT_EQ(c.listen_port, 0);
+  c = parse({"--insecure-no-auth", "--listen=localhost:65535"});
+  EXPECT_EQ(c.listen_host, "localhost");
+  EXPECT_EQ(c.listen_port, 65535);
+}
+
+TEST(ConfigTest, SizesAndLogLevels) {
+  EXPECT_EQ(parse({"--insecure-no-auth", "--max-body", "65536"}).max_body_bytes, 65536u);
+  EXPECT_EQ(parse({"--insecure-no-auth", "--max-body", "100B"}).max_body_bytes, 100u);
+  EXPECT_EQ(parse({"--insecure-no-auth", "--max-body", "2MiB"}).max_body_bytes, 2u << 20);
+  EXPECT_EQ(parse({"--insecure-no-auth", "--max-body", "1GiB"}).max_body_bytes, 1u << 30);
+  EXPECT_EQ(parse({"--insecure-no-auth", "--log-level", "info"}).log_level, LogLevel::info);
+  EXPECT_EQ(parse({"--insecure-no-auth", "--log-level", "warn"}).log_level, LogLevel::warn);
+  EXPECT_EQ(parse({"--insecure-no-auth", "--log-level", "error"}).log_level, LogLevel::error);
+}
+
+TEST(ConfigTest, EnvironmentVariablesSetEveryKindOfFlag) {
+  const Config c = parse({}, {{"RELAY_LISTEN", "127.0.0.2:81"},
+                              {"RELAY_DATA_DIR", "/tmp/x"},
+                              {"RELAY_API_KEY", "admin:adminkey1,ingest:ingestkey1"},
+                              {"RELAY_DURABILITY", "buffered"},
+                              {"RELAY_RETRY_INITIAL", "1s"},
+                              {"RELAY_RETRY_MAX_DELAY", "1m"},
+                              {"RELAY_MAX_IN_FLIGHT", "7"},
+                              {"RELAY_MAX_BODY", "1KiB"},
+                              {"RELAY_ALLOW_PRIVATE_NETWORKS", "true"},
+                              {"RELAY_ALLOW_CIDR", "10.0.0.0/8,,192.168.0.0/16"},
+                              {"RELAY_LOG_LEVEL", "warn"},
+                              {"RELAY_SHUTDOWN_GRACE", "3s"},
+                              {"UNRELATED", "ignored"}});
+  EXPECT_EQ(c.listen_host, "127.0.0.2");
+  EXPECT_EQ(c.listen_port, 81);
+  EXPECT_EQ(c.data_dir, "/tmp/x");
+  ASSERT_EQ(c.api_keys.size(), 2u);
+  EXPECT_EQ(c.api_keys[0].scope, ApiScope::admin);
+  EXPECT_EQ(c.api_keys[0].key, "adminkey1");
+  EXPECT_EQ(c.api_keys[1].scope, ApiScope::ingest);
+  EXPECT_EQ(c.api_keys[1].key, "ingestkey1");
+  EXPECT_FALSE(c.sync_writes);
+  EXPECT_EQ(c.retry_initial_ms, 1'000);
+  EXPECT_EQ(c.retry_max_delay_ms, 60'000);
+  EXPECT_EQ(c.max_in_flight, 7u);
+  EXPECT_EQ(c.max_body_bytes, 1024u);
+  EXPECT_TRUE(c.allow_private_networks);
+  EXPECT_EQ(c.allow_cidrs, (std::vector<std::string>{"10.0.0.0/8", "192.168.0.0/16"}));
+  EXPECT_EQ(c.log_level, LogLevel::warn);
+  EXPECT_EQ(c.shutdown_grace_ms, 3'000);
+}
+
+TEST(ConfigTest, BooleanEnvironmentVariables) {
+  for (const char* on : {"1", "true", "yes", "on"}) {
+    EXPECT_TRUE(parse({}, {{"RELAY_INSECURE_NO_AUTH", on}}).insecure_no_auth) << on;
+  }
+  for (const char* off : {"0", "false", "no", "off"}) {
+    const Config c = parse({"--api-key", kKey}, {{"RELAY_DEV", off}, {"RELAY_ALLOW_PRIVATE_NETWORKS", off}});
+    EXPECT_FALSE(c.dev) << off;
+    EXPECT_FALSE(c.allow_private_networks) << off;
+  }
+  EXPECT_TRUE(parse({}, {{"RELAY_DEV", "1"}}).dev);
+  EXPECT_NE(error_of({"--api-key", kKey}, {{"RELAY_DEV", "maybe"}}).find("RELAY_DEV"), std::string::npos);
+}
+
+TEST(ConfigTest, FlagsWinOverTheEnvironment) {
+  const Config c = parse({"--listen", "127.0.0.1:1", "--api-key", kKey, "--allow-cidr", "10.1.0.0/16"},
+                         {{"RELAY_LISTEN", "127.0.0.1:2"},
+                          {"RELAY_API_KEY", "ingest:fromenvironment"},
+                          {"RELAY_ALLOW_CIDR", "10.2.0.0/16,10.3.0.0/16"},
+                          {"RELAY_LOG_LEVEL", "error"}});
+  EXPECT_EQ(c.listen_port, 1);
+  ASSERT_EQ(c.api_keys.size(), 1u);
+  EXPECT_EQ(c.api_keys[0].key, "0123456789abcdef");
+  EXPECT_EQ(c.allow_cidrs, (std::vector<std::string>{"10.1.0.0/16"}));
+  EXPECT_EQ(c.log_level, LogLevel::error);  // not given as a flag: the environment applies
+
+  // A flag wins even when the environment's value for it is bad, whatever the order.
+  EXPECT_EQ(parse({"--insecure-no-auth", "--durability", "fsync"}, {{"RELAY_DURABILITY", "bogus"}}).sync_writes, true);
+}
+
+TEST(ConfigTest, RepeatableFlagsAccumulate) {
+  const Config c = parse({"--api-key", "admin:firstkey1", "--api-key=ingest:secondkey", "--allow-cidr", "10.0.0.0/8",
+                          "--allow-cidr=fd00::/8"});
+  ASSERT_EQ(c.api_keys.size(), 2u);
+  EXPECT_EQ(c.api_keys[0].key, "firstkey1");
+  EXPECT_EQ(c.api_keys[1].key, "secondkey");
+  EXPECT_EQ(c.allow_cidrs, (std::vector<std::string>{"10.0.0.0/8", "fd00::/8"}));
+  // A key may itself contain ':' and '=' characters.
+  EXPECT_EQ(parse({"--api-key=admin:a:b=c-long"}).api_keys[0].key, "a:b=c-long");
+}
+
+TEST(ConfigTest, ANonRepeatableFlagGivenTwiceTakesTheLastValue) {
+  EXPECT_EQ(parse({"--insecure-no-auth", "--log-level", "debug", "--log-level", "warn"}).log_level, LogLevel::warn);
+}
+
+TEST(ConfigTest, NoKeyIsAnErrorUnlessInsecureOrDev) {
+  const std::string message = error_of({});
+  EXPECT_NE(message.find("--api-key"), std::string::npos) << message;
+  EXPECT_NO_THROW(parse({"--insecure-no-auth"}));
+  EXPECT_NO_THROW(parse({"--dev"}));
+  EXPECT_NO_THROW(parse({}, {{"RELAY_INSECURE_NO_AUTH", "true"}}));
+  EXPECT_FALSE(error_of({}, {{"RELAY_INSECURE_NO_AUTH", "false"}}).empty());
+  EXPECT_FALSE(error_of({}, {{"RELAY_API_KEY", ",,"}}).empty());
+}
+
+TEST(ConfigTest, HelpStopsParsing) {
+  for (const Args& args : {Args{"--help"}, Args{"-h"}, Args{"--listen", "bad", "--help"}}) {
+    bool help = false;
+    EXPECT_NO_THROW(parse_config(args, {}, help));
+    EXPECT_TRUE(help);
+  }
+  EXPECT_NE(usage().find("--api-key"), std::string::npos);
+}
+
+struct BadCase {
+  Args args;
+  Env env;
+};
+
+TEST(ConfigTest, EveryBadValueIsOneLineConfigError) {
+  const std::vector<BadCase> cases = {
+      {{"--listen", "nope"}, {}},
+      {{"--listen", ":8080"}, {}},
+      {{"--listen", "127.0.0.1:"}, {}},
+      {{"--listen", "127.0.0.1:65536"}, {}},
+      {{"--listen", "127.0.0.1:-1"}, {}},
+      {{"--listen", "127.0.0.1:80x"}, {}},
+      {{"--data-dir="}, {}},
+      {{"--api-key", "root:0123456789"}, {}},
+      {{"--api-key", "admin:short"}, {}},
+      {{"--api-key", "admin"}, {}},
+      {{"--api-key", ":0123456789"}, {}},
+      {{"--durability", "sometimes"}, {}},
+      {{"--durability", "FSYNC"}, {}},
+      {{"--retry-initial", "5"}, {}},
+      {{"--retry-initial", "5x"}, {}},
+      {{"--retry-initial", "-5s"}, {}},
+      {{"--retry-initial", "0s"}, {}},
+      {{"--retry-initial", ""}, {}},
+      {{"--retry-initial", " 5s"}, {}},
+      {{"--retry-initial", "1.5s"}, {}},
+      {{"--retry-max-delay", "forever"}, {}},
+      {{"--retry-window", "0ms"}, {}},
+      {{"--retry-window", "9999999999999999d"}, {}},
+      {{"--attempt-timeout", "15"}, {}},
+      {{"--connect-timeout", "5S"}, {}},
+      {{"--retention", "3w"}, {}},
+      {{"--dlq-retention", "0d"}, {}},
+      {{"--shutdown-grace", "soon"}, {}},
+      {{"--max-in-flight", "0"}, {}},
+      {{"--max-in-flight", "-1"}, {}},
+      {{"--max-in-flight", "many"}, {}},
+      {{"--max-in-flight", "4294967296"}, {}},
+      {{"--max-body", "0"}, {}},
+      {{"--max-body", "1TB"}, {}},
+      {{"--max-body", "1 MiB"}, {}},
+      {{"--max-body", "MiB"}, {}},
+      {{"--max-body", "1mib"}, {}},
+      {{"--log-level", "verbose"}, {}},
+      {{"--unknown-flag"}, {}},
+      {{"--listen"}, {}},
+      {{"--dev=1"}, {}},
+      {{"--insecure-no-auth=true"}, {}},
+      {{"positional"}, {}},
+      {{"-x"}, {}},
+      {{"--"}, {}},
+      {{"--retry-initial", "2m", "--retry-max-delay", "1m"}, {}},
+      {{}, {{"RELAY_LISTEN", "nope"}}},
+      {{}, {{"RELAY_MAX_BODY", "huge"}}},
+      {{}, {{"RELAY_API_KEY", "admin:goodkey1,ingest:bad"}}},
+      {{}, {{"RELAY_INSECURE_NO_AUTH", "maybe"}}},
+      {{}, {{"RELAY_RETRY_INITIAL", "1h"}}},  // more than the default max delay
+  };
+  for (const auto& c : cases) {
+    Args args = c.args;
+    // Every case has a key so that only the bad value can be the error.
+    if (!c.env.count("RELAY_API_KEY")) args.insert(args.begin(), {"--api-key", kKey});
+    std::string joined;
+    for (const auto& a : args) joined += a + " ";
+    for (const auto& [k, v] : c.env) joined += k + "=" + v + " ";
+    const std::string message = error_of(args, c.env);
+    EXPECT_FALSE(message.empty()) << joined;
+    EXPECT_EQ(message.find('\n'), std::string::npos) << joined << ": " << message;
+  }
+}
+
+TEST(ConfigTest, AnOverflowingSizeIsRejected) {
+  // 2^44 MiB is 2^64 bytes: it must not wrap around to a small size.
+  EXPECT_FALSE(error_of({"--insecure-no-auth", "--max-body", "17592186044417MiB"}).empty());
+  EXPECT_FALSE(error_of({"--insecure-no-auth", "--max-body", "18446744073709551615GiB"}).empty());
+}
+
+TEST(ConfigTest, AValueWithALineBreakStillGivesOneLine) {
+  // Environment values can hold anything; the error relayd prints must stay one line.
+  for (const Env& env : {Env{{"RELAY_LOG_LEVEL", "warn\nerror"}}, Env{{"RELAY_DURABILITY", "fsync\r\nx"}}}) {
+    const std::string message = error_of({"--insecure-no-auth"}, env);
+    EXPECT_FALSE(message.empty());
+    EXPECT_EQ(message.find_first_of("\r\n"), std::string::npos) << message;
+  }
+  const std::string message = error_of({"--insecure-no-auth", "--listen", "a\nb"});
+  EXPECT_EQ(message.find_first_of("\r\n"), std::string::npos) << message;
+}
+
+TEST(ConfigTest, ErrorsNameTheFlagAndValueButNeverTheApiKey) {
+  std::string message = error_of({"--insecure-no-auth", "--retry-window", "1y"});
+  EXPECT_NE(message.find("--retry-window"), std::string::npos) << message;
+  EXPECT_NE(message.find("1y"), std::string::npos) << message;
+
+  message = error_of({"--api-key", "superuser:TopSecretValue"});
+  EXPECT_NE(message.find("--api-key"), std::string::npos) << message;
+  EXPECT_EQ(message.find("TopSecretValue"), std::string::npos) << message;
+  message = error_of({}, {{"RELAY_API_KEY", "admin:TopSecretValue,ingest:short"}});
+  EXPECT_EQ(message.find("TopSecretValue"), std::string::npos) << message;
+  EXPECT_EQ(message.find("short"), std::string::npos) << message;
+}
+
+}  // namespace
+}  // namespace relay

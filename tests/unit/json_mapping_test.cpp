@@ -1,0 +1,282 @@
+// The JSON mapping of the domain types: stored records round-trip exactly (record -> struct ->
+// record, and through the MessagePack encoding), and the API form follows the contract.
+
+#include "relay/model/json_mapping.h"
+
+#include <gtest/gtest.h>
+
+#include "relay/api/request_parsing.h"
+#include "storage/records.h"
+
+namespace relay {
+namespace {
+
+using nlohmann::json;
+
+constexpr UnixMillis kT = 1'795'687'200'123;  // 2026-11-26T10:00:00.123Z
+
+Subscription full_subscription() {
+  Subscription s;
+  s.id = "sub_0000019abcdef0123456789abcdef012";
+  s.url = "https://example.com/hook?token=abc";
+  s.event_types = {"meeting.*", "calendar.sync_events"};
+  s.secret = "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYX";
+  s.previous_secret = "old-secret-1";
+  s.previous_secret_expires_at = kT + 86'400'000;
+  s.signature_scheme = SignatureScheme::hmac_sha256_hex;
+  s.signature_header = "X-MeetingBaas-Signature";
+  s.headers = {{"X-Static", "v"}, {"X-Other", "w x"}};
+  s.enabled = false;
+  s.description = "déscription ✓";
+  s.retry = {1'500, 600'000, 7'200'000};
+  s.timeout_ms = 30'000;
+  s.max_in_flight = 10;
+  s.rate_limit_per_second = 5;
+  s.created_at = kT;
+  s.updated_at = kT + 1;
+  return s;
+}
+
+TEST(JsonMappingTest, EventRecordRoundTrips) {
+  Event e;
+  e.id = "evt_0000019abcdef0123456789abcdef012";
+  e.client_id = "client-1";
+  e.type = "meeting.completed";
+  e.payload = std::make_shared<const std::string>(R"({"bot_id":"x","n":[1,2.5,null],"s":"é"})");
+  e.created_at = kT;
+  const json record = to_record(e);
+  const Event back = event_from_record(record);
+  EXPECT_EQ(back.id, e.id);
+  EXPECT_EQ(back.client_id, e.client_id);
+  EXPECT_EQ(back.type, e.type);
+  ASSERT_TRUE(back.payload);
+  EXPECT_EQ(*back.payload, *e.payload);  // byte for byte: it is the body of every attempt
+  EXPECT_EQ(back.created_at, e.created_at);
+  EXPECT_EQ(to_record(back), record);
+
+  const auto decoded = records::decode_event(records::encode_record(e));
+  ASSERT_TRUE(decoded);
+  EXPECT_EQ(to_record(*decoded), record);
+
+  Event no_payload = e;
+  no_payload.payload.reset();
+  EXPECT_EQ(*event_from_record(to_record(no_payload)).payload, "null");
+}
+
+TEST(JsonMappingTest, SubscriptionRecordRoundTrips) {
+  for (Subscription s : {full_subscription(), Subscription{}}) {
+    const json record = to_record(s);
+    const Subscription back = subscription_from_record(record);
+    EXPECT_EQ(to_record(back), record);
+    EXPECT_EQ(back.retry.initial_ms, s.retry.initial_ms);
+    EXPECT_EQ(back.retry.max_delay_ms, s.retry.max_delay_ms);
+    EXPECT_EQ(back.retry.window_ms, s.retry.window_ms);
+    EXPECT_EQ(back.timeout_ms, s.timeout_ms);
+    EXPECT_EQ(back.headers, s.headers);
+    EXPECT_EQ(back.event_types, s.event_types);
+    EXPECT_EQ(back.signature_scheme, s.signature_scheme);
+    EXPECT_EQ(back.previous_secret, s.previous_secret);
+    const auto decoded = records::decode_subscription(records::encode_record(s));
+    ASSERT_TRUE(decoded);
+    EXPECT_EQ(to_record(*decoded), record);
+  }
+}
+
+TEST(JsonMappingTest, DeliveryRecordRoundTripsInEveryState) {
+  for (DeliveryState state :
+       {DeliveryState::pending, DeliveryState::in_flight, DeliveryState::succeeded, DeliveryState::dead}) {
+    Delivery d;
+    d.id = "dlv_0000019abcdef0123456789abcdef012";
+    d.event_id = "evt_0000019abcdef0123456789abcdef012";
+    d.subscription_id = "sub_0000019abcdef0123456789abcdef012";
+    d.event_type = "meeting.completed";
+    d.state = state;
+    d.created_at = kT;
+    d.next_attempt_at = kT + 5'000;
+    d.window_start = kT + 1;
+    d.attempts = 4'000'000'000u;
+    d.completed_at = kT + 9;
+    d.last_error = "connect_error";
+    const json record = to_record(d);
+    const Delivery back = delivery_from_record(record);
+    EXPECT_EQ(back.state, state);
+    EXPECT_EQ(back.attempts, d.attempts);
+    EXPECT_EQ(to_record(back), record);
+    const auto decoded = records::decode_delivery(records::encode_record(d));
+    ASSERT_TRUE(decoded);
+    EXPECT_EQ(to_record(*decoded), record);
+  }
+}
+
+TEST(JsonMappingTest, AttemptRecordRoundTripsWithEveryOutcome) {
+  for (int i = 0; i <= static_cast<int>(AttemptOutcome::other); ++i) {
+    Attempt a;
+    a.number = 3;
+    a.started_at = kT;
+    a.duration_ms = 1'234;
+    a.http_status = 503;
+    a.outcome = static_cast<AttemptOutcome>(i);
+    a.error = "connection refused";
+    a.response_body = std::string("binary\0body\xff", 12);  // a response body is any bytes
+    const json record = to_record(a);
+    const Attempt back = attempt_from_record(record);
+    EXPECT_EQ(back.outcome, a.outcome) << attempt_outcome_name(a.outcome);
+    EXPECT_EQ(to_record(back), record);
+    const auto decoded = records::decode_attempt(records::encode_record(a));
+    ASSERT_TRUE(decoded) << "response bodies that are not UTF-8 must still be storable";
+    EXPECT_EQ(decoded->response_body, a.response_body);
+    EXPECT_EQ(to_record(*decoded), record);
+  }
+}
+
+TEST(JsonMappingTest, EventTypeStatsRecordRoundTrips) {
+  const EventTypeStats s{"meeting.completed", 18'000'000'000'000'000'000ULL, kT};
+  const json record = to_record(s);
+  EXPECT_EQ(to_record(event_type_stats_from_record(record)), record);
+  const auto decoded = records::decode_event_type_stats(records::encode_record(s));
+  ASSERT_TRUE(decoded);
+  EXPECT_EQ(decoded->count, s.count);
+  EXPECT_EQ(decoded->last_seen, kT);
+}
+
+TEST(JsonMappingTest, DecodingRefusesBytesThatAreNotARecord) {
+  EXPECT_FALSE(records::decode(""));
+  EXPECT_FALSE(records::decode("\xc1"));  // never used in MessagePack
+  EXPECT_FALSE(records::decode_delivery("garbage"));
+  EXPECT_FALSE(records::decode_event(""));
+  // A record of another kind, or with a field missing or of the wrong type.
+  EXPECT_FALSE(records::decode_delivery(records::encode_record(full_subscription())));
+  json record = to_record(full_subscription());
+  record.erase("url");
+  EXPECT_FALSE(records::decode_subscription(records::encode(record)));
+  record = to_record(full_subscription());
+  record["max_in_flight"] = "ten";
+  EXPECT_FALSE(records::decode_subscription(records::encode(record)));
+  // A record cut short.
+  const std::string bytes = records::encode_record(full_subscription());
+  EXPECT_FALSE(records::decode_subscription(std::string_view(bytes).substr(0, bytes.size() - 3)));
+}
+
+TEST(JsonMappingTest, FormatTimeIsRfc3339UtcWithMilliseconds) {
+  EXPECT_EQ(format_time(0), "1970-01-01T00:00:00.000Z");
+  EXPECT_EQ(format_time(kT), "2026-11-26T10:00:00.123Z");
+  EXPECT_EQ(format_time(951'868'799'999), "2000-02-29T23:59:59.999Z");
+  for (UnixMillis t : {UnixMillis{0}, UnixMillis{1}, kT, UnixMillis{253'402'300'799'999}}) {
+    EXPECT_EQ(parse_time(format_time(t)), t) << t;
+  }
+}
+
+TEST(JsonMappingTest, EventApiForm) {
+  Event e;
+  e.id = "evt_1";
+  e.type = "t";
+  e.payload = std::make_shared<const std::string>(R"({"a":1})");
+  e.created_at = kT;
+  json api = to_api(e);
+  EXPECT_EQ(api, json::parse(R"({"id": "evt_1", "type": "t", "payload": {"a": 1},
+                                 "created_at": "2026-11-26T10:00:00.123Z"})"));
+  e.client_id = "c";
+  EXPECT_EQ(to_api(e)["client_id"], "c");
+}
+
+TEST(JsonMappingTest, SubscriptionApiForm) {
+  const Subscription s = full_subscription();
+  json api = to_api(s);
+  EXPECT_EQ(api["id"], s.id);
+  EXPECT_EQ(api["url"], s.url);
+  EXPECT_EQ(api["secret"], s.secret);
+  EXPECT_FALSE(api.contains("previous_secret"));  // the old secret is never shown again
+  EXPECT_EQ(api["previous_secret_expires_at"], "2026-11-27T10:00:00.123Z");
+  EXPECT_EQ(api["signature"], json::parse(R"({"scheme": "hmac-sha256-hex", "header": "X-MeetingBaas-Signature"})"));
+  EXPECT_EQ(api["retry"], json::parse(R"({"initial": "1500ms", "max_delay": "10m", "window": "2h"})"));
+  EXPECT_EQ(api["timeout"], "30s");
+  EXPECT_EQ(api["enabled"], false);
+  EXPECT_EQ(api["max_in_flight"], 10);
+  EXPECT_EQ(api["rate_limit_per_second"], 5);
+  EXPECT_EQ(api["created_at"], "2026-11-26T10:00:00.123Z");
+
+  api = to_api(Subscription{});
+  EXPECT_EQ(api["signature"], json::parse(R"({"scheme": "standard"})"));
+  EXPECT_EQ(api["retry"], json::parse(R"({"initial": null, "max_delay": null, "window": null})"));
+  EXPECT_TRUE(api["timeout"].is_null());
+  EXPECT_FALSE(api.contains("previous_secret_expires_at"));
+  EXPECT_EQ(api["event_types"], json::parse(R"(["*"])"));
+}
+
+TEST(JsonMappingTest, SubscriptionApiFormIsValidInputAgain) {
+  // What GET answers can be sent back as a PATCH / POST and means the same subscription.
+  for (const Subscription& s : {full_subscription(), Subscription{}}) {
+    json api = to_api(s);
+    json input;
+    for (const char* field : {"url", "event_types", "secret", "signature", "headers", "enabled", "description",
+                              "retry", "timeout", "max_in_flight", "rate_limit_per_second"}) {
+      input[field] = api[field];
+    }
+    if (s.url.empty()) input.erase("url");
+    if (s.secret.empty()) input.erase("secret");
+    Subscription back;
+    back.id = s.id;
+    back.previous_secret = s.previous_secret;
+    back.previous_secret_expires_at = s.previous_secret_expires_at;
+    back.created_at = s.created_at;
+    back.updated_at = s.updated_at;
+    const Status status = apply_subscription_fields(input, back, /*creating=*/false);
+    ASSERT_TRUE(status.ok()) << status.error().message << " in " << input.dump();
+    EXPECT_EQ(to_record(back), to_record(s));
+  }
+}
+
+TEST(JsonMappingTest, DeliveryAndAttemptApiForms) {
+  Delivery d;
+  d.id = "dlv_1";
+  d.state = DeliveryState::pending;
+  d.created_at = kT;
+  d.next_attempt_at = kT + 1'000;
+  json api = to_api(d);
+  EXPECT_EQ(api["state"], "pending");
+  EXPECT_EQ(api["next_attempt_at"], "2026-11-26T10:00:01.123Z");
+  EXPECT_TRUE(api["completed_at"].is_null());
+  EXPECT_TRUE(api["last_error"].is_null());
+
+  d.state = DeliveryState::dead;
+  d.completed_at = kT;
+  d.last_error = "timeout";
+  api = to_api(d);
+  EXPECT_TRUE(api["next_attempt_at"].is_null());
+  EXPECT_EQ(api["completed_at"], "2026-11-26T10:00:00.123Z");
+  EXPECT_EQ(api["last_error"], "timeout");
+
+  Attempt a;
+  a.number = 1;
+  a.started_at = kT;
+  a.duration_ms = 15'000;
+  a.outcome = AttemptOutcome::timeout;
+  a.error = "timed out";
+  api = to_api(a);
+  EXPECT_TRUE(api["http_status"].is_null());
+  EXPECT_EQ(api["outcome"], "timeout");
+  EXPECT_EQ(api["error"], "timed out");
+  EXPECT_EQ(api["duration_ms"], 15'000);
+  a.http_status = 500;
+  a.outcome = AttemptOutcome::http_5xx;
+  a.error.clear();
+  api = to_api(a);
+  EXPECT_EQ(api["http_status"], 500);
+  EXPECT_TRUE(api["error"].is_null());
+}
+
+TEST(JsonMappingTest, EventTypeStatsApiForm) {
+  EXPECT_EQ(to_api(EventTypeStats{"a.b", 3, kT}),
+            json::parse(R"({"type": "a.b", "count": 3, "last_seen": "2026-11-26T10:00:00.123Z"})"));
+}
+
+TEST(JsonMappingTest, DeliveryStateAndOutcomeNames) {
+  for (DeliveryState s : {DeliveryState::pending, DeliveryState::in_flight, DeliveryState::succeeded, DeliveryState::dead}) {
+    EXPECT_EQ(parse_delivery_state(delivery_state_name(s)), s);
+  }
+  EXPECT_FALSE(parse_delivery_state("scheduled"));
+  EXPECT_FALSE(parse_delivery_state(""));
+}
+
+}  // namespace
+}  // namespace relay

@@ -1,0 +1,417 @@
+// Validation of API input: request bodies, events, every subscription field (valid and
+// invalid, and that a failed update leaves the subscription untouched), times and queries.
+
+#include "relay/api/request_parsing.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+
+#include "relay/model/json_mapping.h"
+
+namespace relay {
+namespace {
+
+using nlohmann::json;
+
+// 24 bytes, canonical base64.
+const std::string kWhsec = "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYX";
+constexpr UnixMillis kNov26 = 1'795'687'200'000;  // 2026-11-26T10:00:00Z
+
+HttpRequest request(std::string body, std::string content_type = "application/json") {
+  HttpRequest req{boost::beast::http::verb::post, "/v1/events", 11};
+  if (!content_type.empty()) req.set(boost::beast::http::field::content_type, content_type);
+  req.body() = std::move(body);
+  req.prepare_payload();
+  return req;
+}
+
+// ---- parse_json_object
+
+TEST(ParseJsonObjectTest, AcceptsJsonMediaTypes) {
+  for (const std::string& type : std::vector<std::string>{"application/json", "application/json; charset=utf-8", "Application/JSON",
+                                 "application/cloudevents+json", "application/x-www-form-urlencoded", ""}) {
+    auto body = parse_json_object(request(R"({"a": 1})", type));
+    ASSERT_TRUE(body.ok()) << type;
+    EXPECT_EQ((*body)["a"], 1);
+  }
+}
+
+TEST(ParseJsonObjectTest, RefusesOtherMediaTypesAndBadBodies) {
+  for (const std::string& type : std::vector<std::string>{"text/plain", "application/xml", "multipart/form-data; boundary=x", "json"}) {
+    auto body = parse_json_object(request("{}", type));
+    ASSERT_FALSE(body.ok()) << type;
+    EXPECT_EQ(body.error().code, Errc::unsupported_media_type) << type;
+  }
+  for (const std::string& text : std::vector<std::string>{"", "{", "not json", "[1, 2]", "\"string\"", "42", "null", "{} {}",
+                                 "{\"a\": \"\xff\"}"}) {
+    auto body = parse_json_object(request(text));
+    ASSERT_FALSE(body.ok()) << text;
+    EXPECT_EQ(body.error().code, Errc::invalid_json) << text;
+  }
+}
+
+// ---- parse_new_event
+
+TEST(ParseNewEventTest, AcceptsAnEventAndCompactsThePayload) {
+  auto event = parse_new_event(json::parse(R"({"type": "meeting.completed", "payload": {"a": [1, 2], "b": "x"},
+                                               "id": "client-1"})"),
+                               "");
+  ASSERT_TRUE(event.ok()) << event.error().message;
+  EXPECT_EQ(event->type, "meeting.completed");
+  EXPECT_EQ(*event->payload, R"({"a":[1,2],"b":"x"})");
+  EXPECT_EQ(event->client_id, "client-1");
+
+  for (const std::string& payload : std::vector<std::string>{"null", "0", "\"text\"", "[]", "{}", "true"}) {
+    auto e = parse_new_event(json::parse(R"({"type": "t", "payload": )" + payload + "}"), "");
+    ASSERT_TRUE(e.ok()) << payload;
+    EXPECT_EQ(*e->payload, payload);
+    EXPECT_TRUE(e->client_id.empty());
+  }
+}
+
+TEST(ParseNewEventTest, IdempotencyKeyHeaderIsTheClientId) {
+  const json body = json::parse(R"({"type": "t", "payload": 1})");
+  auto e = parse_new_event(body, "key-1");
+  ASSERT_TRUE(e.ok());
+  EXPECT_EQ(e->client_id, "key-1");
+
+  json with_id = body;
+  with_id["id"] = "key-1";
+  e = parse_new_event(with_id, "key-1");
+  ASSERT_TRUE(e.ok());
+  EXPECT_EQ(e->client_id, "key-1");
+
+  with_id["id"] = nullptr;
+  e = parse_new_event(with_id, "");
+  ASSERT_TRUE(e.ok());
+  EXPECT_TRUE(e->client_id.empty());
+
+  with_id["id"] = std::string(256, 'k');
+  EXPECT_TRUE(parse_new_event(with_id, "").ok());
+  EXPECT_TRUE(parse_new_event(body, std::string(256, 'k')).ok());
+}
+
+TEST(ParseNewEventTest, RejectsBadEvents) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {R"([])", ""},
+      {R"("event")", ""},
+      {R"({})", ""},
+      {R"({"payload": 1})", ""},
+      {R"({"type": 5, "payload": 1})", ""},
+      {R"({"type": null, "payload": 1})", ""},
+      {R"({"type": "", "payload": 1})", ""},
+      {R"({"type": "has space", "payload": 1})", ""},
+      {R"({"type": "meeting.*", "payload": 1})", ""},
+      {R"({"type": ")" + std::string(129, 'x') + R"(", "payload": 1})", ""},
+      {R"({"type": "t"})", ""},
+      {R"({"type": "t", "payload": 1, "extra": true})", ""},
+      {R"({"type": "t", "payload": 1, "id": 5})", ""},
+      {R"({"type": "t", "payload": 1, "id": ""})", ""},
+      {R"({"type": "t", "payload": 1, "id": ")" + std::string(257, 'k') + R"("})", ""},
+      {R"({"type": "t", "payload": 1, "id": "a"})", "b"},
+      {R"({"type": "t", "payload": 1})", std::string(257, 'k')},
+  };
+  for (const auto& [body, header] : cases) {
+    auto e = parse_new_event(json::parse(body), header);
+    ASSERT_FALSE(e.ok()) << body << " / " << header;
+    EXPECT_EQ(e.error().code, Errc::invalid_field) << body;
+    EXPECT_FALSE(e.error().message.empty());
+  }
+}
+
+TEST(ParseNewEventTest, ADeeplyNestedPayloadDoesNotCrash) {
+  // Well under --max-body (1 MiB): an ingest key must not be able to take relayd down. Either
+  // answer is fine, a crash is not. Run in a child so that a stack overflow fails only this test.
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  constexpr std::size_t kDepth = 400'000;
+  const std::string body = R"({"type": "t", "payload": )" + std::string(kDepth, '[') + std::string(kDepth, ']') + "}";
+  auto ingest = [&] {
+    auto parsed = parse_json_object(request(body));
+    if (parsed.ok()) {
+      auto event = parse_new_event(*parsed, "");
+      if (event.ok() && event->payload->size() != 2 * kDepth) std::_Exit(3);
+    }
+    std::_Exit(0);
+  };
+  EXPECT_EXIT(ingest(), ::testing::ExitedWithCode(0), "");
+}
+
+// ---- apply_subscription_fields
+
+Subscription base_subscription() {
+  Subscription s;
+  s.id = "sub_00000000000000000000000000000001";
+  s.url = "https://old.example/hook";
+  s.secret = "old-secret-value";
+  s.created_at = 1;
+  s.updated_at = 2;
+  return s;
+}
+
+Result<Subscription> apply_fields(const std::string& body, bool creating, Subscription sub = base_subscription()) {
+  const Status status = apply_subscription_fields(json::parse(body), sub, creating);
+  if (!status.ok()) return status.error();
+  return sub;
+}
+
+TEST(ApplySubscriptionFieldsTest, CreateNeedsOnlyAUrl) {
+  auto sub = apply_fields(R"({"url": "https://example.com/hook?token=a%20b&x=1"})", true, Subscription{});
+  ASSERT_TRUE(sub.ok()) << sub.error().message;
+  EXPECT_EQ(sub->url, "https://example.com/hook?token=a%20b&x=1");  // exactly as given
+  EXPECT_EQ(sub->event_types, (std::vector<std::string>{"*"}));
+  EXPECT_TRUE(sub->enabled);
+  EXPECT_EQ(sub->max_in_flight, 64u);
+  EXPECT_EQ(sub->signature_scheme, SignatureScheme::standard);
+
+  // A null secret on create means "generate one": the caller does, the field stays as it was.
+  sub = apply_fields(R"({"url": "http://example.com", "secret": null})", true, Subscription{});
+  ASSERT_TRUE(sub.ok()) << sub.error().message;
+  EXPECT_TRUE(sub->secret.empty());
+}
+
+TEST(ApplySubscriptionFieldsTest, EveryFieldIsApplied) {
+  auto sub = apply_fields(R"({
+      "url": "https://new.example:8443/p",
+      "event_types": ["meeting.*", "calendar.sync_events", "*"],
+      "secret": ")" + kWhsec + R"(",
+      "signature": {"scheme": "hmac-sha256-hex", "header": "X-MeetingBaas-Signature"},
+      "headers": {"X-Static": "v", "Authorization": "Bearer abc"},
+      "enabled": false,
+      "description": "the description",
+      "retry": {"initial": "1s", "max_delay": "1m", "window": "2h"},
+      "timeout": "5m",
+      "max_in_flight": 10000,
+      "rate_limit_per_second": 1000000})",
+                   false);
+  ASSERT_TRUE(sub.ok()) << sub.error().message;
+  EXPECT_EQ(sub->url, "https://new.example:8443/p");
+  EXPECT_EQ(sub->event_types, (std::vector<std::string>{"meeting.*", "calendar.sync_events", "*"}));
+  EXPECT_EQ(sub->secret, kWhsec);
+  EXPECT_EQ(sub->signature_scheme, SignatureScheme::hmac_sha256_hex);
+  EXPECT_EQ(sub->signature_header, "X-MeetingBaas-Signature");
+  EXPECT_EQ(sub->headers, (std::map<std::string, std::string>{{"Authorization", "Bearer abc"}, {"X-Static", "v"}}));
+  EXPECT_FALSE(sub->enabled);
+  EXPECT_EQ(sub->description, "the description");
+  EXPECT_EQ(sub->retry.initial_ms, 1'000);
+  EXPECT_EQ(sub->retry.max_delay_ms, 60'000);
+  EXPECT_EQ(sub->retry.window_ms, 7'200'000);
+  EXPECT_EQ(sub->timeout_ms, 300'000);
+  EXPECT_EQ(sub->max_in_flight, 10'000u);
+  EXPECT_EQ(sub->rate_limit_per_second, 1'000'000u);
+  // Not settable through these fields.
+  EXPECT_EQ(sub->id, base_subscription().id);
+  EXPECT_EQ(sub->created_at, 1);
+}
+
+TEST(ApplySubscriptionFieldsTest, PatchTouchesOnlyTheGivenFields) {
+  Subscription start = base_subscription();
+  start.retry.initial_ms = 1'000;
+  start.timeout_ms = 2'000;
+  start.headers = {{"X-A", "1"}};
+  auto sub = apply_fields(R"({"description": "d"})", false, start);
+  ASSERT_TRUE(sub.ok());
+  Subscription expected = start;
+  expected.description = "d";
+  EXPECT_EQ(to_record(*sub), to_record(expected));
+
+  // null clears the optional overrides; headers are replaced as a whole.
+  sub = apply_fields(R"({"retry": {"initial": null}, "timeout": null, "headers": {}})", false, start);
+  ASSERT_TRUE(sub.ok());
+  EXPECT_FALSE(sub->retry.initial_ms);
+  EXPECT_FALSE(sub->timeout_ms);
+  EXPECT_TRUE(sub->headers.empty());
+
+  // The scheme and header can change separately.
+  sub = apply_fields(R"({"signature": {"scheme": "standard"}})", false, start);
+  ASSERT_TRUE(sub.ok());
+  EXPECT_EQ(sub->signature_header, start.signature_header);
+  sub = apply_fields(R"({"signature": {}})", false, start);
+  ASSERT_TRUE(sub.ok());
+  EXPECT_EQ(to_record(*sub), to_record(start));
+
+  for (const std::string& secret : std::vector<std::string>{"12345678", std::string(256, 's'), std::string("whsec_AAECAwQFBgc=")}) {
+    sub = apply_fields(json{{"secret", secret}}.dump(), false, start);
+    ASSERT_TRUE(sub.ok()) << secret << ": " << sub.error().message;
+    EXPECT_EQ(sub->secret, secret);
+  }
+  for (const std::string& url : std::vector<std::string>{"http://10.0.0.1:9000/x", "https://[2001:db8::1]/hook", "HTTPS://Example.COM"}) {
+    sub = apply_fields(json{{"url", url}}.dump(), false, start);
+    ASSERT_TRUE(sub.ok()) << url << ": " << sub.error().message;
+    EXPECT_EQ(sub->url, url);
+  }
+  sub = apply_fields(R"({"rate_limit_per_second": 0, "max_in_flight": 1, "enabled": true})", false, start);
+  ASSERT_TRUE(sub.ok());
+  EXPECT_EQ(sub->rate_limit_per_second, 0u);
+  EXPECT_EQ(sub->max_in_flight, 1u);
+}
+
+TEST(ApplySubscriptionFieldsTest, EveryInvalidValueIsRefusedAndLeavesTheTargetUnchanged) {
+  json many_patterns = json::array();
+  for (int i = 0; i < 65; ++i) many_patterns.push_back("t" + std::to_string(i));
+  json many_headers = json::object();
+  for (int i = 0; i < 33; ++i) many_headers["X-H" + std::to_string(i)] = "v";
+
+  const std::vector<json> cases = {
+      {{"url", 5}},
+      {{"url", nullptr}},
+      {{"url", ""}},
+      {{"url", "not a url"}},
+      {{"url", "/relative/path"}},
+      {{"url", "ftp://example.com/"}},
+      {{"url", "file:///etc/passwd"}},
+      {{"url", "javascript:alert(1)"}},
+      {{"url", "http://"}},
+      {{"url", "http:///path"}},
+      {{"url", "https://user:pw@example.com/"}},
+      {{"url", "https://example.com/#fragment"}},
+      {{"url", "https://exa mple.com/"}},
+      {{"event_types", "meeting.*"}},
+      {{"event_types", json::array()}},
+      {{"event_types", many_patterns}},
+      {{"event_types", {"ok", 5}}},
+      {{"event_types", {"meeting*"}}},
+      {{"event_types", {""}}},
+      {{"event_types", nullptr}},
+      {{"secret", 5}},
+      {{"secret", nullptr}},  // only create generates a secret
+      {{"secret", "short"}},
+      {{"secret", std::string(257, 's')}},
+      {{"secret", "whsec_!!!!not-base64!!!!"}},
+      {{"secret", "whsec_AAECAw=="}},  // 4 bytes of key
+      {{"secret", "whsec_"}},
+      {{"signature", "standard"}},
+      {{"signature", {{"scheme", "md5"}}}},
+      {{"signature", {{"scheme", 1}}}},
+      {{"signature", {{"header", "webhook-signature"}}}},
+      {{"signature", {{"header", "X-Relay-Attempt"}}}},
+      {{"signature", {{"header", "content-type"}}}},
+      {{"signature", {{"header", "Bad Header"}}}},
+      {{"signature", {{"header", ""}}}},
+      {{"signature", {{"header", 5}}}},
+      {{"signature", {{"algorithm", "x"}}}},
+      {{"headers", "X-A: 1"}},
+      {{"headers", many_headers}},
+      {{"headers", {{"Host", "evil"}}}},
+      {{"headers", {{"Content-Length", "1"}}}},
+      {{"headers", {{"Webhook-Id", "x"}}}},
+      {{"headers", {{"x-relay-delivery-id", "x"}}}},
+      {{"headers", {{"Bad Name", "v"}}}},
+      {{"headers", {{"X-Colon:", "v"}}}},
+      {{"headers", {{"", "v"}}}},
+      {{"headers", {{"X-A", 5}}}},
+      {{"headers", {{"X-A", "a\r\nX-Injected: 1"}}}},
+      {{"headers", {{"X-A", std::string(4097, 'v')}}}},
+      {{"enabled", "true"}},
+      {{"enabled", 1}},
+      {{"description", 5}},
+      {{"description", std::string(1025, 'd')}},
+      {{"retry", "5s"}},
+      {{"retry", {{"initial", "5"}}}},
+      {{"retry", {{"initial", 5}}}},
+      {{"retry", {{"initial", "0s"}}}},
+      {{"retry", {{"window", "-1h"}}}},
+      {{"retry", {{"backoff", "2"}}}},
+      {{"retry", {{"initial", "2m"}, {"max_delay", "1m"}}}},
+      {{"timeout", "6m"}},
+      {{"timeout", "0s"}},
+      {{"timeout", 15}},
+      {{"timeout", "fast"}},
+      {{"max_in_flight", 0}},
+      {{"max_in_flight", 10001}},
+      {{"max_in_flight", -1}},
+      {{"max_in_flight", 1.5}},
+      {{"max_in_flight", "5"}},
+      {{"max_in_flight", 18446744073709551615ULL}},
+      {{"rate_limit_per_second", -1}},
+      {{"rate_limit_per_second", 1000001}},
+      {{"rate_limit_per_second", 2.0}},
+      {{"rate_limit_per_second", nullptr}},
+      {{"unknown_field", 1}},
+      {{"id", "sub_x"}},
+      {{"created_at", 0}},
+      // A valid field before the bad one is not applied either.
+      {{"description", "changed"}, {"enabled", "no"}},
+      {{"url", "https://changed.example/"}, {"zzz", 1}},
+  };
+  Subscription start = base_subscription();
+  start.retry.max_delay_ms = 60'000;
+  for (const json& body : cases) {
+    Subscription target = start;
+    const Status status = apply_subscription_fields(body, target, false);
+    ASSERT_FALSE(status.ok()) << body.dump();
+    EXPECT_EQ(status.error().code, Errc::invalid_field) << body.dump();
+    EXPECT_EQ(status.error().message.find('\n'), std::string::npos);
+    EXPECT_EQ(to_record(target), to_record(start)) << body.dump();
+  }
+  // Against the stored max_delay too.
+  Subscription target = start;
+  EXPECT_FALSE(apply_subscription_fields(json{{"retry", {{"initial", "2m"}}}}, target, false).ok());
+  EXPECT_EQ(to_record(target), to_record(start));
+}
+
+TEST(ApplySubscriptionFieldsTest, CreateRequiresAUrl) {
+  Subscription target;
+  const Status status = apply_subscription_fields(json::parse(R"({"description": "x"})"), target, true);
+  ASSERT_FALSE(status.ok());
+  EXPECT_EQ(status.error().code, Errc::invalid_field);
+  EXPECT_NE(status.error().message.find("url"), std::string::npos);
+  EXPECT_TRUE(target.description.empty());
+}
+
+// ---- parse_time
+
+TEST(ParseTimeTest, AcceptsRfc3339UtcAndUnixMillis) {
+  EXPECT_EQ(parse_time("2026-11-26T10:00:00Z"), kNov26);
+  EXPECT_EQ(parse_time("2026-11-26T10:00:00.5Z"), kNov26 + 500);
+  EXPECT_EQ(parse_time("2026-11-26T10:00:00.05Z"), kNov26 + 50);
+  EXPECT_EQ(parse_time("2026-11-26T10:00:00.123Z"), kNov26 + 123);
+  EXPECT_EQ(parse_time("2026-11-26T10:00:00.123999Z"), kNov26 + 123);  // truncated to ms
+  EXPECT_EQ(parse_time("1970-01-01T00:00:00Z"), 0);
+  EXPECT_EQ(parse_time("2000-02-29T23:59:59Z"), 951'868'799'000);
+  EXPECT_EQ(parse_time("1795687200000"), kNov26);
+  EXPECT_EQ(parse_time("0"), 0);
+}
+
+TEST(ParseTimeTest, RejectsEverythingElse) {
+  for (const std::string& text : std::vector<std::string>{"", "2026-11-26", "2026-11-26T10:00:00", "2026-11-26T10:00:00+01:00", "2026-11-26T10:00:00.Z",
+        "2026-11-26T10:00:00ZZ", "2026-11-26T10:00Z", "2026-13-01T00:00:00Z", "2026-11-32T00:00:00Z",
+        "2026-11-26T25:00:00Z", "2026-11-26 10:00:00Z", "yesterday", "-5", "1.5", "12ab", "99999999999999999999",
+        "2026-11-26T10:00:00Z\n", std::string("2026-11-26T10:00:00Z\0x", 22)}) {
+    EXPECT_FALSE(parse_time(text).has_value()) << text;
+  }
+}
+
+// ---- parse_query
+
+TEST(ParseQueryTest, DecodesParameters) {
+  auto q = parse_query("/v1/deliveries?state=dead&limit=10&event_type=meeting%2Ecompleted"
+                       "&since=2026-11-26T10%3A00%3A00Z&flag");
+  ASSERT_TRUE(q.ok());
+  EXPECT_EQ(*q, (std::map<std::string, std::string>{{"state", "dead"},
+                                                    {"limit", "10"},
+                                                    {"event_type", "meeting.completed"},
+                                                    {"since", "2026-11-26T10:00:00Z"},
+                                                    {"flag", ""}}));
+  q = parse_query("/v1/dlq");
+  ASSERT_TRUE(q.ok());
+  EXPECT_TRUE(q->empty());
+  q = parse_query("/v1/dlq?");
+  ASSERT_TRUE(q.ok());
+  q = parse_query("/v1/dlq?cursor=1700000000000.dlv_00&x=%26%3D");
+  ASSERT_TRUE(q.ok());
+  EXPECT_EQ(q->at("cursor"), "1700000000000.dlv_00");
+  EXPECT_EQ(q->at("x"), "&=");
+}
+
+TEST(ParseQueryTest, RejectsMalformedTargets) {
+  for (const std::string& target : std::vector<std::string>{"/v1/dlq?a=%zz", "/v1/dlq?a=%", "v1/dlq?a=1", "?a=1", "http://host/v1/dlq?a=1",
+                                   "/v1/dlq?a=b c", ""}) {
+    auto q = parse_query(target);
+    ASSERT_FALSE(q.ok()) << target;
+    EXPECT_EQ(q.error().code, Errc::invalid_field);
+  }
+}
+
+}  // namespace
+}  // namespace relay

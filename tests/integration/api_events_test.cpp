@@ -434,7 +434,8 @@ TEST_F(EventsApi, BatchOfThousandIsAcceptedAndMoreIsRejectedWhole) {
   ASSERT_EQ(ok.status, 200) << ok.describe();
   ASSERT_EQ(ok.json()["results"].size(), 1000u);
   std::set<std::string> ids;
-  for (const json& result : ok.json()["results"]) ids.insert(result.value("id", ""));
+  const json results = ok.json()["results"];
+  for (const json& result : results) ids.insert(result.value("id", ""));
   EXPECT_EQ(ids.size(), 1000u);
   EXPECT_EQ(type_count("bulk.ok"), 1000);
 

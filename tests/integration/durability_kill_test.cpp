@@ -76,7 +76,8 @@ TEST(Durability, GracefulRestartKeepsSubscriptionsAndEvents) {
       json{{"events", json::array({{{"type", "bot.joined"}, {"payload", 1}}, {{"type", "meeting.completed"}, {"payload", 2}}})}}.dump(),
       admin);
   ASSERT_EQ(batch.status, 200) << batch.describe();
-  for (const json& result : batch.json()["results"]) event_ids.push_back(result.value("id", ""));
+  const json results = batch.json()["results"];
+  for (const json& result : results) event_ids.push_back(result.value("id", ""));
 
   const auto subs_before = subscriptions_by_id(http, relayd);
   const auto types_before = event_type_counts(http, relayd);

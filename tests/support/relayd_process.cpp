@@ -160,7 +160,20 @@ RelaydProcess::RelaydProcess(RelaydOptions options) : options_(std::move(options
 }
 
 RelaydProcess::~RelaydProcess() {
-  if (running()) kill9();
+  // A relayd that died during the test (a crash shows up as "no response" in the test) is
+  // named here, as the log alone does not show a signal.
+  std::string fate;
+  if (running()) {
+    int status = 0;
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+      fate = WIFSIGNALED(status) ? "relayd had died of signal " + std::to_string(WTERMSIG(status)) + " (" +
+                                       ::strsignal(WTERMSIG(status)) + ")"
+                                 : "relayd had exited with code " + std::to_string(decode_wait_status(status));
+      pid_ = -1;
+    } else {
+      kill9();
+    }
+  }
   join_reader();
   if (::testing::Test::HasFailure()) {
     // The relayd side of a failed test; the tail is enough and keeps burst tests readable.
@@ -169,6 +182,7 @@ RelaydProcess::~RelaydProcess() {
     std::cerr << "---- relayd stderr (" << (lines.size() - first) << " of " << lines.size()
               << " lines) ----\n"
               << join_lines(lines, first) << "---- end of relayd stderr ----\n";
+    if (!fate.empty()) std::cerr << "---- " << fate << " ----\n";
   }
 }
 

@@ -137,6 +137,16 @@ TEST_F(Auth, BothHeaderFormsWorkForBothScopes) {
   }
 }
 
+TEST_F(Auth, HeaderNamesAndBearerSchemeAreCaseInsensitive) {
+  // HTTP field names and auth schemes are case-insensitive (RFC 9110 sections 5.1 and 11.1).
+  for (const std::string& header : {"authorization: bearer " + std::string(kAdminKey),
+                                    "AUTHORIZATION: BEARER " + std::string(kAdminKey),
+                                    "x-api-key: " + std::string(kAdminKey)}) {
+    const HttpResponse r = call("GET", "/v1/subscriptions", "", {header});
+    EXPECT_EQ(r.status, 200) << header << " -> " << r.describe();
+  }
+}
+
 TEST_F(Auth, IngestKeyMayOnlyIngest) {
   const std::string event_id = new_event();
   const std::string sub_id = new_subscription();

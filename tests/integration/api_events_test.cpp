@@ -109,6 +109,14 @@ TEST_F(EventsApi, AcceptsEventAndReturnsItWithItsPayload) {
   EXPECT_TRUE(event["deliveries"].empty());
 }
 
+TEST_F(EventsApi, JsonContentTypeWithParametersIsAccepted) {
+  const std::string body = json{{"type", "a.b"}, {"payload", 1}}.dump();
+  for (const char* type : {"Content-Type: application/json; charset=utf-8", "Content-Type: Application/JSON"}) {
+    const HttpResponse r = http_.post(relayd().url("/v1/events"), body, {bearer(kAdminKey), type});
+    EXPECT_EQ(r.status, 202) << type << " -> " << r.describe();
+  }
+}
+
 TEST_F(EventsApi, PayloadOfAnyJsonKindRoundTrips) {
   const std::vector<json> payloads{
       json::array({1, "two", nullptr, json::object({{"three", 3.5}})}),
@@ -235,6 +243,13 @@ TEST_F(EventsApi, OversizeBodyIs413AndStoresNothing) {
   const HttpResponse batched = call("POST", "/v1/events/batch", batch.dump());
   EXPECT_EQ(batched.status, 413) << batched.describe();
   EXPECT_EQ(batched.error_code(), "payload_too_large") << batched.describe();
+
+  // Without Content-Length the limit holds all the same.
+  const HttpResponse chunked =
+      http_.post(relayd().url("/v1/events"), json{{"type", "big.chunked"}, {"payload", {{"blob", filler}}}}.dump(),
+                 {bearer(kAdminKey), "Transfer-Encoding: chunked"});
+  EXPECT_EQ(chunked.status, 413) << chunked.describe();
+  EXPECT_EQ(chunked.error_code(), "payload_too_large") << chunked.describe();
 
   EXPECT_EQ(type_list_size(), 0u);
   // The same relayd still serves bodies under the limit.
@@ -477,11 +492,24 @@ TEST_F(EventsApi, BatchHonoursClientIds) {
   EXPECT_NE(results[1].value("id", ""), id);
   EXPECT_EQ(type_count("meeting.completed"), 2);
 
+  // The same client id twice in one batch is one event.
+  const json twice{{"events", json::array({
+                                  {{"type", "meeting.completed"}, {"payload", 3}, {"id", "twice-3"}},
+                                  {{"type", "meeting.completed"}, {"payload", 3}, {"id", "twice-3"}},
+                              })}};
+  const HttpResponse both = call("POST", "/v1/events/batch", twice.dump());
+  ASSERT_EQ(both.status, 200) << both.describe();
+  const json both_results = both.json()["results"];
+  ASSERT_EQ(both_results.size(), 2u) << both.describe();
+  EXPECT_TRUE(both_results[0].value("id", "").starts_with("evt_")) << both.describe();
+  EXPECT_EQ(both_results[0].value("id", ""), both_results[1].value("id", "")) << both.describe();
+  EXPECT_EQ(type_count("meeting.completed"), 3);
+
   // And a batch item's client id protects later single posts.
   const HttpResponse repeat = post_event({{"type", "meeting.completed"}, {"payload", 2}, {"id", "fresh-2"}});
   EXPECT_EQ(repeat.status, 200) << repeat.describe();
   EXPECT_EQ(repeat.json().value("id", ""), results[1].value("id", ""));
-  EXPECT_EQ(type_count("meeting.completed"), 2);
+  EXPECT_EQ(type_count("meeting.completed"), 3);
 }
 
 // ---------------------------------------------------------------------------------------------

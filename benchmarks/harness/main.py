@@ -100,6 +100,7 @@ def main():
 
     def step(name, fn):
         log(f"{name} ...")
+        results.setdefault("fdatasync_before", {})[name] = procstat.fdatasync_probe(work_dir)
         t = time.monotonic()
         try:
             results[name] = fn()
@@ -107,6 +108,7 @@ def main():
             traceback.print_exc()
             results[name] = {"error": f"{type(e).__name__}: {e}"}
         results.setdefault("timings", {})[name] = time.monotonic() - t
+        results.setdefault("fdatasync_after", {})[name] = procstat.fdatasync_probe(work_dir)
         results.setdefault("load_during", {})[name] = procstat.load_average()
         with open(os.path.join(work_dir, "results.json"), "w") as f:
             json.dump(results, f, indent=1, default=str)
@@ -122,9 +124,10 @@ def main():
         if "3" in selected:
             step("s3", lambda: scenarios.scenario3(ctx))
         if "4" in selected:
-            best = (results.get("s2") or {}).get("best") or {}
-            rate = best.get("target_rate") or round(best.get("rps") or 0) or env_int("BENCH_BACKLOG_S2_RATE", 0) or None
-            step("s4", lambda: scenarios.scenario4(ctx, rate))
+            best = (results.get("s2") or {}).get("best")
+            if not best and os.environ.get("BENCH_BACKLOG_S2_RATE"):
+                best = {"target_rate": env_int("BENCH_BACKLOG_S2_RATE", 0)}
+            step("s4", lambda: scenarios.scenario4(ctx, best))
         if "profile" in selected:
             step("profile", lambda: scenarios.profile(ctx, cfg["profile_seconds"]))
     finally:

@@ -128,6 +128,14 @@ def scenario1(ctx):
         }
     finally:
         relay.stop()
+    # The same load with --durability buffered: what ingest costs without waiting for the disk.
+    relay = ctx.relayd("s1-buffered", durability="buffered")
+    relay.start()
+    try:
+        relay.subscribe(ctx.sink.url, rate_limit_per_second=1)
+        out["buffered"] = measure_ingest(ctx, relay)
+    finally:
+        relay.stop()
     out["nginx_after"] = nginx_ingest_baseline(ctx)
     return out
 
@@ -225,31 +233,52 @@ def scenario2(ctx):
 # ---------------------------------------------------------------- scenario 3: fan-out to 10
 
 def scenario3(ctx):
+    """Ten subscriptions to the sink. First their deliveries are held (rate limit 1/s) while
+    events are ingested, then all ten are released at once: the drain is delivery capacity with
+    ten subscribers and nothing else running. Then ingest and fan-out run together until empty."""
     out = {}
     relay = ctx.relayd("s3")
     out["ready_s"] = relay.start()
     try:
-        for i in range(10):
-            relay.subscribe(f"{ctx.sink.url}?subscriber={i}")
+        subs = [relay.subscribe(f"{ctx.sink.url}?subscriber={i}", rate_limit_per_second=1) for i in range(10)]
+        out["held_ingest"] = ctx.wrk(relay.events_url, duration=ctx.cfg["fanout_duration"])
+        backlog = relay.outstanding()
         m0, c0, t0 = relay.metrics(), procstat.cpu_seconds(relay.pid), time.monotonic()
         with Sampler(relay) as sampler:
-            r = ctx.wrk(relay.events_url, duration=ctx.cfg["fanout_duration"],
-                        connections=ctx.cfg["fanout_connections"])
-            m_mid, t_mid = relay.metrics(), time.monotonic()
+            for sub in subs:
+                relay.api("PATCH", f"/v1/subscriptions/{sub['id']}", {"rate_limit_per_second": 0})
             waited, drained = wait_drained(relay, ctx.cfg["drain_max"])
         m1, c1, t1 = relay.metrics(), procstat.cpu_seconds(relay.pid), time.monotonic()
+        delivered = relay.succeeded(m1) - relay.succeeded(m0)
+        out["drain"] = {
+            "backlog": backlog,
+            "deliveries": delivered,
+            "seconds": t1 - t0,
+            "drained": drained,
+            "deliveries_per_s": delivered / (t1 - t0),
+            "cpu_ms_per_1000_deliveries": 1000 * 1000 * (c1 - c0) / max(1, delivered),
+            "max_rss_mib": sampler.max_rss_kib() / 1024,
+        }
+        ctx.log(f"    drain of {backlog:.0f} held deliveries to 10 subscribers: {out['drain']['deliveries_per_s']:.0f}/s")
+
+        m0, c0, t0 = relay.metrics(), procstat.cpu_seconds(relay.pid), time.monotonic()
+        r = ctx.wrk(relay.events_url, duration=ctx.cfg["fanout_duration"], connections=ctx.cfg["fanout_connections"])
+        m_mid, t_mid = relay.metrics(), time.monotonic()
+        waited, drained = wait_drained(relay, ctx.cfg["drain_max"])
+        m1, c1, t1 = relay.metrics(), procstat.cpu_seconds(relay.pid), time.monotonic()
         total = relay.succeeded(m1) - relay.succeeded(m0)
-        out["ingest"] = r
-        out["deliveries"] = total
-        out["drained"] = drained
-        out["seconds"] = t1 - t0
-        out["deliveries_per_s"] = total / (t1 - t0)
-        out["during_ingest_per_s"] = (relay.succeeded(m_mid) - relay.succeeded(m0)) / (t_mid - t0)
-        out["drain_only_per_s"] = (relay.succeeded(m1) - relay.succeeded(m_mid)) / max(1e-9, t1 - t_mid)
-        out["cpu_ms_per_1000_deliveries"] = 1000 * 1000 * (c1 - c0) / max(1, total)
-        out["max_rss_mib"] = sampler.max_rss_kib() / 1024
-        out["latency_p50_ms"] = _ms(prom.histogram_quantile(m0, m1, "relay_delivery_latency_seconds", 0.5))
-        out["latency_p99_ms"] = _ms(prom.histogram_quantile(m0, m1, "relay_delivery_latency_seconds", 0.99))
+        out["concurrent"] = {
+            "ingest": r,
+            "deliveries": total,
+            "drained": drained,
+            "seconds": t1 - t0,
+            "deliveries_per_s": total / (t1 - t0),
+            "during_ingest_per_s": (relay.succeeded(m_mid) - relay.succeeded(m0)) / (t_mid - t0),
+            "cpu_ms_per_1000_deliveries": 1000 * 1000 * (c1 - c0) / max(1, total),
+            "latency_p50_ms": _ms(prom.histogram_quantile(m0, m1, "relay_delivery_latency_seconds", 0.5)),
+            "latency_p99_ms": _ms(prom.histogram_quantile(m0, m1, "relay_delivery_latency_seconds", 0.99)),
+        }
+        ctx.log(f"    ingest {r['rps']:.0f} events/s with fan-out: {out['concurrent']['deliveries_per_s']:.0f} deliveries/s")
     finally:
         relay.stop()
     # Baseline: wrk POSTing the same body straight to the sink, the most deliveries per second
@@ -287,7 +316,7 @@ def wait_counts(relay, expected, limit_s=60):
     return None
 
 
-def scenario4(ctx, empty_s2_rate):
+def scenario4(ctx, empty_s2_best):
     out = {}
     data_dir = ctx.data_dir("s4")
     ctx.log(f"    filling {ctx.cfg['backlog_scheduled']} scheduled + {ctx.cfg['backlog_dead']} dead deliveries")
@@ -303,19 +332,20 @@ def scenario4(ctx, empty_s2_rate):
         out["first_counted_s"] = wait_counts(relay, ctx.cfg["backlog_scheduled"])
         out["rss_after_start_mib"] = procstat.status_kib(relay.pid, "VmRSS") / 1024
 
-        # Scenario 2 again, at the sustained rate found on the empty store (and lower if needed).
+        # Scenario 2 again, the way its best run went on the empty store: unthrottled when that
+        # was flat (ingest was the limit), else at the same fixed rate, then at 80% of it.
         sub = relay.subscribe(ctx.sink.url)
         runs = []
-        if empty_s2_rate:
-            for fraction in (1.0, 0.8):
-                r = paced_run(ctx, relay, int(empty_s2_rate * fraction))
-                r["fraction"] = fraction
-                runs.append(r)
-                ctx.log(f"    paced {int(empty_s2_rate * fraction)}/s -> ingest {r['rps']:.0f}/s, "
-                        f"delivered {r['deliveries_per_s']:.0f}/s, flat={r['flat']}")
-                wait_drained(relay, ctx.cfg["drain_max"])
-                if r["flat"]:
-                    break
+        target = (empty_s2_best or {}).get("target_rate")
+        rates = [0] if target == 0 else [int(target), int(0.8 * target)] if target else []
+        for rate in rates:
+            r = paced_run(ctx, relay, rate)
+            runs.append(r)
+            ctx.log(f"    {'unthrottled' if rate == 0 else f'paced {rate}/s'} -> ingest {r['rps']:.0f}/s, "
+                    f"delivered {r['deliveries_per_s']:.0f}/s, flat={r['flat']}")
+            wait_drained(relay, ctx.cfg["drain_max"])
+            if r["flat"]:
+                break
         out["s2_runs"] = runs
         flat = [r for r in runs if r["flat"]]
         out["s2_best"] = max(flat, key=lambda r: r["rps"]) if flat else None

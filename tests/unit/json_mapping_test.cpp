@@ -157,6 +157,21 @@ TEST(JsonMappingTest, DecodingRefusesBytesThatAreNotARecord) {
   EXPECT_FALSE(records::decode_subscription(std::string_view(bytes).substr(0, bytes.size() - 3)));
 }
 
+// Found by fuzzing (tests/fuzz records target): nlohmann converts a float to an integer with a
+// static_cast, which is undefined behaviour when the float is out of range (UBSan aborts).
+TEST(JsonMappingTest, DecodingRefusesAnOutOfRangeFloatWhereAnIntegerIsStored) {
+  Event e;
+  e.id = "evt_1";
+  e.type = "t";
+  e.payload = std::make_shared<const std::string>("1");
+  json record = to_record(e);
+  record["created_at"] = 1e300;
+  EXPECT_FALSE(records::decode_event(records::encode(record)));
+  record = to_record(EventTypeStats{"t", 1, kT});
+  record["count"] = -1e30;
+  EXPECT_FALSE(records::decode_event_type_stats(records::encode(record)));
+}
+
 TEST(JsonMappingTest, FormatTimeIsRfc3339UtcWithMilliseconds) {
   EXPECT_EQ(format_time(0), "1970-01-01T00:00:00.000Z");
   EXPECT_EQ(format_time(kT), "2026-11-26T10:00:00.123Z");

@@ -85,13 +85,27 @@ void WriteTxn::scan(Family family, const ScanRange& range, Visit&& visit) {
   if (!range.upper.empty()) read_options.iterate_upper_bound = &upper;
   auto* handle = store_.handle(family);
   std::unique_ptr<rocksdb::Iterator> it(
-      batch_.NewIteratorWithBase(handle, store_.db().NewIterator(read_options, handle), &read_options));
+      batch_.NewIteratorWithBase(handle, store_.db().NewIterator(read_options, handle)));
+  // The batch's half of the merged iterator ignores the read bounds: position and stop by hand.
+  const auto below_upper = [&] { return range.upper.empty() || it->key().ToStringView() < range.upper; };
+  const auto at_or_above_lower = [&] { return it->key().ToStringView() >= range.lower; };
   if (range.reverse) {
-    for (it->SeekToLast(); it->Valid(); it->Prev()) {
+    if (range.upper.empty()) {
+      it->SeekToLast();
+    } else {
+      it->Seek(upper);
+      if (it->Valid()) {
+        it->Prev();
+      } else {
+        it->SeekToLast();
+      }
+      while (it->Valid() && !below_upper()) it->Prev();
+    }
+    for (; it->Valid() && at_or_above_lower(); it->Prev()) {
       if (!visit(it->key().ToStringView(), it->value().ToStringView())) return;
     }
   } else {
-    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    for (it->Seek(lower); it->Valid() && below_upper(); it->Next()) {
       if (!visit(it->key().ToStringView(), it->value().ToStringView())) return;
     }
   }

@@ -82,12 +82,25 @@ std::vector<EventTypeStats> event_types(const Store& store) {
 Result<DeliveryPage> list_deliveries(const Store& store, const DeliveryFilter& filter) {
   DeliveryPage page;
   if (!filter.event_id.empty()) {
-    // The event's own index is small: no budget needed.
-    for (auto& d : deliveries_of_event(store, filter.event_id)) {
-      if (matches(d, filter)) page.items.push_back(std::move(d));
+    // The event's own index is small: no budget needed. Same bounds and cursor as below.
+    std::string cursor_key;
+    if (!filter.cursor.empty()) {
+      const auto raw = keys::parse_id(filter.cursor, keys::kDeliveryPrefix);
+      if (!raw) return make_error(Errc::invalid_field, "cursor is not valid");
+      cursor_key.assign(raw->data(), raw->size());
     }
-    std::reverse(page.items.begin(), page.items.end());
-    if (page.items.size() > filter.limit) page.items.resize(filter.limit);
+    auto all = deliveries_of_event(store, filter.event_id);
+    for (auto it = all.rbegin(); it != all.rend(); ++it) {
+      const UnixMillis created = keys::id_time(it->id);
+      if (created < filter.since || (filter.until > 0 && created >= filter.until)) continue;
+      if (!cursor_key.empty() && keys::delivery_key(it->id) >= cursor_key) continue;
+      if (!matches(*it, filter)) continue;
+      if (page.items.size() == filter.limit) {
+        page.next_cursor = page.items.back().id;
+        break;
+      }
+      page.items.push_back(std::move(*it));
+    }
     return page;
   }
   ScanRange range{id_time_bound(filter.since), filter.until > 0 ? id_time_bound(filter.until) : "", true};

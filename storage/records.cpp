@@ -7,7 +7,12 @@ namespace {
 template <typename T>
 std::optional<T> decode_as(std::string_view bytes, T (*from_record)(const nlohmann::json&)) {
   auto record = decode(bytes);
-  if (!record) return std::nullopt;
+  if (!record || !record->is_object()) return std::nullopt;
+  // relay stores no floating-point fields; one here is corruption, and converting it to an
+  // integer field could be out of range.
+  for (const auto& [key, value] : record->items()) {
+    if (value.is_number_float()) return std::nullopt;
+  }
   try {
     return from_record(*record);
   } catch (const nlohmann::json::exception&) {

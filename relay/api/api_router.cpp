@@ -2,6 +2,8 @@
 
 #include <openssl/crypto.h>
 
+#include <boost/beast/core/string.hpp>
+
 #include <array>
 #include <chrono>
 
@@ -20,10 +22,9 @@ enum class Access { open, ingest, admin };
 
 struct Route {
   http::verb method;
-  std::string_view path; // "{id}" marks the one variable segment
+  std::string_view path;  // "{id}" marks the one variable segment
   Access access;
-  RouteHandler
-      handler; // nullptr for the built-in health, readiness and metrics routes
+  RouteHandler handler;  // nullptr for the built-in health, readiness and metrics routes
 };
 
 constexpr std::array kRoutes = {
@@ -31,111 +32,88 @@ constexpr std::array kRoutes = {
     Route{http::verb::get, "/readyz", Access::open, nullptr},
     Route{http::verb::get, "/metrics", Access::open, nullptr},
     Route{http::verb::post, "/v1/events", Access::ingest, &publish_event},
-    Route{http::verb::post, "/v1/events/batch", Access::ingest,
-          &publish_event_batch},
+    Route{http::verb::post, "/v1/events/batch", Access::ingest, &publish_event_batch},
     Route{http::verb::get, "/v1/events/{id}", Access::admin, &get_event},
-    Route{http::verb::post, "/v1/events/{id}/redeliver", Access::admin,
-          &redeliver_event},
+    Route{http::verb::post, "/v1/events/{id}/redeliver", Access::admin, &redeliver_event},
     Route{http::verb::get, "/v1/event-types", Access::admin, &list_event_types},
-    Route{http::verb::post, "/v1/subscriptions", Access::admin,
-          &create_subscription},
-    Route{http::verb::get, "/v1/subscriptions", Access::admin,
-          &list_subscriptions},
-    Route{http::verb::get, "/v1/subscriptions/{id}", Access::admin,
-          &get_subscription},
-    Route{http::verb::patch, "/v1/subscriptions/{id}", Access::admin,
-          &update_subscription},
-    Route{http::verb::delete_, "/v1/subscriptions/{id}", Access::admin,
-          &delete_subscription},
-    Route{http::verb::post, "/v1/subscriptions/{id}/rotate-secret",
-          Access::admin, &rotate_subscription_secret},
+    Route{http::verb::post, "/v1/subscriptions", Access::admin, &create_subscription},
+    Route{http::verb::get, "/v1/subscriptions", Access::admin, &list_subscriptions},
+    Route{http::verb::get, "/v1/subscriptions/{id}", Access::admin, &get_subscription},
+    Route{http::verb::patch, "/v1/subscriptions/{id}", Access::admin, &update_subscription},
+    Route{http::verb::delete_, "/v1/subscriptions/{id}", Access::admin, &delete_subscription},
+    Route{http::verb::post, "/v1/subscriptions/{id}/rotate-secret", Access::admin, &rotate_subscription_secret},
     Route{http::verb::get, "/v1/deliveries", Access::admin, &list_deliveries},
     Route{http::verb::get, "/v1/deliveries/{id}", Access::admin, &get_delivery},
-    Route{http::verb::post, "/v1/deliveries/{id}/retry", Access::admin,
-          &retry_delivery},
+    Route{http::verb::post, "/v1/deliveries/{id}/retry", Access::admin, &retry_delivery},
     Route{http::verb::get, "/v1/dlq", Access::admin, &list_dead_letters},
-    Route{http::verb::post, "/v1/dlq/retry", Access::admin,
-          &redrive_dead_letters},
-    Route{http::verb::delete_, "/v1/dlq/{id}", Access::admin,
-          &discard_dead_letter},
+    Route{http::verb::post, "/v1/dlq/retry", Access::admin, &redrive_dead_letters},
+    Route{http::verb::delete_, "/v1/dlq/{id}", Access::admin, &discard_dead_letter},
 };
 
 // Matches `path` against a route template; on success `id` holds the {id}
 // segment.
-bool path_matches(std::string_view pattern, std::string_view path,
-                  std::string &id) {
+bool path_matches(std::string_view pattern, std::string_view path, std::string& id) {
   while (!pattern.empty() && !path.empty()) {
     const auto brace = pattern.find("{id}");
-    if (brace == std::string_view::npos)
-      return pattern == path;
-    if (path.substr(0, brace) != pattern.substr(0, brace))
-      return false;
+    if (brace == std::string_view::npos) return pattern == path;
+    if (path.substr(0, brace) != pattern.substr(0, brace)) return false;
     path.remove_prefix(brace);
     pattern.remove_prefix(brace + 4);
     const auto slash = path.find('/');
     id = std::string(path.substr(0, slash));
-    if (id.empty())
-      return false;
+    if (id.empty()) return false;
     path.remove_prefix(slash == std::string_view::npos ? path.size() : slash);
-    if (pattern.empty())
-      return path.empty();
+    if (pattern.empty()) return path.empty();
   }
   return pattern == path;
 }
 
 bool constant_time_equal(std::string_view a, std::string_view b) {
   // Length is not secret; contents are compared without early exit.
-  return a.size() == b.size() &&
-         CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+  return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
-std::string_view presented_key(const HttpRequest &request) {
+std::string_view presented_key(const HttpRequest& request) {
   const auto authorization = request[http::field::authorization];
-  constexpr std::string_view kBearer = "Bearer ";
+  constexpr std::string_view kBearer = "bearer ";
+  // The scheme name is case-insensitive (RFC 9110, section 11.1).
   if (authorization.size() > kBearer.size() &&
-      authorization.substr(0, kBearer.size()) == kBearer) {
+      boost::beast::iequals(authorization.substr(0, kBearer.size()), kBearer)) {
     return authorization.substr(kBearer.size());
   }
   return request["X-Api-Key"];
 }
 
 // The scope granted to the request's key, or an error.
-Result<ApiScope> authenticate(const Config &config,
-                              const HttpRequest &request) {
-  if (config.api_keys.empty() && config.insecure_no_auth)
-    return ApiScope::admin;
+Result<ApiScope> authenticate(const Config& config, const HttpRequest& request) {
+  if (config.api_keys.empty() && config.insecure_no_auth) return ApiScope::admin;
   const std::string_view key = presented_key(request);
   if (key.empty())
-    return make_error(
-        Errc::unauthorized,
-        "an API key is required (Authorization: Bearer KEY or X-Api-Key)");
+    return make_error(Errc::unauthorized, "an API key is required (Authorization: Bearer KEY or X-Api-Key)");
   std::optional<ApiScope> scope;
-  for (const ApiKey &configured : config.api_keys) {
+  for (const ApiKey& configured : config.api_keys) {
     // Every key is compared so that timing does not tell which one matched.
-    if (constant_time_equal(configured.key, key) &&
-        (!scope || configured.scope == ApiScope::admin)) {
+    if (constant_time_equal(configured.key, key) && (!scope || configured.scope == ApiScope::admin)) {
       scope = configured.scope;
     }
   }
-  if (!scope)
-    return make_error(Errc::unauthorized, "the API key is not valid");
+  if (!scope) return make_error(Errc::unauthorized, "the API key is not valid");
   return *scope;
 }
 
-} // namespace
+}  // namespace
 
 boost::asio::awaitable<HttpResponse> ApiRouter::handle(HttpRequest request) {
   const auto started = std::chrono::steady_clock::now();
   const std::string_view target = request.target();
   const std::string_view path = target.substr(0, target.find('?'));
 
-  const Route *route = nullptr;
+  const Route* route = nullptr;
   bool path_known = false;
   std::string id;
-  for (const Route &candidate : kRoutes) {
+  for (const Route& candidate : kRoutes) {
     std::string candidate_id;
-    if (!path_matches(candidate.path, path, candidate_id))
-      continue;
+    if (!path_matches(candidate.path, path, candidate_id)) continue;
     path_known = true;
     if (candidate.method == request.method()) {
       route = &candidate;
@@ -145,31 +123,23 @@ boost::asio::awaitable<HttpResponse> ApiRouter::handle(HttpRequest request) {
   }
 
   HttpResponse response;
-  const std::string_view route_label =
-      route != nullptr ? route->path
-                       : (path_known ? "unmatched_method" : "unmatched");
+  const std::string_view route_label = route != nullptr ? route->path : (path_known ? "unmatched_method" : "unmatched");
   if (route == nullptr) {
-    response =
-        path_known
-            ? error_response(Errc::method_not_allowed,
-                             "method not allowed on " + std::string(path))
-            : error_response(Errc::not_found, "no route " + std::string(path));
+    response = path_known ? error_response(Errc::method_not_allowed, "method not allowed on " + std::string(path))
+                          : error_response(Errc::not_found, "no route " + std::string(path));
   } else if (route->path == "/healthz") {
     response = json_response(200, {{"status", "ok"}});
   } else if (route->path == "/readyz") {
-    response = context_.draining.load()
-                   ? error_response(Errc::unavailable, "relay is shutting down")
-                   : json_response(200, {{"status", "ready"}});
+    response = context_.draining.load() ? error_response(Errc::unavailable, "relay is shutting down")
+                                        : json_response(200, {{"status", "ready"}});
   } else if (route->path == "/metrics") {
     response = empty_response(200);
-    response.set(http::field::content_type,
-                 "text/plain; version=0.0.4; charset=utf-8");
+    response.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
     response.body() = context_.metrics.scrape();
   } else if (auto scope = authenticate(context_.config, request); !scope) {
     response = error_response(scope.error());
   } else if (route->access == Access::admin && *scope != ApiScope::admin) {
-    response =
-        error_response(Errc::forbidden, "this API key may only publish events");
+    response = error_response(Errc::forbidden, "this API key may only publish events");
   } else if (context_.draining.load()) {
     response = error_response(Errc::unavailable, "relay is shutting down");
   } else if (auto query = parse_query(target); !query) {
@@ -179,25 +149,18 @@ boost::asio::awaitable<HttpResponse> ApiRouter::handle(HttpRequest request) {
     response = co_await route->handler(context_, route_request);
   }
 
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - started)
-          .count();
-  context_.metrics.http_request(route_label, request.method_string(),
-                                response.result_int(), seconds);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  context_.metrics.http_request(route_label, request.method_string(), response.result_int(), seconds);
   co_return response;
 }
 
 HttpResponse ApiRouter::reject(int status) {
-  HttpResponse response =
-      status == 413
-          ? error_response(Errc::payload_too_large,
-                           "the request body exceeds --max-body (" +
-                               std::to_string(context_.config.max_body_bytes) +
-                               " bytes)")
-          : error_response(Errc::invalid_field,
-                           "the HTTP request is malformed");
+  HttpResponse response = status == 413 ? error_response(Errc::payload_too_large,
+                                                         "the request body exceeds --max-body (" +
+                                                             std::to_string(context_.config.max_body_bytes) + " bytes)")
+                                        : error_response(Errc::invalid_field, "the HTTP request is malformed");
   context_.metrics.http_request("rejected", "", status, 0.0);
   return response;
 }
 
-} // namespace relay
+}  // namespace relay

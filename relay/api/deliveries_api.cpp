@@ -29,24 +29,18 @@ constexpr std::size_t kMaxRedrive = 1'000'000;
 
 // Reads filter fields from query parameters or a JSON body (both are string ->
 // value maps).
-Result<queries::DeliveryFilter>
-parse_filter(const std::map<std::string, json> &fields, bool allow_paging,
-             std::size_t default_limit, std::size_t max_limit) {
+Result<queries::DeliveryFilter> parse_filter(const std::map<std::string, json>& fields, bool allow_paging,
+                                             std::size_t default_limit, std::size_t max_limit) {
   queries::DeliveryFilter filter;
   filter.limit = default_limit;
-  for (const auto &[key, value] : fields) {
-    if (value.is_null())
-      continue;
+  for (const auto& [key, value] : fields) {
+    if (value.is_null()) continue;
     auto text = [&]() -> std::optional<std::string> {
-      if (value.is_string())
-        return value.get<std::string>();
-      if (value.is_number_unsigned())
-        return std::to_string(value.get<std::uint64_t>());
+      if (value.is_string()) return value.get<std::string>();
+      if (value.is_number_unsigned()) return std::to_string(value.get<std::uint64_t>());
       return std::nullopt;
     }();
-    if (!text)
-      return make_error(Errc::invalid_field,
-                        "field '" + key + "' must be a string");
+    if (!text) return make_error(Errc::invalid_field, "field '" + key + "' must be a string");
     if (key == "subscription_id") {
       filter.subscription_id = *text;
     } else if (key == "event_id") {
@@ -55,87 +49,62 @@ parse_filter(const std::map<std::string, json> &fields, bool allow_paging,
       filter.event_type = *text;
     } else if (key == "state") {
       auto state = parse_delivery_state(*text);
-      if (!state)
-        return make_error(
-            Errc::invalid_field,
-            "state must be pending, in_flight, succeeded or dead");
+      if (!state) return make_error(Errc::invalid_field, "state must be pending, in_flight, succeeded or dead");
       filter.state = state;
     } else if (key == "since" || key == "until") {
       auto t = parse_time(*text);
-      if (!t)
-        return make_error(
-            Errc::invalid_field,
-            key + " must be an RFC 3339 UTC time or Unix milliseconds");
+      if (!t) return make_error(Errc::invalid_field, key + " must be an RFC 3339 UTC time or Unix milliseconds");
       (key == "since" ? filter.since : filter.until) = *t;
     } else if (key == "limit") {
-      char *end = nullptr;
+      char* end = nullptr;
       const unsigned long long n = std::strtoull(text->c_str(), &end, 10);
       if (text->empty() || *end != '\0' || n == 0 || n > max_limit) {
-        return make_error(Errc::invalid_field,
-                          "limit must be an integer from 1 to " +
-                              std::to_string(max_limit));
+        return make_error(Errc::invalid_field, "limit must be an integer from 1 to " + std::to_string(max_limit));
       }
       filter.limit = n;
     } else if (key == "cursor" && allow_paging) {
       filter.cursor = *text;
     } else {
-      return make_error(Errc::invalid_field,
-                        "'" + key + "' is not a known filter");
+      return make_error(Errc::invalid_field, "'" + key + "' is not a known filter");
     }
   }
   return filter;
 }
 
-std::map<std::string, json> query_fields(const RouteRequest &req) {
+std::map<std::string, json> query_fields(const RouteRequest& req) {
   std::map<std::string, json> fields;
-  for (const auto &[key, value] : req.query)
-    fields[key] = value;
+  for (const auto& [key, value] : req.query) fields[key] = value;
   return fields;
 }
 
-json page_json(const queries::DeliveryPage &page,
-               const DeliveryScheduler &scheduler) {
+json page_json(const queries::DeliveryPage& page, const DeliveryScheduler& scheduler) {
   json items = json::array();
-  for (const auto &d : page.items) {
+  for (const auto& d : page.items) {
     json item = to_api(d);
-    if (scheduler.is_in_flight(d.id))
-      item["state"] = "in_flight";
+    if (scheduler.is_in_flight(d.id)) item["state"] = "in_flight";
     items.push_back(std::move(item));
   }
   return {{"items", std::move(items)},
-          {"next_cursor",
-           page.next_cursor.empty() ? json(nullptr) : json(page.next_cursor)}};
+          {"next_cursor", page.next_cursor.empty() ? json(nullptr) : json(page.next_cursor)}};
 }
 
-} // namespace
+}  // namespace
 
-asio::awaitable<HttpResponse> list_deliveries(ApiContext &ctx,
-                                              const RouteRequest &req) {
-  auto filter =
-      parse_filter(query_fields(req), true, kDefaultPageSize, kMaxPageSize);
-  if (!filter)
-    co_return error_response(filter.error());
+asio::awaitable<HttpResponse> list_deliveries(ApiContext& ctx, const RouteRequest& req) {
+  auto filter = parse_filter(query_fields(req), true, kDefaultPageSize, kMaxPageSize);
+  if (!filter) co_return error_response(filter.error());
   // in_flight is a state of memory, not of disk: on disk those deliveries are
   // pending.
   const bool want_in_flight = filter->state == DeliveryState::in_flight;
-  if (want_in_flight)
-    filter->state = DeliveryState::pending;
-  const auto read = [&store = ctx.store, f = *filter] {
-    return queries::list_deliveries(store, f);
-  };
-  auto page =
-      co_await run_blocking(ctx.blocking_pool, read, asio::use_awaitable);
-  if (!page)
-    co_return error_response(page.error());
-  if (want_in_flight)
-    std::erase_if(page->items, [&](const Delivery &d) {
-      return !ctx.scheduler.is_in_flight(d.id);
-    });
+  if (want_in_flight) filter->state = DeliveryState::pending;
+  const auto read = [&store = ctx.store, f = *filter] { return queries::list_deliveries(store, f); };
+  auto page = co_await run_blocking(ctx.blocking_pool, read, asio::use_awaitable);
+  if (!page) co_return error_response(page.error());
+  if (want_in_flight) std::erase_if(page->items, [&](const Delivery& d) { return !ctx.scheduler.is_in_flight(d.id); });
   co_return json_response(200, page_json(*page, ctx.scheduler));
 }
 
-asio::awaitable<HttpResponse> get_delivery(ApiContext &ctx,
-                                           const RouteRequest &req) {
+asio::awaitable<HttpResponse> get_delivery(ApiContext& ctx, const RouteRequest& req) {
   struct Found {
     std::optional<Delivery> delivery;
     std::vector<Attempt> attempts;
@@ -144,91 +113,64 @@ asio::awaitable<HttpResponse> get_delivery(ApiContext &ctx,
   const auto read = [&store = ctx.store, id] {
     Found f;
     f.delivery = queries::delivery(store, id);
-    if (f.delivery)
-      f.attempts = queries::attempts(store, id);
+    if (f.delivery) f.attempts = queries::attempts(store, id);
     return f;
   };
-  Found found =
-      co_await run_blocking(ctx.blocking_pool, read, asio::use_awaitable);
-  if (!found.delivery)
-    co_return error_response(Errc::not_found, "no delivery " + id);
+  Found found = co_await run_blocking(ctx.blocking_pool, read, asio::use_awaitable);
+  if (!found.delivery) co_return error_response(Errc::not_found, "no delivery " + id);
   json out = to_api(*found.delivery);
-  if (ctx.scheduler.is_in_flight(id))
-    out["state"] = "in_flight";
+  if (ctx.scheduler.is_in_flight(id)) out["state"] = "in_flight";
   json attempts = json::array();
-  for (const auto &a : found.attempts)
-    attempts.push_back(to_api(a));
+  for (const auto& a : found.attempts) attempts.push_back(to_api(a));
   out["attempts"] = std::move(attempts);
   co_return json_response(200, out);
 }
 
-asio::awaitable<HttpResponse> retry_delivery(ApiContext &ctx,
-                                             const RouteRequest &req) {
+asio::awaitable<HttpResponse> retry_delivery(ApiContext& ctx, const RouteRequest& req) {
   const std::string id = req.id;
-  if (!keys::parse_id(id, keys::kDeliveryPrefix))
-    co_return error_response(Errc::not_found, "no delivery " + id);
+  if (!keys::parse_id(id, keys::kDeliveryPrefix)) co_return error_response(Errc::not_found, "no delivery " + id);
   auto updated = std::make_shared<Delivery>();
   auto was_dead = std::make_shared<bool>(false);
-  const CommitPipeline::Command command = [&ctx, id, updated,
-                                           was_dead](WriteTxn &txn) -> Status {
+  const CommitPipeline::Command command = [&ctx, id, updated, was_dead](WriteTxn& txn) -> Status {
     if (auto bytes = txn.get(Family::deliveries, keys::delivery_key(id))) {
       auto current = records::decode_delivery(*bytes);
       *was_dead = current && current->state == DeliveryState::dead;
     }
     return mutations::reschedule_now(txn, id, ctx.clock.now_ms(), *updated);
   };
-  const Status status =
-      co_await async_commit(ctx.pipeline, command, asio::use_awaitable);
-  if (!status)
-    co_return error_response(status.error());
-  if (*was_dead)
-    ctx.metrics.dlq_redriven(1);
+  const Status status = co_await async_commit(ctx.pipeline, command, asio::use_awaitable);
+  if (!status) co_return error_response(status.error());
+  if (*was_dead) ctx.metrics.dlq_redriven(1);
   const json out = to_api(*updated);
-  ctx.scheduler.enqueue({*updated}, nullptr,
-                        *was_dead
-                            ? DeliveryScheduler::Origin::redriven_dead
-                            : DeliveryScheduler::Origin::rescheduled_pending);
+  ctx.scheduler.enqueue(
+      {*updated}, nullptr,
+      *was_dead ? DeliveryScheduler::Origin::redriven_dead : DeliveryScheduler::Origin::rescheduled_pending);
   co_return json_response(200, out);
 }
 
-asio::awaitable<HttpResponse> list_dead_letters(ApiContext &ctx,
-                                                const RouteRequest &req) {
-  auto filter =
-      parse_filter(query_fields(req), true, kDefaultPageSize, kMaxPageSize);
-  if (!filter)
-    co_return error_response(filter.error());
+asio::awaitable<HttpResponse> list_dead_letters(ApiContext& ctx, const RouteRequest& req) {
+  auto filter = parse_filter(query_fields(req), true, kDefaultPageSize, kMaxPageSize);
+  if (!filter) co_return error_response(filter.error());
   if (filter->state || !filter->event_id.empty()) {
-    co_return error_response(
-        Errc::invalid_field,
-        "the DLQ filters by subscription_id, event_type, since and until");
+    co_return error_response(Errc::invalid_field, "the DLQ filters by subscription_id, event_type, since and until");
   }
-  const auto read = [&store = ctx.store, f = *filter] {
-    return queries::list_dead(store, f);
-  };
-  auto page =
-      co_await run_blocking(ctx.blocking_pool, read, asio::use_awaitable);
-  if (!page)
-    co_return error_response(page.error());
+  const auto read = [&store = ctx.store, f = *filter] { return queries::list_dead(store, f); };
+  auto page = co_await run_blocking(ctx.blocking_pool, read, asio::use_awaitable);
+  if (!page) co_return error_response(page.error());
   co_return json_response(200, page_json(*page, ctx.scheduler));
 }
 
-asio::awaitable<HttpResponse> redrive_dead_letters(ApiContext &ctx,
-                                                   const RouteRequest &req) {
+asio::awaitable<HttpResponse> redrive_dead_letters(ApiContext& ctx, const RouteRequest& req) {
   std::map<std::string, json> fields;
   if (!req.http.body().empty()) {
     auto body = parse_json_object(req.http);
-    if (!body)
-      co_return error_response(body.error());
-    for (const auto &[key, value] : body->items())
-      fields[key] = value;
+    if (!body) co_return error_response(body.error());
+    for (const auto& [key, value] : body->items()) fields[key] = value;
   }
   auto filter = parse_filter(fields, false, kMaxRedrive, kMaxRedrive);
-  if (!filter)
-    co_return error_response(filter.error());
+  if (!filter) co_return error_response(filter.error());
   if (filter->state || !filter->event_id.empty()) {
-    co_return error_response(
-        Errc::invalid_field,
-        "a redrive filters by subscription_id, event_type, since and until");
+    co_return error_response(Errc::invalid_field, "a redrive filters by subscription_id, event_type, since and until");
   }
   std::size_t retried = 0;
   std::size_t remaining = filter->limit;
@@ -238,61 +180,43 @@ asio::awaitable<HttpResponse> redrive_dead_letters(ApiContext &ctx,
   // runs.
   for (;;) {
     page_filter.limit = std::min(remaining, kRedriveChunk);
-    const auto read = [&store = ctx.store, f = page_filter] {
-      return queries::list_dead(store, f);
-    };
-    auto page =
-        co_await run_blocking(ctx.blocking_pool, read, asio::use_awaitable);
-    if (!page)
-      co_return error_response(page.error());
+    const auto read = [&store = ctx.store, f = page_filter] { return queries::list_dead(store, f); };
+    auto page = co_await run_blocking(ctx.blocking_pool, read, asio::use_awaitable);
+    if (!page) co_return error_response(page.error());
     auto ids = std::make_shared<std::vector<std::string>>();
-    for (const auto &d : page->items)
-      ids->push_back(d.id);
+    for (const auto& d : page->items) ids->push_back(d.id);
     auto moved = std::make_shared<std::vector<Delivery>>();
     if (!ids->empty()) {
-      const CommitPipeline::Command command = [&ctx, ids,
-                                               moved](WriteTxn &txn) -> Status {
+      const CommitPipeline::Command command = [&ctx, ids, moved](WriteTxn& txn) -> Status {
         const UnixMillis now = ctx.clock.now_ms();
-        for (const auto &id : *ids) {
+        for (const auto& id : *ids) {
           Delivery d;
-          if (mutations::reschedule_now(txn, id, now, d))
-            moved->push_back(std::move(d));
+          if (mutations::reschedule_now(txn, id, now, d)) moved->push_back(std::move(d));
         }
         return Ok{};
       };
-      const Status status =
-          co_await async_commit(ctx.pipeline, command, asio::use_awaitable);
-      if (!status)
-        co_return error_response(status.error());
+      const Status status = co_await async_commit(ctx.pipeline, command, asio::use_awaitable);
+      if (!status) co_return error_response(status.error());
       retried += moved->size();
       remaining -= std::min(remaining, ids->size());
       ctx.metrics.dlq_redriven(moved->size());
-      ctx.scheduler.enqueue(std::move(*moved), nullptr,
-                            DeliveryScheduler::Origin::redriven_dead);
+      ctx.scheduler.enqueue(std::move(*moved), nullptr, DeliveryScheduler::Origin::redriven_dead);
     }
-    if (page->next_cursor.empty() || remaining == 0)
-      break;
+    if (page->next_cursor.empty() || remaining == 0) break;
     page_filter.cursor = page->next_cursor;
   }
-  if (retried > 0)
-    ctx.logger.info("dead-letter queue redriven", {{"retried", retried}});
+  if (retried > 0) ctx.logger.info("dead-letter queue redriven", {{"retried", retried}});
   co_return json_response(200, {{"retried", retried}});
 }
 
-asio::awaitable<HttpResponse> discard_dead_letter(ApiContext &ctx,
-                                                  const RouteRequest &req) {
+asio::awaitable<HttpResponse> discard_dead_letter(ApiContext& ctx, const RouteRequest& req) {
   const std::string id = req.id;
-  if (!keys::parse_id(id, keys::kDeliveryPrefix))
-    co_return error_response(Errc::not_found, "no delivery " + id);
-  const CommitPipeline::Command command = [id](WriteTxn &txn) {
-    return mutations::discard_dead(txn, id);
-  };
-  const Status status =
-      co_await async_commit(ctx.pipeline, command, asio::use_awaitable);
-  if (!status)
-    co_return error_response(status.error());
+  if (!keys::parse_id(id, keys::kDeliveryPrefix)) co_return error_response(Errc::not_found, "no delivery " + id);
+  const CommitPipeline::Command command = [id](WriteTxn& txn) { return mutations::discard_dead(txn, id); };
+  const Status status = co_await async_commit(ctx.pipeline, command, asio::use_awaitable);
+  if (!status) co_return error_response(status.error());
   ctx.scheduler.dead_removed(1);
   co_return empty_response(204);
 }
 
-} // namespace relay
+}  // namespace relay

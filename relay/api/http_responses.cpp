@@ -4,27 +4,22 @@ namespace relay {
 
 namespace http = boost::beast::http;
 
-HttpResponse json_response(int status, const nlohmann::json &body) {
+HttpResponse json_response(int status, const nlohmann::json& body) {
   HttpResponse response{static_cast<http::status>(status), 11};
   response.set(http::field::content_type, "application/json");
   response.set(http::field::server, "relay/" RELAY_VERSION);
   // Response excerpts from subscribers may hold invalid UTF-8: replace rather
   // than fail.
-  response.body() =
-      body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  response.body() = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   return response;
 }
 
-HttpResponse error_response(const Error &error) {
-  return json_response(
-      errc_http_status(error.code),
-      {{"error",
-        {{"code", errc_name(error.code)}, {"message", error.message}}}});
+HttpResponse error_response(const Error& error) {
+  return json_response(errc_http_status(error.code),
+                       {{"error", {{"code", errc_name(error.code)}, {"message", error.message}}}});
 }
 
-HttpResponse error_response(Errc code, std::string message) {
-  return error_response(Error{code, std::move(message)});
-}
+HttpResponse error_response(Errc code, std::string message) { return error_response(Error{code, std::move(message)}); }
 
 HttpResponse empty_response(int status) {
   HttpResponse response{static_cast<http::status>(status), 11};
@@ -32,4 +27,4 @@ HttpResponse empty_response(int status) {
   return response;
 }
 
-} // namespace relay
+}  // namespace relay

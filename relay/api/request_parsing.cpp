@@ -21,7 +21,7 @@ constexpr std::size_t kMaxDescriptionLength = 1024;
 constexpr std::size_t kMaxEventTypesPerSubscription = 64;
 constexpr std::uint32_t kMaxPerSubscriptionInFlight = 10'000;
 
-Error field_error(const std::string &field, const std::string &what) {
+Error field_error(const std::string& field, const std::string& what) {
   return make_error(Errc::invalid_field, "field '" + field + "' " + what);
 }
 
@@ -32,150 +32,144 @@ bool is_token_char(char c) {
 }
 
 bool is_header_name(std::string_view name) {
-  return !name.empty() && name.size() <= 128 &&
-         std::all_of(name.begin(), name.end(), is_token_char);
+  return !name.empty() && name.size() <= 128 && std::all_of(name.begin(), name.end(), is_token_char);
 }
 
 bool is_header_value(std::string_view value) {
   return value.size() <= 4096 &&
-         std::none_of(value.begin(), value.end(), [](char c) {
-           return c == '\r' || c == '\n' || c == '\0';
-         });
+         std::none_of(value.begin(), value.end(), [](char c) { return c == '\r' || c == '\n' || c == '\0'; });
 }
 
 std::string lower(std::string_view text) {
   std::string out(text);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return std::tolower(c); });
+  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return std::tolower(c); });
   return out;
 }
 
 // Headers relay sets itself; a subscription may not override them.
 bool is_reserved_header(std::string_view name) {
   const std::string n = lower(name);
-  return n == "content-type" || n == "content-length" || n == "host" ||
-         n == "user-agent" || n == "connection" || n == "transfer-encoding" ||
-         n.rfind("webhook-", 0) == 0 || n.rfind("x-relay-", 0) == 0;
+  return n == "content-type" || n == "content-length" || n == "host" || n == "user-agent" || n == "connection" ||
+         n == "transfer-encoding" || n.rfind("webhook-", 0) == 0 || n.rfind("x-relay-", 0) == 0;
 }
 
-Result<std::int64_t> duration_field(const json &value,
-                                    const std::string &field) {
-  if (!value.is_string())
-    return field_error(field, "must be a duration string such as \"5s\"");
+Result<std::int64_t> duration_field(const json& value, const std::string& field) {
+  if (!value.is_string()) return field_error(field, "must be a duration string such as \"5s\"");
   const auto ms = parse_duration_ms(value.get<std::string>());
   if (!ms || *ms <= 0)
-    return field_error(field, "must be a positive duration such as \"500ms\", "
-                              "\"5s\", \"10m\", \"1h\"");
+    return field_error(field,
+                       "must be a positive duration such as \"500ms\", "
+                       "\"5s\", \"10m\", \"1h\"");
   return *ms;
 }
 
-Status validate_url(const std::string &url) {
+Status validate_url(const std::string& url) {
   auto parsed = boost::urls::parse_absolute_uri(url);
-  if (!parsed)
-    return field_error("url", "must be an absolute http or https URL");
+  if (!parsed) return field_error("url", "must be an absolute http or https URL");
   const std::string scheme = lower(parsed->scheme());
-  if (scheme != "http" && scheme != "https")
-    return field_error("url", "must use http or https");
-  if (parsed->encoded_host().empty())
-    return field_error("url", "must name a host");
-  if (parsed->has_userinfo())
-    return field_error("url", "must not carry credentials");
-  if (parsed->has_fragment())
-    return field_error("url", "must not have a fragment");
+  if (scheme != "http" && scheme != "https") return field_error("url", "must use http or https");
+  if (parsed->encoded_host().empty()) return field_error("url", "must name a host");
+  if (parsed->has_userinfo()) return field_error("url", "must not carry credentials");
+  if (parsed->has_fragment()) return field_error("url", "must not have a fragment");
   return Ok{};
 }
 
-} // namespace
+// Deepest nesting of arrays and objects accepted. JSON parsing is iterative, but serializing
+// and comparing nested values recurse: without a bound, a 1 MiB body of brackets would
+// overflow the stack.
+constexpr int kMaxJsonDepth = 256;
 
-Result<json> parse_json_object(const HttpRequest &request) {
+bool nested_too_deep(std::string_view text) {
+  int depth = 0;
+  bool in_string = false;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > kMaxJsonDepth) return true;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+Result<json> parse_json_object(const HttpRequest& request) {
   const auto content_type = request[boost::beast::http::field::content_type];
   if (!content_type.empty()) {
-    const std::string media =
-        lower(content_type.substr(0, content_type.find(';')));
+    const std::string media = lower(content_type.substr(0, content_type.find(';')));
     // curl -d sends application/x-www-form-urlencoded unless told otherwise;
     // its body is still parsed as JSON so that copy-pasted commands work. Any
     // other media type is refused.
-    const bool is_json =
-        media == "application/json" ||
-        media == "application/x-www-form-urlencoded" ||
-        (media.size() > 5 && media.substr(media.size() - 5) == "+json");
-    if (!is_json)
-      return make_error(Errc::unsupported_media_type,
-                        "Content-Type must be application/json");
+    const bool is_json = media == "application/json" || media == "application/x-www-form-urlencoded" ||
+                         (media.size() > 5 && media.substr(media.size() - 5) == "+json");
+    if (!is_json) return make_error(Errc::unsupported_media_type, "Content-Type must be application/json");
+  }
+  if (nested_too_deep(request.body())) {
+    return make_error(Errc::invalid_json, "the request body nests deeper than 256 levels");
   }
   json body = json::parse(request.body(), nullptr, /*allow_exceptions=*/false);
-  if (body.is_discarded())
-    return make_error(Errc::invalid_json, "the request body is not valid JSON");
-  if (!body.is_object())
-    return make_error(Errc::invalid_json,
-                      "the request body must be a JSON object");
+  if (body.is_discarded()) return make_error(Errc::invalid_json, "the request body is not valid JSON");
+  if (!body.is_object()) return make_error(Errc::invalid_json, "the request body must be a JSON object");
   return body;
 }
 
-Result<mutations::NewEvent> parse_new_event(const json &body,
-                                            std::string_view idempotency_key) {
-  if (!body.is_object())
-    return make_error(Errc::invalid_field, "an event must be a JSON object");
-  for (const auto &[key, value] : body.items()) {
-    if (key != "type" && key != "payload" && key != "id")
-      return field_error(key, "is not a known event field");
+Result<mutations::NewEvent> parse_new_event(const json& body, std::string_view idempotency_key) {
+  if (!body.is_object()) return make_error(Errc::invalid_field, "an event must be a JSON object");
+  for (const auto& [key, value] : body.items()) {
+    if (key != "type" && key != "payload" && key != "id") return field_error(key, "is not a known event field");
   }
   mutations::NewEvent event;
   const auto type = body.find("type");
-  if (type == body.end() || !type->is_string())
-    return field_error("type", "is required and must be a string");
+  if (type == body.end() || !type->is_string()) return field_error("type", "is required and must be a string");
   event.type = type->get<std::string>();
-  if (!is_valid_event_type(event.type))
-    return field_error("type", "must be 1-128 characters of [A-Za-z0-9._:-]");
+  if (!is_valid_event_type(event.type)) return field_error("type", "must be 1-128 characters of [A-Za-z0-9._:-]");
   const auto payload = body.find("payload");
-  if (payload == body.end())
-    return field_error("payload", "is required (any JSON value)");
+  if (payload == body.end()) return field_error("payload", "is required (any JSON value)");
   event.payload = std::make_shared<const std::string>(payload->dump());
   if (const auto id = body.find("id"); id != body.end() && !id->is_null()) {
-    if (!id->is_string())
-      return field_error("id", "must be a string");
+    if (!id->is_string()) return field_error("id", "must be a string");
     event.client_id = id->get<std::string>();
-    if (event.client_id.empty() ||
-        event.client_id.size() > kMaxClientIdLength) {
+    if (event.client_id.empty() || event.client_id.size() > kMaxClientIdLength) {
       return field_error("id", "must be 1-256 characters");
     }
   }
   if (!idempotency_key.empty()) {
     if (idempotency_key.size() > kMaxClientIdLength) {
-      return make_error(Errc::invalid_field,
-                        "header 'Idempotency-Key' must be 1-256 characters");
+      return make_error(Errc::invalid_field, "header 'Idempotency-Key' must be 1-256 characters");
     }
     if (!event.client_id.empty() && event.client_id != idempotency_key) {
-      return make_error(Errc::invalid_field,
-                        "field 'id' and header 'Idempotency-Key' differ");
+      return make_error(Errc::invalid_field, "field 'id' and header 'Idempotency-Key' differ");
     }
     event.client_id = std::string(idempotency_key);
   }
   return event;
 }
 
-Status apply_subscription_fields(const json &body, Subscription &target,
-                                 bool creating) {
+Status apply_subscription_fields(const json& body, Subscription& target, bool creating) {
   Subscription sub = target;
-  if (creating && !body.contains("url"))
-    return field_error("url", "is required");
-  for (const auto &[key, value] : body.items()) {
+  if (creating && !body.contains("url")) return field_error("url", "is required");
+  for (const auto& [key, value] : body.items()) {
     if (key == "url") {
-      if (!value.is_string())
-        return field_error("url", "must be a string");
+      if (!value.is_string()) return field_error("url", "must be a string");
       sub.url = value.get<std::string>();
-      if (auto ok = validate_url(sub.url); !ok)
-        return ok.error();
+      if (auto ok = validate_url(sub.url); !ok) return ok.error();
     } else if (key == "event_types") {
-      if (!value.is_array() || value.empty() ||
-          value.size() > kMaxEventTypesPerSubscription) {
-        return field_error("event_types",
-                           "must be a non-empty array of at most 64 patterns");
+      if (!value.is_array() || value.empty() || value.size() > kMaxEventTypesPerSubscription) {
+        return field_error("event_types", "must be a non-empty array of at most 64 patterns");
       }
       std::vector<std::string> patterns;
-      for (const auto &pattern : value) {
-        if (!pattern.is_string() ||
-            !is_valid_event_pattern(pattern.get<std::string>())) {
+      for (const auto& pattern : value) {
+        if (!pattern.is_string() || !is_valid_event_pattern(pattern.get<std::string>())) {
           return field_error("event_types",
                              "holds an invalid pattern: use an exact type, "
                              "\"*\" or a prefix ending in \".*\"");
@@ -184,38 +178,30 @@ Status apply_subscription_fields(const json &body, Subscription &target,
       }
       sub.event_types = std::move(patterns);
     } else if (key == "secret") {
-      if (value.is_null() && creating)
-        continue; // generated below
-      if (!value.is_string())
-        return field_error("secret", "must be a string");
+      if (value.is_null() && creating) continue;  // generated below
+      if (!value.is_string()) return field_error("secret", "must be a string");
       const std::string secret = value.get<std::string>();
       const auto key_bytes = secret_key_bytes(secret);
-      if (secret.size() < 8 || secret.size() > 256 || !key_bytes ||
-          key_bytes->size() < 8) {
+      if (secret.size() < 8 || secret.size() > 256 || !key_bytes || key_bytes->size() < 8) {
         return field_error("secret",
                            "must be 8-256 characters (a whsec_ secret must be "
                            "valid base64 of at least 8 bytes)");
       }
       sub.secret = secret;
     } else if (key == "signature") {
-      if (!value.is_object())
-        return field_error("signature", "must be an object");
-      for (const auto &[skey, svalue] : value.items()) {
+      if (!value.is_object()) return field_error("signature", "must be an object");
+      for (const auto& [skey, svalue] : value.items()) {
         if (skey == "scheme") {
           if (svalue == "standard")
             sub.signature_scheme = SignatureScheme::standard;
           else if (svalue == "hmac-sha256-hex")
             sub.signature_scheme = SignatureScheme::hmac_sha256_hex;
           else
-            return field_error("signature.scheme",
-                               "must be \"standard\" or \"hmac-sha256-hex\"");
+            return field_error("signature.scheme", "must be \"standard\" or \"hmac-sha256-hex\"");
         } else if (skey == "header") {
-          if (!svalue.is_string() ||
-              !is_header_name(svalue.get<std::string>()) ||
+          if (!svalue.is_string() || !is_header_name(svalue.get<std::string>()) ||
               is_reserved_header(svalue.get<std::string>())) {
-            return field_error(
-                "signature.header",
-                "must be a valid header name that relay does not set itself");
+            return field_error("signature.header", "must be a valid header name that relay does not set itself");
           }
           sub.signature_header = svalue.get<std::string>();
         } else {
@@ -224,52 +210,40 @@ Status apply_subscription_fields(const json &body, Subscription &target,
       }
     } else if (key == "headers") {
       if (!value.is_object() || value.size() > 32)
-        return field_error("headers",
-                           "must be an object of at most 32 headers");
+        return field_error("headers", "must be an object of at most 32 headers");
       std::map<std::string, std::string> headers;
-      for (const auto &[name, header_value] : value.items()) {
+      for (const auto& [name, header_value] : value.items()) {
         if (!is_header_name(name) || is_reserved_header(name)) {
-          return field_error("headers",
-                             "has an invalid or reserved header name '" + name +
-                                 "'");
+          return field_error("headers", "has an invalid or reserved header name '" + name + "'");
         }
-        if (!header_value.is_string() ||
-            !is_header_value(header_value.get<std::string>())) {
-          return field_error("headers",
-                             "values must be strings without line breaks");
+        if (!header_value.is_string() || !is_header_value(header_value.get<std::string>())) {
+          return field_error("headers", "values must be strings without line breaks");
         }
         headers[name] = header_value.get<std::string>();
       }
       sub.headers = std::move(headers);
     } else if (key == "enabled") {
-      if (!value.is_boolean())
-        return field_error("enabled", "must be true or false");
+      if (!value.is_boolean()) return field_error("enabled", "must be true or false");
       sub.enabled = value.get<bool>();
     } else if (key == "description") {
-      if (!value.is_string() ||
-          value.get<std::string>().size() > kMaxDescriptionLength) {
-        return field_error("description",
-                           "must be a string of at most 1024 characters");
+      if (!value.is_string() || value.get<std::string>().size() > kMaxDescriptionLength) {
+        return field_error("description", "must be a string of at most 1024 characters");
       }
       sub.description = value.get<std::string>();
     } else if (key == "retry") {
-      if (!value.is_object())
-        return field_error("retry", "must be an object");
-      for (const auto &[rkey, rvalue] : value.items()) {
-        std::optional<std::int64_t> *slot =
-            rkey == "initial"     ? &sub.retry.initial_ms
-            : rkey == "max_delay" ? &sub.retry.max_delay_ms
-            : rkey == "window"    ? &sub.retry.window_ms
-                                  : nullptr;
-        if (slot == nullptr)
-          return field_error("retry." + rkey, "is not a known field");
+      if (!value.is_object()) return field_error("retry", "must be an object");
+      for (const auto& [rkey, rvalue] : value.items()) {
+        std::optional<std::int64_t>* slot = rkey == "initial"     ? &sub.retry.initial_ms
+                                            : rkey == "max_delay" ? &sub.retry.max_delay_ms
+                                            : rkey == "window"    ? &sub.retry.window_ms
+                                                                  : nullptr;
+        if (slot == nullptr) return field_error("retry." + rkey, "is not a known field");
         if (rvalue.is_null()) {
           slot->reset();
           continue;
         }
         auto ms = duration_field(rvalue, "retry." + rkey);
-        if (!ms)
-          return ms.error();
+        if (!ms) return ms.error();
         *slot = *ms;
       }
     } else if (key == "timeout") {
@@ -278,82 +252,65 @@ Status apply_subscription_fields(const json &body, Subscription &target,
         continue;
       }
       auto ms = duration_field(value, "timeout");
-      if (!ms)
-        return ms.error();
-      if (*ms > 300'000)
-        return field_error("timeout", "must be at most 5m");
+      if (!ms) return ms.error();
+      if (*ms > 300'000) return field_error("timeout", "must be at most 5m");
       sub.timeout_ms = *ms;
     } else if (key == "max_in_flight") {
       if (!value.is_number_integer() || value.get<std::int64_t>() < 1 ||
           value.get<std::int64_t>() > kMaxPerSubscriptionInFlight) {
-        return field_error("max_in_flight",
-                           "must be an integer from 1 to 10000");
+        return field_error("max_in_flight", "must be an integer from 1 to 10000");
       }
       sub.max_in_flight = value.get<std::uint32_t>();
     } else if (key == "rate_limit_per_second") {
-      if (!value.is_number_integer() || value.get<std::int64_t>() < 0 ||
-          value.get<std::int64_t>() > 1'000'000) {
-        return field_error("rate_limit_per_second",
-                           "must be an integer from 0 (unlimited) to 1000000");
+      if (!value.is_number_integer() || value.get<std::int64_t>() < 0 || value.get<std::int64_t>() > 1'000'000) {
+        return field_error("rate_limit_per_second", "must be an integer from 0 (unlimited) to 1000000");
       }
       sub.rate_limit_per_second = value.get<std::uint32_t>();
     } else {
       return field_error(key, "is not a known subscription field");
     }
   }
-  if (sub.retry.initial_ms && sub.retry.max_delay_ms &&
-      *sub.retry.initial_ms > *sub.retry.max_delay_ms) {
+  if (sub.retry.initial_ms && sub.retry.max_delay_ms && *sub.retry.initial_ms > *sub.retry.max_delay_ms) {
     return field_error("retry.initial", "must not exceed retry.max_delay");
   }
   target = std::move(sub);
   return Ok{};
 }
 
-Result<std::map<std::string, std::string>>
-parse_query(std::string_view target) {
+Result<std::map<std::string, std::string>> parse_query(std::string_view target) {
   std::map<std::string, std::string> out;
   auto parsed = boost::urls::parse_origin_form(target);
-  if (!parsed)
-    return make_error(Errc::invalid_field, "the query string is malformed");
-  for (const auto &param : parsed->params())
-    out[std::string(param.key)] = std::string(param.value);
+  if (!parsed) return make_error(Errc::invalid_field, "the query string is malformed");
+  for (const auto& param : parsed->params()) out[std::string(param.key)] = std::string(param.value);
   return out;
 }
 
 std::optional<UnixMillis> parse_time(std::string_view text) {
-  if (!text.empty() && std::all_of(text.begin(), text.end(), [](char c) {
-        return c >= '0' && c <= '9';
-      })) {
+  if (!text.empty() && std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; })) {
     UnixMillis ms = 0;
-    const auto [end, ec] =
-        std::from_chars(text.data(), text.data() + text.size(), ms);
-    if (ec != std::errc() || end != text.data() + text.size())
-      return std::nullopt;
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), ms);
+    if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
     return ms;
   }
+  if (text.find('\0') != std::string_view::npos) return std::nullopt;
   std::tm tm{};
   const std::string copy(text);
-  const char *rest = strptime(copy.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
-  if (rest == nullptr)
-    return std::nullopt;
+  const char* rest = strptime(copy.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
+  if (rest == nullptr) return std::nullopt;
   int millis = 0;
   if (*rest == '.') {
     ++rest;
     int digits = 0;
     while (*rest >= '0' && *rest <= '9') {
-      if (digits < 3)
-        millis = millis * 10 + (*rest - '0');
+      if (digits < 3) millis = millis * 10 + (*rest - '0');
       ++digits;
       ++rest;
     }
-    if (digits == 0)
-      return std::nullopt;
-    for (; digits < 3; ++digits)
-      millis *= 10;
+    if (digits == 0) return std::nullopt;
+    for (; digits < 3; ++digits) millis *= 10;
   }
-  if (std::string_view(rest) != "Z")
-    return std::nullopt;
+  if (std::string_view(rest) != "Z") return std::nullopt;
   return static_cast<UnixMillis>(timegm(&tm)) * 1000 + millis;
 }
 
-} // namespace relay
+}  // namespace relay

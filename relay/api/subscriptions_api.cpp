@@ -24,14 +24,10 @@ constexpr std::int64_t kDefaultRotationGraceMs = 24 * 3'600'000LL;
 
 // Commits `sub` and, once durable, publishes it to the registry so that every
 // later ingest matches against it.
-asio::awaitable<Status> store_subscription(ApiContext &ctx,
-                                           const Subscription &sub) {
+asio::awaitable<Status> store_subscription(ApiContext& ctx, const Subscription& sub) {
   auto copy = std::make_shared<const Subscription>(sub);
-  const CommitPipeline::Command command = [copy](WriteTxn &txn) {
-    return mutations::put_subscription(txn, *copy);
-  };
-  const Status status =
-      co_await async_commit(ctx.pipeline, command, asio::use_awaitable);
+  const CommitPipeline::Command command = [copy](WriteTxn& txn) { return mutations::put_subscription(txn, *copy); };
+  const Status status = co_await async_commit(ctx.pipeline, command, asio::use_awaitable);
   if (status) {
     ctx.subscriptions.upsert(sub);
     ctx.scheduler.subscription_changed(sub.id);
@@ -39,86 +35,63 @@ asio::awaitable<Status> store_subscription(ApiContext &ctx,
   co_return status;
 }
 
-std::shared_ptr<const Subscription> find(ApiContext &ctx,
-                                         const std::string &id) {
+std::shared_ptr<const Subscription> find(ApiContext& ctx, const std::string& id) {
   return ctx.subscriptions.snapshot()->find(id);
 }
 
-} // namespace
+}  // namespace
 
-asio::awaitable<HttpResponse> create_subscription(ApiContext &ctx,
-                                                  const RouteRequest &req) {
+asio::awaitable<HttpResponse> create_subscription(ApiContext& ctx, const RouteRequest& req) {
   auto body = parse_json_object(req.http);
-  if (!body)
-    co_return error_response(body.error());
+  if (!body) co_return error_response(body.error());
   Subscription sub;
-  if (auto applied = apply_subscription_fields(*body, sub, /*creating=*/true);
-      !applied) {
+  if (auto applied = apply_subscription_fields(*body, sub, /*creating=*/true); !applied) {
     co_return error_response(applied.error());
   }
   sub.id = ctx.ids.next(keys::kSubscriptionPrefix);
-  if (sub.secret.empty())
-    sub.secret = generate_secret();
+  if (sub.secret.empty()) sub.secret = generate_secret();
   sub.created_at = sub.updated_at = ctx.clock.now_ms();
-  if (auto stored = co_await store_subscription(ctx, sub); !stored)
-    co_return error_response(stored.error());
+  if (auto stored = co_await store_subscription(ctx, sub); !stored) co_return error_response(stored.error());
   ctx.logger.info("subscription created", {{"subscription", sub.id}});
   co_return json_response(201, to_api(sub));
 }
 
-asio::awaitable<HttpResponse> list_subscriptions(ApiContext &ctx,
-                                                 const RouteRequest &) {
+asio::awaitable<HttpResponse> list_subscriptions(ApiContext& ctx, const RouteRequest&) {
   const auto snapshot = ctx.subscriptions.snapshot();
   std::vector<std::shared_ptr<const Subscription>> subs;
-  for (const auto &[id, sub] : snapshot->all())
-    subs.push_back(sub);
-  std::sort(subs.begin(), subs.end(),
-            [](const auto &a, const auto &b) { return a->id < b->id; });
+  for (const auto& [id, sub] : snapshot->all()) subs.push_back(sub);
+  std::sort(subs.begin(), subs.end(), [](const auto& a, const auto& b) { return a->id < b->id; });
   json items = json::array();
-  for (const auto &sub : subs)
-    items.push_back(to_api(*sub));
+  for (const auto& sub : subs) items.push_back(to_api(*sub));
   co_return json_response(200, {{"items", items}});
 }
 
-asio::awaitable<HttpResponse> get_subscription(ApiContext &ctx,
-                                               const RouteRequest &req) {
+asio::awaitable<HttpResponse> get_subscription(ApiContext& ctx, const RouteRequest& req) {
   const auto sub = find(ctx, req.id);
-  if (!sub)
-    co_return error_response(Errc::not_found, "no subscription " + req.id);
+  if (!sub) co_return error_response(Errc::not_found, "no subscription " + req.id);
   co_return json_response(200, to_api(*sub));
 }
 
-asio::awaitable<HttpResponse> update_subscription(ApiContext &ctx,
-                                                  const RouteRequest &req) {
+asio::awaitable<HttpResponse> update_subscription(ApiContext& ctx, const RouteRequest& req) {
   const auto existing = find(ctx, req.id);
-  if (!existing)
-    co_return error_response(Errc::not_found, "no subscription " + req.id);
+  if (!existing) co_return error_response(Errc::not_found, "no subscription " + req.id);
   auto body = parse_json_object(req.http);
-  if (!body)
-    co_return error_response(body.error());
+  if (!body) co_return error_response(body.error());
   Subscription sub = *existing;
-  if (auto applied = apply_subscription_fields(*body, sub, /*creating=*/false);
-      !applied) {
+  if (auto applied = apply_subscription_fields(*body, sub, /*creating=*/false); !applied) {
     co_return error_response(applied.error());
   }
   sub.updated_at = ctx.clock.now_ms();
-  if (auto stored = co_await store_subscription(ctx, sub); !stored)
-    co_return error_response(stored.error());
+  if (auto stored = co_await store_subscription(ctx, sub); !stored) co_return error_response(stored.error());
   co_return json_response(200, to_api(sub));
 }
 
-asio::awaitable<HttpResponse> delete_subscription(ApiContext &ctx,
-                                                  const RouteRequest &req) {
-  if (!find(ctx, req.id))
-    co_return error_response(Errc::not_found, "no subscription " + req.id);
+asio::awaitable<HttpResponse> delete_subscription(ApiContext& ctx, const RouteRequest& req) {
+  if (!find(ctx, req.id)) co_return error_response(Errc::not_found, "no subscription " + req.id);
   const std::string id = req.id;
-  const CommitPipeline::Command command = [id](WriteTxn &txn) {
-    return mutations::delete_subscription(txn, id);
-  };
-  const Status status =
-      co_await async_commit(ctx.pipeline, command, asio::use_awaitable);
-  if (!status)
-    co_return error_response(status.error());
+  const CommitPipeline::Command command = [id](WriteTxn& txn) { return mutations::delete_subscription(txn, id); };
+  const Status status = co_await async_commit(ctx.pipeline, command, asio::use_awaitable);
+  if (!status) co_return error_response(status.error());
   ctx.subscriptions.erase(id);
   ctx.scheduler.subscription_changed(id);
   ctx.metrics.forget_subscription(id);
@@ -126,22 +99,17 @@ asio::awaitable<HttpResponse> delete_subscription(ApiContext &ctx,
   co_return empty_response(204);
 }
 
-asio::awaitable<HttpResponse>
-rotate_subscription_secret(ApiContext &ctx, const RouteRequest &req) {
+asio::awaitable<HttpResponse> rotate_subscription_secret(ApiContext& ctx, const RouteRequest& req) {
   const auto existing = find(ctx, req.id);
-  if (!existing)
-    co_return error_response(Errc::not_found, "no subscription " + req.id);
+  if (!existing) co_return error_response(Errc::not_found, "no subscription " + req.id);
   std::int64_t grace_ms = kDefaultRotationGraceMs;
   std::string new_secret;
   if (!req.http.body().empty()) {
     auto body = parse_json_object(req.http);
-    if (!body)
-      co_return error_response(body.error());
-    for (const auto &[key, value] : body->items()) {
+    if (!body) co_return error_response(body.error());
+    for (const auto& [key, value] : body->items()) {
       if (key == "grace_period") {
-        const auto ms = value.is_string()
-                            ? parse_duration_ms(value.get<std::string>())
-                            : std::nullopt;
+        const auto ms = value.is_string() ? parse_duration_ms(value.get<std::string>()) : std::nullopt;
         if (!ms)
           co_return error_response(Errc::invalid_field,
                                    "field 'grace_period' must be a duration "
@@ -149,14 +117,11 @@ rotate_subscription_secret(ApiContext &ctx, const RouteRequest &req) {
         grace_ms = *ms;
       } else if (key == "secret") {
         Subscription probe;
-        if (auto ok =
-                apply_subscription_fields({{"secret", value}}, probe, false);
-            !ok)
+        if (auto ok = apply_subscription_fields({{"secret", value}}, probe, false); !ok)
           co_return error_response(ok.error());
         new_secret = probe.secret;
       } else {
-        co_return error_response(Errc::invalid_field,
-                                 "field '" + key + "' is not known here");
+        co_return error_response(Errc::invalid_field, "field '" + key + "' is not known here");
       }
     }
   }
@@ -166,12 +131,10 @@ rotate_subscription_secret(ApiContext &ctx, const RouteRequest &req) {
   sub.previous_secret_expires_at = grace_ms > 0 ? now + grace_ms : 0;
   sub.secret = new_secret.empty() ? generate_secret() : new_secret;
   sub.updated_at = now;
-  if (auto stored = co_await store_subscription(ctx, sub); !stored)
-    co_return error_response(stored.error());
-  ctx.logger.info(
-      "subscription secret rotated",
-      {{"subscription", sub.id}, {"grace_period", format_duration(grace_ms)}});
+  if (auto stored = co_await store_subscription(ctx, sub); !stored) co_return error_response(stored.error());
+  ctx.logger.info("subscription secret rotated",
+                  {{"subscription", sub.id}, {"grace_period", format_duration(grace_ms)}});
   co_return json_response(200, to_api(sub));
 }
 
-} // namespace relay
+}  // namespace relay

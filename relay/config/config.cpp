@@ -1,6 +1,7 @@
 #include "relay/config/config.h"
 
 #include <charconv>
+#include <limits>
 #include <functional>
 #include <optional>
 
@@ -16,11 +17,13 @@ std::optional<std::size_t> parse_size(std::string_view text) {
   const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
   if (ec != std::errc() || end == text.data()) return std::nullopt;
   const std::string_view suffix(end, static_cast<std::size_t>(text.data() + text.size() - end));
-  if (suffix.empty() || suffix == "B") return value;
-  if (suffix == "KiB") return value << 10;
-  if (suffix == "MiB") return value << 20;
-  if (suffix == "GiB") return value << 30;
-  return std::nullopt;
+  int shift = -1;
+  if (suffix.empty() || suffix == "B") shift = 0;
+  if (suffix == "KiB") shift = 10;
+  if (suffix == "MiB") shift = 20;
+  if (suffix == "GiB") shift = 30;
+  if (shift < 0 || value > (std::numeric_limits<std::size_t>::max() >> shift)) return std::nullopt;
+  return value << shift;
 }
 
 template <typename T>
@@ -44,8 +47,16 @@ struct Flag {
   std::function<void(Config&, const std::string&)> apply;
 };
 
+// A value as it may appear in the one-line error: control characters shown as '?'.
+std::string printable(std::string value) {
+  for (char& c : value) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+  }
+  return value;
+}
+
 [[noreturn]] void fail(const std::string& flag, const std::string& value, const std::string& expected) {
-  throw ConfigError("invalid value '" + value + "' for --" + flag + ": expected " + expected);
+  throw ConfigError("invalid value '" + printable(value) + "' for --" + flag + ": expected " + expected);
 }
 
 std::int64_t duration_value(const std::string& flag, const std::string& value, bool allow_zero = false) {
@@ -139,7 +150,7 @@ std::string env_name(const std::string& flag) {
 void apply_env(Config& config, const Flag& flag, const std::string& value) {
   if (!flag.takes_value) {
     const auto on = parse_bool(value);
-    if (!on) throw ConfigError("invalid value '" + value + "' for " + env_name(flag.name) + ": expected true or false");
+    if (!on) throw ConfigError("invalid value '" + printable(value) + "' for " + env_name(flag.name) + ": expected true or false");
     if (*on) flag.apply(config, value);
     return;
   }
@@ -178,11 +189,11 @@ Config parse_config(const std::vector<std::string>& args, const std::map<std::st
       help = true;
       return Config{};
     }
-    if (arg.rfind("--", 0) != 0) throw ConfigError("unexpected argument '" + arg + "' (see --help)");
+    if (arg.rfind("--", 0) != 0) throw ConfigError("unexpected argument '" + printable(arg) + "' (see --help)");
     const auto eq = arg.find('=');
     const std::string name = arg.substr(2, eq == std::string::npos ? std::string::npos : eq - 2);
     const Flag* flag = find_flag(name);
-    if (flag == nullptr) throw ConfigError("unknown flag --" + name + " (see --help)");
+    if (flag == nullptr) throw ConfigError("unknown flag --" + printable(name) + " (see --help)");
     std::string value;
     if (flag->takes_value) {
       if (eq != std::string::npos) {
@@ -190,10 +201,10 @@ Config parse_config(const std::vector<std::string>& args, const std::map<std::st
       } else if (i + 1 < args.size()) {
         value = args[++i];
       } else {
-        throw ConfigError("flag --" + name + " needs a value");
+        throw ConfigError("flag --" + printable(name) + " needs a value");
       }
     } else if (eq != std::string::npos) {
-      throw ConfigError("flag --" + name + " takes no value");
+      throw ConfigError("flag --" + printable(name) + " takes no value");
     }
     given.emplace_back(flag, value);
   }

@@ -24,16 +24,13 @@ namespace relay {
 // Submits `command` and completes with its Status once the group holding it is
 // durable.
 template <typename CompletionToken>
-auto async_commit(CommitPipeline &pipeline,
-                  const CommitPipeline::Command &command,
-                  CompletionToken &&token) {
+auto async_commit(CommitPipeline& pipeline, const CommitPipeline::Command& command, CompletionToken&& token) {
   return boost::asio::async_initiate<CompletionToken, void(Status)>(
       [&pipeline](auto handler, CommitPipeline::Command cmd) {
         auto shared = std::make_shared<decltype(handler)>(std::move(handler));
-        auto work = std::make_shared<
-            boost::asio::executor_work_guard<boost::asio::any_io_executor>>(
+        auto work = std::make_shared<boost::asio::executor_work_guard<boost::asio::any_io_executor>>(
             boost::asio::get_associated_executor(*shared));
-        pipeline.submit(std::move(cmd), [shared, work](const Status &status) {
+        pipeline.submit(std::move(cmd), [shared, work](const Status& status) {
           auto executor = boost::asio::get_associated_executor(*shared);
           boost::asio::post(executor, [shared, status, work]() mutable {
             std::move (*shared)(status);
@@ -46,25 +43,20 @@ auto async_commit(CommitPipeline &pipeline,
 
 // Runs `fn` on `pool` and completes with its result on the caller's executor.
 template <typename Fn, typename CompletionToken>
-auto run_blocking(boost::asio::thread_pool &pool, const Fn &fn,
-                  CompletionToken &&token) {
-  using R = std::invoke_result_t<Fn &>;
+auto run_blocking(boost::asio::thread_pool& pool, const Fn& fn, CompletionToken&& token) {
+  using R = std::invoke_result_t<Fn&>;
   return boost::asio::async_initiate<CompletionToken, void(R)>(
       [&pool](auto handler, Fn f) {
-        auto work = boost::asio::make_work_guard(
-            boost::asio::get_associated_executor(handler));
-        boost::asio::post(pool, [h = std::move(handler), f = std::move(f),
-                                 w = std::move(work)]() mutable {
+        auto work = boost::asio::make_work_guard(boost::asio::get_associated_executor(handler));
+        boost::asio::post(pool, [h = std::move(handler), f = std::move(f), w = std::move(work)]() mutable {
           R result = f();
           auto executor = w.get_executor();
-          boost::asio::post(
-              executor, [h = std::move(h), r = std::move(result)]() mutable {
-                std::move(h)(std::move(r));
-              });
+          boost::asio::post(executor,
+                            [h = std::move(h), r = std::move(result)]() mutable { std::move(h)(std::move(r)); });
           w.reset();
         });
       },
       token, fn);
 }
 
-} // namespace relay
+}  // namespace relay

@@ -79,6 +79,9 @@ class DeliveryScheduler {
   void dead_removed(std::size_t count);
 
   bool is_in_flight(const std::string& delivery_id) const;
+  // Deliveries held in memory (waiting, ready or in flight); at most memory_limit plus those
+  // handed in directly by enqueue() while memory had room.
+  std::size_t held_in_memory() const { return items_.size(); }
 
   // Stops starting attempts; `done` runs when every running attempt is recorded, or after
   // `grace`, when the rest are cancelled (they stay pending on disk and resume on restart).

@@ -413,8 +413,11 @@ bool EgressClient::Impl::configure(Transfer& t) {
   set(CURLOPT_SSL_VERIFYPEER, 1L);
   set(CURLOPT_SSL_VERIFYHOST, 2L);
   set(CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_2TLS));
-  // Wait for an existing connection to say whether it multiplexes before opening another.
-  set(CURLOPT_PIPEWAIT, 1L);
+  // Over TLS, wait for an existing connection's ALPN to say whether it multiplexes (HTTP/2)
+  // before opening another. Never for cleartext: HTTP/1.1 cannot multiplex, and waiting would
+  // queue every attempt to a host behind one that hangs.
+  const bool tls = r.url.size() >= 8 && (r.url.compare(0, 8, "https://") == 0 || r.url.compare(0, 8, "HTTPS://") == 0);
+  set(CURLOPT_PIPEWAIT, tls ? 1L : 0L);
   set(CURLOPT_POST, 1L);
   set(CURLOPT_POSTFIELDSIZE_LARGE, body_size);
   set(CURLOPT_POSTFIELDS, body);

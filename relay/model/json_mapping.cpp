@@ -202,7 +202,7 @@ json to_api(const Delivery& d) {
           {"state", delivery_state_name(d.state)},
           {"created_at", format_time(d.created_at)},
           {"next_attempt_at", d.state == DeliveryState::pending ? time_or_null(d.next_attempt_at) : json(nullptr)},
-          {"attempts", d.attempts},
+          {"attempt_count", d.attempts},
           {"completed_at", time_or_null(d.completed_at)},
           {"last_error", d.last_error.empty() ? json(nullptr) : json(d.last_error)}};
 }

@@ -574,7 +574,7 @@ TEST_F(Deliveries, FailingSubscriberOpensItsCircuitWithoutDelayingAHealthyOne) {
   for (const std::string& event_id : event_ids) {
     for (const json& d : deliveries_of_event(event_id)) {
       if (d.value("subscription_id", "") == failing_id) {
-        attempts += d.value("attempts", 0u);
+        attempts += d.value("attempt_count", 0u);
         EXPECT_EQ(d.value("state", ""), "pending") << d.dump();
       }
     }

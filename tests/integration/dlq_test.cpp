@@ -173,7 +173,7 @@ TEST_F(DeadLetters, FailuresDieWhenTheWindowClosesAndARedriveDeliversThem) {
   for (const json& d : dead) {
     EXPECT_EQ(d.value("state", ""), "dead") << d.dump();
     EXPECT_EQ(d.value("last_error", ""), "http_5xx") << d.dump();
-    EXPECT_GE(d.value("attempts", 0), 2) << "retried within the window before dying: " << d.dump();
+    EXPECT_GE(d.value("attempt_count", 0), 2) << "retried within the window before dying: " << d.dump();
   }
   const json one = get("/v1/deliveries/" + dead[0].value("id", ""));
   EXPECT_FALSE(one.value("completed_at", json()).is_null()) << one.dump();

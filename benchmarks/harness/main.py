@@ -69,7 +69,19 @@ def run_micro(build_dir, work_dir, min_time, log):
         return json.load(f)
 
 
+def render_only(results_json, results_path):
+    """Rewrites RESULTS.md from a results.json, e.g. after FINDINGS.md was edited."""
+    with open(results_json) as f:
+        results = json.load(f)
+    findings = os.path.join(BENCH_DIR, "FINDINGS.md")
+    with open(results_path, "w") as f:
+        f.write(report.render(results, findings if os.path.exists(findings) else None))
+
+
 def main():
+    if sys.argv[1] == "--render":
+        render_only(sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else os.path.join(BENCH_DIR, "RESULTS.md"))
+        return
     build_dir = sys.argv[1]
     results_path = sys.argv[2] if len(sys.argv) > 2 else os.path.join(BENCH_DIR, "RESULTS.md")
     cfg = config()
@@ -138,10 +150,11 @@ def main():
     results["total_s"] = time.monotonic() - started
     with open(os.path.join(work_dir, "results.json"), "w") as f:
         json.dump(results, f, indent=1, default=str)
-    findings = os.path.join(BENCH_DIR, "FINDINGS.md")
-    with open(results_path, "w") as f:
-        f.write(report.render(results, findings if os.path.exists(findings) else None))
-    log(f"wrote {results_path} (raw figures: {os.path.join(work_dir, 'results.json')})")
+    raw_copy = os.path.join(os.path.dirname(os.path.abspath(results_path)), "results.json")
+    with open(raw_copy, "w") as f:
+        json.dump(results, f, indent=1, default=str)
+    render_only(raw_copy, results_path)
+    log(f"wrote {results_path} and {raw_copy}")
 
 
 if __name__ == "__main__":

@@ -3,9 +3,9 @@
 # micro-benchmarks and fill_store) in build-release/, starts nginx on loopback as the subscriber
 # sink and as the baseline, drives relayd and nginx with wrk, and writes benchmarks/RESULTS.md.
 #
-# wrk and nginx come from Debian (`.ci/run` installs them; so does this script, as root, when
-# they are missing). Nothing is installed system-wide otherwise; all state lives under
-# $BENCH_WORK_DIR (default build-release/bench-work). Settings: see benchmarks/README.md.
+# wrk and nginx come from Debian (`RELAY_BENCH_DEPS=1 deploy/install-deps.sh` installs them; so
+# does this script, as root, when they are missing). Nothing else is installed; all state lives
+# under $BENCH_WORK_DIR (default build-release/bench-work). Settings: see benchmarks/README.md.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

@@ -7,7 +7,7 @@ packages=(
   build-essential cmake ninja-build pkg-config
   libboost1.81-dev libboost-url1.81-dev
   libcurl4-openssl-dev libssl-dev librocksdb-dev nlohmann-json3-dev prometheus-cpp-dev
-  libgtest-dev libgmock-dev libbenchmark-dev
+  libjemalloc-dev libgtest-dev libgmock-dev libbenchmark-dev
   python3 curl ca-certificates
   prometheus  # promtool and a real Prometheus for the observability test
 )

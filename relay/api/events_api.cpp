@@ -67,9 +67,7 @@ json ingest_answer(const mutations::IngestedEvent& result) {
 }  // namespace
 
 asio::awaitable<HttpResponse> publish_event(ApiContext& ctx, const RouteRequest& req) {
-  auto body = parse_json_object(req.http);
-  if (!body) co_return error_response(body.error());
-  auto event = parse_new_event(*body, req.http["Idempotency-Key"]);
+  auto event = parse_event_body(req.http, req.http["Idempotency-Key"]);
   if (!event) co_return error_response(event.error());
 
   auto events = std::make_shared<std::vector<mutations::NewEvent>>(1, std::move(*event));

@@ -101,44 +101,23 @@ bool nested_too_deep(std::string_view text) {
   return false;
 }
 
-}  // namespace
+// The members of an event as found in a body, before validation.
+struct EventFields {
+  const json* type = nullptr;
+  std::optional<std::string> payload_text;  // compact JSON
+  const json* id = nullptr;
+};
 
-Result<json> parse_json_object(const HttpRequest& request) {
-  const auto content_type = request[boost::beast::http::field::content_type];
-  if (!content_type.empty()) {
-    const std::string media = lower(content_type.substr(0, content_type.find(';')));
-    // curl -d sends application/x-www-form-urlencoded unless told otherwise;
-    // its body is still parsed as JSON so that copy-pasted commands work. Any
-    // other media type is refused.
-    const bool is_json = media == "application/json" || media == "application/x-www-form-urlencoded" ||
-                         (media.size() > 5 && media.substr(media.size() - 5) == "+json");
-    if (!is_json) return make_error(Errc::unsupported_media_type, "Content-Type must be application/json");
-  }
-  if (nested_too_deep(request.body())) {
-    return make_error(Errc::invalid_json, "the request body nests deeper than 256 levels");
-  }
-  json body = json::parse(request.body(), nullptr, /*allow_exceptions=*/false);
-  if (body.is_discarded()) return make_error(Errc::invalid_json, "the request body is not valid JSON");
-  if (!body.is_object()) return make_error(Errc::invalid_json, "the request body must be a JSON object");
-  return body;
-}
-
-Result<mutations::NewEvent> parse_new_event(const json& body, std::string_view idempotency_key) {
-  if (!body.is_object()) return make_error(Errc::invalid_field, "an event must be a JSON object");
-  for (const auto& [key, value] : body.items()) {
-    if (key != "type" && key != "payload" && key != "id") return field_error(key, "is not a known event field");
-  }
+Result<mutations::NewEvent> build_event(const EventFields& fields, std::string_view idempotency_key) {
   mutations::NewEvent event;
-  const auto type = body.find("type");
-  if (type == body.end() || !type->is_string()) return field_error("type", "is required and must be a string");
-  event.type = type->get<std::string>();
+  if (fields.type == nullptr || !fields.type->is_string()) return field_error("type", "is required and must be a string");
+  event.type = fields.type->get<std::string>();
   if (!is_valid_event_type(event.type)) return field_error("type", "must be 1-128 characters of [A-Za-z0-9._:-]");
-  const auto payload = body.find("payload");
-  if (payload == body.end()) return field_error("payload", "is required (any JSON value)");
-  event.payload = std::make_shared<const std::string>(payload->dump());
-  if (const auto id = body.find("id"); id != body.end() && !id->is_null()) {
-    if (!id->is_string()) return field_error("id", "must be a string");
-    event.client_id = id->get<std::string>();
+  if (!fields.payload_text) return field_error("payload", "is required (any JSON value)");
+  event.payload = std::make_shared<const std::string>(*fields.payload_text);
+  if (fields.id != nullptr && !fields.id->is_null()) {
+    if (!fields.id->is_string()) return field_error("id", "must be a string");
+    event.client_id = fields.id->get<std::string>();
     if (event.client_id.empty() || event.client_id.size() > kMaxClientIdLength) {
       return field_error("id", "must be 1-256 characters");
     }
@@ -153,6 +132,147 @@ Result<mutations::NewEvent> parse_new_event(const json& body, std::string_view i
     event.client_id = std::string(idempotency_key);
   }
   return event;
+}
+
+// Scanning of JSON text that is already known to be valid.
+bool is_json_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+std::size_t skip_whitespace(std::string_view text, std::size_t i) {
+  while (i < text.size() && is_json_space(text[i])) ++i;
+  return i;
+}
+
+// `i` at an opening quote; returns the index after the closing one.
+std::size_t skip_string(std::string_view text, std::size_t i) {
+  for (++i; i < text.size(); ++i) {
+    if (text[i] == '\\') {
+      ++i;
+    } else if (text[i] == '"') {
+      return i + 1;
+    }
+  }
+  return text.size();
+}
+
+std::size_t skip_value(std::string_view text, std::size_t i) {
+  if (i >= text.size()) return i;
+  if (text[i] == '"') return skip_string(text, i);
+  if (text[i] == '{' || text[i] == '[') {
+    int depth = 0;
+    while (i < text.size()) {
+      const char c = text[i];
+      if (c == '"') {
+        i = skip_string(text, i);
+        continue;
+      }
+      if (c == '{' || c == '[') ++depth;
+      if (c == '}' || c == ']') --depth;
+      ++i;
+      if (depth == 0) return i;
+    }
+    return i;
+  }
+  while (i < text.size() && text[i] != ',' && text[i] != '}' && text[i] != ']' && !is_json_space(text[i])) ++i;
+  return i;
+}
+
+std::string decode_string(std::string_view quoted) {
+  if (quoted.find('\\') == std::string_view::npos) return std::string(quoted.substr(1, quoted.size() - 2));
+  return json::parse(quoted).get<std::string>();
+}
+
+// Valid JSON text without the whitespace between tokens.
+std::string compact(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (std::size_t i = 0; i < text.size();) {
+    if (text[i] == '"') {
+      const std::size_t end = skip_string(text, i);
+      out.append(text.substr(i, end - i));
+      i = end;
+    } else {
+      if (!is_json_space(text[i])) out.push_back(text[i]);
+      ++i;
+    }
+  }
+  return out;
+}
+
+Status check_json_request(const HttpRequest& request) {
+  const auto content_type = request[boost::beast::http::field::content_type];
+  if (!content_type.empty()) {
+    const std::string media = lower(content_type.substr(0, content_type.find(';')));
+    // curl -d sends application/x-www-form-urlencoded unless told otherwise; its body is still
+    // parsed as JSON so that copy-pasted commands work. Any other media type is refused.
+    const bool is_json = media == "application/json" || media == "application/x-www-form-urlencoded" ||
+                         (media.size() > 5 && media.substr(media.size() - 5) == "+json");
+    if (!is_json) return make_error(Errc::unsupported_media_type, "Content-Type must be application/json");
+  }
+  if (nested_too_deep(request.body())) {
+    return make_error(Errc::invalid_json, "the request body nests deeper than 256 levels");
+  }
+  return Ok{};
+}
+
+}  // namespace
+
+Result<json> parse_json_object(const HttpRequest& request) {
+  if (auto checked = check_json_request(request); !checked) return checked.error();
+  json body = json::parse(request.body(), nullptr, /*allow_exceptions=*/false);
+  if (body.is_discarded()) return make_error(Errc::invalid_json, "the request body is not valid JSON");
+  if (!body.is_object()) return make_error(Errc::invalid_json, "the request body must be a JSON object");
+  return body;
+}
+
+Result<mutations::NewEvent> parse_new_event(const json& body, std::string_view idempotency_key) {
+  if (!body.is_object()) return make_error(Errc::invalid_field, "an event must be a JSON object");
+  EventFields fields;
+  for (const auto& [key, value] : body.items()) {
+    if (key == "type") {
+      fields.type = &value;
+    } else if (key == "payload") {
+      fields.payload_text = value.dump();
+    } else if (key == "id") {
+      fields.id = &value;
+    } else {
+      return field_error(key, "is not a known event field");
+    }
+  }
+  return build_event(fields, idempotency_key);
+}
+
+Result<mutations::NewEvent> parse_event_body(const HttpRequest& request, std::string_view idempotency_key) {
+  if (auto checked = check_json_request(request); !checked) return checked.error();
+  const std::string_view body = request.body();
+  if (!json::accept(body)) return make_error(Errc::invalid_json, "the request body is not valid JSON");
+  std::size_t i = skip_whitespace(body, 0);
+  if (i >= body.size() || body[i] != '{') return make_error(Errc::invalid_json, "the request body must be a JSON object");
+  // The text is valid JSON: walk the top-level members, keep the payload as text (compacted),
+  // and decode only the small type and id values.
+  EventFields fields;
+  json type_value, id_value;
+  i = skip_whitespace(body, i + 1);
+  while (i < body.size() && body[i] == '"') {
+    const std::size_t key_end = skip_string(body, i);
+    const std::string key = decode_string(body.substr(i, key_end - i));
+    const std::size_t value_start = skip_whitespace(body, skip_whitespace(body, key_end) + 1);  // past ':'
+    const std::size_t value_end = skip_value(body, value_start);
+    const std::string_view value = body.substr(value_start, value_end - value_start);
+    if (key == "type") {
+      type_value = json::parse(value);
+      fields.type = &type_value;
+    } else if (key == "payload") {
+      fields.payload_text = compact(value);
+    } else if (key == "id") {
+      id_value = json::parse(value);
+      fields.id = &id_value;
+    } else {
+      return field_error(key, "is not a known event field");
+    }
+    i = skip_whitespace(body, value_end);
+    if (i < body.size() && body[i] == ',') i = skip_whitespace(body, i + 1);
+  }
+  return build_event(fields, idempotency_key);
 }
 
 Status apply_subscription_fields(const json& body, Subscription& target, bool creating) {

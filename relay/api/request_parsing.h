@@ -17,8 +17,13 @@ namespace relay {
 // The body as a JSON object (415 for a non-JSON Content-Type, 400 for bad JSON or a non-object).
 Result<nlohmann::json> parse_json_object(const HttpRequest& request);
 
-// One event of POST /v1/events or of a batch; `idempotency_key` is the header, if any.
+// One event of a batch; `idempotency_key` is the header, if any.
 Result<mutations::NewEvent> parse_new_event(const nlohmann::json& body, std::string_view idempotency_key);
+
+// The body of POST /v1/events, with the same rules and errors as parse_json_object followed by
+// parse_new_event, but without building a JSON tree: the text is validated, the payload is kept
+// as compacted text, and only `type` and `id` are decoded. This is the ingest hot path.
+Result<mutations::NewEvent> parse_event_body(const HttpRequest& request, std::string_view idempotency_key);
 
 // Applies the fields present in `body` to `sub` (all of them on create, some on PATCH).
 // On error `sub` is unchanged.

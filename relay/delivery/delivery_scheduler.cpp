@@ -39,6 +39,8 @@ struct DeliveryScheduler::Lane {
   CircuitState circuit = CircuitState::closed;
   UnixMillis probe_at = 0;
   bool in_turn_order = false;
+  std::size_t held = 0;                    // deliveries of this subscription in memory
+  std::optional<std::string> parked_from;  // its smallest schedule key left on disk, if any
 };
 
 struct DeliveryScheduler::LoadResult {
@@ -70,10 +72,12 @@ DeliveryScheduler::DeliveryScheduler(asio::io_context& io, SchedulerOptions opti
 DeliveryScheduler::~DeliveryScheduler() { *alive_ = false; }
 
 void DeliveryScheduler::start(std::function<void()> ready) {
-  asio::post(blocking_pool_, [this, alive = alive_, ready = std::move(ready)]() mutable {
-    const std::uint64_t scheduled = queries::count_keys(store_, Family::schedule);
-    const std::uint64_t dead = queries::count_keys(store_, Family::dead_letters);
-    asio::post(io_, [this, alive, scheduled, dead, ready = std::move(ready)] {
+  // Pool and writer-thread work captures what it uses by reference to long-lived parts, never
+  // `this`: only the part posted back to the event loop touches the scheduler, after `alive`.
+  asio::post(blocking_pool_, [this, &io = io_, &store = store_, alive = alive_, ready = std::move(ready)]() mutable {
+    const std::uint64_t scheduled = queries::count_keys(store, Family::schedule);
+    const std::uint64_t dead = queries::count_keys(store, Family::dead_letters);
+    asio::post(io, [this, alive, scheduled, dead, ready = std::move(ready)] {
       if (!*alive) return;
       scheduled_total_ += scheduled;
       dead_total_ += dead;
@@ -103,18 +107,19 @@ void DeliveryScheduler::enqueue(std::vector<Delivery> deliveries, std::shared_pt
 }
 
 void DeliveryScheduler::insert_with_payloads(std::vector<Delivery> deliveries) {
-  asio::post(blocking_pool_, [this, alive = alive_, deliveries = std::move(deliveries)]() mutable {
+  asio::post(blocking_pool_, [this, &io = io_, &store = store_, alive = alive_,
+                               deliveries = std::move(deliveries)]() mutable {
     std::vector<std::shared_ptr<const std::string>> payloads;
     std::unordered_map<std::string, std::shared_ptr<const std::string>> by_event;
     for (const auto& d : deliveries) {
       auto& payload = by_event[d.event_id];
       if (!payload) {
-        auto event = queries::event(store_, d.event_id);
+        auto event = queries::event(store, d.event_id);
         payload = event ? event->payload : std::make_shared<const std::string>("null");
       }
       payloads.push_back(payload);
     }
-    asio::post(io_, [this, alive, deliveries = std::move(deliveries), payloads = std::move(payloads)]() mutable {
+    asio::post(io, [this, alive, deliveries = std::move(deliveries), payloads = std::move(payloads)]() mutable {
       if (!*alive) return;
       for (std::size_t i = 0; i < deliveries.size(); ++i) insert(std::move(deliveries[i]), payloads[i]);
       maybe_load();
@@ -140,12 +145,27 @@ void DeliveryScheduler::insert(Delivery delivery, std::shared_ptr<const std::str
     return;
   }
   if (items_.size() >= options_.memory_limit) {
-    cursor_ = std::min(cursor_, key);
-    if (loading_) lowered_while_loading_ = std::min(lowered_while_loading_.value_or(key), key);
+    lower_cursor(key);
     return;
   }
+  if (!admit(delivery, key)) return;
   auto [it, inserted] = items_.emplace(id, Item{std::move(delivery), std::move(payload), false});
   place(it->second);
+}
+
+bool DeliveryScheduler::admit(const Delivery& delivery, const std::string& key) {
+  Lane& l = lane(delivery.subscription_id);
+  if (l.held >= options_.lane_memory_limit) {
+    l.parked_from = std::min(l.parked_from.value_or(key), key);
+    return false;
+  }
+  ++l.held;
+  return true;
+}
+
+void DeliveryScheduler::lower_cursor(const std::string& key) {
+  cursor_ = std::min(cursor_, key);
+  if (loading_) lowered_while_loading_ = std::min(lowered_while_loading_.value_or(key), key);
 }
 
 void DeliveryScheduler::place(Item& item) {
@@ -170,7 +190,18 @@ DeliveryScheduler::Lane& DeliveryScheduler::lane(const std::string& subscription
   return *slot;
 }
 
-void DeliveryScheduler::forget(const std::string& delivery_id) { items_.erase(delivery_id); }
+void DeliveryScheduler::forget(const std::string& delivery_id) {
+  const auto it = items_.find(delivery_id);
+  if (it == items_.end()) return;
+  Lane& l = lane(it->second.delivery.subscription_id);
+  items_.erase(it);
+  --l.held;
+  if (l.parked_from && l.held <= options_.lane_memory_limit / 2) {
+    // Drained to half its share: read its parked deliveries again from where they start.
+    lower_cursor(*l.parked_from);
+    l.parked_from.reset();
+  }
+}
 
 void DeliveryScheduler::subscription_changed(const std::string& /*subscription_id*/) { request_pump(); }
 
@@ -339,8 +370,9 @@ void DeliveryScheduler::on_attempt_done(const std::string& delivery_id, const st
       [delivery_id, attempt, resolution, updated](WriteTxn& txn) {
         return mutations::record_attempt(txn, delivery_id, attempt, resolution, *updated);
       },
-      [this, alive = alive_, delivery_id, subscription_id, old_due, updated, outcome, seconds](const Status& status) {
-        asio::post(io_, [=, this] {
+      [this, &io = io_, alive = alive_, delivery_id, subscription_id, old_due, updated, outcome,
+       seconds](const Status& status) {
+        asio::post(io, [=, this] {
           if (*alive) on_recorded(delivery_id, subscription_id, old_due, status, *updated, outcome, seconds);
         });
       });
@@ -377,10 +409,10 @@ void DeliveryScheduler::on_recorded(const std::string& delivery_id, const std::s
       it->second.delivery = updated;
       place(it->second);
     } else {
-      forget(delivery_id);
       if (loading_ && it != items_.end()) {
         arrived_while_loading_.emplace_back(key, Item{updated, it->second.payload, false});
       }
+      forget(delivery_id);
     }
   } else {
     scheduled_total_ -= std::min<std::uint64_t>(scheduled_total_, 1);
@@ -450,20 +482,20 @@ void DeliveryScheduler::maybe_load() {
   if (cursor_ >= upper) return;
   loading_ = true;
   const std::size_t room = options_.memory_limit - held;
-  asio::post(blocking_pool_, [this, alive = alive_, lower = cursor_, upper, room] {
+  asio::post(blocking_pool_, [this, &io = io_, &store = store_, alive = alive_, lower = cursor_, upper, room] {
     LoadResult result;
     std::unordered_map<std::string, std::shared_ptr<const std::string>> payloads;
     std::string last_key;
     std::size_t seen = 0;
-    store_.scan(Family::schedule, ScanRange{lower, upper}, [&](std::string_view key, std::string_view) {
+    store.scan(Family::schedule, ScanRange{lower, upper}, [&](std::string_view key, std::string_view) {
       last_key = key;
       ++seen;
       const auto timed = keys::decode_schedule_key(key);
-      auto delivery = queries::delivery(store_, timed.id);
+      auto delivery = queries::delivery(store, timed.id);
       if (delivery && delivery->state == DeliveryState::pending && delivery->next_attempt_at == timed.time) {
         auto& payload = payloads[delivery->event_id];
         if (!payload) {
-          auto event = queries::event(store_, delivery->event_id);
+          auto event = queries::event(store, delivery->event_id);
           payload = event ? event->payload : std::make_shared<const std::string>("null");
         }
         result.items.emplace_back(std::string(key), Item{std::move(*delivery), payload, false});
@@ -472,7 +504,7 @@ void DeliveryScheduler::maybe_load() {
     });
     result.reached_end = seen < room;
     result.next_cursor = result.reached_end ? upper : successor(last_key);
-    asio::post(io_, [this, alive, result = std::move(result)]() mutable {
+    asio::post(io, [this, alive, result = std::move(result)]() mutable {
       if (*alive) on_loaded(std::move(result));
     });
   });
@@ -486,6 +518,7 @@ void DeliveryScheduler::on_loaded(LoadResult result) {
   for (auto& [key, item] : result.items) {
     if (removed_while_loading_.count(key) != 0 || items_.count(item.delivery.id) != 0) continue;
     if (key >= cursor_) break;
+    if (!admit(item.delivery, key)) continue;
     auto [it, inserted] = items_.emplace(item.delivery.id, std::move(item));
     place(it->second);
   }

@@ -5,10 +5,14 @@
 //
 // Memory stays bounded however many retries are scheduled: the `schedule` column family is
 // the queue, and only a window of it is in memory. Invariant: every schedule key below
-// `cursor_` is in memory (waiting, ready or in flight); keys at or above it live on disk only
-// and are loaded, in key (= due time) order, by a bounded scan on the blocking pool when memory
-// has room and their due time is near. New deliveries below the cursor go straight to memory,
-// so a fresh event is attempted at once, without a polling delay.
+// `cursor_` is in memory (waiting, ready or in flight), except those of a subscription that
+// reached its share of memory (lane_memory_limit): from its `parked_from` key on, its
+// deliveries stay on disk, and when it has drained to half its share the cursor moves back to
+// that key so the loader reads them again. Keys at or above the cursor live on disk only and
+// are loaded, in key (= due time) order, by a bounded scan on the blocking pool when memory has
+// room and their due time is near. New deliveries below the cursor go straight to memory, so a
+// fresh event is attempted at once, without a polling delay. The share keeps a subscriber that
+// is slow, rate-limited or held from filling memory and starving the others.
 //
 // Isolation: each subscription has its own ready queue, in-flight count, token bucket
 // (rate_limit_per_second) and circuit breaker; dispatch takes turns between subscriptions,
@@ -48,7 +52,8 @@ struct SchedulerOptions {
   RetryPolicy retry;                          // --retry-initial / --retry-max-delay / --retry-window
   std::int64_t attempt_timeout_ms = 15'000;   // --attempt-timeout, unless the subscription sets one
   std::uint32_t max_in_flight = 4096;         // --max-in-flight
-  std::size_t memory_limit = 50'000;          // deliveries held in memory at most
+  std::size_t memory_limit = 20'000;          // deliveries held in memory at most
+  std::size_t lane_memory_limit = 4'000;      // of which one subscription may hold at most
   std::int64_t lookahead_ms = 30'000;         // how far ahead of now the loader reads
   std::uint32_t circuit_failure_threshold = 20;
   std::int64_t circuit_probe_interval_ms = 30'000;
@@ -117,6 +122,9 @@ class DeliveryScheduler {
   void finish_drain_if_idle();
   Lane& lane(const std::string& subscription_id);
   void forget(const std::string& delivery_id);
+  // Admits a delivery to memory if its subscription has room, else parks it on disk.
+  bool admit(const Delivery& delivery, const std::string& key);
+  void lower_cursor(const std::string& key);
 
   boost::asio::io_context& io_;
   SchedulerOptions options_;

@@ -43,8 +43,8 @@ class DeliverySchedulerTest : public ::testing::Test {
   ~DeliverySchedulerTest() override {
     io_.stop();
     if (loop_.joinable()) loop_.join();
-    scheduler_.reset();
     pool_.join();
+    scheduler_.reset();
   }
 
   static EgressOptions egress_options() {
@@ -60,13 +60,13 @@ class DeliverySchedulerTest : public ::testing::Test {
   }
 
   // Stores `n` events for the subscription, as ingest would; returns their delivery ids.
-  std::vector<Delivery> store_events(int n) {
+  std::vector<Delivery> store_events(int n, const std::string& type = "meeting.completed") {
     std::vector<Delivery> deliveries;
-    const auto targets = registry_.snapshot()->matching("meeting.completed");
+    const auto targets = registry_.snapshot()->matching(type);
     for (int i = 0; i < n; ++i) {
       commit([&](WriteTxn& txn) {
         mutations::IngestedEvent out;
-        mutations::NewEvent event{"", "meeting.completed", std::make_shared<const std::string>("{\"n\":" + std::to_string(i) + "}")};
+        mutations::NewEvent event{"", type, std::make_shared<const std::string>("{\"n\":" + std::to_string(i) + "}")};
         auto status = mutations::ingest(txn, event, targets, ids_, clock_.now_ms(), out);
         deliveries.insert(deliveries.end(), out.deliveries.begin(), out.deliveries.end());
         return status;
@@ -75,9 +75,10 @@ class DeliverySchedulerTest : public ::testing::Test {
     return deliveries;
   }
 
-  void start_scheduler(std::size_t memory_limit) {
+  void start_scheduler(std::size_t memory_limit, std::size_t lane_memory_limit = 4'000) {
     SchedulerOptions options;
     options.memory_limit = memory_limit;
+    options.lane_memory_limit = lane_memory_limit;
     scheduler_ = std::make_unique<DeliveryScheduler>(io_, options, clock_, logger_, *store_, pipeline_, registry_,
                                                      egress_, metrics_, pool_);
     std::promise<void> started;
@@ -148,6 +149,41 @@ TEST_F(DeliverySchedulerTest, FarFutureRetriesStayOnDiskUntilDue) {
   // The loader reads only up to now + lookahead: of the 53, only the 3 due ones were held.
   EXPECT_LE(held(), 3u);
   EXPECT_EQ(subscriber_.request_count(), 3u);
+}
+
+TEST_F(DeliverySchedulerTest, AHeldSubscriptionsBacklogDoesNotStarveAnother) {
+  // The default subscription is disabled with a backlog far beyond memory; a second one that
+  // only gets later events must still receive all of them.
+  Subscription paused = subscription_;
+  paused.enabled = false;
+  paused.event_types = {"calendar.sync_events"};
+  commit([&](WriteTxn& txn) { return mutations::put_subscription(txn, paused); });
+  registry_.upsert(paused);
+  // Disabled subscriptions match nothing new: store the backlog while it is enabled.
+  Subscription enabled_first = paused;
+  enabled_first.enabled = true;
+  registry_.upsert(enabled_first);
+  store_events(200, "calendar.sync_events");
+  registry_.upsert(paused);
+
+  Subscription healthy;
+  healthy.id = ids_.next(keys::kSubscriptionPrefix);
+  healthy.url = subscriber_.url("/healthy");
+  healthy.secret = subscription_.secret;
+  healthy.event_types = {"meeting.*"};
+  commit([&](WriteTxn& txn) { return mutations::put_subscription(txn, healthy); });
+  registry_.upsert(healthy);
+  store_events(20, "meeting.completed");
+
+  start_scheduler(/*memory_limit=*/40, /*lane_memory_limit=*/10);
+  ASSERT_TRUE(subscriber_.wait_until(
+      [](const std::vector<test::RecordedRequest>& requests) {
+        return std::count_if(requests.begin(), requests.end(),
+                             [](const auto& r) { return r.path == "/healthy"; }) == 20;
+      },
+      30s));
+  EXPECT_TRUE(subscriber_.requests("/hook").empty());
+  EXPECT_LE(held(), 40u);
 }
 
 }  // namespace

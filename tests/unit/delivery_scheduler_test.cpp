@@ -44,6 +44,8 @@ class DeliverySchedulerTest : public ::testing::Test {
     io_.stop();
     if (loop_.joinable()) loop_.join();
     pool_.join();
+    // As relayd does: no commit may complete (and post to io_) once the members go away.
+    pipeline_.stop();
     scheduler_.reset();
   }
 

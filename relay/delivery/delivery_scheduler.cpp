@@ -171,17 +171,21 @@ void DeliveryScheduler::lower_cursor(const std::string& key) {
 void DeliveryScheduler::place(Item& item) {
   const Delivery& d = item.delivery;
   if (d.next_attempt_at <= clock_.now_ms()) {
-    Lane& l = lane(d.subscription_id);
-    l.ready.push_back(d.id);
-    if (!l.in_turn_order) {
-      l.in_turn_order = true;
-      turn_order_.push_back(d.subscription_id);
-    }
+    make_ready(d);
     request_pump();
     return;
   }
   waiting_.emplace(d.next_attempt_at, d.id);
   if (wake_at_ == 0 || d.next_attempt_at < wake_at_) arm_timer(d.next_attempt_at);
+}
+
+void DeliveryScheduler::make_ready(const Delivery& delivery) {
+  Lane& l = lane(delivery.subscription_id);
+  l.ready.push_back(delivery.id);
+  if (!l.in_turn_order) {
+    l.in_turn_order = true;
+    turn_order_.push_back(delivery.subscription_id);
+  }
 }
 
 DeliveryScheduler::Lane& DeliveryScheduler::lane(const std::string& subscription_id) {
@@ -231,12 +235,7 @@ void DeliveryScheduler::pump() {
     waiting_.erase(waiting_.begin());
     const auto it = items_.find(id);
     if (it == items_.end() || it->second.in_flight) continue;
-    Lane& l = lane(it->second.delivery.subscription_id);
-    l.ready.push_back(id);
-    if (!l.in_turn_order) {
-      l.in_turn_order = true;
-      turn_order_.push_back(it->second.delivery.subscription_id);
-    }
+    make_ready(it->second.delivery);
   }
 
   UnixMillis wake_at = waiting_.empty() ? kNever : waiting_.begin()->first;

@@ -104,6 +104,8 @@ class DeliveryScheduler {
   void insert(Delivery delivery, std::shared_ptr<const std::string> payload);
   void insert_with_payloads(std::vector<Delivery> deliveries);
   void place(Item& item);
+  // Appends a due delivery to its lane and gives the lane a turn.
+  void make_ready(const Delivery& delivery);
   void request_pump();
   void pump();
   bool try_dispatch(Lane& lane, const Subscription& sub, UnixMillis now, UnixMillis& wake_at);

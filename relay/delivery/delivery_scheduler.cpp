@@ -41,12 +41,28 @@ struct DeliveryScheduler::Lane {
   bool in_turn_order = false;
   std::size_t held = 0;                    // deliveries of this subscription in memory
   std::optional<std::string> parked_from;  // its smallest schedule key left on disk, if any
+  bool reload_queued = false;              // in lanes_to_reload_
+};
+
+// What the loader reads from `schedule` on the blocking pool. A global load reads [lower, upper)
+// for every subscription; a lane reload reads the parked deliveries of one subscription below the
+// cursor. Either way a subscription without room in memory costs a key comparison per key, not a
+// record decode: its first key left on disk is reported so that it parks there.
+struct DeliveryScheduler::LoadRequest {
+  std::string lower;
+  std::string upper;
+  std::size_t room = 0;  // items to read at most
+  std::size_t lane_limit = 0;
+  std::unordered_map<std::string, std::size_t> lane_room;  // by stored subscription key; absent: lane_limit
+  std::optional<std::string> only_subscription;            // stored key of the lane being reloaded
 };
 
 struct DeliveryScheduler::LoadResult {
   std::vector<std::pair<std::string, Item>> items;  // (schedule key, item)
-  std::string next_cursor;
+  std::string next_cursor;                          // global load: where the next one starts
   bool reached_end = true;
+  std::optional<std::string> reloaded_lane;         // subscription id of a lane reload
+  std::vector<std::pair<std::string, std::string>> parked;  // (subscription id, first key left on disk)
 };
 
 DeliveryScheduler::DeliveryScheduler(asio::io_context& io, SchedulerOptions options, const Clock& clock,
@@ -155,12 +171,24 @@ void DeliveryScheduler::insert(Delivery delivery, std::shared_ptr<const std::str
 
 bool DeliveryScheduler::admit(const Delivery& delivery, const std::string& key) {
   Lane& l = lane(delivery.subscription_id);
-  if (l.held >= options_.lane_memory_limit) {
-    l.parked_from = std::min(l.parked_from.value_or(key), key);
+  // Once parked, a lane takes its deliveries in due order through reloads.
+  if (l.held >= options_.lane_memory_limit || l.parked_from) {
+    park(l, delivery.subscription_id, key);
     return false;
   }
   ++l.held;
   return true;
+}
+
+void DeliveryScheduler::park(Lane& l, const std::string& subscription_id, const std::string& key) {
+  l.parked_from = std::min(l.parked_from.value_or(key), key);
+  maybe_queue_reload(l, subscription_id);
+}
+
+void DeliveryScheduler::maybe_queue_reload(Lane& l, const std::string& subscription_id) {
+  if (!l.parked_from || l.reload_queued || l.held > options_.lane_memory_limit / 2) return;
+  l.reload_queued = true;
+  lanes_to_reload_.push_back(subscription_id);
 }
 
 void DeliveryScheduler::lower_cursor(const std::string& key) {
@@ -197,14 +225,13 @@ DeliveryScheduler::Lane& DeliveryScheduler::lane(const std::string& subscription
 void DeliveryScheduler::forget(const std::string& delivery_id) {
   const auto it = items_.find(delivery_id);
   if (it == items_.end()) return;
-  Lane& l = lane(it->second.delivery.subscription_id);
+  const std::string subscription_id = it->second.delivery.subscription_id;
+  Lane& l = lane(subscription_id);
   items_.erase(it);
   --l.held;
-  if (l.parked_from && l.held <= options_.lane_memory_limit / 2) {
-    // Drained to half its share: read its parked deliveries again from where they start.
-    lower_cursor(*l.parked_from);
-    l.parked_from.reset();
-  }
+  // Drained to half its share: read its parked deliveries again from where they start.
+  maybe_queue_reload(l, subscription_id);
+  if (l.reload_queued || load_awaits_room_) maybe_load();
 }
 
 void DeliveryScheduler::subscription_changed(const std::string& /*subscription_id*/) { request_pump(); }
@@ -475,43 +502,110 @@ void DeliveryScheduler::discard_orphans(Lane& l, const std::string& subscription
 
 void DeliveryScheduler::maybe_load() {
   if (loading_ || !started_ || draining_) return;
+  while (!lanes_to_reload_.empty()) {
+    const std::string subscription_id = std::move(lanes_to_reload_.front());
+    lanes_to_reload_.pop_front();
+    Lane& l = lane(subscription_id);
+    l.reload_queued = false;
+    if (!l.parked_from) continue;
+    const std::string from = std::move(*l.parked_from);
+    l.parked_from.reset();
+    if (from >= cursor_) continue;  // the global loader reads it anyway
+    LoadRequest request;
+    request.lower = from;
+    request.upper = cursor_;
+    request.room = options_.lane_memory_limit - std::min(l.held, options_.lane_memory_limit);
+    request.lane_limit = options_.lane_memory_limit;
+    request.only_subscription = keys::subscription_key(subscription_id);
+    request.lane_room.emplace(*request.only_subscription, request.room);
+    load(std::move(request), subscription_id);
+    return;
+  }
   const std::size_t held = items_.size();
-  if (held + options_.memory_limit / 4 > options_.memory_limit) return;  // little room: wait
+  load_awaits_room_ = held + options_.memory_limit / 4 > options_.memory_limit;
+  if (load_awaits_room_) return;  // forget() calls again when there is room
   const std::string upper = keys::time_bound(clock_.now_ms() + options_.lookahead_ms);
   if (cursor_ >= upper) return;
+  LoadRequest request;
+  request.lower = cursor_;
+  request.upper = upper;
+  request.room = options_.memory_limit - held;
+  request.lane_limit = options_.lane_memory_limit;
+  for (const auto& [subscription_id, l] : lanes_) {
+    if (l->held == 0 && !l->parked_from) continue;
+    // A parked lane takes its deliveries in due order through its own reloads.
+    const std::size_t room = l->parked_from ? 0 : options_.lane_memory_limit - std::min(l->held, options_.lane_memory_limit);
+    request.lane_room.emplace(keys::subscription_key(subscription_id), room);
+  }
+  load(std::move(request), std::nullopt);
+}
+
+void DeliveryScheduler::load(LoadRequest request, std::optional<std::string> reloaded_lane) {
   loading_ = true;
-  const std::size_t room = options_.memory_limit - held;
-  asio::post(blocking_pool_, [this, &io = io_, &store = store_, alive = alive_, lower = cursor_, upper, room] {
-    LoadResult result;
-    std::unordered_map<std::string, std::shared_ptr<const std::string>> payloads;
-    std::string last_key;
-    std::size_t seen = 0;
-    store.scan(Family::schedule, ScanRange{lower, upper}, [&](std::string_view key, std::string_view) {
-      last_key = key;
-      ++seen;
-      const auto timed = keys::decode_schedule_key(key);
-      auto delivery = queries::delivery(store, timed.id);
-      if (delivery && delivery->state == DeliveryState::pending && delivery->next_attempt_at == timed.time) {
-        auto& payload = payloads[delivery->event_id];
-        if (!payload) {
-          auto event = queries::event(store, delivery->event_id);
-          payload = event ? event->payload : std::make_shared<const std::string>("null");
-        }
-        result.items.emplace_back(std::string(key), Item{std::move(*delivery), payload, false});
-      }
-      return seen < room;
-    });
-    result.reached_end = seen < room;
-    result.next_cursor = result.reached_end ? upper : successor(last_key);
+  asio::post(blocking_pool_, [this, &io = io_, &store = store_, alive = alive_, request = std::move(request),
+                              reloaded_lane = std::move(reloaded_lane)]() mutable {
+    LoadResult result = read_schedule(store, request);
+    result.reloaded_lane = std::move(reloaded_lane);
     asio::post(io, [this, alive, result = std::move(result)]() mutable {
       if (*alive) on_loaded(std::move(result));
     });
   });
 }
 
+DeliveryScheduler::LoadResult DeliveryScheduler::read_schedule(Store& store, LoadRequest& request) {
+  // Bounds one load's time on the pool when most keys belong to lanes without room.
+  constexpr std::size_t kMaxScannedKeys = 65'536;
+  LoadResult result;
+  std::unordered_map<std::string, std::shared_ptr<const std::string>> payloads;
+  std::unordered_set<std::string> parked;  // stored subscription keys already reported
+  std::string last_key;
+  std::size_t scanned = 0;
+  std::size_t taken = 0;
+  bool stopped = false;
+  store.scan(Family::schedule, ScanRange{request.lower, request.upper}, [&](std::string_view key, std::string_view sub) {
+    if (++scanned > kMaxScannedKeys) {
+      stopped = true;
+      return false;
+    }
+    last_key = key;
+    if (request.only_subscription && sub != *request.only_subscription) return true;
+    std::size_t& room = request.lane_room.try_emplace(std::string(sub), request.lane_limit).first->second;
+    if (room == 0) {
+      if (parked.emplace(sub).second) {
+        result.parked.emplace_back(keys::format_id(keys::kSubscriptionPrefix, sub), std::string(key));
+      }
+      return !request.only_subscription;  // a lane reload ends at its first key left on disk
+    }
+    const auto timed = keys::decode_schedule_key(key);
+    auto delivery = queries::delivery(store, timed.id);
+    if (delivery && delivery->state == DeliveryState::pending && delivery->next_attempt_at == timed.time) {
+      auto& payload = payloads[delivery->event_id];
+      if (!payload) {
+        auto event = queries::event(store, delivery->event_id);
+        payload = event ? event->payload : std::make_shared<const std::string>("null");
+      }
+      result.items.emplace_back(std::string(key), Item{std::move(*delivery), payload, false});
+      --room;
+      if (++taken == request.room && !request.only_subscription) {
+        stopped = true;
+        return false;
+      }
+    }
+    return true;
+  });
+  result.reached_end = !stopped;
+  result.next_cursor = stopped ? successor(last_key) : request.upper;
+  if (stopped && request.only_subscription && parked.empty()) {
+    // The lane's keys past the scanned range were not looked at: it stays parked there.
+    result.parked.emplace_back(keys::format_id(keys::kSubscriptionPrefix, *request.only_subscription),
+                               result.next_cursor);
+  }
+  return result;
+}
+
 void DeliveryScheduler::on_loaded(LoadResult result) {
   loading_ = false;
-  cursor_ = std::max(cursor_, result.next_cursor);
+  if (!result.reloaded_lane) cursor_ = std::max(cursor_, result.next_cursor);
   if (lowered_while_loading_) cursor_ = std::min(cursor_, *lowered_while_loading_);
   lowered_while_loading_.reset();
   for (auto& [key, item] : result.items) {
@@ -521,13 +615,16 @@ void DeliveryScheduler::on_loaded(LoadResult result) {
     auto [it, inserted] = items_.emplace(item.delivery.id, std::move(item));
     place(it->second);
   }
+  for (const auto& [subscription_id, key] : result.parked) {
+    if (key < cursor_) park(lane(subscription_id), subscription_id, key);
+  }
   auto arrived = std::move(arrived_while_loading_);
   arrived_while_loading_.clear();
   removed_while_loading_.clear();
   for (auto& [key, item] : arrived) {
     if (key < cursor_) insert(std::move(item.delivery), std::move(item.payload));
   }
-  if (!result.reached_end) {
+  if (!result.reached_end || !lanes_to_reload_.empty()) {
     asio::post(io_, [this, alive = alive_] {
       if (*alive) maybe_load();
     });

@@ -5,14 +5,16 @@
 //
 // Memory stays bounded however many retries are scheduled: the `schedule` column family is
 // the queue, and only a window of it is in memory. Invariant: every schedule key below
-// `cursor_` is in memory (waiting, ready or in flight), except those of a subscription that
-// reached its share of memory (lane_memory_limit): from its `parked_from` key on, its
-// deliveries stay on disk, and when it has drained to half its share the cursor moves back to
-// that key so the loader reads them again. Keys at or above the cursor live on disk only and
-// are loaded, in key (= due time) order, by a bounded scan on the blocking pool when memory has
-// room and their due time is near. New deliveries below the cursor go straight to memory, so a
-// fresh event is attempted at once, without a polling delay. The share keeps a subscriber that
-// is slow, rate-limited or held from filling memory and starving the others.
+// `cursor_` is in memory (waiting, ready or in flight), except those of a parked subscription:
+// one that reached its share of memory (lane_memory_limit) keeps its deliveries from its
+// `parked_from` key on on disk, and once it has drained to half its share a lane reload reads
+// them back, in due order, from `parked_from` up to the cursor. Keys at or above the cursor
+// live on disk only and are loaded, in key (= due time) order, by a bounded scan on the
+// blocking pool when memory has room and their due time is near. Both scans skip the keys of a
+// lane without room by the subscription stored in the key's value, without decoding a record.
+// New deliveries below the cursor go straight to memory, so a fresh event is attempted at once,
+// without a polling delay. The share keeps a subscriber that is slow, rate-limited or held from
+// filling memory and starving the others.
 //
 // Isolation: each subscription has its own ready queue, in-flight count, token bucket
 // (rate_limit_per_second) and circuit breaker; dispatch takes turns between subscriptions,
@@ -99,6 +101,7 @@ class DeliveryScheduler {
     bool in_flight = false;
   };
   struct Lane;  // per-subscription dispatch state
+  struct LoadRequest;
   struct LoadResult;
 
   void insert(Delivery delivery, std::shared_ptr<const std::string> payload);
@@ -117,6 +120,9 @@ class DeliveryScheduler {
   void record_circuit(Lane& lane, const std::string& subscription_id, bool success, UnixMillis now);
   void discard_orphans(Lane& lane, const std::string& subscription_id);
   void maybe_load();
+  void load(LoadRequest request, std::optional<std::string> reloaded_lane);
+  // Runs on the blocking pool; touches nothing of the scheduler.
+  static LoadResult read_schedule(Store& store, LoadRequest& request);
   void on_loaded(LoadResult result);
   void arm_timer(UnixMillis wake_at);
   void tick();
@@ -126,6 +132,9 @@ class DeliveryScheduler {
   void forget(const std::string& delivery_id);
   // Admits a delivery to memory if its subscription has room, else parks it on disk.
   bool admit(const Delivery& delivery, const std::string& key);
+  // Leaves a lane's deliveries from `key` on on disk; they come back by a reload of the lane.
+  void park(Lane& lane, const std::string& subscription_id, const std::string& key);
+  void maybe_queue_reload(Lane& lane, const std::string& subscription_id);
   void lower_cursor(const std::string& key);
 
   boost::asio::io_context& io_;
@@ -143,8 +152,10 @@ class DeliveryScheduler {
   std::set<std::pair<UnixMillis, std::string>> waiting_;         // not yet due: (due, id)
   std::unordered_map<std::string, std::unique_ptr<Lane>> lanes_; // by subscription id
   std::list<std::string> turn_order_;                            // subscriptions, round robin
+  std::deque<std::string> lanes_to_reload_;                      // parked lanes with room again
   std::string cursor_;                                           // schedule keys below are in memory
   bool loading_ = false;
+  bool load_awaits_room_ = false;  // the last global load was put off until memory has room
   // While a load runs, what changed in the range it reads: schedule keys that went away, and
   // items that were left on disk because they were not below the old cursor.
   std::unordered_set<std::string> removed_while_loading_;

@@ -132,6 +132,26 @@ TEST_F(DeliverySchedulerTest, DeliversABacklogLargerThanItsMemoryWindow) {
   EXPECT_LE(held(), kMemoryLimit);
 }
 
+TEST_F(DeliverySchedulerTest, ASubscriptionsBacklogBeyondItsShareComesBackByReloads) {
+  // One subscription with 30 times its share of memory: it parks, and reloads of its lane bring
+  // every delivery back while the lane never holds more than its share.
+  constexpr int kEvents = 300;
+  constexpr std::size_t kLaneLimit = 10;
+  subscriber_.respond(test::Reply::ok());
+  store_events(kEvents);
+  start_scheduler(/*memory_limit=*/100, kLaneLimit);
+  std::size_t most_held = 0;
+  ASSERT_TRUE(subscriber_.wait_until(
+      [&](const std::vector<test::RecordedRequest>& requests) {
+        most_held = std::max(most_held, held());
+        std::set<std::string> ids;
+        for (const auto& r : requests) ids.insert(r.header("webhook-id").value_or(""));
+        return ids.size() == static_cast<std::size_t>(kEvents);
+      },
+      60s));
+  EXPECT_LE(most_held, kLaneLimit);
+}
+
 TEST_F(DeliverySchedulerTest, FarFutureRetriesStayOnDiskUntilDue) {
   auto deliveries = store_events(50);
   const UnixMillis in_an_hour = clock_.now_ms() + 3'600'000;

@@ -11,6 +11,7 @@
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
+#include <optional>
 #include <stdexcept>
 #include <unordered_map>
 
@@ -132,6 +133,8 @@ class EgressClient::Impl : public std::enable_shared_from_this<EgressClient::Imp
   void arm(const std::shared_ptr<Watch>& w);
   void on_ready(const std::shared_ptr<Watch>& w, int direction, boost::system::error_code ec);
   void start_timer(long timeout_ms);
+  void arm_timer(Steady::time_point due);
+  void on_timer_due();
   void socket_action(curl_socket_t fd, int mask);
   void drain_messages();
   bool configure(Transfer& t);
@@ -144,6 +147,10 @@ class EgressClient::Impl : public std::enable_shared_from_this<EgressClient::Imp
   DestinationGuard guard_;
   CURLM* multi_ = nullptr;
   boost::asio::steady_timer timer_;
+  std::optional<Steady::time_point> timer_due_;  // when curl wants CURL_SOCKET_TIMEOUT, if at all
+  bool timer_armed_ = false;
+  Steady::time_point timer_armed_at_{};
+  bool kick_posted_ = false;
   std::unordered_map<curl_socket_t, std::shared_ptr<Watch>> watches_;
   std::unordered_map<CURL*, std::unique_ptr<Transfer>> transfers_;
   std::vector<CURL*> idle_easies_;
@@ -281,19 +288,53 @@ int EgressClient::Impl::on_timer(CURLM*, long timeout_ms, void* userp) {
 }
 
 void EgressClient::Impl::start_timer(long timeout_ms) {
+  // curl moves its timeout with almost every transfer it starts or finishes. Re-arming the
+  // steady_timer each time costs a timerfd syscall, so the timer only ever moves earlier: when
+  // it fires before curl's deadline it re-arms for that deadline, and a deadline curl withdrew
+  // just makes one wake-up find nothing to do.
   if (timeout_ms < 0) {
-    timer_.cancel();
+    timer_due_.reset();
     return;
   }
-  // Even a 0 ms timeout goes through the io_context: curl must not be re-entered from here.
-  timer_.expires_after(std::chrono::milliseconds(timeout_ms));
-  std::weak_ptr<Impl> weak = weak_from_this();
-  timer_.async_wait([weak](boost::system::error_code ec) {
-    if (ec) return;
-    if (auto self = weak.lock(); self && !self->shut_down_) {
-      self->socket_action(CURL_SOCKET_TIMEOUT, 0);
+  const Steady::time_point due = Steady::now() + std::chrono::milliseconds(timeout_ms);
+  timer_due_ = due;
+  if (timeout_ms == 0) {
+    // Even "at once" goes through the io_context: curl must not be re-entered from here.
+    if (!kick_posted_) {
+      kick_posted_ = true;
+      boost::asio::post(io_, [weak = weak_from_this()] {
+        if (auto self = weak.lock()) {
+          self->kick_posted_ = false;
+          self->on_timer_due();
+        }
+      });
+    }
+    return;
+  }
+  if (!timer_armed_ || timer_armed_at_ > due) arm_timer(due);
+}
+
+void EgressClient::Impl::arm_timer(Steady::time_point due) {
+  timer_armed_ = true;
+  timer_armed_at_ = due;
+  timer_.expires_at(due);
+  timer_.async_wait([weak = weak_from_this()](boost::system::error_code ec) {
+    if (ec) return;  // re-armed (the new wait is pending) or shut down
+    if (auto self = weak.lock()) {
+      self->timer_armed_ = false;
+      self->on_timer_due();
     }
   });
+}
+
+void EgressClient::Impl::on_timer_due() {
+  if (shut_down_ || !timer_due_) return;
+  if (Steady::now() < *timer_due_) {
+    if (!timer_armed_ || timer_armed_at_ > *timer_due_) arm_timer(*timer_due_);
+    return;
+  }
+  timer_due_.reset();
+  socket_action(CURL_SOCKET_TIMEOUT, 0);
 }
 
 void EgressClient::Impl::socket_action(curl_socket_t fd, int mask) {

@@ -240,6 +240,7 @@ _BASELINES = [
     (r"^BM_(IdGenerator_Next|ParseId|DeliveryKey|ScheduleKey|EventDeliveryKey|DecodeScheduleKey|IdTime)$",
      lambda m: "BM_Baseline_CopyId"),
     (r"^BM_StandardSignature/(\d+)$", lambda m: f"BM_Baseline_HmacPrefetched/{m.group(1)}"),
+    (r"^BM_SubscriptionSigner/rotating:(\d)$", lambda m: f"BM_AppendSignatureHeaders/rotating:{m.group(1)}"),
     (r"^BM_(JsonParse1K|ParseEventRequest)$", lambda m: "BM_Baseline_JsonAccept"),
     (r"^BM_CommitIngest/(.*)/real_time$", lambda m: f"BM_Baseline_RocksWrite/{m.group(1)}/real_time"),
     (r"^BM_WhatIf_BoostJsonEventRequest$", lambda m: "BM_ParseEventRequest"),

@@ -42,6 +42,7 @@ struct DeliveryScheduler::Lane {
   std::size_t held = 0;                    // deliveries of this subscription in memory
   std::optional<std::string> parked_from;  // its smallest schedule key left on disk, if any
   bool reload_queued = false;              // in lanes_to_reload_
+  std::optional<SubscriptionSigner> signer;  // rebuilt when the subscription's secrets change
 };
 
 // What the loader reads from `schedule` on the blocking pool. A global load reads [lower, upper)
@@ -327,8 +328,10 @@ bool DeliveryScheduler::try_dispatch(Lane& l, const Subscription& sub, UnixMilli
 
 void DeliveryScheduler::attempt(Item& item, const Subscription& sub) {
   item.in_flight = true;
-  ++lane(sub.id).in_flight;
+  Lane& l = lane(sub.id);
+  ++l.in_flight;
   ++in_flight_;
+  if (!l.signer || !l.signer->signs_for(sub)) l.signer.emplace(sub);
   const Delivery& d = item.delivery;
   const UnixMillis started_at = clock_.now_ms();
   const std::int64_t timestamp_s = started_at / 1000;
@@ -341,8 +344,8 @@ void DeliveryScheduler::attempt(Item& item, const Subscription& sub) {
   request.headers.emplace_back("Content-Type", "application/json");
   request.headers.emplace_back("webhook-id", d.event_id);
   request.headers.emplace_back("webhook-timestamp", std::to_string(timestamp_s));
-  append_signature_headers(sub, d.event_id, timestamp_s, item.payload ? *item.payload : std::string_view(),
-                           started_at, request.headers);
+  l.signer->append_headers(d.event_id, timestamp_s, item.payload ? *item.payload : std::string_view(), started_at,
+                           request.headers);
   request.headers.emplace_back("X-Relay-Event-Type", d.event_type);
   request.headers.emplace_back("X-Relay-Delivery-Id", d.id);
   request.headers.emplace_back("X-Relay-Attempt", std::to_string(d.attempts + 1));

@@ -39,13 +39,14 @@ EVP_MAC* hmac_algorithm() {
   return mac.get();
 }
 
-// HMAC-SHA256 over the concatenation of `parts`, fed piecewise so that a large body is not
-// copied just to prepend the id and timestamp.
-std::optional<Digest> hmac_sha256(std::string_view key, std::initializer_list<std::string_view> parts) {
+using MacContext = std::unique_ptr<EVP_MAC_CTX, MacDeleter>;
+
+// An HMAC-SHA256 context with its key set; nullptr when OpenSSL refuses.
+MacContext keyed_hmac(std::string_view key) {
   EVP_MAC* mac = hmac_algorithm();
-  if (mac == nullptr) return std::nullopt;
-  std::unique_ptr<EVP_MAC_CTX, MacDeleter> ctx(EVP_MAC_CTX_new(mac));
-  if (!ctx) return std::nullopt;
+  if (mac == nullptr) return nullptr;
+  MacContext ctx(EVP_MAC_CTX_new(mac));
+  if (!ctx) return nullptr;
   char digest_name[] = "SHA256";
   const OSSL_PARAM params[] = {
       OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest_name, 0),
@@ -54,7 +55,15 @@ std::optional<Digest> hmac_sha256(std::string_view key, std::initializer_list<st
   // A null key pointer means "keep the previous key" to EVP_MAC_init, so an empty key must
   // still point somewhere.
   const auto* key_data = reinterpret_cast<const unsigned char*>(key.empty() ? "" : key.data());
-  if (EVP_MAC_init(ctx.get(), key_data, key.size(), params) != 1) return std::nullopt;
+  if (EVP_MAC_init(ctx.get(), key_data, key.size(), params) != 1) return nullptr;
+  return ctx;
+}
+
+// HMAC over the concatenation of `parts`, fed piecewise so that a large body is not copied just
+// to prepend the id and timestamp. `keyed` is duplicated, so it stays ready for the next call.
+std::optional<Digest> hmac_sha256(const EVP_MAC_CTX& keyed, std::initializer_list<std::string_view> parts) {
+  MacContext ctx(EVP_MAC_CTX_dup(&keyed));
+  if (!ctx) return std::nullopt;
   for (std::string_view part : parts) {
     if (EVP_MAC_update(ctx.get(), reinterpret_cast<const unsigned char*>(part.data()), part.size()) != 1) {
       return std::nullopt;
@@ -93,15 +102,29 @@ std::optional<std::string> base64_decode_canonical(std::string_view text) {
   return out;
 }
 
-std::string sign(SignatureScheme scheme, std::string_view secret, std::string_view event_id,
-                 std::int64_t timestamp_s, std::string_view body) {
-  switch (scheme) {
-    case SignatureScheme::standard:
-      return standard_signature(secret, event_id, timestamp_s, body);
-    case SignatureScheme::hmac_sha256_hex:
-      return hmac_sha256_hex(secret, body);
-  }
-  return {};
+// The key a secret signs with under `scheme`: standard decodes "whsec_" secrets; the hex
+// scheme keys with the secret's raw bytes.
+MacContext signing_key(SignatureScheme scheme, std::string_view secret) {
+  if (scheme == SignatureScheme::hmac_sha256_hex) return keyed_hmac(secret);
+  const std::optional<std::string> key = secret_key_bytes(secret);
+  return key ? keyed_hmac(*key) : nullptr;
+}
+
+std::string standard_value(const EVP_MAC_CTX& key, std::string_view msg_id, std::int64_t timestamp_s,
+                           std::string_view body) {
+  const std::string timestamp = std::to_string(timestamp_s);
+  const std::optional<Digest> digest = hmac_sha256(key, {msg_id, ".", timestamp, ".", body});
+  if (!digest) return {};
+  return "v1," + base64_encode(std::string_view(reinterpret_cast<const char*>(digest->data()), digest->size()));
+}
+
+std::string hex_value(const EVP_MAC_CTX& key, std::string_view body) {
+  const std::optional<Digest> digest = hmac_sha256(key, {body});
+  if (!digest) return {};
+  std::string hex;
+  hex.reserve(2 * digest->size());
+  boost::algorithm::hex_lower(digest->begin(), digest->end(), std::back_inserter(hex));
+  return hex;
 }
 
 }  // namespace
@@ -131,29 +154,56 @@ std::optional<std::string> secret_key_bytes(std::string_view secret) {
 
 std::string standard_signature(std::string_view secret, std::string_view msg_id, std::int64_t timestamp_s,
                                std::string_view body) {
-  const std::optional<std::string> key = secret_key_bytes(secret);
-  if (!key) return {};
-  const std::string timestamp = std::to_string(timestamp_s);
-  const std::optional<Digest> digest = hmac_sha256(*key, {msg_id, ".", timestamp, ".", body});
-  if (!digest) return {};
-  return "v1," + base64_encode(std::string_view(reinterpret_cast<const char*>(digest->data()), digest->size()));
+  const MacContext key = signing_key(SignatureScheme::standard, secret);
+  return key ? standard_value(*key, msg_id, timestamp_s, body) : std::string();
 }
 
 std::string hmac_sha256_hex(std::string_view secret, std::string_view body) {
-  const std::optional<Digest> digest = hmac_sha256(secret, {body});
-  if (!digest) return {};
-  std::string hex;
-  hex.reserve(2 * digest->size());
-  boost::algorithm::hex_lower(digest->begin(), digest->end(), std::back_inserter(hex));
-  return hex;
+  const MacContext key = signing_key(SignatureScheme::hmac_sha256_hex, secret);
+  return key ? hex_value(*key, body) : std::string();
 }
 
 void append_signature_headers(const Subscription& sub, std::string_view event_id, std::int64_t timestamp_s,
                               std::string_view body, UnixMillis now, HeaderList& out) {
-  std::string value = sign(sub.signature_scheme, sub.secret, event_id, timestamp_s, body);
-  const bool rotating = !sub.previous_secret.empty() && now < sub.previous_secret_expires_at;
+  SubscriptionSigner(sub).append_headers(event_id, timestamp_s, body, now, out);
+}
+
+struct SubscriptionSigner::Keys {
+  MacContext current;
+  MacContext previous;
+};
+
+SubscriptionSigner::SubscriptionSigner(const Subscription& sub) : keys_(std::make_unique<Keys>()) {
+  settings_.signature_scheme = sub.signature_scheme;
+  settings_.signature_header = sub.signature_header;
+  settings_.secret = sub.secret;
+  settings_.previous_secret = sub.previous_secret;
+  settings_.previous_secret_expires_at = sub.previous_secret_expires_at;
+  keys_->current = signing_key(sub.signature_scheme, sub.secret);
+  if (!sub.previous_secret.empty()) keys_->previous = signing_key(sub.signature_scheme, sub.previous_secret);
+}
+
+SubscriptionSigner::~SubscriptionSigner() = default;
+SubscriptionSigner::SubscriptionSigner(SubscriptionSigner&&) noexcept = default;
+SubscriptionSigner& SubscriptionSigner::operator=(SubscriptionSigner&&) noexcept = default;
+
+bool SubscriptionSigner::signs_for(const Subscription& sub) const {
+  return sub.signature_scheme == settings_.signature_scheme && sub.secret == settings_.secret &&
+         sub.previous_secret == settings_.previous_secret &&
+         sub.previous_secret_expires_at == settings_.previous_secret_expires_at &&
+         sub.signature_header == settings_.signature_header;
+}
+
+void SubscriptionSigner::append_headers(std::string_view event_id, std::int64_t timestamp_s, std::string_view body,
+                                        UnixMillis now, HeaderList& out) const {
+  const bool standard = settings_.signature_scheme == SignatureScheme::standard;
+  const auto sign = [&](const EVP_MAC_CTX& key) {
+    return standard ? standard_value(key, event_id, timestamp_s, body) : hex_value(key, body);
+  };
+  std::string value = keys_->current ? sign(*keys_->current) : std::string();
+  const bool rotating = keys_->previous && now < settings_.previous_secret_expires_at;
   if (rotating) {
-    const std::string previous = sign(sub.signature_scheme, sub.previous_secret, event_id, timestamp_s, body);
+    const std::string previous = sign(*keys_->previous);
     if (!previous.empty()) {
       if (!value.empty()) value += ' ';
       value += previous;
@@ -161,10 +211,10 @@ void append_signature_headers(const Subscription& sub, std::string_view event_id
   }
   // No usable secret: sending no signature lets the receiver reject the delivery outright.
   if (value.empty()) return;
-  if (sub.signature_scheme == SignatureScheme::standard) {
+  if (standard) {
     out.emplace_back("webhook-signature", std::move(value));
   } else {
-    out.emplace_back(sub.signature_header.empty() ? std::string(kDefaultHexHeader) : sub.signature_header,
+    out.emplace_back(settings_.signature_header.empty() ? std::string(kDefaultHexHeader) : settings_.signature_header,
                      std::move(value));
   }
 }

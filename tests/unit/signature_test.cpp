@@ -154,6 +154,37 @@ TEST(SignatureTest, HexKeysWithTheWholeSecretIncludingPrefix) {
   EXPECT_NE(hmac_sha256_hex(kVectorSecret, kVectorBody), hmac_sha256_hex("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", kVectorBody));
 }
 
+TEST(SignatureTest, ASignerKeepsItsKeysAcrossAttempts) {
+  const Subscription sub = standard_subscription(kVectorSecret);
+  const SubscriptionSigner signer(sub);
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    HeaderList headers;
+    signer.append_headers(kVectorId, kVectorTimestamp, kVectorBody, 1000, headers);
+    ASSERT_EQ(headers.size(), 1u);
+    EXPECT_EQ(headers[0].second, kVectorSignature);
+  }
+  HeaderList other_body;
+  signer.append_headers(kVectorId, kVectorTimestamp, R"({"test": 1})", 1000, other_body);
+  ASSERT_EQ(other_body.size(), 1u);
+  EXPECT_NE(other_body[0].second, kVectorSignature);
+}
+
+TEST(SignatureTest, ASignerNoLongerSignsForAChangedSecretOrScheme) {
+  const Subscription sub = standard_subscription(kVectorSecret);
+  const SubscriptionSigner signer(sub);
+  EXPECT_TRUE(signer.signs_for(sub));
+  Subscription rotated = sub;
+  rotated.previous_secret = sub.secret;
+  rotated.secret = generate_secret();
+  EXPECT_FALSE(signer.signs_for(rotated));
+  Subscription hex = sub;
+  hex.signature_scheme = SignatureScheme::hmac_sha256_hex;
+  EXPECT_FALSE(signer.signs_for(hex));
+  Subscription described = sub;
+  described.description = "not a signing field";
+  EXPECT_TRUE(signer.signs_for(described));
+}
+
 TEST(SignatureTest, UnusableSecretSignsNothing) {
   EXPECT_EQ(standard_signature("whsec_!!!!", kVectorId, kVectorTimestamp, kVectorBody), "");
   HeaderList headers;

@@ -46,7 +46,7 @@ void put_state_key(WriteTxn& txn, const Delivery& d) {
 void count_event_type(WriteTxn& txn, const std::string& type, UnixMillis now) {
   EventTypeStats stats{type, 0, now};
   if (auto bytes = txn.get(Family::event_types, type)) {
-    if (auto stored = records::decode_event_type_stats(*bytes)) stats = *stored;
+    if (auto stored = records::decode_event_type_stats(type, *bytes)) stats = *stored;
   }
   stats.count += 1;
   stats.last_seen = std::max(stats.last_seen, now);

@@ -27,6 +27,10 @@ void WriteTxn::del(Family family, const std::string& key) {
   batch_.Delete(store_.handle(family), key).PermitUncheckedError();
 }
 
+void WriteTxn::merge(Family family, const std::string& key, const std::string& operand) {
+  batch_.Merge(store_.handle(family), key, operand).PermitUncheckedError();
+}
+
 CommitPipeline::CommitPipeline(Store& store, CommitObserver observer)
     : store_(store), observer_(std::move(observer)), thread_([this] { run(); }) {}
 

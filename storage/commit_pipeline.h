@@ -32,6 +32,9 @@ class WriteTxn {
   std::optional<std::string> get(Family family, const std::string& key);
   void put(Family family, const std::string& key, const std::string& value);
   void del(Family family, const std::string& key);
+  // A merge operand for a family that has a merge operator (see Store::open): a blind write
+  // that RocksDB folds into the key's value when it reads it.
+  void merge(Family family, const std::string& key, const std::string& operand);
   // Scans committed data and this group's writes together, bounded like Store::scan.
   template <typename Visit>
   void scan(Family family, const ScanRange& range, Visit&& visit);

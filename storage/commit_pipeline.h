@@ -33,7 +33,7 @@ class WriteTxn {
   void put(Family family, const std::string& key, const std::string& value);
   void del(Family family, const std::string& key);
   // A merge operand for a family that has a merge operator (see Store::open): a blind write
-  // that RocksDB folds into the key's value when it reads it.
+  // that RocksDB folds into the key's value when it reads it (get() folds this group's too).
   void merge(Family family, const std::string& key, const std::string& operand);
   // Scans committed data and this group's writes together, bounded like Store::scan.
   template <typename Visit>

@@ -27,6 +27,31 @@ void WriteTxn::del(Family family, const std::string& key) {
   batch_.Delete(store_.handle(family), key).PermitUncheckedError();
 }
 
+void WriteTxn::merge(Family family, const std::string& key, std::string operand) {
+  merges_.push_back({family, key, std::move(operand)});
+}
+
+void WriteTxn::begin_command() {
+  batch_.SetSavePoint();
+  merges_before_command_ = merges_.size();
+}
+
+void WriteTxn::end_command(bool keep) {
+  if (keep) {
+    batch_.PopSavePoint().PermitUncheckedError();
+  } else {
+    batch_.RollbackToSavePoint().PermitUncheckedError();
+    merges_.erase(merges_.begin() + static_cast<std::ptrdiff_t>(merges_before_command_), merges_.end());
+  }
+}
+
+void WriteTxn::add_merges_to_batch() {
+  // Straight into the underlying WriteBatch: no command reads through the index any more.
+  rocksdb::WriteBatch& batch = *batch_.GetWriteBatch();
+  for (const MergeOperand& m : merges_) batch.Merge(store_.handle(m.family), m.key, m.operand).PermitUncheckedError();
+  merges_.clear();
+}
+
 CommitPipeline::CommitPipeline(Store& store, CommitObserver observer)
     : store_(store), observer_(std::move(observer)), thread_([this] { run(); }) {}
 
@@ -76,20 +101,17 @@ void CommitPipeline::commit_group(std::deque<Entry>& group) {
   std::vector<Status> results;
   results.reserve(group.size());
   for (Entry& entry : group) {
-    batch.SetSavePoint();
+    txn.begin_command();
     Status result = make_error(Errc::internal, "command failed");
     try {
       result = entry.command(txn);
     } catch (const std::exception& e) {
       result = make_error(Errc::internal, e.what());
     }
-    if (result.ok()) {
-      batch.PopSavePoint().PermitUncheckedError();
-    } else {
-      batch.RollbackToSavePoint().PermitUncheckedError();
-    }
+    txn.end_command(result.ok());
     results.push_back(std::move(result));
   }
+  txn.add_merges_to_batch();
 
   const auto started = std::chrono::steady_clock::now();
   const rocksdb::Status written =

@@ -18,6 +18,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "relay/core/result.h"
 #include "storage/store.h"
@@ -32,13 +33,34 @@ class WriteTxn {
   std::optional<std::string> get(Family family, const std::string& key);
   void put(Family family, const std::string& key, const std::string& value);
   void del(Family family, const std::string& key);
+  // A merge operand for a family that has a merge operator (see Store::open): a blind write
+  // that RocksDB folds into the key's value when the key is read. Operands skip the batch's
+  // index, whose cost grows with the operands of a key already in it (quadratic per group), and
+  // join the batch after the group's last command: get() and scan() do not see the group's own
+  // operands, and a key written with merge() is written only with merge().
+  void merge(Family family, const std::string& key, std::string operand);
   // Scans committed data and this group's writes together, bounded like Store::scan.
   template <typename Visit>
   void scan(Family family, const ScanRange& range, Visit&& visit);
 
  private:
+  friend class CommitPipeline;
+  struct MergeOperand {
+    Family family;
+    std::string key;
+    std::string operand;
+  };
+
+  // Around each command: its writes are kept, or rolled back when it fails.
+  void begin_command();
+  void end_command(bool keep);
+  // Adds the merge operands of the kept commands to the batch; once, after the last command.
+  void add_merges_to_batch();
+
   Store& store_;
   rocksdb::WriteBatchWithIndex& batch_;
+  std::vector<MergeOperand> merges_;
+  std::size_t merges_before_command_ = 0;
 };
 
 class CommitPipeline {

@@ -43,14 +43,10 @@ void put_state_key(WriteTxn& txn, const Delivery& d) {
   }
 }
 
+// A blind merge, not a read-modify-write: see storage/event_type_merge.h.
 void count_event_type(WriteTxn& txn, const std::string& type, UnixMillis now) {
-  EventTypeStats stats{type, 0, now};
-  if (auto bytes = txn.get(Family::event_types, type)) {
-    if (auto stored = records::decode_event_type_stats(*bytes)) stats = *stored;
-  }
-  stats.count += 1;
-  stats.last_seen = std::max(stats.last_seen, now);
-  txn.put(Family::event_types, type, records::encode_record(stats));
+  const EventTypeStats one_more{.type = {}, .count = 1, .last_seen = now};
+  txn.merge(Family::event_types, type, records::encode_record(one_more));
 }
 
 bool event_has_deliveries(WriteTxn& txn, const std::string& event_id) {

@@ -72,8 +72,8 @@ std::vector<Subscription> subscriptions(const Store& store) {
 
 std::vector<EventTypeStats> event_types(const Store& store) {
   std::vector<EventTypeStats> out;
-  store.scan(Family::event_types, ScanRange{}, [&](auto, std::string_view value) {
-    if (auto s = records::decode_event_type_stats(value)) out.push_back(std::move(*s));
+  store.scan(Family::event_types, ScanRange{}, [&](std::string_view type, std::string_view value) {
+    if (auto s = records::decode_event_type_stats(type, value)) out.push_back(std::move(*s));
     return true;
   });
   return out;

@@ -1,47 +1,254 @@
 #include "storage/records.h"
 
+#include <cstdint>
+#include <limits>
+#include <memory>
+#include <type_traits>
+
+#include "relay/model/json_mapping.h"
+
 namespace relay::records {
 
 namespace {
 
-template <typename T>
-std::optional<T> decode_as(std::string_view bytes, T (*from_record)(const nlohmann::json&)) {
-  auto record = decode(bytes);
-  if (!record || !record->is_object()) return std::nullopt;
-  // relay stores no floating-point fields; one here is corruption, and converting it to an
-  // integer field could be out of range.
-  for (const auto& [key, value] : record->items()) {
-    if (value.is_number_float()) return std::nullopt;
-  }
-  try {
-    return from_record(*record);
-  } catch (const nlohmann::json::exception&) {
-    return std::nullopt;
-  }
+// First byte of each binary record: its kind and layout version. None is a byte MessagePack
+// starts a map with (0x80-0x8f, 0xde, 0xdf), so a subscription never passes for one of these.
+// A new layout takes a new tag; decoders of the old one stay until no database holds it.
+enum class Tag : std::uint8_t { event_v1 = 0x01, delivery_v1 = 0x02, attempt_v1 = 0x03, event_type_count_v1 = 0x04 };
+
+constexpr std::size_t kMaxVarintBytes = 10;  // 64 bits, 7 per byte
+
+std::uint64_t zigzag(std::int64_t v) {
+  return (static_cast<std::uint64_t>(v) << 1) ^ static_cast<std::uint64_t>(v >> 63);
 }
+
+std::int64_t unzigzag(std::uint64_t v) { return static_cast<std::int64_t>((v >> 1) ^ (0 - (v & 1))); }
+
+// Appends fields to a record. The constructor reserves room for all of them: `varints` integers
+// (the length of each string included) and the bytes of the strings.
+class Writer {
+ public:
+  Writer(Tag tag, std::size_t varints, std::size_t string_bytes) {
+    out_.reserve(1 + varints * kMaxVarintBytes + string_bytes);
+    out_.push_back(static_cast<char>(tag));
+  }
+
+  void unsigned_int(std::uint64_t v) {
+    char buf[kMaxVarintBytes];
+    std::size_t n = 0;
+    for (; v >= 0x80; v >>= 7) buf[n++] = static_cast<char>(v | 0x80);
+    buf[n++] = static_cast<char>(v);
+    out_.append(buf, n);
+  }
+  void signed_int(std::int64_t v) { unsigned_int(zigzag(v)); }
+  template <typename Enum>
+  void enumerator(Enum v) {
+    unsigned_int(static_cast<std::uint64_t>(v));
+  }
+  void bytes(std::string_view s) {
+    unsigned_int(s.size());
+    out_.append(s);
+  }
+
+  std::string take() { return std::move(out_); }
+
+ private:
+  std::string out_;
+};
+
+// Reads fields in the order they were written. Every read checks the bytes left and the
+// field's range, and returns false on the first violation; the record is then refused whole.
+class Reader {
+ public:
+  explicit Reader(std::string_view bytes) : next_(bytes.data()), end_(bytes.data() + bytes.size()) {}
+
+  bool tag(Tag expected) {
+    if (next_ == end_ || static_cast<std::uint8_t>(*next_) != static_cast<std::uint8_t>(expected)) return false;
+    ++next_;
+    return true;
+  }
+
+  template <typename T>
+  bool unsigned_int(T& out) {
+    static_assert(std::is_unsigned_v<T>);
+    std::uint64_t v = 0;
+    if (!varint(v) || v > std::numeric_limits<T>::max()) return false;
+    out = static_cast<T>(v);
+    return true;
+  }
+
+  template <typename T>
+  bool signed_int(T& out) {
+    static_assert(std::is_signed_v<T>);
+    std::uint64_t v = 0;
+    if (!varint(v)) return false;
+    const std::int64_t value = unzigzag(v);
+    if (value < std::numeric_limits<T>::min() || value > std::numeric_limits<T>::max()) return false;
+    out = static_cast<T>(value);
+    return true;
+  }
+
+  // Enumerators are 0..last; anything above is not a value of the enum.
+  template <typename Enum>
+  bool enumerator(Enum& out, Enum last) {
+    std::uint64_t v = 0;
+    if (!varint(v) || v > static_cast<std::uint64_t>(last)) return false;
+    out = static_cast<Enum>(v);
+    return true;
+  }
+
+  bool bytes(std::string_view& out) {
+    std::uint64_t size = 0;
+    if (!varint(size) || size > static_cast<std::uint64_t>(end_ - next_)) return false;
+    out = std::string_view(next_, static_cast<std::size_t>(size));
+    next_ += size;
+    return true;
+  }
+
+  bool string(std::string& out) {
+    std::string_view view;
+    if (!bytes(view)) return false;
+    out.assign(view);
+    return true;
+  }
+
+  bool finished() const { return next_ == end_; }
+
+ private:
+  bool varint(std::uint64_t& out) {
+    std::uint64_t value = 0;
+    for (unsigned shift = 0; shift < 64; shift += 7) {
+      if (next_ == end_) return false;
+      const auto byte = static_cast<std::uint8_t>(*next_++);
+      if (shift == 63 && byte > 1) return false;  // more than 64 bits
+      value |= static_cast<std::uint64_t>(byte & 0x7f) << shift;
+      if ((byte & 0x80) == 0) {
+        out = value;
+        return true;
+      }
+    }
+    return false;
+  }
+
+  const char* next_;
+  const char* end_;
+};
 
 }  // namespace
 
-std::string encode(const nlohmann::json& record) {
+std::string encode_record(const Event& e) {
+  const std::string_view payload = e.payload ? std::string_view(*e.payload) : std::string_view("null");
+  Writer out(Tag::event_v1, 5, e.id.size() + e.client_id.size() + e.type.size() + payload.size());
+  out.bytes(e.id);
+  out.bytes(e.client_id);
+  out.bytes(e.type);
+  out.bytes(payload);
+  out.signed_int(e.created_at);
+  return out.take();
+}
+
+std::optional<Event> decode_event(std::string_view bytes) {
+  Reader in(bytes);
+  Event e;
+  std::string_view payload;
+  if (!(in.tag(Tag::event_v1) && in.string(e.id) && in.string(e.client_id) && in.string(e.type) &&
+        in.bytes(payload) && in.signed_int(e.created_at) && in.finished())) {
+    return std::nullopt;
+  }
+  e.payload = std::make_shared<const std::string>(payload);
+  return e;
+}
+
+std::string encode_record(const Delivery& d) {
+  Writer out(Tag::delivery_v1, 11,
+             d.id.size() + d.event_id.size() + d.subscription_id.size() + d.event_type.size() + d.last_error.size());
+  out.bytes(d.id);
+  out.bytes(d.event_id);
+  out.bytes(d.subscription_id);
+  out.bytes(d.event_type);
+  out.enumerator(d.state);
+  out.signed_int(d.created_at);
+  out.signed_int(d.next_attempt_at);
+  out.signed_int(d.window_start);
+  out.unsigned_int(d.attempts);
+  out.signed_int(d.completed_at);
+  out.bytes(d.last_error);
+  return out.take();
+}
+
+std::optional<Delivery> decode_delivery(std::string_view bytes) {
+  Reader in(bytes);
+  Delivery d;
+  if (!(in.tag(Tag::delivery_v1) && in.string(d.id) && in.string(d.event_id) && in.string(d.subscription_id) &&
+        in.string(d.event_type) && in.enumerator(d.state, DeliveryState::dead) && in.signed_int(d.created_at) &&
+        in.signed_int(d.next_attempt_at) && in.signed_int(d.window_start) && in.unsigned_int(d.attempts) &&
+        in.signed_int(d.completed_at) && in.string(d.last_error) && in.finished())) {
+    return std::nullopt;
+  }
+  return d;
+}
+
+std::string encode_record(const Attempt& a) {
+  Writer out(Tag::attempt_v1, 7, a.error.size() + a.response_body.size());
+  out.unsigned_int(a.number);
+  out.signed_int(a.started_at);
+  out.signed_int(a.duration_ms);
+  out.signed_int(a.http_status);
+  out.enumerator(a.outcome);
+  out.bytes(a.error);
+  out.bytes(a.response_body);
+  return out.take();
+}
+
+std::optional<Attempt> decode_attempt(std::string_view bytes) {
+  Reader in(bytes);
+  Attempt a;
+  if (!(in.tag(Tag::attempt_v1) && in.unsigned_int(a.number) && in.signed_int(a.started_at) &&
+        in.signed_int(a.duration_ms) && in.signed_int(a.http_status) && in.enumerator(a.outcome, AttemptOutcome::other) &&
+        in.string(a.error) && in.string(a.response_body) && in.finished())) {
+    return std::nullopt;
+  }
+  return a;
+}
+
+std::string encode_record(const EventTypeStats& stats) {
+  Writer out(Tag::event_type_count_v1, 2, 0);
+  out.unsigned_int(stats.count);
+  out.signed_int(stats.last_seen);
+  return out.take();
+}
+
+std::optional<EventTypeStats> decode_event_type_stats(std::string_view type, std::string_view bytes) {
+  Reader in(bytes);
+  EventTypeStats stats;
+  if (!(in.tag(Tag::event_type_count_v1) && in.unsigned_int(stats.count) && in.signed_int(stats.last_seen) &&
+        in.finished())) {
+    return std::nullopt;
+  }
+  stats.type.assign(type);
+  return stats;
+}
+
+std::string encode_record(const Subscription& subscription) {
   std::string out;
-  nlohmann::json::to_msgpack(record, out);
+  nlohmann::json::to_msgpack(to_record(subscription), out);
   return out;
 }
 
-std::optional<nlohmann::json> decode(std::string_view bytes) {
-  auto record = nlohmann::json::from_msgpack(bytes.begin(), bytes.end(), /*strict=*/true, /*allow_exceptions=*/false);
-  if (record.is_discarded()) return std::nullopt;
-  return record;
-}
-
-std::optional<Event> decode_event(std::string_view bytes) { return decode_as(bytes, &event_from_record); }
-std::optional<Delivery> decode_delivery(std::string_view bytes) { return decode_as(bytes, &delivery_from_record); }
 std::optional<Subscription> decode_subscription(std::string_view bytes) {
-  return decode_as(bytes, &subscription_from_record);
-}
-std::optional<Attempt> decode_attempt(std::string_view bytes) { return decode_as(bytes, &attempt_from_record); }
-std::optional<EventTypeStats> decode_event_type_stats(std::string_view bytes) {
-  return decode_as(bytes, &event_type_stats_from_record);
+  const auto record = nlohmann::json::from_msgpack(bytes.begin(), bytes.end(), /*strict=*/true,
+                                                   /*allow_exceptions=*/false);
+  if (record.is_discarded() || !record.is_object()) return std::nullopt;
+  // A subscription has no floating-point fields; one here is corruption, and converting it to
+  // an integer field could be out of range.
+  for (const auto& [key, value] : record.items()) {
+    if (value.is_number_float()) return std::nullopt;
+  }
+  try {
+    return subscription_from_record(record);
+  } catch (const nlohmann::json::exception&) {
+    return std::nullopt;
+  }
 }
 
 }  // namespace relay::records

@@ -7,6 +7,7 @@
 #include <random>
 #include <stdexcept>
 
+#include "storage/event_type_merge.h"
 #include "storage/keys.h"
 
 namespace relay {
@@ -41,6 +42,11 @@ rocksdb::ColumnFamilyOptions family_options(Family family, const std::shared_ptr
         rocksdb::NewCompactOnDeletionCollectorFactory(/*sliding_window_size=*/4096, /*deletion_trigger=*/1024));
     options.compression = rocksdb::kNoCompression;
     options.write_buffer_size = 8 << 20;
+  }
+  if (family == Family::event_types) {
+    // Ingests add to the counts with Merge. Operands pile up in the memtable until a flush folds
+    // them; a read of the family (GET /v1/event-types, rare) folds the rest in one pass.
+    options.merge_operator = make_event_type_merge_operator();
   }
   return options;
 }

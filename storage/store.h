@@ -27,7 +27,7 @@ enum class Family : std::size_t {
   attempts,
   subscriptions,
   idempotency,
-  event_types,
+  event_types,  // counters, written with Merge (storage/event_type_merge.h)
   count_,
 };
 

@@ -18,14 +18,6 @@ SignatureScheme scheme_from_name(const std::string& name) {
   return name == "hmac-sha256-hex" ? SignatureScheme::hmac_sha256_hex : SignatureScheme::standard;
 }
 
-AttemptOutcome outcome_from_name(const std::string& name) {
-  for (int i = 0; i <= static_cast<int>(AttemptOutcome::other); ++i) {
-    const auto outcome = static_cast<AttemptOutcome>(i);
-    if (name == attempt_outcome_name(outcome)) return outcome;
-  }
-  return AttemptOutcome::other;
-}
-
 json optional_ms(const std::optional<std::int64_t>& v) { return v ? json(*v) : json(nullptr); }
 std::optional<std::int64_t> read_optional_ms(const json& j, const char* key) {
   if (!j.contains(key) || j.at(key).is_null()) return std::nullopt;
@@ -46,21 +38,6 @@ std::string format_time(UnixMillis t) {
   const std::size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
   std::snprintf(buf + n, sizeof buf - n, ".%03dZ", static_cast<int>(t % 1000));
   return buf;
-}
-
-json to_record(const Event& e) {
-  return {{"id", e.id}, {"client_id", e.client_id}, {"type", e.type},
-          {"payload", e.payload ? *e.payload : std::string("null")}, {"created_at", e.created_at}};
-}
-
-Event event_from_record(const json& j) {
-  Event e;
-  e.id = j.at("id").get<std::string>();
-  e.client_id = j.at("client_id").get<std::string>();
-  e.type = j.at("type").get<std::string>();
-  e.payload = std::make_shared<const std::string>(j.at("payload").get<std::string>());
-  e.created_at = j.at("created_at").get<UnixMillis>();
-  return e;
 }
 
 json to_record(const Subscription& s) {
@@ -107,60 +84,6 @@ Subscription subscription_from_record(const json& j) {
   s.created_at = j.at("created_at").get<UnixMillis>();
   s.updated_at = j.at("updated_at").get<UnixMillis>();
   return s;
-}
-
-json to_record(const Delivery& d) {
-  return {{"id", d.id},
-          {"event_id", d.event_id},
-          {"subscription_id", d.subscription_id},
-          {"event_type", d.event_type},
-          {"state", delivery_state_name(d.state)},
-          {"created_at", d.created_at},
-          {"next_attempt_at", d.next_attempt_at},
-          {"window_start", d.window_start},
-          {"attempts", d.attempts},
-          {"completed_at", d.completed_at},
-          {"last_error", d.last_error}};
-}
-
-Delivery delivery_from_record(const json& j) {
-  Delivery d;
-  d.id = j.at("id").get<std::string>();
-  d.event_id = j.at("event_id").get<std::string>();
-  d.subscription_id = j.at("subscription_id").get<std::string>();
-  d.event_type = j.at("event_type").get<std::string>();
-  d.state = parse_delivery_state(j.at("state").get<std::string>()).value_or(DeliveryState::pending);
-  d.created_at = j.at("created_at").get<UnixMillis>();
-  d.next_attempt_at = j.at("next_attempt_at").get<UnixMillis>();
-  d.window_start = j.at("window_start").get<UnixMillis>();
-  d.attempts = j.at("attempts").get<std::uint32_t>();
-  d.completed_at = j.at("completed_at").get<UnixMillis>();
-  d.last_error = j.at("last_error").get<std::string>();
-  return d;
-}
-
-json to_record(const Attempt& a) {
-  return {{"number", a.number},         {"started_at", a.started_at}, {"duration_ms", a.duration_ms},
-          {"http_status", a.http_status}, {"outcome", attempt_outcome_name(a.outcome)},
-          {"error", a.error},           {"response_body", a.response_body}};
-}
-
-Attempt attempt_from_record(const json& j) {
-  Attempt a;
-  a.number = j.at("number").get<std::uint32_t>();
-  a.started_at = j.at("started_at").get<UnixMillis>();
-  a.duration_ms = j.at("duration_ms").get<std::int64_t>();
-  a.http_status = j.at("http_status").get<int>();
-  a.outcome = outcome_from_name(j.at("outcome").get<std::string>());
-  a.error = j.at("error").get<std::string>();
-  a.response_body = j.at("response_body").get<std::string>();
-  return a;
-}
-
-json to_record(const EventTypeStats& s) { return {{"type", s.type}, {"count", s.count}, {"last_seen", s.last_seen}}; }
-
-EventTypeStats event_type_stats_from_record(const json& j) {
-  return {j.at("type").get<std::string>(), j.at("count").get<std::uint64_t>(), j.at("last_seen").get<UnixMillis>()};
 }
 
 json to_api(const Event& e) {

@@ -1,6 +1,6 @@
 // CommitPipeline: group commit on a real RocksDB. Commands from many threads all complete; a
 // failing command is rolled back while the rest of its group commits; commands see the writes
-// of earlier commands of the same group.
+// of earlier commands of the same group; merge operands of a group add up.
 
 #include "storage/commit_pipeline.h"
 
@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "storage/records.h"
 #include "tests/support/temp_dir.h"
 
 namespace relay {
@@ -223,6 +224,55 @@ TEST_F(CommitPipelineTest, CommandsSeeEarlierWritesOfTheirGroupButNotRolledBackO
 
 // Writes of the group outside the range must stay outside the scan, on both sides and in both
 // directions, as they do for committed keys (mutations scan one event's deliveries this way).
+TEST_F(CommitPipelineTest, MergesOfAGroupAddUpAndARolledBackMergeDoesNot) {
+  CommitPipeline pipeline(*store_, nullptr);
+  const auto one_more = [](UnixMillis seen) { return records::encode_record(EventTypeStats{"", 1, seen}); };
+  const auto merge = [&one_more](UnixMillis seen) {
+    return [&one_more, seen](WriteTxn& txn) -> Status {
+      txn.merge(Family::event_types, "t", one_more(seen));
+      return Ok{};
+    };
+  };
+  auto earlier = submit(pipeline, merge(50));
+  ASSERT_TRUE(wait(earlier).ok());
+
+  std::promise<void> started;
+  std::promise<void> release;
+  auto first = submit(pipeline, [&started, released = release.get_future().share()](WriteTxn&) -> Status {
+    started.set_value();
+    released.wait();
+    return Ok{};
+  });
+  // Once the blocker runs, its group is closed: the next commands make one group.
+  ASSERT_EQ(started.get_future().wait_for(kTimeout), std::future_status::ready);
+  std::vector<std::future<Status>> counted;
+  for (UnixMillis seen : {100, 102, 101}) counted.push_back(submit(pipeline, merge(seen)));
+  auto failing = submit(pipeline, [&one_more](WriteTxn& txn) -> Status {
+    txn.merge(Family::event_types, "t", one_more(999));
+    return make_error(Errc::conflict, "no");
+  });
+  std::optional<EventTypeStats> seen_in_group;
+  auto reader = submit(pipeline, [&seen_in_group](WriteTxn& txn) -> Status {
+    if (auto bytes = txn.get(Family::event_types, "t")) seen_in_group = records::decode_event_type_stats("t", *bytes);
+    return Ok{};
+  });
+  release.set_value();
+  ASSERT_TRUE(wait(first).ok());
+  for (auto& future : counted) ASSERT_TRUE(wait(future).ok());
+  EXPECT_FALSE(wait(failing).ok());
+  ASSERT_TRUE(wait(reader).ok());
+
+  // The group's own operands join the batch after its last command: a read sees the earlier value.
+  ASSERT_TRUE(seen_in_group);
+  EXPECT_EQ(seen_in_group->count, 1u);
+  const auto stored = store_->get(Family::event_types, "t");
+  ASSERT_TRUE(stored);
+  const auto stats = records::decode_event_type_stats("t", *stored);
+  ASSERT_TRUE(stats);
+  EXPECT_EQ(stats->count, 4u);
+  EXPECT_EQ(stats->last_seen, 102);
+}
+
 TEST_F(CommitPipelineTest, ScanThroughTheBatchHonoursBoundsAndDirection) {
   CommitPipeline pipeline(*store_, nullptr);
   std::vector<std::string> forward;

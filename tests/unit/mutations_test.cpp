@@ -223,6 +223,21 @@ TEST_F(MutationsTest, IngestCountsEventTypes) {
   EXPECT_EQ(stats[1].last_seen, kStart + 10);
 }
 
+TEST_F(MutationsTest, ARolledBackIngestIsNotCounted) {
+  ingest({}, "", "a.one");
+  mutations::NewEvent input{"", "a.one", std::make_shared<const std::string>("1")};
+  mutations::IngestedEvent out;
+  const Status failed = run([&](WriteTxn& txn) -> Status {
+    if (auto s = mutations::ingest(txn, input, {}, ids_, clock_.now_ms() + 5, out); !s.ok()) return s;
+    return make_error(Errc::internal, "a later step of the command failed");
+  });
+  ASSERT_FALSE(failed.ok());
+  const auto stats = queries::event_types(*store_);
+  ASSERT_EQ(stats.size(), 1u);
+  EXPECT_EQ(stats[0].count, 1u);
+  EXPECT_EQ(stats[0].last_seen, kStart);
+}
+
 TEST_F(MutationsTest, AddDeliveriesRedeliversAStoredEvent) {
   const auto sub = subscription();
   const auto first = ingest({sub});

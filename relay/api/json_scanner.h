@@ -1,0 +1,49 @@
+#pragma once
+// JsonScanner: reads JSON text once, left to right, validating it without building a tree, and
+// can copy a value with the whitespace between its tokens removed. It is the ingest hot path's
+// parser (parse_event_body): validation and compaction of the payload are one pass, and only the
+// few members relay decodes are ever turned into strings.
+//
+// The accepted language is exactly nlohmann::json::accept's: RFC 8259, strings checked to be
+// UTF-8 and their \u escapes to pair surrogates, numbers refused when they round to infinity as
+// a double. Two differences are left to the caller: a leading UTF-8 byte order mark (which
+// nlohmann skips) is not whitespace here, and nesting is bounded (`max_depth`).
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace relay {
+
+class JsonScanner {
+ public:
+  // The deepest nesting value() can follow.
+  static constexpr int kDepthLimit = 256;
+
+  explicit JsonScanner(std::string_view text) : cursor_(text.data()), end_(text.data() + text.size()) {}
+
+  // Consumes `c` after any whitespace; false, consuming only the whitespace, if `c` is not next.
+  bool consume(char c);
+  // A string after any whitespace: its text as written (quotes and escapes included).
+  std::optional<std::string_view> string();
+  // A value after any whitespace, holding at most `max_depth` levels of arrays and objects (the
+  // value itself counts; at most kDepthLimit): its text as written.
+  std::optional<std::string_view> value(int max_depth);
+  // The same, and `compact` becomes the value's text without whitespace between tokens (string
+  // contents, escapes and numbers stay byte for byte as written).
+  std::optional<std::string_view> value(int max_depth, std::string& compact);
+  // True when nothing but whitespace is left.
+  bool at_end();
+
+ private:
+  template <bool kCompact>
+  std::optional<std::string_view> scan_value(int max_depth, std::string* compact);
+  void skip_whitespace();
+  bool skip_string();
+  bool skip_scalar();
+
+  const char* cursor_;
+  const char* end_;
+};
+
+}  // namespace relay

@@ -219,7 +219,7 @@ std::optional<std::string_view> JsonScanner::value(int max_depth, std::string& c
 
 bool JsonScanner::at_end() {
   skip_whitespace();
-  return cursor_ == end_;
+  return cursor_ == end_ || *cursor_ == '\0';
 }
 
 void JsonScanner::skip_whitespace() { cursor_ = skip_spaces(cursor_, end_); }

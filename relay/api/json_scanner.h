@@ -6,9 +6,11 @@
 //
 // The accepted language is exactly nlohmann::json::accept's: RFC 8259, strings checked to be
 // UTF-8 and their \u escapes to pair surrogates, numbers refused when they round to infinity as
-// a double. Two differences are left to the caller: a leading UTF-8 byte order mark (which
-// nlohmann skips) is not whitespace here, and nesting is bounded (`max_depth`).
+// a double; and like nlohmann, a NUL byte where a token may start ends the text (what follows
+// is never read). Two differences are left to the caller: a leading UTF-8 byte order mark
+// (which nlohmann skips) is not whitespace here, and nesting is bounded (`max_depth`).
 
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -20,7 +22,8 @@ class JsonScanner {
   // The deepest nesting value() can follow.
   static constexpr int kDepthLimit = 256;
 
-  explicit JsonScanner(std::string_view text) : cursor_(text.data()), end_(text.data() + text.size()) {}
+  explicit JsonScanner(std::string_view text)
+      : begin_(text.data()), cursor_(text.data()), end_(text.data() + text.size()) {}
 
   // Consumes `c` after any whitespace; false, consuming only the whitespace, if `c` is not next.
   bool consume(char c);
@@ -32,8 +35,10 @@ class JsonScanner {
   // The same, and `compact` becomes the value's text without whitespace between tokens (string
   // contents, escapes and numbers stay byte for byte as written).
   std::optional<std::string_view> value(int max_depth, std::string& compact);
-  // True when nothing but whitespace is left.
+  // True when nothing but whitespace is left, up to the end of the text or a NUL byte.
   bool at_end();
+  // Where the cursor is: the length of the text read so far.
+  std::size_t offset() const { return static_cast<std::size_t>(cursor_ - begin_); }
 
  private:
   template <bool kCompact>
@@ -42,6 +47,7 @@ class JsonScanner {
   bool skip_string();
   bool skip_scalar();
 
+  const char* begin_;
   const char* cursor_;
   const char* end_;
 };

@@ -177,29 +177,44 @@ struct EventMembers {
   std::optional<std::string_view> unknown_name;  // the first member name that is none of these
 };
 
+struct ScannedBody {
+  BodyShape shape;
+  bool read_to_end;  // false when invalid, or when a NUL byte ended the JSON text (as for nlohmann)
+};
+
+constexpr ScannedBody kInvalidBody{BodyShape::invalid, false};
+
+// After the scan of a whole value of `text`.
+ScannedBody scanned(BodyShape valid_shape, std::string_view text, JsonScanner& scanner) {
+  if (!scanner.at_end()) return kInvalidBody;
+  return {valid_shape, scanner.offset() == text.size()};
+}
+
 // One pass over the body: validates all of it, compacts the payload into `payload` (`has_payload`)
 // and records the other members, so that nothing but `type` and `id` is decoded.
-BodyShape scan_event_body(std::string_view body, EventMembers& members, std::string& payload, bool& has_payload) {
+ScannedBody scan_event_body(std::string_view body, EventMembers& members, std::string& payload, bool& has_payload) {
   JsonScanner scanner(body);
   if (!scanner.consume('{')) {
-    // nlohmann::json::accept skips a leading byte order mark; JsonScanner does not.
+    // nlohmann skips a leading byte order mark; JsonScanner does not.
     constexpr std::string_view kByteOrderMark = "\xEF\xBB\xBF";
-    JsonScanner value(body.starts_with(kByteOrderMark) ? body.substr(kByteOrderMark.size()) : body);
-    return value.value(kMaxJsonDepth) && value.at_end() ? BodyShape::other_value : BodyShape::invalid;
+    const std::string_view text = body.starts_with(kByteOrderMark) ? body.substr(kByteOrderMark.size()) : body;
+    JsonScanner scanner_after_mark(text);
+    if (!scanner_after_mark.value(kMaxJsonDepth)) return kInvalidBody;
+    return scanned(BodyShape::other_value, text, scanner_after_mark);
   }
   constexpr int kMemberDepth = kMaxJsonDepth - 1;  // inside the body object
   if (!scanner.consume('}')) {
     do {
       const auto name = scanner.string();
-      if (!name || !scanner.consume(':')) return BodyShape::invalid;
+      if (!name || !scanner.consume(':')) return kInvalidBody;
       // A repeated member counts with its last value, as in a parsed object.
       if (is_member(*name, "payload")) {
-        if (!scanner.value(kMemberDepth, payload)) return BodyShape::invalid;
+        if (!scanner.value(kMemberDepth, payload)) return kInvalidBody;
         has_payload = true;
         continue;
       }
       const auto value = scanner.value(kMemberDepth);
-      if (!value) return BodyShape::invalid;
+      if (!value) return kInvalidBody;
       if (is_member(*name, "type")) {
         members.type = value;
       } else if (is_member(*name, "id")) {
@@ -208,9 +223,9 @@ BodyShape scan_event_body(std::string_view body, EventMembers& members, std::str
         members.unknown_name = name;
       }
     } while (scanner.consume(','));
-    if (!scanner.consume('}')) return BodyShape::invalid;
+    if (!scanner.consume('}')) return kInvalidBody;
   }
-  return scanner.at_end() ? BodyShape::object : BodyShape::invalid;
+  return scanned(BodyShape::object, body, scanner);
 }
 
 }  // namespace
@@ -248,15 +263,12 @@ Result<mutations::NewEvent> parse_event_body(const HttpRequest& request, std::st
   EventMembers members;
   std::string payload;
   bool has_payload = false;
-  switch (scan_event_body(body, members, payload, has_payload)) {
-    case BodyShape::object:
-      break;
-    case BodyShape::other_value:
-      return not_object_error();
-    case BodyShape::invalid:
-      // The same answer as parse_json_object, which checks the depth before the syntax.
-      return nested_too_deep(body) ? too_deep_error() : not_json_error();
-  }
+  const ScannedBody scan = scan_event_body(body, members, payload, has_payload);
+  // The same answers as parse_json_object, which checks the depth of all of the body first: the
+  // scan checked the depth of what it read, and a valid text has no deeper part.
+  if (!scan.read_to_end && nested_too_deep(body)) return too_deep_error();  // never on the hot path
+  if (scan.shape == BodyShape::invalid) return not_json_error();
+  if (scan.shape == BodyShape::other_value) return not_object_error();
   if (members.unknown_name) return field_error(decode_string(*members.unknown_name), "is not a known event field");
   EventFields fields;
   if (members.type && members.type->front() == '"') fields.type = decode_string(*members.type);

@@ -1,9 +1,9 @@
 // Fuzz target: arbitrary text through JsonScanner::value, differentially against nlohmann.
 // Properties: the scanner accepts exactly what nlohmann::json::accept accepts when the text nests
 // at most 256 levels deep (and refuses deeper text and a leading byte order mark, which nlohmann
-// skips); the value's text is the input without surrounding whitespace; the compact copy is the
-// input without whitespace between tokens, and parses with nlohmann to a value equal to the
-// input's.
+// skips); the value's text is the input (up to a NUL byte, where nlohmann stops reading) without
+// surrounding whitespace; the compact copy is that text without whitespace between tokens, and
+// parses with nlohmann to a value equal to the input's.
 
 #include <algorithm>
 #include <cstddef>
@@ -111,7 +111,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   check(scanned == (nlohmann_accepts && depth.deepest() <= kMaxDepth), "accepts exactly what nlohmann accepts");
   if (!scanned) return 0;
 
-  check(*value == trimmed(text), "the value is the whole text but its surrounding whitespace");
+  check(*value == trimmed(text.substr(0, text.find('\0'))), "the value is the text but its surrounding whitespace");
   check(compact == without_whitespace(*value), "the compact text is the value without whitespace");
   check(json::parse(compact) == json::parse(text), "the compact text means the same value");
   return 0;

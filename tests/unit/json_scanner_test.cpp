@@ -58,10 +58,24 @@ TEST(JsonScannerTest, AcceptsExactlyWhatNlohmannAccepts) {
       // Values in containers.
       "{\"a\":[1,{\"b\":null}],\"c\":\"d\"}", "[\"a\",\"b\"", "{\"a\":\"b\"", "[true,false,null]", "[-]", "[1.e5]",
       "{\"\xff\":1}", "{\"\\ud83c\":1}",
+      // A NUL byte where a token may start ends the text for nlohmann; elsewhere it is an error.
+      std::string("1\0x", 3), std::string("12\0", 3), std::string("[1]\0]]", 5), std::string(" \0", 2),
+      std::string("[1,\0]", 5), std::string("tr\0ue", 5), std::string("-\0", 2), std::string("\"a\0\"", 4),
+      std::string("{\"a\":1}\0{", 9), std::string("\0", 1),
   };
   for (const std::string& text : texts) {
     EXPECT_EQ(scans(text), nlohmann::json::accept(text)) << "'" << text << "'";
   }
+}
+
+TEST(JsonScannerTest, ANulByteEndsTheTextLikeForNlohmann) {
+  const std::string text("{\"a\": [1, 2]} \0 ]]", 18);
+  JsonScanner scanner(text);
+  std::string compact;
+  EXPECT_EQ(scanner.value(2, compact), "{\"a\": [1, 2]}");
+  EXPECT_EQ(compact, "{\"a\":[1,2]}");
+  EXPECT_TRUE(scanner.at_end());
+  EXPECT_EQ(scanner.offset(), 14u);
 }
 
 TEST(JsonScannerTest, BoundsNesting) {

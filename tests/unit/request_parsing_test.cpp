@@ -176,6 +176,9 @@ TEST(ParseEventBodyTest, AcceptsWhatTheTreeParserAccepts) {
       {"{\"type\":\"t\",\"payload\":\"r\xc3\xa9union \xe4\xbc\x9a\xe8\xae\xae \xf0\x9f\x8e\x89\"}", ""},
       {R"({"type":"t","payload":[1.7976931348623157e308,1e-400,0e999999999999999999999,)" + std::string(308, '9') + "]}", ""},
       {R"({"type":"t","payload":)" + std::string(255, '[') + std::string(255, ']') + "}", ""},
+      // nlohmann ends the text at a NUL byte where a token may start.
+      {R"({"type":"t","payload":1})" + std::string("\0 not read", 10), ""},
+      {R"({"type":"t","payload":12} )" + std::string("\0}}", 3), ""},
   };
   for (const auto& [body, header] : cases) {
     auto fast = parse_event_body(request(body), header);
@@ -216,6 +219,9 @@ TEST(ParseEventBodyTest, RefusesWithTheTreeParsersErrors) {
       {R"({"type": "t", "payload": // no comments
           1})", ""},
       {"[]", ""},
+      {std::string("\"5s\"\0", 5), ""},
+      {std::string("\0{}", 3), ""},
+      {R"({"type": "t", "payload": "a)" + std::string("\0", 1) + R"("})", ""},
       {R"([{"type": "t", "payload": 1}])", ""},
       {"\"a.b\"", ""},
       {"42", ""},
@@ -250,6 +256,13 @@ TEST(ParseEventBodyTest, RefusesWithTheTreeParsersErrors) {
     EXPECT_EQ(fast.error().message, tree.error().message) << body;
   }
   EXPECT_EQ(parse_event_body(request("{]"), "").error().message, "the request body is not valid JSON");
+  // nlohmann ends the text at a NUL byte, but the depth check reads all of the body.
+  const std::string deep_after_nul =
+      R"({"type": "t", "payload": 1})" + std::string(1, '\0') + std::string(257, '[');
+  EXPECT_EQ(parse_event_body(request(deep_after_nul), "").error().message,
+            "the request body nests deeper than 256 levels");
+  EXPECT_EQ(parse_with_tree(request(deep_after_nul), "").error().message,
+            "the request body nests deeper than 256 levels");
   EXPECT_EQ(parse_event_body(request("[1]"), "").error().message, "the request body must be a JSON object");
   EXPECT_EQ(parse_event_body(request(std::string(257, '[')), "").error().message,
             "the request body nests deeper than 256 levels");

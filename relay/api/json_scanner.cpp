@@ -1,5 +1,9 @@
 #include "relay/api/json_scanner.h"
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include <algorithm>
 #include <bit>
 #include <bitset>
@@ -27,37 +31,29 @@ const char* skip_digits(const char* p, const char* end) {
 }
 
 // Inside a string, "plain" bytes are printable ASCII other than '"' and '\\': they need no
-// check beyond this one. Most of a string is plain, so it is scanned a word (8 bytes) at a time.
+// check beyond this one. Most of a string is plain, so it is scanned 16 bytes at a time.
 bool is_plain(char c) {
   const auto byte = static_cast<unsigned char>(c);
   return byte >= 0x20 && byte < 0x80 && c != '"' && c != '\\';
 }
 
-constexpr std::uint64_t kEachByte = 0x0101010101010101;
-constexpr std::uint64_t kHighBits = 0x8080808080808080;
-
-constexpr std::uint64_t zero_bytes(std::uint64_t word) { return (word - kEachByte) & ~word & kHighBits; }
-
-// The high bit of each byte of `word` that is not plain (and possibly of plain bytes above the
-// first one that is not: subtraction borrows upwards). Zero when all eight are plain.
-constexpr std::uint64_t not_plain_bytes(std::uint64_t word) {
-  const std::uint64_t control = (word - kEachByte * 0x20) & ~word & kHighBits;
-  return zero_bytes(word ^ (kEachByte * '"')) | zero_bytes(word ^ (kEachByte * '\\')) | control |
-         (word & kHighBits);
-}
-
-// Past the plain bytes at `p`. Stopping early is harmless (the caller looks at the byte), and on
-// a little-endian machine the lowest flagged byte is exactly the first byte that is not plain.
+// Past the plain bytes at `p`.
 const char* skip_plain(const char* p, const char* end) {
-  while (end - p >= 8) {
-    std::uint64_t word;
-    std::memcpy(&word, p, sizeof word);
-    if (const std::uint64_t flagged = not_plain_bytes(word); flagged != 0) {
-      const int bit = std::endian::native == std::endian::little ? std::countr_zero(flagged) : std::countl_zero(flagged);
-      return p + bit / 8;
+#if defined(__SSE2__)
+  const __m128i quote = _mm_set1_epi8('"');
+  const __m128i backslash = _mm_set1_epi8('\\');
+  const __m128i space = _mm_set1_epi8(' ');
+  while (end - p >= 16) {
+    const __m128i chunk = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    // Compared as signed bytes, the control characters and every byte above 0x7F are below ' '.
+    const __m128i not_plain = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(chunk, quote), _mm_cmpeq_epi8(chunk, backslash)),
+                                           _mm_cmplt_epi8(chunk, space));
+    if (const auto mask = static_cast<unsigned>(_mm_movemask_epi8(not_plain)); mask != 0) {
+      return p + std::countr_zero(mask);
     }
-    p += 8;
+    p += 16;
   }
+#endif
   while (p != end && is_plain(*p)) ++p;
   return p;
 }
@@ -195,20 +191,58 @@ const char* skip_literal(const char* p, const char* end, std::string_view litera
   return p + literal.size();
 }
 
+// `p` at an opening quote: past the closing one, or nullptr when the string is not valid.
+const char* skip_string(const char* p, const char* end) {
+  ++p;
+  for (;;) {
+    p = skip_plain(p, end);
+    if (p == end) return nullptr;
+    const auto byte = static_cast<unsigned char>(*p);
+    if (byte == '"') return p + 1;
+    if (byte == '\\') {
+      p = skip_escape(p, end);
+    } else if (byte >= 0x80) {
+      p = skip_utf8(p, end);
+    } else {
+      return nullptr;  // a control character
+    }
+    if (p == nullptr) return nullptr;
+  }
+}
+
+// `p` at the first character of a value other than an array or object: past it, or nullptr.
+const char* skip_scalar(const char* p, const char* end) {
+  switch (*p) {
+    case '"':
+      return skip_string(p, end);
+    case 't':
+      return skip_literal(p, end, "true");
+    case 'f':
+      return skip_literal(p, end, "false");
+    case 'n':
+      return skip_literal(p, end, "null");
+    default:
+      return skip_number(p, end);
+  }
+}
+
 }  // namespace
 
 bool JsonScanner::consume(char c) {
-  skip_whitespace();
+  cursor_ = skip_spaces(cursor_, end_);
   if (cursor_ == end_ || *cursor_ != c) return false;
   ++cursor_;
   return true;
 }
 
 std::optional<std::string_view> JsonScanner::string() {
-  skip_whitespace();
-  const char* const begin = cursor_;
-  if (cursor_ == end_ || *cursor_ != '"' || !skip_string()) return std::nullopt;
-  return std::string_view(begin, cursor_ - begin);
+  cursor_ = skip_spaces(cursor_, end_);
+  if (cursor_ == end_ || *cursor_ != '"') return std::nullopt;
+  const char* const after = skip_string(cursor_, end_);
+  if (after == nullptr) return std::nullopt;
+  const std::string_view text(cursor_, after - cursor_);
+  cursor_ = after;
+  return text;
 }
 
 std::optional<std::string_view> JsonScanner::value(int max_depth) { return scan_value<false>(max_depth, nullptr); }
@@ -218,89 +252,47 @@ std::optional<std::string_view> JsonScanner::value(int max_depth, std::string& c
 }
 
 bool JsonScanner::at_end() {
-  skip_whitespace();
+  cursor_ = skip_spaces(cursor_, end_);
   return cursor_ == end_ || *cursor_ == '\0';
-}
-
-void JsonScanner::skip_whitespace() { cursor_ = skip_spaces(cursor_, end_); }
-
-// The cursor at an opening quote.
-bool JsonScanner::skip_string() {
-  const char* p = cursor_ + 1;
-  for (;;) {
-    p = skip_plain(p, end_);
-    if (p == end_) return false;
-    const auto byte = static_cast<unsigned char>(*p);
-    if (byte == '"') {
-      cursor_ = p + 1;
-      return true;
-    }
-    if (byte == '\\') {
-      p = skip_escape(p, end_);
-    } else if (byte >= 0x80) {
-      p = skip_utf8(p, end_);
-    } else if (byte < 0x20) {
-      return false;
-    } else {
-      ++p;
-    }
-    if (p == nullptr) return false;
-  }
-}
-
-// The cursor at the first character of a value other than an array or object.
-bool JsonScanner::skip_scalar() {
-  const char* next = nullptr;
-  switch (*cursor_) {
-    case '"':
-      return skip_string();
-    case 't':
-      next = skip_literal(cursor_, end_, "true");
-      break;
-    case 'f':
-      next = skip_literal(cursor_, end_, "false");
-      break;
-    case 'n':
-      next = skip_literal(cursor_, end_, "null");
-      break;
-    default:
-      next = skip_number(cursor_, end_);
-  }
-  if (next == nullptr) return false;
-  cursor_ = next;
-  return true;
 }
 
 // One loop over the tokens with an explicit stack of open containers, so that nesting costs no
 // recursion. Compacting copies the runs of text between whitespace gaps: a value without
-// whitespace is one copy, of exactly its size.
+// whitespace is one copy, of exactly its size. The cursor stays in a local until the end.
 template <bool kCompact>
 std::optional<std::string_view> JsonScanner::scan_value(int max_depth, std::string* compact) {
   max_depth = std::min(max_depth, kDepthLimit);
-  skip_whitespace();
-  const char* const begin = cursor_;
+  const char* const end = end_;
+  const char* p = skip_spaces(cursor_, end);
+  const char* const begin = p;
   const char* copied_to = begin;
   bool had_gap = false;
   if constexpr (kCompact) compact->clear();
 
-  const auto skip_gap = [&] {
-    if (cursor_ == end_ || !is_space(*cursor_)) return;
-    const char* const gap = cursor_;
-    cursor_ = skip_spaces(cursor_ + 1, end_);
+  // Whitespace between tokens is rare in machine-written JSON: the check is inline, the rest not.
+  const auto skip_spaces_between_tokens = [&] {
+    const char* const gap = p;
+    p = skip_spaces(p + 1, end);
     if constexpr (kCompact) {
       // The rest of the text bounds the compact value: reserve once, trim at the end.
-      if (!had_gap) compact->reserve(static_cast<std::size_t>(end_ - begin));
+      if (!had_gap) compact->reserve(static_cast<std::size_t>(end - begin));
       compact->append(copied_to, gap);
-      copied_to = cursor_;
+      copied_to = p;
     }
     had_gap = true;
   };
-  const auto member_name = [&] {
+  const auto skip_gap = [&] {
+    if (p != end && is_space(*p)) [[unlikely]] skip_spaces_between_tokens();
+  };
+  // After '{' or ',' in an object: the member name and its colon.
+  const auto skip_member_name = [&] {
     skip_gap();
-    if (cursor_ == end_ || *cursor_ != '"' || !skip_string()) return false;
+    if (p == end || *p != '"') return false;
+    p = skip_string(p, end);
+    if (p == nullptr) return false;
     skip_gap();
-    if (cursor_ == end_ || *cursor_ != ':') return false;
-    ++cursor_;
+    if (p == end || *p != ':') return false;
+    ++p;
     return true;
   };
 
@@ -308,38 +300,40 @@ std::optional<std::string_view> JsonScanner::scan_value(int max_depth, std::stri
   int depth = 0;
   for (;;) {
     skip_gap();
-    if (cursor_ == end_) return std::nullopt;
-    const char first = *cursor_;
+    if (p == end) return std::nullopt;
+    const char first = *p;
     if (first == '{' || first == '[') {
       if (depth == max_depth) return std::nullopt;
       in_object[depth++] = first == '{';
-      ++cursor_;
+      ++p;
       skip_gap();
-      if (cursor_ == end_) return std::nullopt;
-      if (*cursor_ != (first == '{' ? '}' : ']')) {
-        if (first == '{' && !member_name()) return std::nullopt;
+      if (p == end) return std::nullopt;
+      if (*p != (first == '{' ? '}' : ']')) {
+        if (first == '{' && !skip_member_name()) return std::nullopt;
         continue;
       }
-      ++cursor_;
+      ++p;
       --depth;
-    } else if (!skip_scalar()) {
-      return std::nullopt;
+    } else {
+      p = skip_scalar(p, end);
+      if (p == nullptr) return std::nullopt;
     }
     // After a value: close the containers it completes, then go on to the next value.
     for (;;) {
       if (depth == 0) {
         if constexpr (kCompact) {
-          compact->append(copied_to, cursor_);
+          compact->append(copied_to, p);
           if (had_gap) compact->shrink_to_fit();
         }
-        return std::string_view(begin, cursor_ - begin);
+        cursor_ = p;
+        return std::string_view(begin, p - begin);
       }
       skip_gap();
-      if (cursor_ == end_) return std::nullopt;
+      if (p == end) return std::nullopt;
       const bool object = in_object[depth - 1];
-      const char next = *cursor_++;
+      const char next = *p++;
       if (next == ',') {
-        if (object && !member_name()) return std::nullopt;
+        if (object && !skip_member_name()) return std::nullopt;
         break;
       }
       if (next != (object ? '}' : ']')) return std::nullopt;

@@ -43,9 +43,6 @@ class JsonScanner {
  private:
   template <bool kCompact>
   std::optional<std::string_view> scan_value(int max_depth, std::string* compact);
-  void skip_whitespace();
-  bool skip_string();
-  bool skip_scalar();
 
   const char* begin_;
   const char* cursor_;

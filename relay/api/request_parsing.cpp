@@ -143,7 +143,7 @@ Status check_media_type(const HttpRequest& request) {
   const std::string_view media = content_type.substr(0, content_type.find(';'));
   // curl -d sends application/x-www-form-urlencoded unless told otherwise; its body is still
   // parsed as JSON so that copy-pasted commands work. Any other media type is refused.
-  const bool is_json = boost::beast::iequals(media, "application/json") ||
+  const bool is_json = media == "application/json" || boost::beast::iequals(media, "application/json") ||
                        boost::beast::iequals(media, "application/x-www-form-urlencoded") ||
                        (media.size() > 5 && boost::beast::iequals(media.substr(media.size() - 5), "+json"));
   if (!is_json) return make_error(Errc::unsupported_media_type, "Content-Type must be application/json");

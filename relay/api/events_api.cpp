@@ -92,6 +92,7 @@ asio::awaitable<HttpResponse> publish_event(ApiContext& ctx, const RouteRequest&
   const Status status = co_await async_commit(ctx.pipeline, command, asio::use_awaitable);
   if (!status) co_return error_response(status.error());
   std::string answer;
+  answer.reserve(64);
   append_ingest_answer(answer, ingest->results.front());
   const bool created = ingest->results.front().created;
   after_ingest(ctx, ingest->results);

@@ -6,7 +6,7 @@
 
 #include <algorithm>
 #include <bit>
-#include <bitset>
+#include <array>
 #include <charconv>
 #include <cmath>
 #include <cstdint>
@@ -191,11 +191,10 @@ const char* skip_literal(const char* p, const char* end, std::string_view litera
   return p + literal.size();
 }
 
-// `p` at an opening quote: past the closing one, or nullptr when the string is not valid.
-const char* skip_string(const char* p, const char* end) {
-  ++p;
+// `p` at the first byte of a string's content that is not plain: past the closing quote, or
+// nullptr when the string is not valid.
+const char* skip_rest_of_string(const char* p, const char* end) {
   for (;;) {
-    p = skip_plain(p, end);
     if (p == end) return nullptr;
     const auto byte = static_cast<unsigned char>(*p);
     if (byte == '"') return p + 1;
@@ -207,7 +206,16 @@ const char* skip_string(const char* p, const char* end) {
       return nullptr;  // a control character
     }
     if (p == nullptr) return nullptr;
+    p = skip_plain(p, end);
   }
+}
+
+// `p` at an opening quote: past the closing one, or nullptr when the string is not valid. Most
+// strings are plain up to their closing quote: that case stays small enough to inline.
+__attribute__((always_inline)) inline const char* skip_string(const char* p, const char* end) {
+  p = skip_plain(p + 1, end);
+  if (p != end && *p == '"') return p + 1;
+  return skip_rest_of_string(p, end);
 }
 
 // `p` at the first character of a value other than an array or object: past it, or nullptr.
@@ -265,27 +273,30 @@ std::optional<std::string_view> JsonScanner::scan_value(int max_depth, std::stri
   const char* const end = end_;
   const char* p = skip_spaces(cursor_, end);
   const char* const begin = p;
+  // Compacting: the text before `copied_to` is in *compact, up to `out`, once there was a gap.
   const char* copied_to = begin;
-  bool had_gap = false;
-  if constexpr (kCompact) compact->clear();
+  char* out = nullptr;
 
   // Whitespace between tokens is rare in machine-written JSON: the check is inline, the rest not.
   const auto skip_spaces_between_tokens = [&] {
     const char* const gap = p;
     p = skip_spaces(p + 1, end);
     if constexpr (kCompact) {
-      // The rest of the text bounds the compact value: reserve once, trim at the end.
-      if (!had_gap) compact->reserve(static_cast<std::size_t>(end - begin));
-      compact->append(copied_to, gap);
+      // The rest of the text bounds the compact value: size the string once, trim at the end.
+      if (out == nullptr) {
+        compact->resize(static_cast<std::size_t>(end - begin));
+        out = compact->data();
+      }
+      std::memcpy(out, copied_to, gap - copied_to);
+      out += gap - copied_to;
       copied_to = p;
     }
-    had_gap = true;
   };
-  const auto skip_gap = [&] {
+  const auto skip_gap = [&]() __attribute__((always_inline)) {
     if (p != end && is_space(*p)) [[unlikely]] skip_spaces_between_tokens();
   };
   // After '{' or ',' in an object: the member name and its colon.
-  const auto skip_member_name = [&] {
+  const auto skip_member_name = [&]() __attribute__((always_inline)) {
     skip_gap();
     if (p == end || *p != '"') return false;
     p = skip_string(p, end);
@@ -296,7 +307,7 @@ std::optional<std::string_view> JsonScanner::scan_value(int max_depth, std::stri
     return true;
   };
 
-  std::bitset<kDepthLimit> in_object;  // per open container: an object, or else an array
+  std::array<bool, kDepthLimit> in_object;  // per open container: an object, or else an array
   int depth = 0;
   for (;;) {
     skip_gap();
@@ -315,15 +326,20 @@ std::optional<std::string_view> JsonScanner::scan_value(int max_depth, std::stri
       ++p;
       --depth;
     } else {
-      p = skip_scalar(p, end);
+      p = first == '"' ? skip_string(p, end) : skip_scalar(p, end);
       if (p == nullptr) return std::nullopt;
     }
     // After a value: close the containers it completes, then go on to the next value.
     for (;;) {
       if (depth == 0) {
         if constexpr (kCompact) {
-          compact->append(copied_to, p);
-          if (had_gap) compact->shrink_to_fit();
+          if (out == nullptr) {
+            compact->assign(copied_to, p);
+          } else {
+            std::memcpy(out, copied_to, p - copied_to);
+            compact->resize(out + (p - copied_to) - compact->data());
+            compact->shrink_to_fit();
+          }
         }
         cursor_ = p;
         return std::string_view(begin, p - begin);

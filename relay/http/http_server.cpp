@@ -30,7 +30,9 @@ constexpr std::size_t kReadBufferBytes = 16 * 1024;
 // together with the body as two buffers: Beast's serializer writes the same bytes through a
 // sequence of small buffers at several times the CPU.
 std::string response_head(const HttpResponse& response) {
-  std::string head = "HTTP/";
+  std::string head;
+  head.reserve(256);  // relay's own heads are shorter: one allocation
+  head += "HTTP/";
   head += static_cast<char>('0' + response.version() / 10);
   head += '.';
   head += static_cast<char>('0' + response.version() % 10);

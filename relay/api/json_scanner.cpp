@@ -5,8 +5,8 @@
 #endif
 
 #include <algorithm>
-#include <bit>
 #include <array>
+#include <bit>
 #include <charconv>
 #include <cmath>
 #include <cstdint>
@@ -211,18 +211,18 @@ const char* skip_rest_of_string(const char* p, const char* end) {
 }
 
 // `p` at an opening quote: past the closing one, or nullptr when the string is not valid. Most
-// strings are plain up to their closing quote: that case stays small enough to inline.
+// strings are plain up to their closing quote: that case is small, and inlined where it counts
+// (g++ leaves it out of line otherwise, at 10% of the scan).
 __attribute__((always_inline)) inline const char* skip_string(const char* p, const char* end) {
   p = skip_plain(p + 1, end);
   if (p != end && *p == '"') return p + 1;
   return skip_rest_of_string(p, end);
 }
 
-// `p` at the first character of a value other than an array or object: past it, or nullptr.
-const char* skip_scalar(const char* p, const char* end) {
+// `p` at the first character of a value other than a string, an array or an object: past it,
+// or nullptr.
+const char* skip_literal_or_number(const char* p, const char* end) {
   switch (*p) {
-    case '"':
-      return skip_string(p, end);
     case 't':
       return skip_literal(p, end, "true");
     case 'f':
@@ -292,6 +292,7 @@ std::optional<std::string_view> JsonScanner::scan_value(int max_depth, std::stri
       copied_to = p;
     }
   };
+  // Inlined like skip_string: these run once or twice per token.
   const auto skip_gap = [&]() __attribute__((always_inline)) {
     if (p != end && is_space(*p)) [[unlikely]] skip_spaces_between_tokens();
   };
@@ -326,7 +327,7 @@ std::optional<std::string_view> JsonScanner::scan_value(int max_depth, std::stri
       ++p;
       --depth;
     } else {
-      p = first == '"' ? skip_string(p, end) : skip_scalar(p, end);
+      p = first == '"' ? skip_string(p, end) : skip_literal_or_number(p, end);
       if (p == nullptr) return std::nullopt;
     }
     // After a value: close the containers it completes, then go on to the next value.

@@ -22,6 +22,8 @@ class JsonScanner {
   // The deepest nesting value() can follow.
   static constexpr int kDepthLimit = 256;
 
+  // The functions below read on from where the last one stopped; after a failure, the text is
+  // not valid JSON and the position is unspecified.
   explicit JsonScanner(std::string_view text)
       : begin_(text.data()), cursor_(text.data()), end_(text.data() + text.size()) {}
 
@@ -33,7 +35,7 @@ class JsonScanner {
   // value itself counts; at most kDepthLimit): its text as written.
   std::optional<std::string_view> value(int max_depth);
   // The same, and `compact` becomes the value's text without whitespace between tokens (string
-  // contents, escapes and numbers stay byte for byte as written).
+  // contents, escapes and numbers stay byte for byte as written; unspecified on failure).
   std::optional<std::string_view> value(int max_depth, std::string& compact);
   // True when nothing but whitespace is left, up to the end of the text or a NUL byte.
   bool at_end();

@@ -68,6 +68,19 @@ TEST(JsonScannerTest, AcceptsExactlyWhatNlohmannAccepts) {
   }
 }
 
+TEST(JsonScannerTest, ChecksEveryByteOfAStringWhateverItsPosition) {
+  // Strings are read 16 bytes at a time: put each kind of byte at every offset of two blocks.
+  const std::vector<std::string> specials = {
+      "\"",     "\\\"", "\\n",   "\\u00e9",       "\\ud83c\\udf89", "\\x", "\x01", "\x1f", "\x7f",
+      "\xc3\xa9", "\xe4\xbc\x9a", "\xc3",  "\xed\xa0\x80", "\x80", "\xff", "\\", std::string(1, '\0')};
+  for (std::size_t offset = 0; offset < 40; ++offset) {
+    for (const std::string& special : specials) {
+      const std::string text = "[\"" + std::string(offset, 'a') + special + std::string(20, 'b') + "\"]";
+      EXPECT_EQ(scans(text), nlohmann::json::accept(text)) << offset << " '" << special << "'";
+    }
+  }
+}
+
 TEST(JsonScannerTest, ANulByteEndsTheTextLikeForNlohmann) {
   const std::string text("{\"a\": [1, 2]} \0 ]]", 18);
   JsonScanner scanner(text);

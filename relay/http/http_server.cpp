@@ -103,17 +103,21 @@ asio::awaitable<void> HttpServer::session(tcp::socket socket) {
         HttpResponse response = reject_(read_ec == http::error::body_limit ? 413 : 400);
         response.keep_alive(false);
         response.prepare_payload();
+        const std::string head = response_head(response);
+        const std::array<asio::const_buffer, 2> message{asio::buffer(head), asio::buffer(response.body())};
         stream.expires_after(std::chrono::seconds(5));
-        co_await http::async_write(stream, response, kUseTuple);
+        co_await asio::async_write(stream, message, kUseTuple);
       }
       break;
     }
+    // The parser read the Connection header already; the message would parse it again.
+    const bool keep_alive = parser.keep_alive() && !stopping_;
     HttpRequest request = parser.release();
-    const bool keep_alive = request.keep_alive() && !stopping_;
     stream.expires_never();
     auto handling = handler_(std::move(request));  // named: see relay/core/async_bridge.h
     HttpResponse response = co_await std::move(handling);
-    response.keep_alive(keep_alive);
+    // Relay's responses carry no Connection header: only closing needs one.
+    if (!keep_alive) response.keep_alive(false);
     response.prepare_payload();
     const std::string head = response_head(response);
     const std::array<asio::const_buffer, 2> message{asio::buffer(head), asio::buffer(response.body())};

@@ -131,10 +131,14 @@ TEST_F(HttpServerTest, ReadsBodiesLargerThanOneReadAndPipelinedRequests) {
   EXPECT_EQ(bodies_, (std::vector<std::string>{large, small}));
 }
 
-TEST_F(HttpServerTest, ClosesAfterConnectionClose) {
+TEST_F(HttpServerTest, ClosesAfterConnectionCloseOrAnHttp10Request) {
   tcp::socket socket = connect();
   asio::write(socket, asio::buffer(post("/last", "{}", "Connection: close\r\n")));
   EXPECT_EQ(read_to_end(socket), accepted("/last", 2, "Connection: close\r\n"));
+
+  tcp::socket http10 = connect();
+  asio::write(http10, asio::buffer(std::string("GET /old HTTP/1.0\r\n\r\n")));
+  EXPECT_EQ(read_to_end(http10), accepted("/old", 0, "Connection: close\r\n"));
 }
 
 TEST_F(HttpServerTest, RefusesAnOversizeBodyWith413AndCloses) {

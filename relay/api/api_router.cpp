@@ -6,6 +6,8 @@
 
 #include <array>
 #include <chrono>
+#include <map>
+#include <string>
 
 #include "metrics/relay_metrics.h"
 #include "relay/api/http_responses.h"
@@ -101,6 +103,13 @@ Result<ApiScope> authenticate(const Config& config, const HttpRequest& request) 
   return *scope;
 }
 
+// The query parameters. A route without an {id} segment matched its own literal path, which is
+// well formed: without a '?' there is nothing to parse.
+Result<std::map<std::string, std::string>> query_of(std::string_view target, const std::string& id) {
+  if (id.empty() && target.find('?') == std::string_view::npos) return std::map<std::string, std::string>{};
+  return parse_query(target);
+}
+
 }  // namespace
 
 boost::asio::awaitable<HttpResponse> ApiRouter::handle(HttpRequest request) {
@@ -142,7 +151,7 @@ boost::asio::awaitable<HttpResponse> ApiRouter::handle(HttpRequest request) {
     response = error_response(Errc::forbidden, "this API key may only publish events");
   } else if (context_.draining.load()) {
     response = error_response(Errc::unavailable, "relay is shutting down");
-  } else if (auto query = parse_query(target); !query) {
+  } else if (auto query = query_of(target, id); !query) {
     response = error_response(query.error());
   } else {
     RouteRequest route_request{request, std::move(id), std::move(*query)};

@@ -2,6 +2,8 @@
 // so far.
 
 #include <boost/asio/use_awaitable.hpp>
+#include <optional>
+#include <string>
 
 #include "metrics/relay_metrics.h"
 #include "relay/api/http_responses.h"
@@ -23,18 +25,26 @@ namespace {
 
 constexpr std::size_t kMaxBatchEvents = 1000;
 
-// Stages the ingest of `events` as one command: all of them commit in the same
+// One ingest: the events to stage and, once committed, what became of each. The handler and
+// the command on the writer thread share it.
+struct Ingest {
+  std::vector<mutations::NewEvent> events;
+  std::vector<mutations::IngestedEvent> results;
+};
+
+// Stages the ingest of the events as one command: all of them commit in the same
 // atomic batch. Matching runs inside the command, on the writer thread, so it
 // sees exactly the subscriptions committed before this event.
-CommitPipeline::Command ingest_command(ApiContext& ctx, std::shared_ptr<std::vector<mutations::NewEvent>> events,
-                                       std::shared_ptr<std::vector<mutations::IngestedEvent>> results) {
-  return [&ctx, events, results](WriteTxn& txn) -> Status {
+CommitPipeline::Command ingest_command(ApiContext& ctx, std::shared_ptr<Ingest> ingest) {
+  return [&ctx, ingest = std::move(ingest)](WriteTxn& txn) -> Status {
     const auto subscriptions = ctx.subscriptions.snapshot();
     const UnixMillis now = ctx.clock.now_ms();
-    results->assign(events->size(), {});
-    for (std::size_t i = 0; i < events->size(); ++i) {
-      const auto& event = (*events)[i];
-      if (auto status = mutations::ingest(txn, event, subscriptions->matching(event.type), ctx.ids, now, (*results)[i]);
+    ingest->results.clear();
+    ingest->results.resize(ingest->events.size());
+    for (std::size_t i = 0; i < ingest->events.size(); ++i) {
+      const auto& event = ingest->events[i];
+      if (auto status = mutations::ingest(txn, event, subscriptions->matching(event.type), ctx.ids, now,
+                                          ingest->results[i]);
           !status) {
         return status;
       }
@@ -55,13 +65,19 @@ void after_ingest(ApiContext& ctx, std::vector<mutations::IngestedEvent>& result
     deliveries += result.deliveries.size();
     if (!result.deliveries.empty()) ctx.scheduler.enqueue(std::move(result.deliveries), result.event.payload);
   }
-  ctx.metrics.events_ingested(created);
-  ctx.metrics.events_deduplicated(repeated);
-  ctx.metrics.deliveries_created(deliveries);
+  if (created != 0) ctx.metrics.events_ingested(created);
+  if (repeated != 0) ctx.metrics.events_deduplicated(repeated);
+  if (deliveries != 0) ctx.metrics.deliveries_created(deliveries);
 }
 
-json ingest_answer(const mutations::IngestedEvent& result) {
-  return {{"id", result.event.id}, {"deliveries", result.delivery_count}};
+// {"deliveries":N,"id":"evt_..."}, as nlohmann would write it (keys sorted) but without a tree.
+// Event ids are a prefix and hex digits (storage/keys.h): nothing to escape.
+void append_ingest_answer(std::string& out, const mutations::IngestedEvent& result) {
+  out += R"({"deliveries":)";
+  out += std::to_string(result.delivery_count);
+  out += R"(,"id":")";
+  out += result.event.id;
+  out += R"("})";
 }
 
 }  // namespace
@@ -70,15 +86,17 @@ asio::awaitable<HttpResponse> publish_event(ApiContext& ctx, const RouteRequest&
   auto event = parse_event_body(req.http, req.http["Idempotency-Key"]);
   if (!event) co_return error_response(event.error());
 
-  auto events = std::make_shared<std::vector<mutations::NewEvent>>(1, std::move(*event));
-  auto results = std::make_shared<std::vector<mutations::IngestedEvent>>();
-  const auto command = ingest_command(ctx, events, results);
+  auto ingest = std::make_shared<Ingest>();
+  ingest->events.push_back(std::move(*event));
+  const auto command = ingest_command(ctx, ingest);
   const Status status = co_await async_commit(ctx.pipeline, command, asio::use_awaitable);
   if (!status) co_return error_response(status.error());
-  const json answer = ingest_answer(results->front());
-  const bool created = results->front().created;
-  after_ingest(ctx, *results);
-  co_return json_response(created ? 202 : 200, answer);
+  std::string answer;
+  answer.reserve(64);
+  append_ingest_answer(answer, ingest->results.front());
+  const bool created = ingest->results.front().created;
+  after_ingest(ctx, ingest->results);
+  co_return json_text_response(created ? 202 : 200, std::move(answer));
 }
 
 asio::awaitable<HttpResponse> publish_event_batch(ApiContext& ctx, const RouteRequest& req) {
@@ -95,27 +113,35 @@ asio::awaitable<HttpResponse> publish_event_batch(ApiContext& ctx, const RouteRe
 
   // Invalid items answer with their error in place; the valid ones commit
   // together.
-  std::vector<json> answers(items->size());
-  std::vector<std::size_t> positions;
-  auto events = std::make_shared<std::vector<mutations::NewEvent>>();
+  std::vector<std::optional<Error>> errors(items->size());
+  auto ingest = std::make_shared<Ingest>();
   for (std::size_t i = 0; i < items->size(); ++i) {
     auto event = parse_new_event((*items)[i], "");
     if (!event) {
-      answers[i] = {{"error", {{"code", errc_name(event.error().code)}, {"message", event.error().message}}}};
+      errors[i] = event.error();
       continue;
     }
-    positions.push_back(i);
-    events->push_back(std::move(*event));
+    ingest->events.push_back(std::move(*event));
   }
-  auto results = std::make_shared<std::vector<mutations::IngestedEvent>>();
-  if (!events->empty()) {
-    const auto command = ingest_command(ctx, events, results);
+  if (!ingest->events.empty()) {
+    const auto command = ingest_command(ctx, ingest);
     const Status status = co_await async_commit(ctx.pipeline, command, asio::use_awaitable);
     if (!status) co_return error_response(status.error());
-    for (std::size_t k = 0; k < positions.size(); ++k) answers[positions[k]] = ingest_answer((*results)[k]);
-    after_ingest(ctx, *results);
   }
-  co_return json_response(200, {{"results", answers}});
+  // {"results":[...]} in the order of the request.
+  std::string answer = R"({"results":[)";
+  std::size_t committed = 0;
+  for (std::size_t i = 0; i < errors.size(); ++i) {
+    if (i != 0) answer += ',';
+    if (errors[i]) {
+      answer += error_json(*errors[i]);
+    } else {
+      append_ingest_answer(answer, ingest->results[committed++]);
+    }
+  }
+  answer += "]}";
+  after_ingest(ctx, ingest->results);
+  co_return json_text_response(200, std::move(answer));
 }
 
 asio::awaitable<HttpResponse> get_event(ApiContext& ctx, const RouteRequest& req) {

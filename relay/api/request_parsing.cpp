@@ -1,11 +1,13 @@
 #include "relay/api/request_parsing.h"
 
 #include <algorithm>
+#include <boost/beast/core/string.hpp>
 #include <boost/url/parse.hpp>
 #include <boost/url/url_view.hpp>
 #include <charconv>
 #include <ctime>
 
+#include "relay/api/json_scanner.h"
 #include "relay/core/duration.h"
 #include "relay/delivery/signature.h"
 #include "relay/model/event_type.h"
@@ -103,21 +105,22 @@ bool nested_too_deep(std::string_view text) {
 
 // The members of an event as found in a body, before validation.
 struct EventFields {
-  const json* type = nullptr;
-  std::optional<std::string> payload_text;  // compact JSON
-  const json* id = nullptr;
+  std::optional<std::string> type;             // set when the member is a string
+  std::shared_ptr<const std::string> payload;  // compact JSON; null when the member is missing
+  bool has_id = false;                         // the member is present and not null
+  std::optional<std::string> id;               // set when the member is a string
 };
 
-Result<mutations::NewEvent> build_event(const EventFields& fields, std::string_view idempotency_key) {
+Result<mutations::NewEvent> build_event(EventFields&& fields, std::string_view idempotency_key) {
   mutations::NewEvent event;
-  if (fields.type == nullptr || !fields.type->is_string()) return field_error("type", "is required and must be a string");
-  event.type = fields.type->get<std::string>();
+  if (!fields.type) return field_error("type", "is required and must be a string");
+  event.type = std::move(*fields.type);
   if (!is_valid_event_type(event.type)) return field_error("type", "must be 1-128 characters of [A-Za-z0-9._:-]");
-  if (!fields.payload_text) return field_error("payload", "is required (any JSON value)");
-  event.payload = std::make_shared<const std::string>(*fields.payload_text);
-  if (fields.id != nullptr && !fields.id->is_null()) {
-    if (!fields.id->is_string()) return field_error("id", "must be a string");
-    event.client_id = fields.id->get<std::string>();
+  if (!fields.payload) return field_error("payload", "is required (any JSON value)");
+  event.payload = std::move(fields.payload);
+  if (fields.has_id) {
+    if (!fields.id) return field_error("id", "must be a string");
+    event.client_id = std::move(*fields.id);
     if (event.client_id.empty() || event.client_id.size() > kMaxClientIdLength) {
       return field_error("id", "must be 1-256 characters");
     }
@@ -134,93 +137,105 @@ Result<mutations::NewEvent> build_event(const EventFields& fields, std::string_v
   return event;
 }
 
-// Scanning of JSON text that is already known to be valid.
-bool is_json_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
-
-std::size_t skip_whitespace(std::string_view text, std::size_t i) {
-  while (i < text.size() && is_json_space(text[i])) ++i;
-  return i;
+Status check_media_type(const HttpRequest& request) {
+  const std::string_view content_type = request[boost::beast::http::field::content_type];
+  if (content_type.empty()) return Ok{};
+  const std::string_view media = content_type.substr(0, content_type.find(';'));
+  // curl -d sends application/x-www-form-urlencoded unless told otherwise; its body is still
+  // parsed as JSON so that copy-pasted commands work. Any other media type is refused.
+  const bool is_json = media == "application/json" || boost::beast::iequals(media, "application/json") ||
+                       boost::beast::iequals(media, "application/x-www-form-urlencoded") ||
+                       (media.size() > 5 && boost::beast::iequals(media.substr(media.size() - 5), "+json"));
+  if (!is_json) return make_error(Errc::unsupported_media_type, "Content-Type must be application/json");
+  return Ok{};
 }
 
-// `i` at an opening quote; returns the index after the closing one.
-std::size_t skip_string(std::string_view text, std::size_t i) {
-  for (++i; i < text.size(); ++i) {
-    if (text[i] == '\\') {
-      ++i;
-    } else if (text[i] == '"') {
-      return i + 1;
-    }
-  }
-  return text.size();
-}
+Error too_deep_error() { return make_error(Errc::invalid_json, "the request body nests deeper than 256 levels"); }
+Error not_json_error() { return make_error(Errc::invalid_json, "the request body is not valid JSON"); }
+Error not_object_error() { return make_error(Errc::invalid_json, "the request body must be a JSON object"); }
 
-std::size_t skip_value(std::string_view text, std::size_t i) {
-  if (i >= text.size()) return i;
-  if (text[i] == '"') return skip_string(text, i);
-  if (text[i] == '{' || text[i] == '[') {
-    int depth = 0;
-    while (i < text.size()) {
-      const char c = text[i];
-      if (c == '"') {
-        i = skip_string(text, i);
-        continue;
-      }
-      if (c == '{' || c == '[') ++depth;
-      if (c == '}' || c == ']') --depth;
-      ++i;
-      if (depth == 0) return i;
-    }
-    return i;
-  }
-  while (i < text.size() && text[i] != ',' && text[i] != '}' && text[i] != ']' && !is_json_space(text[i])) ++i;
-  return i;
-}
-
+// A JSON string as written (quotes included, already validated), decoded.
 std::string decode_string(std::string_view quoted) {
-  if (quoted.find('\\') == std::string_view::npos) return std::string(quoted.substr(1, quoted.size() - 2));
+  const std::string_view content = quoted.substr(1, quoted.size() - 2);
+  if (content.find('\\') == std::string_view::npos) return std::string(content);
   return json::parse(quoted).get<std::string>();
 }
 
-// Valid JSON text without the whitespace between tokens.
-std::string compact(std::string_view text) {
-  std::string out;
-  out.reserve(text.size());
-  for (std::size_t i = 0; i < text.size();) {
-    if (text[i] == '"') {
-      const std::size_t end = skip_string(text, i);
-      out.append(text.substr(i, end - i));
-      i = end;
-    } else {
-      if (!is_json_space(text[i])) out.push_back(text[i]);
-      ++i;
-    }
-  }
-  return out;
+// A decoded member name: escapes are rare, so only a name written with one is decoded.
+bool is_member(std::string_view quoted_name, std::string_view name) {
+  const std::string_view content = quoted_name.substr(1, quoted_name.size() - 2);
+  if (content.find('\\') == std::string_view::npos) return content == name;
+  return decode_string(quoted_name) == name;
 }
 
-Status check_json_request(const HttpRequest& request) {
-  const auto content_type = request[boost::beast::http::field::content_type];
-  if (!content_type.empty()) {
-    const std::string media = lower(content_type.substr(0, content_type.find(';')));
-    // curl -d sends application/x-www-form-urlencoded unless told otherwise; its body is still
-    // parsed as JSON so that copy-pasted commands work. Any other media type is refused.
-    const bool is_json = media == "application/json" || media == "application/x-www-form-urlencoded" ||
-                         (media.size() > 5 && media.substr(media.size() - 5) == "+json");
-    if (!is_json) return make_error(Errc::unsupported_media_type, "Content-Type must be application/json");
+// What a body is, and where the members of an event object are in it (raw JSON text).
+enum class BodyShape { object, other_value, invalid };
+
+struct EventMembers {
+  std::optional<std::string_view> type;
+  std::optional<std::string_view> id;
+  std::optional<std::string_view> unknown_name;  // the first member name that is none of these
+};
+
+struct ScannedBody {
+  BodyShape shape;
+  bool read_to_end;  // false when invalid, or when a NUL byte ended the JSON text (as for nlohmann)
+};
+
+constexpr ScannedBody kInvalidBody{BodyShape::invalid, false};
+
+// After the scan of a whole value of `text`.
+ScannedBody scanned(BodyShape valid_shape, std::string_view text, JsonScanner& scanner) {
+  if (!scanner.at_end()) return kInvalidBody;
+  return {valid_shape, scanner.offset() == text.size()};
+}
+
+// One pass over the body: validates all of it, compacts the payload into `payload` (`has_payload`)
+// and records the other members, so that nothing but `type` and `id` is decoded.
+ScannedBody scan_event_body(std::string_view body, EventMembers& members, std::string& payload, bool& has_payload) {
+  JsonScanner scanner(body);
+  if (!scanner.consume('{')) {
+    // nlohmann skips a leading byte order mark; JsonScanner does not.
+    constexpr std::string_view kByteOrderMark = "\xEF\xBB\xBF";
+    const std::string_view text = body.starts_with(kByteOrderMark) ? body.substr(kByteOrderMark.size()) : body;
+    JsonScanner scanner_after_mark(text);
+    if (!scanner_after_mark.value(kMaxJsonDepth)) return kInvalidBody;
+    return scanned(BodyShape::other_value, text, scanner_after_mark);
   }
-  if (nested_too_deep(request.body())) {
-    return make_error(Errc::invalid_json, "the request body nests deeper than 256 levels");
+  constexpr int kMemberDepth = kMaxJsonDepth - 1;  // inside the body object
+  if (!scanner.consume('}')) {
+    do {
+      const auto name = scanner.string();
+      if (!name || !scanner.consume(':')) return kInvalidBody;
+      // A repeated member counts with its last value, as in a parsed object.
+      if (is_member(*name, "payload")) {
+        if (!scanner.value(kMemberDepth, payload)) return kInvalidBody;
+        has_payload = true;
+        continue;
+      }
+      const auto value = scanner.value(kMemberDepth);
+      if (!value) return kInvalidBody;
+      if (is_member(*name, "type")) {
+        members.type = value;
+      } else if (is_member(*name, "id")) {
+        members.id = value;
+      } else if (!members.unknown_name) {
+        members.unknown_name = name;
+      }
+    } while (scanner.consume(','));
+    if (!scanner.consume('}')) return kInvalidBody;
   }
-  return Ok{};
+  return scanned(BodyShape::object, body, scanner);
 }
 
 }  // namespace
 
 Result<json> parse_json_object(const HttpRequest& request) {
-  if (auto checked = check_json_request(request); !checked) return checked.error();
+  if (auto checked = check_media_type(request); !checked) return checked.error();
+  if (nested_too_deep(request.body())) return too_deep_error();
   json body = json::parse(request.body(), nullptr, /*allow_exceptions=*/false);
-  if (body.is_discarded()) return make_error(Errc::invalid_json, "the request body is not valid JSON");
-  if (!body.is_object()) return make_error(Errc::invalid_json, "the request body must be a JSON object");
+  if (body.is_discarded()) return not_json_error();
+  if (!body.is_object()) return not_object_error();
   return body;
 }
 
@@ -229,50 +244,40 @@ Result<mutations::NewEvent> parse_new_event(const json& body, std::string_view i
   EventFields fields;
   for (const auto& [key, value] : body.items()) {
     if (key == "type") {
-      fields.type = &value;
+      if (value.is_string()) fields.type = value.get<std::string>();
     } else if (key == "payload") {
-      fields.payload_text = value.dump();
+      fields.payload = std::make_shared<const std::string>(value.dump());
     } else if (key == "id") {
-      fields.id = &value;
+      fields.has_id = !value.is_null();
+      if (value.is_string()) fields.id = value.get<std::string>();
     } else {
       return field_error(key, "is not a known event field");
     }
   }
-  return build_event(fields, idempotency_key);
+  return build_event(std::move(fields), idempotency_key);
 }
 
 Result<mutations::NewEvent> parse_event_body(const HttpRequest& request, std::string_view idempotency_key) {
-  if (auto checked = check_json_request(request); !checked) return checked.error();
+  if (auto checked = check_media_type(request); !checked) return checked.error();
   const std::string_view body = request.body();
-  if (!json::accept(body)) return make_error(Errc::invalid_json, "the request body is not valid JSON");
-  std::size_t i = skip_whitespace(body, 0);
-  if (i >= body.size() || body[i] != '{') return make_error(Errc::invalid_json, "the request body must be a JSON object");
-  // The text is valid JSON: walk the top-level members, keep the payload as text (compacted),
-  // and decode only the small type and id values.
+  EventMembers members;
+  std::string payload;
+  bool has_payload = false;
+  const ScannedBody scan = scan_event_body(body, members, payload, has_payload);
+  // The same answers as parse_json_object, which checks the depth of all of the body first: the
+  // scan checked the depth of what it read, and a valid text has no deeper part.
+  if (!scan.read_to_end && nested_too_deep(body)) return too_deep_error();  // never on the hot path
+  if (scan.shape == BodyShape::invalid) return not_json_error();
+  if (scan.shape == BodyShape::other_value) return not_object_error();
+  if (members.unknown_name) return field_error(decode_string(*members.unknown_name), "is not a known event field");
   EventFields fields;
-  json type_value, id_value;
-  i = skip_whitespace(body, i + 1);
-  while (i < body.size() && body[i] == '"') {
-    const std::size_t key_end = skip_string(body, i);
-    const std::string key = decode_string(body.substr(i, key_end - i));
-    const std::size_t value_start = skip_whitespace(body, skip_whitespace(body, key_end) + 1);  // past ':'
-    const std::size_t value_end = skip_value(body, value_start);
-    const std::string_view value = body.substr(value_start, value_end - value_start);
-    if (key == "type") {
-      type_value = json::parse(value);
-      fields.type = &type_value;
-    } else if (key == "payload") {
-      fields.payload_text = compact(value);
-    } else if (key == "id") {
-      id_value = json::parse(value);
-      fields.id = &id_value;
-    } else {
-      return field_error(key, "is not a known event field");
-    }
-    i = skip_whitespace(body, value_end);
-    if (i < body.size() && body[i] == ',') i = skip_whitespace(body, i + 1);
+  if (members.type && members.type->front() == '"') fields.type = decode_string(*members.type);
+  if (has_payload) fields.payload = std::make_shared<const std::string>(std::move(payload));
+  if (members.id && *members.id != "null") {
+    fields.has_id = true;
+    if (members.id->front() == '"') fields.id = decode_string(*members.id);
   }
-  return build_event(fields, idempotency_key);
+  return build_event(std::move(fields), idempotency_key);
 }
 
 Status apply_subscription_fields(const json& body, Subscription& target, bool creating) {

@@ -1,7 +1,11 @@
 // Fuzz target: an arbitrary POST /v1/events (or batch) body through parse_json_object and
-// parse_new_event. An input that starts with "Idempotency-Key: ...\n" sends that header too.
+// parse_new_event, and through parse_event_body, the ingest hot path that does the same without
+// a tree. An input that starts with "Idempotency-Key: ...\n" sends that header too.
 // Properties: no crash; an accepted event has a valid type, a compact JSON payload and a
-// client id of 1-256 characters (or none), and survives the stored-record round trip.
+// client id of 1-256 characters (or none), and survives the stored-record round trip;
+// parse_event_body accepts the same events (same type, client id, and a payload of equal value)
+// and refuses the others with the same error (the same message, but for which unknown member
+// it names first: the tree sorts them), except a body after a byte order mark, which it refuses.
 
 #include <cstddef>
 #include <cstdint>
@@ -14,30 +18,79 @@
 
 namespace {
 
+using nlohmann::json;
 using relay::fuzz::check;
 
-void check_event(const nlohmann::json& body, std::string_view idempotency_key) {
-  auto event = relay::parse_new_event(body, idempotency_key);
-  if (!event.ok()) {
-    check(!event.error().message.empty(), "an error has a message");
-    return;
+bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+// JSON text without whitespace outside its strings.
+bool is_compact(std::string_view text) {
+  bool in_string = false;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (in_string) {
+      if (text[i] == '\\') {
+        ++i;
+      } else if (text[i] == '"') {
+        in_string = false;
+      }
+    } else if (text[i] == '"') {
+      in_string = true;
+    } else if (is_space(text[i])) {
+      return false;
+    }
   }
-  check(relay::is_valid_event_type(event->type), "the type is valid");
-  check(event->payload != nullptr, "the payload is set");
-  const auto payload = nlohmann::json::parse(*event->payload, nullptr, /*allow_exceptions=*/false);
+  return true;
+}
+
+void check_accepted(const relay::mutations::NewEvent& event, std::string_view idempotency_key) {
+  check(relay::is_valid_event_type(event.type), "the type is valid");
+  check(event.payload != nullptr, "the payload is set");
+  const auto payload = json::parse(*event.payload, nullptr, /*allow_exceptions=*/false);
   check(!payload.is_discarded(), "the payload is JSON");
-  check(payload.dump() == *event->payload, "the payload is compact");
-  check(event->client_id.size() <= 256, "the client id has at most 256 characters");
-  if (!idempotency_key.empty()) check(event->client_id == idempotency_key, "the header is the client id");
+  check(is_compact(*event.payload), "the payload is compact");
+  check(event.client_id.size() <= 256, "the client id has at most 256 characters");
+  if (!idempotency_key.empty()) check(event.client_id == idempotency_key, "the header is the client id");
 
   relay::Event stored;
   stored.id = "evt_00000000000000000000000000000000";
-  stored.client_id = event->client_id;
-  stored.type = event->type;
-  stored.payload = event->payload;
+  stored.client_id = event.client_id;
+  stored.type = event.type;
+  stored.payload = event.payload;
   const auto decoded = relay::records::decode_event(relay::records::encode_record(stored));
   check(decoded.has_value(), "the stored event decodes");
-  check(*decoded->payload == *event->payload, "the stored payload is byte for byte the same");
+  check(*decoded->payload == *event.payload, "the stored payload is byte for byte the same");
+}
+
+using EventResult = relay::Result<relay::mutations::NewEvent>;
+
+EventResult check_event(const json& body, std::string_view idempotency_key) {
+  auto event = relay::parse_new_event(body, idempotency_key);
+  if (!event.ok()) {
+    check(!event.error().message.empty(), "an error has a message");
+    return event;
+  }
+  check(json::parse(*event->payload).dump() == *event->payload, "the payload is dumped by nlohmann");
+  check_accepted(*event, idempotency_key);
+  return event;
+}
+
+bool names_unknown_member(const relay::Error& error) { return error.message.ends_with("is not a known event field"); }
+
+// parse_event_body against what the tree parser made of the same request.
+void check_same_event(const relay::HttpRequest& request, std::string_view idempotency_key, const EventResult& tree) {
+  const EventResult event = relay::parse_event_body(request, idempotency_key);
+  check(event.ok() == tree.ok(), "parse_event_body accepts what the tree parser accepts");
+  if (!event.ok()) {
+    check(event.error().code == tree.error().code, "parse_event_body refuses with the same code");
+    check(event.error().message == tree.error().message ||
+              (names_unknown_member(event.error()) && names_unknown_member(tree.error())),
+          "parse_event_body refuses with the same message");
+    return;
+  }
+  check_accepted(*event, idempotency_key);
+  check(event->type == tree->type, "parse_event_body reads the same type");
+  check(event->client_id == tree->client_id, "parse_event_body reads the same client id");
+  check(json::parse(*event->payload) == json::parse(*tree->payload), "parse_event_body keeps a payload of equal value");
 }
 
 }  // namespace
@@ -59,10 +112,18 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   auto body = relay::parse_json_object(request);
   if (!body.ok()) {
     check(body.error().code == relay::Errc::invalid_json, "a bad body is invalid_json");
+    check_same_event(request, idempotency_key, body.error());
     return 0;
   }
   check(body->is_object(), "an accepted body is an object");
-  check_event(*body, idempotency_key);
+  const EventResult event = check_event(*body, idempotency_key);
+  if (input.starts_with("\xEF\xBB\xBF")) {
+    const EventResult fast = relay::parse_event_body(request, idempotency_key);
+    check(!fast.ok() && fast.error().message == "the request body must be a JSON object",
+          "parse_event_body refuses a byte order mark");
+  } else {
+    check_same_event(request, idempotency_key, event);
+  }
   // The batch endpoint parses each element of "events" the same way, without the header.
   if (auto events = body->find("events"); events != body->end() && events->is_array()) {
     for (const auto& element : *events) check_event(element, "");

@@ -13,7 +13,7 @@ seconds="${1:-60}"
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(parse_event subscription_fields config duration time query parse_id records)
+  targets=(parse_event json_scan subscription_fields config duration time query parse_id records)
 fi
 
 cmake -S "$src" -B "$build" -DCMAKE_CXX_COMPILER=clang++ -DRELAY_LIBFUZZER=ON -DRELAY_BENCHMARKS=OFF \

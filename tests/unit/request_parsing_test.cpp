@@ -137,6 +137,188 @@ TEST(ParseNewEventTest, ADeeplyNestedPayloadDoesNotCrash) {
   EXPECT_EXIT(ingest(), ::testing::ExitedWithCode(0), "");
 }
 
+// ---- parse_event_body (the ingest hot path: no tree, the same rules and errors)
+
+// What the tree parser makes of the same request.
+Result<mutations::NewEvent> parse_with_tree(const HttpRequest& req, std::string_view idempotency_key) {
+  auto body = parse_json_object(req);
+  if (!body.ok()) return body.error();
+  return parse_new_event(*body, idempotency_key);
+}
+
+TEST(ParseEventBodyTest, KeepsThePayloadAsWrittenWithoutWhitespace) {
+  auto event = parse_event_body(request(R"( {"type" : "meeting.completed",
+      "payload": { "a" : [1, 2.50, -1E+2, true, null], "b": "x y\t\u00e9\"", "c" : {} },
+      "id": "client-1"} )"),
+                                "");
+  ASSERT_TRUE(event.ok()) << event.error().message;
+  EXPECT_EQ(event->type, "meeting.completed");
+  EXPECT_EQ(*event->payload, R"({"a":[1,2.50,-1E+2,true,null],"b":"x y\t\u00e9\"","c":{}})");
+  EXPECT_EQ(event->client_id, "client-1");
+
+  for (const std::string& payload : std::vector<std::string>{"null", "0", "\"text\"", "[]", "{}", "true", "-0.5e-7"}) {
+    auto e = parse_event_body(request(R"({"type": "t", "payload": )" + payload + "}"), "");
+    ASSERT_TRUE(e.ok()) << payload;
+    EXPECT_EQ(*e->payload, payload);
+    EXPECT_TRUE(e->client_id.empty());
+  }
+}
+
+TEST(ParseEventBodyTest, AcceptsWhatTheTreeParserAccepts) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {R"({"type":"t","payload":1})", ""},
+      {R"({"payload":{"k":[{"x":"y"}]},"id":"a","type":"a.b"})", ""},
+      {R"({"type":"t","payload":1,"id":null})", "key-1"},
+      {R"({"type":"t","payload":1,"id":"key-1"})", "key-1"},
+      {R"({"type":"t","payload":1,"type":"u","payload":[2],"id":"x","id":null})", ""},  // the last one counts
+      {R"({"\u0074ype":"meeting\u002ecompleted","pay\u006coad":"\ud83c\udf89","\u0069d":"c\u0031"})", ""},
+      {R"({"type":"t","payload":"r\u00e9union \u4f1a\u8bae"})", ""},
+      {"{\"type\":\"t\",\"payload\":\"r\xc3\xa9union \xe4\xbc\x9a\xe8\xae\xae \xf0\x9f\x8e\x89\"}", ""},
+      {R"({"type":"t","payload":[1.7976931348623157e308,1e-400,0e999999999999999999999,)" + std::string(308, '9') + "]}", ""},
+      {R"({"type":"t","payload":)" + std::string(255, '[') + std::string(255, ']') + "}", ""},
+      // nlohmann ends the text at a NUL byte where a token may start.
+      {R"({"type":"t","payload":1})" + std::string("\0 not read", 10), ""},
+      {R"({"type":"t","payload":12} )" + std::string("\0}}", 3), ""},
+  };
+  for (const auto& [body, header] : cases) {
+    auto fast = parse_event_body(request(body), header);
+    auto tree = parse_with_tree(request(body), header);
+    ASSERT_TRUE(tree.ok()) << body << ": " << tree.error().message;
+    ASSERT_TRUE(fast.ok()) << body << ": " << fast.error().message;
+    EXPECT_EQ(fast->type, tree->type) << body;
+    EXPECT_EQ(fast->client_id, tree->client_id) << body;
+    EXPECT_EQ(json::parse(*fast->payload), json::parse(*tree->payload)) << body;
+  }
+}
+
+TEST(ParseEventBodyTest, RefusesWithTheTreeParsersErrors) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      // Not JSON, or not an object.
+      {"", ""},
+      {"{", ""},
+      {"not json", ""},
+      {"{} {}", ""},
+      {R"({"type": "t", "payload": 1,})", ""},
+      {R"({"type": "t", "payload": 1} trailing)", ""},
+      {R"({"type" "t", "payload": 1})", ""},
+      {R"({type: "t", "payload": 1})", ""},
+      {"{\"type\": \"t\", \"payload\": \"\xff\"}", ""},
+      {"{\"type\": \"t\", \"payload\": \"\xed\xa0\x80\"}", ""},      // a surrogate in UTF-8
+      {"{\"type\": \"t\", \"payload\": \"\xc0\xaf\"}", ""},          // overlong
+      {"{\"type\": \"t\", \"payload\": \"\xf4\x90\x80\x80\"}", ""},  // above U+10FFFF
+      {"{\"type\": \"t\", \"payload\": \"a\tb\"}", ""},              // a raw control character
+      {R"({"type": "t", "payload": "\ud83c"})", ""},
+      {R"({"type": "t", "payload": "\udf89"})", ""},
+      {R"({"type": "t", "payload": "\x41"})", ""},
+      {R"({"type": "t", "payload": 1.7976931348623159e308})", ""},  // rounds to infinity
+      {R"({"type": "t", "payload": -1e309})", ""},
+      {R"({"type": "t", "payload": )" + std::string(309, '9') + "}", ""},
+      {R"({"type": "t", "payload": 01})", ""},
+      {R"({"type": "t", "payload": 1.})", ""},
+      {R"({"type": "t", "payload": tru})", ""},
+      {R"({"type": "t", "payload": // no comments
+          1})", ""},
+      {"[]", ""},
+      {std::string("\"5s\"\0", 5), ""},
+      {std::string("\0{}", 3), ""},
+      {R"({"type": "t", "payload": "a)" + std::string("\0", 1) + R"("})", ""},
+      {R"([{"type": "t", "payload": 1}])", ""},
+      {"\"a.b\"", ""},
+      {"42", ""},
+      {"null", ""},
+      {std::string(300, '['), ""},
+      {"x" + std::string(300, '['), ""},
+      {R"({"type": "t", "payload": )" + std::string(256, '[') + std::string(256, ']') + "}", ""},
+      // Not an event.
+      {"{}", ""},
+      {R"({"payload": 1})", ""},
+      {R"({"type": 5, "payload": 1})", ""},
+      {R"({"type": null, "payload": 1})", ""},
+      {R"({"type": "", "payload": 1})", ""},
+      {R"({"type": "has space", "payload": 1})", ""},
+      {R"({"type": "meeting.*", "payload": 1})", ""},
+      {R"({"type": "meeting\n", "payload": 1})", ""},
+      {R"({"type": ")" + std::string(129, 'x') + R"(", "payload": 1})", ""},
+      {R"({"type": "t"})", ""},
+      {R"({"type": "t", "payload": 1, "extra": true})", ""},
+      {R"({"type": "t", "payload": 1, "id": 5})", ""},
+      {R"({"type": "t", "payload": 1, "id": ""})", ""},
+      {R"({"type": "t", "payload": 1, "id": ")" + std::string(257, 'k') + R"("})", ""},
+      {R"({"type": "t", "payload": 1, "id": "a"})", "b"},
+      {R"({"type": "t", "payload": 1})", std::string(257, 'k')},
+  };
+  for (const auto& [body, header] : cases) {
+    auto fast = parse_event_body(request(body), header);
+    auto tree = parse_with_tree(request(body), header);
+    ASSERT_FALSE(tree.ok()) << body;
+    ASSERT_FALSE(fast.ok()) << body;
+    EXPECT_EQ(fast.error().code, tree.error().code) << body;
+    EXPECT_EQ(fast.error().message, tree.error().message) << body;
+  }
+  EXPECT_EQ(parse_event_body(request("{]"), "").error().message, "the request body is not valid JSON");
+  // nlohmann ends the text at a NUL byte, but the depth check reads all of the body.
+  const std::string deep_after_nul =
+      R"({"type": "t", "payload": 1})" + std::string(1, '\0') + std::string(257, '[');
+  EXPECT_EQ(parse_event_body(request(deep_after_nul), "").error().message,
+            "the request body nests deeper than 256 levels");
+  EXPECT_EQ(parse_with_tree(request(deep_after_nul), "").error().message,
+            "the request body nests deeper than 256 levels");
+  EXPECT_EQ(parse_event_body(request("[1]"), "").error().message, "the request body must be a JSON object");
+  EXPECT_EQ(parse_event_body(request(std::string(257, '[')), "").error().message,
+            "the request body nests deeper than 256 levels");
+}
+
+TEST(ParseEventBodyTest, NamesTheFirstUnknownMemberAsWritten) {
+  auto e = parse_event_body(request(R"({"zeta": 1, "type": "t", "alpha": 2, "payload": 3})"), "");
+  ASSERT_FALSE(e.ok());
+  EXPECT_EQ(e.error().code, Errc::invalid_field);
+  EXPECT_EQ(e.error().message, "field 'zeta' is not a known event field");
+  e = parse_event_body(request(R"({"type": "t", "payload": 1, "caf\u00e9": 2})"), "");
+  ASSERT_FALSE(e.ok());
+  EXPECT_EQ(e.error().message, "field 'caf\xc3\xa9' is not a known event field");
+  // A bad body is invalid_json even when a member is unknown.
+  e = parse_event_body(request(R"({"zeta": 1, "type": "t", "payload": 3)"), "");
+  ASSERT_FALSE(e.ok());
+  EXPECT_EQ(e.error().code, Errc::invalid_json);
+}
+
+TEST(ParseEventBodyTest, ContentTypeRulesAreTheTreeParsers) {
+  for (const std::string& type : std::vector<std::string>{"application/json", "application/json; charset=utf-8", "Application/JSON",
+                                 "application/cloudevents+json", "APPLICATION/X-WWW-FORM-URLENCODED", ""}) {
+    EXPECT_TRUE(parse_event_body(request(R"({"type": "t", "payload": 1})", type), "").ok()) << type;
+  }
+  for (const std::string& type : std::vector<std::string>{"text/plain", "application/xml", "multipart/form-data; boundary=x",
+                                 "json", "+json", "application/json ; charset=utf-8"}) {
+    auto e = parse_event_body(request(R"({"type": "t", "payload": 1})", type), "");
+    ASSERT_FALSE(e.ok()) << type;
+    EXPECT_EQ(e.error().code, Errc::unsupported_media_type) << type;
+    EXPECT_EQ(e.error().code, parse_json_object(request("{}", type)).error().code) << type;
+  }
+}
+
+TEST(ParseEventBodyTest, AByteOrderMarkIsNotAnObject) {
+  // nlohmann skips a leading BOM, so the tree parser reads the object; the ingest path refuses
+  // it as it always has (RFC 8259 section 8.1: senders must not add one).
+  auto e = parse_event_body(request("\xEF\xBB\xBF{\"type\": \"t\", \"payload\": 1}"), "");
+  ASSERT_FALSE(e.ok());
+  EXPECT_EQ(e.error().code, Errc::invalid_json);
+  EXPECT_EQ(e.error().message, "the request body must be a JSON object");
+  e = parse_event_body(request("\xEF\xBB\xBF{\"type\": "), "");
+  ASSERT_FALSE(e.ok());
+  EXPECT_EQ(e.error().message, "the request body is not valid JSON");
+}
+
+TEST(ParseEventBodyTest, ADeeplyNestedPayloadDoesNotCrash) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  constexpr std::size_t kDepth = 400'000;
+  const std::string body = R"({"type": "t", "payload": )" + std::string(kDepth, '[') + std::string(kDepth, ']') + "}";
+  auto ingest = [&] {
+    auto event = parse_event_body(request(body), "");
+    std::_Exit(!event.ok() && event.error().message == "the request body nests deeper than 256 levels" ? 0 : 3);
+  };
+  EXPECT_EXIT(ingest(), ::testing::ExitedWithCode(0), "");
+}
+
 // ---- apply_subscription_fields
 
 Subscription base_subscription() {

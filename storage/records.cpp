@@ -151,8 +151,8 @@ std::optional<Event> decode_event(std::string_view bytes) {
   Reader in(bytes);
   Event e;
   std::string_view payload;
-  if (!(in.tag(Tag::event_v1) && in.string(e.id) && in.string(e.client_id) && in.string(e.type) &&
-        in.bytes(payload) && in.signed_int(e.created_at) && in.finished())) {
+  if (!(in.tag(Tag::event_v1) && in.string(e.id) && in.string(e.client_id) && in.string(e.type) && in.bytes(payload) &&
+        in.signed_int(e.created_at) && in.finished())) {
     return std::nullopt;
   }
   e.payload = std::make_shared<const std::string>(payload);
@@ -204,8 +204,9 @@ std::optional<Attempt> decode_attempt(std::string_view bytes) {
   Reader in(bytes);
   Attempt a;
   if (!(in.tag(Tag::attempt_v1) && in.unsigned_int(a.number) && in.signed_int(a.started_at) &&
-        in.signed_int(a.duration_ms) && in.signed_int(a.http_status) && in.enumerator(a.outcome, AttemptOutcome::other) &&
-        in.string(a.error) && in.string(a.response_body) && in.finished())) {
+        in.signed_int(a.duration_ms) && in.signed_int(a.http_status) &&
+        in.enumerator(a.outcome, AttemptOutcome::other) && in.string(a.error) && in.string(a.response_body) &&
+        in.finished())) {
     return std::nullopt;
   }
   return a;

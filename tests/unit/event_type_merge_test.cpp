@@ -33,16 +33,16 @@ class EventTypeMergeTest : public ::testing::Test {
   }
   EventTypeStats read(const std::string& type) {
     std::string value;
-    const rocksdb::Status status = store_->db().Get(rocksdb::ReadOptions(), store_->handle(Family::event_types), type, &value);
+    const rocksdb::Status status =
+        store_->db().Get(rocksdb::ReadOptions(), store_->handle(Family::event_types), type, &value);
     EXPECT_TRUE(status.ok()) << status.ToString();
     return records::decode_event_type_stats(type, value).value_or(EventTypeStats{"undecodable", 0, 0});
   }
-  void flush() {
-    ASSERT_TRUE(store_->db().Flush(rocksdb::FlushOptions(), store_->handle(Family::event_types)).ok());
-  }
+  void flush() { ASSERT_TRUE(store_->db().Flush(rocksdb::FlushOptions(), store_->handle(Family::event_types)).ok()); }
   void compact() {
-    ASSERT_TRUE(store_->db().CompactRange(rocksdb::CompactRangeOptions(), store_->handle(Family::event_types),
-                                          nullptr, nullptr).ok());
+    ASSERT_TRUE(store_->db()
+                    .CompactRange(rocksdb::CompactRangeOptions(), store_->handle(Family::event_types), nullptr, nullptr)
+                    .ok());
   }
 
   test::TempDir dir_;

@@ -240,9 +240,8 @@ TEST(RecordsTest, DecodingRefusesRecordsCutShortOrWithTrailingBytes) {
   expect_only_the_whole_record_decodes(records::encode_record(sample_event()), records::decode_event);
   expect_only_the_whole_record_decodes(records::encode_record(sample_delivery()), records::decode_delivery);
   expect_only_the_whole_record_decodes(records::encode_record(sample_attempt()), records::decode_attempt);
-  expect_only_the_whole_record_decodes(records::encode_record(EventTypeStats{"t", 5, kT}), [](std::string_view b) {
-    return records::decode_event_type_stats("t", b);
-  });
+  expect_only_the_whole_record_decodes(records::encode_record(EventTypeStats{"t", 5, kT}),
+                                       [](std::string_view b) { return records::decode_event_type_stats("t", b); });
 }
 
 TEST(RecordsTest, DecodingRefusesARecordOfAnotherKindOrVersion) {
@@ -320,9 +319,13 @@ TEST(RecordsTest, DecodingRefusesIntegersTooLargeForTheirField) {
   // A varint of more than 64 bits: ten bytes whose last carries more than the 64th bit, or
   // more than ten bytes.
   const std::string max_u64 = Bytes(kEventTypeCountTag).u(UINT64_MAX).s(kT).bytes();
-  EXPECT_EQ(records::decode_event_type_stats("t", max_u64)->count, UINT64_MAX);
-  EXPECT_FALSE(records::decode_event_type_stats("t", Bytes(kEventTypeCountTag).raw("\xff\xff\xff\xff\xff\xff\xff\xff\xff\x02").s(kT).bytes()));
-  EXPECT_FALSE(records::decode_event_type_stats("t", Bytes(kEventTypeCountTag).raw("\xff\xff\xff\xff\xff\xff\xff\xff\xff\x81\x00").s(kT).bytes()));
+  const auto largest = records::decode_event_type_stats("t", max_u64);
+  ASSERT_TRUE(largest);
+  EXPECT_EQ(largest->count, UINT64_MAX);
+  EXPECT_FALSE(records::decode_event_type_stats(
+      "t", Bytes(kEventTypeCountTag).raw("\xff\xff\xff\xff\xff\xff\xff\xff\xff\x02").s(kT).bytes()));
+  EXPECT_FALSE(records::decode_event_type_stats(
+      "t", Bytes(kEventTypeCountTag).raw("\xff\xff\xff\xff\xff\xff\xff\xff\xff\x81\x00").s(kT).bytes()));
 }
 
 TEST(RecordsTest, DecodingRefusesLengthsBeyondTheEndWithoutAllocatingThem) {

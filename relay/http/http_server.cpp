@@ -23,8 +23,8 @@ constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
 constexpr std::uint32_t kHeaderLimit = 16 * 1024;
 // Beast reads at most the free space of the buffer, and no less than 512 bytes: a buffer that
 // starts empty reads a 1 KiB event in three receives (three timed operations). With this much
-// room a typical request arrives in one.
-constexpr std::size_t kReadBufferBytes = 16 * 1024;
+// room a request of a few KiB arrives in one, for 8 KiB per open connection.
+constexpr std::size_t kReadBufferBytes = 8 * 1024;
 
 // The status line and the fields of `response`, as HTTP/1.1 puts them before the body. Written
 // together with the body as two buffers: Beast's serializer writes the same bytes through a

@@ -14,6 +14,7 @@
 #include <optional>
 #include <stdexcept>
 #include <unordered_map>
+#include <unordered_set>
 
 namespace relay {
 namespace {
@@ -129,6 +130,7 @@ class EgressClient::Impl : public std::enable_shared_from_this<EgressClient::Imp
   static std::size_t on_write(char* data, std::size_t size, std::size_t count, void* userp);
 
   int watch(curl_socket_t fd, int what);
+  void idle(curl_socket_t fd);
   void forget(curl_socket_t fd);
   void arm(const std::shared_ptr<Watch>& w);
   void on_ready(const std::shared_ptr<Watch>& w, int direction, boost::system::error_code ec);
@@ -152,6 +154,7 @@ class EgressClient::Impl : public std::enable_shared_from_this<EgressClient::Imp
   Steady::time_point timer_armed_at_{};
   bool kick_posted_ = false;
   std::unordered_map<curl_socket_t, std::shared_ptr<Watch>> watches_;
+  std::unordered_set<curl_socket_t> own_sockets_;  // opened by on_open_socket, not yet closed
   std::unordered_map<CURL*, std::unique_ptr<Transfer>> transfers_;
   std::vector<CURL*> idle_easies_;
   std::atomic<std::size_t> in_flight_{0};
@@ -215,7 +218,14 @@ int EgressClient::Impl::on_socket(CURL*, curl_socket_t s, int what, void* userp,
   auto* self = static_cast<Impl*>(userp);
   try {
     if (what == CURL_POLL_REMOVE) {
-      self->forget(s);
+      // A connection going back to curl's cache stays registered with the reactor until it is
+      // closed: the next transfer on it then costs no epoll_ctl. Only for sockets we opened,
+      // whose close we see; curl closes its other sockets itself.
+      if (self->own_sockets_.count(s) != 0) {
+        self->idle(s);
+      } else {
+        self->forget(s);
+      }
       return 0;
     }
     return self->watch(s, what);
@@ -236,6 +246,10 @@ int EgressClient::Impl::watch(curl_socket_t fd, int what) {
   it->second->wanted = what;
   arm(it->second);
   return 0;
+}
+
+void EgressClient::Impl::idle(curl_socket_t fd) {
+  if (auto it = watches_.find(fd); it != watches_.end()) it->second->wanted = 0;
 }
 
 void EgressClient::Impl::forget(curl_socket_t fd) {
@@ -380,13 +394,21 @@ curl_socket_t EgressClient::Impl::on_open_socket(void* clientp, curlsocktype pur
     return CURL_SOCKET_BAD;
   }
   const int fd = ::socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
-  return fd < 0 ? CURL_SOCKET_BAD : fd;
+  if (fd < 0) return CURL_SOCKET_BAD;
+  try {
+    t->owner->own_sockets_.insert(fd);
+  } catch (...) {
+    ::close(fd);
+    return CURL_SOCKET_BAD;
+  }
+  return fd;
 }
 
 int EgressClient::Impl::on_close_socket(void* clientp, curl_socket_t fd) {
   auto* self = static_cast<Impl*>(clientp);
   try {
     self->forget(fd);  // before close: the fd number may be reused at once
+    self->own_sockets_.erase(fd);
   } catch (...) {
   }
   return ::close(fd);

@@ -1,7 +1,8 @@
-// JSON handling on the ingest and delivery paths: parsing a ~1 KiB POST /v1/events body with
-// nlohmann (relay/api/request_parsing.h) or with the ingest path's parse_event_body, re-serialising the payload, and the stored records
-// (relay/model/json_mapping.h + storage/records.h, MessagePack). Baselines: validating the same
-// body without building a DOM (json::accept), and copying it, the floors for the parse.
+// JSON and record handling on the ingest and delivery paths: parsing a ~1 KiB POST /v1/events
+// body with nlohmann (relay/api/request_parsing.h) or with the ingest path's parse_event_body,
+// re-serialising the payload, and encoding/decoding the stored records (storage/records.h,
+// a binary layout). Baselines: validating the same body without building a DOM (json::accept),
+// and copying it, the floors for the parse.
 
 #include <benchmark/benchmark.h>
 

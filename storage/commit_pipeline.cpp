@@ -57,11 +57,11 @@ CommitPipeline::CommitPipeline(Store& store, CommitObserver observer)
 
 CommitPipeline::~CommitPipeline() { stop(); }
 
-void CommitPipeline::submit(Command command, Done done) {
+void CommitPipeline::submit(Command command, Done done, Priority priority) {
   {
     std::lock_guard lock(mutex_);
     if (!stopping_) {
-      queue_.push_back({std::move(command), std::move(done)});
+      (priority == Priority::foreground ? queue_ : background_queue_).push_back({std::move(command), std::move(done)});
       wake_.notify_one();
       return;
     }
@@ -83,11 +83,13 @@ void CommitPipeline::run() {
   for (;;) {
     {
       std::unique_lock lock(mutex_);
-      wake_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
-      if (queue_.empty()) return;  // stopping and drained
-      while (!queue_.empty() && group.size() < kMaxGroupCommands) {
-        group.push_back(std::move(queue_.front()));
-        queue_.pop_front();
+      wake_.wait(lock, [&] { return stopping_ || !queue_.empty() || !background_queue_.empty(); });
+      if (queue_.empty() && background_queue_.empty()) return;  // stopping and drained
+      for (auto* source : {&queue_, &background_queue_}) {
+        while (!source->empty() && group.size() < kMaxGroupCommands) {
+          group.push_back(std::move(source->front()));
+          source->pop_front();
+        }
       }
     }
     commit_group(group);

@@ -77,7 +77,12 @@ class CommitPipeline {
   CommitPipeline(const CommitPipeline&) = delete;
   CommitPipeline& operator=(const CommitPipeline&) = delete;
 
-  void submit(Command command, Done done);
+  // Which commands go first when more are queued than one group takes. Deliveries' attempt
+  // records are background work: an ingest behind thousands of them would wait several group
+  // commits for its answer.
+  enum class Priority { foreground, background };
+
+  void submit(Command command, Done done, Priority priority = Priority::foreground);
   // Finishes every submitted command and stops the thread; later submits fail as unavailable.
   void stop();
 
@@ -93,7 +98,8 @@ class CommitPipeline {
   CommitObserver observer_;
   std::mutex mutex_;
   std::condition_variable wake_;
-  std::deque<Entry> queue_;
+  std::deque<Entry> queue_;             // foreground
+  std::deque<Entry> background_queue_;
   bool stopping_ = false;
   std::thread thread_;
 };

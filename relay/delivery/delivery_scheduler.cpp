@@ -404,7 +404,8 @@ void DeliveryScheduler::on_attempt_done(const std::string& delivery_id, const st
         asio::post(io, [=, this] {
           if (*alive) on_recorded(delivery_id, subscription_id, old_due, status, *updated, outcome, seconds);
         });
-      });
+      },
+      CommitPipeline::Priority::background);
 }
 
 void DeliveryScheduler::on_recorded(const std::string& delivery_id, const std::string& subscription_id,

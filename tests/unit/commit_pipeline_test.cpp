@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <future>
 #include <mutex>
@@ -124,6 +125,44 @@ TEST_F(CommitPipelineTest, CommandsQueuedTogetherCommitAsOneGroup) {
   ASSERT_TRUE(wait(first).ok());
   for (auto& future : rest) ASSERT_TRUE(wait(future).ok());
   EXPECT_EQ(groups.sizes(), (std::vector<std::size_t>{1, 10}));
+}
+
+TEST_F(CommitPipelineTest, AForegroundCommandGoesAheadOfQueuedBackgroundWork) {
+  GroupLog groups;
+  CommitPipeline pipeline(*store_, groups.observer());
+  std::promise<void> started;
+  std::promise<void> release;
+  auto first = submit(pipeline, [&started, released = release.get_future().share()](WriteTxn&) -> Status {
+    started.set_value();
+    released.wait();
+    return Ok{};
+  });
+  ASSERT_EQ(started.get_future().wait_for(kTimeout), std::future_status::ready);
+  // More background commands than one group takes, then one foreground command.
+  constexpr int kBackground = 3000;
+  std::mutex order_mutex;
+  std::vector<std::string> order;
+  const auto record = [&](std::string label) {
+    return [&, label](WriteTxn&) -> Status {
+      std::lock_guard lock(order_mutex);
+      order.push_back(label);
+      return Ok{};
+    };
+  };
+  std::atomic<int> background_done = 0;
+  for (int i = 0; i < kBackground; ++i) {
+    pipeline.submit(record("background"), [&](const Status&) { ++background_done; },
+                    CommitPipeline::Priority::background);
+  }
+  auto foreground = submit(pipeline, record("foreground"));
+  release.set_value();
+  ASSERT_TRUE(wait(first).ok());
+  ASSERT_TRUE(wait(foreground).ok());
+  pipeline.stop();
+  EXPECT_EQ(background_done.load(), kBackground);
+  ASSERT_EQ(order.size(), static_cast<std::size_t>(kBackground + 1));
+  EXPECT_EQ(order.front(), "foreground");
+  EXPECT_EQ(groups.sizes(), (std::vector<std::size_t>{1, 2048, kBackground + 1 - 2048}));
 }
 
 TEST_F(CommitPipelineTest, AFailingCommandIsRolledBackWhileItsGroupCommits) {

@@ -506,7 +506,12 @@ void DeliveryScheduler::discard_orphans(Lane& l, const std::string& subscription
 
 void DeliveryScheduler::maybe_load() {
   if (loading_ || !started_ || draining_) return;
+  const std::size_t memory_room = options_.memory_limit - std::min(items_.size(), options_.memory_limit);
   while (!lanes_to_reload_.empty()) {
+    if (memory_room == 0) {
+      load_awaits_room_ = true;  // the lanes stay queued; forget() calls again
+      return;
+    }
     const std::string subscription_id = std::move(lanes_to_reload_.front());
     lanes_to_reload_.pop_front();
     Lane& l = lane(subscription_id);
@@ -518,7 +523,7 @@ void DeliveryScheduler::maybe_load() {
     LoadRequest request;
     request.lower = from;
     request.upper = cursor_;
-    request.room = options_.lane_memory_limit - std::min(l.held, options_.lane_memory_limit);
+    request.room = std::min(options_.lane_memory_limit - std::min(l.held, options_.lane_memory_limit), memory_room);
     request.lane_limit = options_.lane_memory_limit;
     request.only_subscription = keys::subscription_key(subscription_id);
     request.lane_room.emplace(*request.only_subscription, request.room);

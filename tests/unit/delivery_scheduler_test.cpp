@@ -152,6 +152,33 @@ TEST_F(DeliverySchedulerTest, ASubscriptionsBacklogBeyondItsShareComesBackByRelo
   EXPECT_LE(most_held, kLaneLimit);
 }
 
+TEST_F(DeliverySchedulerTest, ReloadsOfManyParkedLanesStayWithinTheMemoryWindow) {
+  // Three subscriptions whose shares add up to more than the window: every lane parks, and
+  // their reloads together must still never hold more than the window.
+  constexpr int kEvents = 100;
+  constexpr std::size_t kMemoryLimit = 24;
+  for (int i = 1; i < 3; ++i) {
+    Subscription more = subscription_;
+    more.id = ids_.next(keys::kSubscriptionPrefix);
+    more.url = subscriber_.url("/hook" + std::to_string(i));
+    commit([&](WriteTxn& txn) { return mutations::put_subscription(txn, more); });
+    registry_.upsert(more);
+  }
+  subscriber_.respond(test::Reply::ok());
+  store_events(kEvents);
+  start_scheduler(kMemoryLimit, /*lane_memory_limit=*/16);
+  std::size_t most_held = 0;
+  ASSERT_TRUE(subscriber_.wait_until(
+      [&](const std::vector<test::RecordedRequest>& requests) {
+        most_held = std::max(most_held, held());
+        std::set<std::string> deliveries;
+        for (const auto& r : requests) deliveries.insert(r.header("X-Relay-Delivery-Id").value_or(""));
+        return deliveries.size() == static_cast<std::size_t>(3 * kEvents);
+      },
+      60s));
+  EXPECT_LE(most_held, kMemoryLimit);
+}
+
 TEST_F(DeliverySchedulerTest, FarFutureRetriesStayOnDiskUntilDue) {
   auto deliveries = store_events(50);
   const UnixMillis in_an_hour = clock_.now_ms() + 3'600'000;

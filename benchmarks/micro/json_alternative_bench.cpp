@@ -13,24 +13,14 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/src.hpp>
-#include <fstream>
-#include <sstream>
-#include <stdexcept>
 #include <string>
+
+#include "benchmarks/micro/event_payload.h"
 
 namespace relay {
 namespace {
 
-const std::string& event_body() {
-  static const std::string body = [] {
-    std::ifstream in(RELAY_BENCH_PAYLOAD);
-    if (!in) throw std::runtime_error("cannot read " RELAY_BENCH_PAYLOAD);
-    std::ostringstream text;
-    text << in.rdbuf();
-    return text.str();
-  }();
-  return body;
-}
+using bench::event_body;
 
 void BM_WhatIf_BoostJsonEventRequest(benchmark::State& state) {
   const std::string& body = event_body();

@@ -6,29 +6,17 @@
 
 #include <benchmark/benchmark.h>
 
-#include <fstream>
-#include <sstream>
-#include <stdexcept>
 #include <string>
 
 #include "relay/api/request_parsing.h"
 #include "relay/model/json_mapping.h"
+#include "benchmarks/micro/event_payload.h"
 #include "storage/records.h"
 
 namespace relay {
 namespace {
 
-// The same 1 KiB event body that the wrk scenarios POST (RELAY_BENCH_PAYLOAD is set by CMake).
-const std::string& event_body() {
-  static const std::string body = [] {
-    std::ifstream in(RELAY_BENCH_PAYLOAD);
-    if (!in) throw std::runtime_error("cannot read " RELAY_BENCH_PAYLOAD);
-    std::ostringstream text;
-    text << in.rdbuf();
-    return text.str();
-  }();
-  return body;
-}
+using bench::event_body;
 
 HttpRequest post_request(const std::string& body = event_body()) {
   HttpRequest request{boost::beast::http::verb::post, "/v1/events", 11};

@@ -73,15 +73,21 @@ void BM_HmacSha256Hex(benchmark::State& state) {
 }
 BENCHMARK(BM_HmacSha256Hex)->Arg(1024);
 
-// The per-attempt call of the scheduler; range(0) = 1 during a rotation (two signatures).
-void BM_AppendSignatureHeaders(benchmark::State& state) {
-  const std::string body = body_of(1024);
+// A subscription with a fresh secret and, while `rotating`, a previous one still signing.
+Subscription signing_subscription(bool rotating) {
   Subscription sub;
   sub.secret = generate_secret();
-  if (state.range(0) == 1) {
+  if (rotating) {
     sub.previous_secret = generate_secret();
     sub.previous_secret_expires_at = kTimestamp * 1000 + 86'400'000;
   }
+  return sub;
+}
+
+// The per-attempt call of the scheduler; range(0) = 1 during a rotation (two signatures).
+void BM_AppendSignatureHeaders(benchmark::State& state) {
+  const std::string body = body_of(1024);
+  const Subscription sub = signing_subscription(/*rotating=*/state.range(0) == 1);
   HeaderList headers;
   for (auto _ : state) {
     headers.clear();
@@ -94,12 +100,7 @@ BENCHMARK(BM_AppendSignatureHeaders)->ArgName("rotating")->Arg(0)->Arg(1);
 // What the scheduler does per attempt: one signer per subscription, keys set up once.
 void BM_SubscriptionSigner(benchmark::State& state) {
   const std::string body = body_of(1024);
-  Subscription sub;
-  sub.secret = generate_secret();
-  if (state.range(0) == 1) {
-    sub.previous_secret = generate_secret();
-    sub.previous_secret_expires_at = kTimestamp * 1000 + 86'400'000;
-  }
+  const Subscription sub = signing_subscription(/*rotating=*/state.range(0) == 1);
   const SubscriptionSigner signer(sub);
   HeaderList headers;
   for (auto _ : state) {

@@ -68,6 +68,20 @@ class CommitPipelineTest : public ::testing::Test {
     };
   }
 
+  // Submits a blocker and returns once it runs: its group is closed, so every command
+  // submitted afterwards queues up behind it.
+  static std::future<Status> hold_writer(CommitPipeline& pipeline, std::shared_future<void> release) {
+    auto started = std::make_shared<std::promise<void>>();
+    auto running = started->get_future();
+    auto held = submit(pipeline, [started, release](WriteTxn&) -> Status {
+      started->set_value();
+      release.wait();
+      return Ok{};
+    });
+    EXPECT_EQ(running.wait_for(kTimeout), std::future_status::ready);
+    return held;
+  }
+
   static CommitPipeline::Command put(std::string key, std::string value) {
     return [key, value](WriteTxn& txn) -> Status {
       txn.put(Family::events, key, value);
@@ -110,15 +124,8 @@ TEST_F(CommitPipelineTest, ManyThreadsSubmitConcurrentlyAndAllComplete) {
 TEST_F(CommitPipelineTest, CommandsQueuedTogetherCommitAsOneGroup) {
   GroupLog groups;
   CommitPipeline pipeline(*store_, groups.observer());
-  std::promise<void> started;
   std::promise<void> release;
-  auto first = submit(pipeline, [&started, released = release.get_future().share()](WriteTxn&) -> Status {
-    started.set_value();
-    released.wait();
-    return Ok{};
-  });
-  // Once the blocker runs, its group is closed: the next ones queue up behind it.
-  ASSERT_EQ(started.get_future().wait_for(kTimeout), std::future_status::ready);
+  auto first = hold_writer(pipeline, release.get_future().share());
   std::vector<std::future<Status>> rest;
   for (int i = 0; i < 10; ++i) rest.push_back(submit(pipeline, put("k" + std::to_string(i), "v")));
   release.set_value();
@@ -130,14 +137,8 @@ TEST_F(CommitPipelineTest, CommandsQueuedTogetherCommitAsOneGroup) {
 TEST_F(CommitPipelineTest, AForegroundCommandGoesAheadOfQueuedBackgroundWork) {
   GroupLog groups;
   CommitPipeline pipeline(*store_, groups.observer());
-  std::promise<void> started;
   std::promise<void> release;
-  auto first = submit(pipeline, [&started, released = release.get_future().share()](WriteTxn&) -> Status {
-    started.set_value();
-    released.wait();
-    return Ok{};
-  });
-  ASSERT_EQ(started.get_future().wait_for(kTimeout), std::future_status::ready);
+  auto first = hold_writer(pipeline, release.get_future().share());
   // More background commands than one group takes, then one foreground command.
   constexpr int kBackground = 3000;
   std::mutex order_mutex;
@@ -275,15 +276,8 @@ TEST_F(CommitPipelineTest, MergesOfAGroupAddUpAndARolledBackMergeDoesNot) {
   auto earlier = submit(pipeline, merge(50));
   ASSERT_TRUE(wait(earlier).ok());
 
-  std::promise<void> started;
   std::promise<void> release;
-  auto first = submit(pipeline, [&started, released = release.get_future().share()](WriteTxn&) -> Status {
-    started.set_value();
-    released.wait();
-    return Ok{};
-  });
-  // Once the blocker runs, its group is closed: the next commands make one group.
-  ASSERT_EQ(started.get_future().wait_for(kTimeout), std::future_status::ready);
+  auto first = hold_writer(pipeline, release.get_future().share());
   std::vector<std::future<Status>> counted;
   for (UnixMillis seen : {100, 102, 101}) counted.push_back(submit(pipeline, merge(seen)));
   auto failing = submit(pipeline, [&one_more](WriteTxn& txn) -> Status {

@@ -30,7 +30,18 @@ rocksdb::ColumnFamilyOptions family_options(Family family, const std::shared_ptr
   rocksdb::BlockBasedTableOptions table;
   table.block_cache = cache;
   table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  // Index and filter blocks live in the block cache, cut into partitions of a few KiB. Whole
+  // per-file blocks grow with the file (MiBs for a million keys), larger than a cache shard: they
+  // were evicted at once and read and decompressed again on every Get, 1.2 ms of CPU per
+  // delivery once a backlog's files passed that size. Partitions stay cached like data blocks;
+  // the small top level of each file stays pinned.
+  table.index_type = rocksdb::BlockBasedTableOptions::kTwoLevelIndexSearch;
+  table.partition_filters = true;
+  table.metadata_block_size = 4096;
   table.cache_index_and_filter_blocks = true;
+  table.cache_index_and_filter_blocks_with_high_priority = true;
+  table.pin_top_level_index_and_filter = true;
+  table.pin_l0_filter_and_index_blocks_in_cache = true;
   options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   options.compression = rocksdb::kLZ4Compression;
   options.write_buffer_size = 32 << 20;

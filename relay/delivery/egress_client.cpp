@@ -139,6 +139,8 @@ class EgressClient::Impl : public std::enable_shared_from_this<EgressClient::Imp
   void on_timer_due();
   void socket_action(curl_socket_t fd, int mask);
   void drain_messages();
+  // Options that never change, once per easy handle; configure() sets the per-attempt ones.
+  bool configure_handle(CURL* easy);
   bool configure(Transfer& t);
   EgressResponse make_response(Transfer& t, CURLcode result);
   void release(std::unique_ptr<Transfer> t);
@@ -464,6 +466,25 @@ bool EgressClient::Impl::configure(Transfer& t) {
   set(CURLOPT_URL, r.url.c_str());
   set(CURLOPT_PRIVATE, static_cast<void*>(&t));
   set(CURLOPT_ERRORBUFFER, t.error_buffer);
+  // Over TLS, wait for an existing connection's ALPN to say whether it multiplexes (HTTP/2)
+  // before opening another. Never for cleartext: HTTP/1.1 cannot multiplex, and waiting would
+  // queue every attempt to a host behind one that hangs.
+  const bool tls = r.url.size() >= 8 && (r.url.compare(0, 8, "https://") == 0 || r.url.compare(0, 8, "HTTPS://") == 0);
+  set(CURLOPT_PIPEWAIT, tls ? 1L : 0L);
+  set(CURLOPT_POSTFIELDSIZE_LARGE, body_size);
+  set(CURLOPT_POSTFIELDS, body);
+  set(CURLOPT_HTTPHEADER, t.headers);
+  set(CURLOPT_TIMEOUT_MS, static_cast<long>(std::max<std::int64_t>(r.timeout_ms, 0)));
+  set(CURLOPT_WRITEDATA, static_cast<void*>(&t));
+  set(CURLOPT_OPENSOCKETDATA, static_cast<void*>(&t));
+  return ok;
+}
+
+bool EgressClient::Impl::configure_handle(CURL* e) {
+  bool ok = true;
+  const auto set = [&](CURLoption option, auto value) {
+    ok = ok && curl_easy_setopt(e, option, value) == CURLE_OK;
+  };
   set(CURLOPT_NOSIGNAL, 1L);
   // An attempt that times out or is cancelled while its DNS lookup runs would otherwise join
   // the resolver thread, stalling the io thread for as long as the DNS server takes.
@@ -476,22 +497,11 @@ bool EgressClient::Impl::configure(Transfer& t) {
   set(CURLOPT_SSL_VERIFYPEER, 1L);
   set(CURLOPT_SSL_VERIFYHOST, 2L);
   set(CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_2TLS));
-  // Over TLS, wait for an existing connection's ALPN to say whether it multiplexes (HTTP/2)
-  // before opening another. Never for cleartext: HTTP/1.1 cannot multiplex, and waiting would
-  // queue every attempt to a host behind one that hangs.
-  const bool tls = r.url.size() >= 8 && (r.url.compare(0, 8, "https://") == 0 || r.url.compare(0, 8, "HTTPS://") == 0);
-  set(CURLOPT_PIPEWAIT, tls ? 1L : 0L);
   set(CURLOPT_POST, 1L);
-  set(CURLOPT_POSTFIELDSIZE_LARGE, body_size);
-  set(CURLOPT_POSTFIELDS, body);
-  set(CURLOPT_HTTPHEADER, t.headers);
   set(CURLOPT_USERAGENT, options_.user_agent.c_str());
   set(CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(std::max<std::int64_t>(options_.connect_timeout_ms, 1)));
-  if (r.timeout_ms > 0) set(CURLOPT_TIMEOUT_MS, static_cast<long>(r.timeout_ms));
   set(CURLOPT_WRITEFUNCTION, &Impl::on_write);
-  set(CURLOPT_WRITEDATA, static_cast<void*>(&t));
   set(CURLOPT_OPENSOCKETFUNCTION, &Impl::on_open_socket);
-  set(CURLOPT_OPENSOCKETDATA, static_cast<void*>(&t));
   // Connections outlive transfers in the cache, so closing reports to the client itself.
   set(CURLOPT_CLOSESOCKETFUNCTION, &Impl::on_close_socket);
   set(CURLOPT_CLOSESOCKETDATA, static_cast<void*>(this));
@@ -511,6 +521,10 @@ void EgressClient::Impl::send(EgressRequest request, Callback done) {
     idle_easies_.pop_back();
   } else {
     easy = curl_easy_init();
+    if (easy != nullptr && !configure_handle(easy)) {
+      curl_easy_cleanup(easy);
+      easy = nullptr;
+    }
   }
   if (easy == nullptr) {
     fail_now(std::move(done), "curl_easy_init failed", started);
@@ -577,9 +591,15 @@ void EgressClient::Impl::release(std::unique_ptr<Transfer> t) {
   t->headers = nullptr;
   in_flight_.store(transfers_.size(), std::memory_order_relaxed);
   if (idle_easies_.size() < kMaxIdleEasyHandles) {
-    // reset drops every option, and with them our pointers into `t`.
-    curl_easy_reset(t->easy);
-    idle_easies_.push_back(t->easy);
+    // An idle handle keeps its constant options (configure_handle) but no pointer into `t`.
+    CURL* e = t->easy;
+    curl_easy_setopt(e, CURLOPT_PRIVATE, nullptr);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, nullptr);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, nullptr);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, nullptr);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, nullptr);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, nullptr);
+    idle_easies_.push_back(e);
   } else {
     curl_easy_cleanup(t->easy);
   }

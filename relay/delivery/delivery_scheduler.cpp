@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <boost/asio/post.hpp>
 #include <limits>
+#include <mutex>
 
 #include "metrics/relay_metrics.h"
 #include "relay/core/async_bridge.h"
@@ -58,6 +59,37 @@ struct DeliveryScheduler::LoadRequest {
   std::optional<std::string> only_subscription;            // stored key of the lane being reloaded
 };
 
+// Event payloads of recent loads. Ten subscriptions to one event park and reload separately,
+// so without it each reload reads (and for an older backlog, decompresses) the same event again.
+// Bounded in bytes (payloads go up to --max-body); those still held by in-memory deliveries
+// are shared with them, not copied.
+class DeliveryScheduler::PayloadCache {
+ public:
+  std::shared_ptr<const std::string> get(Store& store, const std::string& event_id) {
+    std::lock_guard lock(mutex_);
+    if (const auto it = by_event_.find(event_id); it != by_event_.end()) return it->second;
+    auto event = queries::event(store, event_id);
+    auto payload = event ? event->payload : std::make_shared<const std::string>("null");
+    by_event_.emplace(event_id, payload);
+    order_.push_back(event_id);
+    bytes_ += payload->size();
+    while (bytes_ > kCapacityBytes && order_.size() > 1) {
+      const auto oldest = by_event_.find(order_.front());
+      bytes_ -= oldest->second->size();
+      by_event_.erase(oldest);
+      order_.pop_front();
+    }
+    return payload;
+  }
+
+ private:
+  static constexpr std::size_t kCapacityBytes = 8 << 20;
+  std::mutex mutex_;  // loads run one at a time, but on whichever pool thread is free
+  std::unordered_map<std::string, std::shared_ptr<const std::string>> by_event_;
+  std::deque<std::string> order_;  // oldest first
+  std::size_t bytes_ = 0;
+};
+
 struct DeliveryScheduler::LoadResult {
   std::vector<std::pair<std::string, Item>> items;  // (schedule key, item)
   std::string next_cursor;                          // global load: where the next one starts
@@ -84,6 +116,7 @@ DeliveryScheduler::DeliveryScheduler(asio::io_context& io, SchedulerOptions opti
       tick_timer_(io),
       drain_timer_(io),
       random_(std::random_device{}()),
+      payload_cache_(std::make_shared<PayloadCache>()),
       alive_(std::make_shared<bool>(true)) {}
 
 DeliveryScheduler::~DeliveryScheduler() { *alive_ = false; }
@@ -551,9 +584,9 @@ void DeliveryScheduler::maybe_load() {
 
 void DeliveryScheduler::load(LoadRequest request, std::optional<std::string> reloaded_lane) {
   loading_ = true;
-  asio::post(blocking_pool_, [this, &io = io_, &store = store_, alive = alive_, request = std::move(request),
-                              reloaded_lane = std::move(reloaded_lane)]() mutable {
-    LoadResult result = read_schedule(store, request);
+  asio::post(blocking_pool_, [this, &io = io_, &store = store_, alive = alive_, payloads = payload_cache_,
+                              request = std::move(request), reloaded_lane = std::move(reloaded_lane)]() mutable {
+    LoadResult result = read_schedule(store, *payloads, request);
     result.reloaded_lane = std::move(reloaded_lane);
     asio::post(io, [this, alive, result = std::move(result)]() mutable {
       if (*alive) on_loaded(std::move(result));
@@ -561,11 +594,11 @@ void DeliveryScheduler::load(LoadRequest request, std::optional<std::string> rel
   });
 }
 
-DeliveryScheduler::LoadResult DeliveryScheduler::read_schedule(Store& store, LoadRequest& request) {
+DeliveryScheduler::LoadResult DeliveryScheduler::read_schedule(Store& store, PayloadCache& payloads,
+                                                              LoadRequest& request) {
   // Bounds one load's time on the pool when most keys belong to lanes without room.
   constexpr std::size_t kMaxScannedKeys = 65'536;
   LoadResult result;
-  std::unordered_map<std::string, std::shared_ptr<const std::string>> payloads;
   std::unordered_set<std::string> parked;  // stored subscription keys already reported
   std::string last_key;
   std::size_t scanned = 0;
@@ -588,12 +621,8 @@ DeliveryScheduler::LoadResult DeliveryScheduler::read_schedule(Store& store, Loa
     const auto timed = keys::decode_schedule_key(key);
     auto delivery = queries::delivery(store, timed.id);
     if (delivery && delivery->state == DeliveryState::pending && delivery->next_attempt_at == timed.time) {
-      auto& payload = payloads[delivery->event_id];
-      if (!payload) {
-        auto event = queries::event(store, delivery->event_id);
-        payload = event ? event->payload : std::make_shared<const std::string>("null");
-      }
-      result.items.emplace_back(std::string(key), Item{std::move(*delivery), payload, false});
+      auto payload = payloads.get(store, delivery->event_id);
+      result.items.emplace_back(std::string(key), Item{std::move(*delivery), std::move(payload), false});
       --room;
       if (++taken == request.room && !request.only_subscription) {
         stopped = true;

@@ -103,6 +103,7 @@ class DeliveryScheduler {
   struct Lane;  // per-subscription dispatch state
   struct LoadRequest;
   struct LoadResult;
+  class PayloadCache;
 
   void insert(Delivery delivery, std::shared_ptr<const std::string> payload);
   void insert_with_payloads(std::vector<Delivery> deliveries);
@@ -122,7 +123,7 @@ class DeliveryScheduler {
   void maybe_load();
   void load(LoadRequest request, std::optional<std::string> reloaded_lane);
   // Runs on the blocking pool; touches nothing of the scheduler.
-  static LoadResult read_schedule(Store& store, LoadRequest& request);
+  static LoadResult read_schedule(Store& store, PayloadCache& payloads, LoadRequest& request);
   void on_loaded(LoadResult result);
   void arm_timer(UnixMillis wake_at);
   void tick();
@@ -173,6 +174,7 @@ class DeliveryScheduler {
   boost::asio::steady_timer tick_timer_;
   boost::asio::steady_timer drain_timer_;
   std::mt19937_64 random_;
+  std::shared_ptr<PayloadCache> payload_cache_;  // used by loads on the blocking pool
   std::shared_ptr<bool> alive_;  // lets completions from other threads see that we are gone
 };
 

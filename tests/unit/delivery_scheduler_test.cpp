@@ -9,6 +9,7 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/post.hpp>
 #include <future>
+#include <map>
 #include <set>
 #include <thread>
 
@@ -158,7 +159,8 @@ TEST_F(DeliverySchedulerTest, ASubscriptionsBacklogBeyondItsShareComesBackByRelo
 
 TEST_F(DeliverySchedulerTest, ReloadsOfManyParkedLanesStayWithinTheMemoryWindow) {
   // Three subscriptions whose shares add up to more than the window: every lane parks, and
-  // their reloads together must still never hold more than the window.
+  // their reloads together must still never hold more than the window. Each lane's reloads
+  // share the event payloads read by the others', and every delivery still carries its own.
   constexpr int kEvents = 100;
   constexpr std::size_t kMemoryLimit = 24;
   for (int i = 1; i < 3; ++i) {
@@ -169,11 +171,19 @@ TEST_F(DeliverySchedulerTest, ReloadsOfManyParkedLanesStayWithinTheMemoryWindow)
     registry_.upsert(more);
   }
   subscriber_.respond(test::Reply::ok());
-  store_events(kEvents);
+  const std::vector<Delivery> deliveries = store_events(kEvents);
+  ASSERT_EQ(deliveries.size(), 3u * kEvents);
+  std::map<std::string, std::string> expected_body;  // by delivery id; event i has 3 deliveries
+  for (std::size_t k = 0; k < deliveries.size(); ++k) {
+    expected_body[deliveries[k].id] = "{\"n\":" + std::to_string(k / 3) + "}";
+  }
   start_scheduler(kMemoryLimit, /*lane_memory_limit=*/16);
   std::size_t most_held = 0;
   ASSERT_TRUE(wait_for_distinct_deliveries(3 * kEvents, most_held));
   EXPECT_LE(most_held, kMemoryLimit);
+  for (const auto& request : subscriber_.requests()) {
+    EXPECT_EQ(request.body, expected_body[request.header("X-Relay-Delivery-Id").value_or("")]);
+  }
 }
 
 TEST_F(DeliverySchedulerTest, FarFutureRetriesStayOnDiskUntilDue) {

@@ -22,7 +22,9 @@ namespace {
 using Steady = std::chrono::steady_clock;
 
 // Idle easy handles kept for reuse; each holds buffers worth keeping warm between attempts.
-constexpr std::size_t kMaxIdleEasyHandles = 64;
+// With 64, a drain that keeps hundreds of attempts running spent 2.6% of relayd's CPU creating
+// and destroying handles; 512 idle ones did not move its resident memory measurably.
+constexpr std::size_t kMaxIdleEasyHandles = 512;
 
 std::int64_t elapsed_ms(Steady::time_point since) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(Steady::now() - since).count();

@@ -27,6 +27,12 @@ void WriteTxn::del(Family family, const std::string& key) {
   batch_.Delete(store_.handle(family), key).PermitUncheckedError();
 }
 
+void WriteTxn::put_new(Family family, const std::string& key, const std::string& value) {
+  // The save point of the command covers the underlying batch: RollbackToSavePoint truncates
+  // it and rebuilds the index from what is left, so these writes roll back like indexed ones.
+  batch_.GetWriteBatch()->Put(store_.handle(family), key, value).PermitUncheckedError();
+}
+
 void WriteTxn::merge(Family family, const std::string& key, std::string operand) {
   merges_.push_back({family, key, std::move(operand)});
 }

@@ -6,7 +6,8 @@
 // event loop never waits on the disk, it only receives the completion.
 //
 // A command sees the writes of the commands before it in the same group (WriteTxn::get reads
-// through the pending batch), so read-modify-write commands need no locks. A command that
+// through the pending batch; merge() and put_new() writes excepted, see below), so
+// read-modify-write commands need no locks. A command that
 // returns an error has its writes rolled back; the rest of the group still commits.
 
 #include <rocksdb/utilities/write_batch_with_index.h>
@@ -39,6 +40,14 @@ class WriteTxn {
   // join the batch after the group's last command: get() and scan() do not see the group's own
   // operands, and a key written with merge() is written only with merge().
   void merge(Family family, const std::string& key, std::string operand);
+  // A put of a key that holds an id or number minted by this command (a new event, delivery,
+  // attempt), so no earlier command of the group wrote it. It skips the batch's index (two
+  // skip-list searches per indexed write, the larger part of an ingest's staging) and goes
+  // straight into the batch, in order with the group's other writes: a failing command's
+  // put_new() writes roll back with it, and a later put() or del() of the key still wins. But
+  // get() and scan() need not see it: no command of the group may read a key after writing it
+  // with put_new() (a repeat ingest reads an event found by client id, so that one is put()).
+  void put_new(Family family, const std::string& key, const std::string& value);
   // Scans committed data and this group's writes together, bounded like Store::scan.
   template <typename Visit>
   void scan(Family family, const ScanRange& range, Visit&& visit);

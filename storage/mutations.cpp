@@ -1,5 +1,7 @@
 #include "storage/mutations.h"
 
+#include <algorithm>
+
 #include "storage/records.h"
 
 namespace relay::mutations {
@@ -78,11 +80,31 @@ std::size_t count_deliveries(WriteTxn& txn, const std::string& event_id) {
   return n;
 }
 
-}  // namespace
+// Whether other commands of the group can reach the event's records (its record, its
+// event_deliveries keys) while it is staged: a stored event by its id, a new one only through
+// its client id (a repeat ingest reads the event and counts its deliveries). What they cannot
+// reach is written with WriteTxn::put_new.
+enum class EventOrigin { stored, minted };
 
-std::vector<Delivery> add_deliveries(WriteTxn& txn, const Event& event,
-                                     const std::vector<std::shared_ptr<const Subscription>>& targets,
-                                     keys::IdGenerator& ids, UnixMillis now) {
+bool group_can_reach(const Event& event, EventOrigin origin) {
+  return origin == EventOrigin::stored || !event.client_id.empty();
+}
+
+void put_maybe_new(WriteTxn& txn, bool reachable, Family family, const std::string& key, const std::string& value) {
+  if (reachable) {
+    txn.put(family, key, value);
+  } else {
+    txn.put_new(family, key, value);
+  }
+}
+
+// New pending deliveries, due now. Their ids are minted here, so the delivery records and
+// schedule keys are unreachable by the rest of the group (the scheduler learns of them after
+// the commit).
+std::vector<Delivery> stage_deliveries(WriteTxn& txn, const Event& event,
+                                       const std::vector<std::shared_ptr<const Subscription>>& targets,
+                                       keys::IdGenerator& ids, UnixMillis now, EventOrigin origin) {
+  const bool event_reachable = group_can_reach(event, origin);
   std::vector<Delivery> created;
   created.reserve(targets.size());
   for (const auto& sub : targets) {
@@ -94,12 +116,22 @@ std::vector<Delivery> add_deliveries(WriteTxn& txn, const Event& event,
     d.state = DeliveryState::pending;
     d.created_at = now;
     d.next_attempt_at = now;
-    txn.put(Family::deliveries, keys::delivery_key(d.id), records::encode_record(d));
-    txn.put(Family::event_deliveries, keys::event_delivery_key(event.id, d.id), "");
-    put_state_key(txn, d);
+    txn.put_new(Family::deliveries, keys::delivery_key(d.id), records::encode_record(d));
+    txn.put_new(Family::schedule, keys::schedule_key(d.next_attempt_at, d.id), keys::subscription_key(d.subscription_id));
+    // Other commands scan a reachable event's links: to count its deliveries, or to learn that
+    // a removed delivery was not its last.
+    put_maybe_new(txn, event_reachable, Family::event_deliveries, keys::event_delivery_key(event.id, d.id), "");
     created.push_back(std::move(d));
   }
   return created;
+}
+
+}  // namespace
+
+std::vector<Delivery> add_deliveries(WriteTxn& txn, const Event& event,
+                                     const std::vector<std::shared_ptr<const Subscription>>& targets,
+                                     keys::IdGenerator& ids, UnixMillis now) {
+  return stage_deliveries(txn, event, targets, ids, now, EventOrigin::stored);
 }
 
 Status ingest(WriteTxn& txn, const NewEvent& input, const std::vector<std::shared_ptr<const Subscription>>& targets,
@@ -123,10 +155,12 @@ Status ingest(WriteTxn& txn, const NewEvent& input, const std::vector<std::share
   event.type = input.type;
   event.payload = input.payload;
   event.created_at = now;
-  txn.put(Family::events, keys::event_key(event.id), records::encode_record(event));
+  put_maybe_new(txn, group_can_reach(event, EventOrigin::minted), Family::events, keys::event_key(event.id),
+                records::encode_record(event));
+  // Indexed: a repeat later in the group must find it.
   if (!event.client_id.empty()) txn.put(Family::idempotency, event.client_id, keys::event_key(event.id));
   count_event_type(txn, event.type, now);
-  out.deliveries = add_deliveries(txn, event, targets, ids, now);
+  out.deliveries = stage_deliveries(txn, event, targets, ids, now, EventOrigin::minted);
   if (out.deliveries.empty()) {
     // Nothing will ever complete for this event: retention starts now.
     txn.put(Family::completed, keys::completed_key(now, keys::CompletedKind::event, event.id), "");
@@ -149,12 +183,20 @@ Status delete_subscription(WriteTxn& txn, const std::string& id) {
   return Ok{};
 }
 
-Status record_attempt(WriteTxn& txn, const std::string& delivery_id, Attempt attempt, const Resolution& resolution,
+Status record_attempt(WriteTxn& txn, const Delivery& attempted, Attempt attempt, const Resolution& resolution,
                       Delivery& out) {
-  auto current = load_delivery(txn, delivery_id);
-  if (!current) return make_error(Errc::not_found, "no delivery " + delivery_id);
-  if (current->state != DeliveryState::pending) {
-    return make_error(Errc::conflict, "delivery " + delivery_id + " is " + delivery_state_name(current->state));
+  std::optional<Delivery> current;
+  if (txn.get(Family::schedule, keys::schedule_key(attempted.next_attempt_at, attempted.id))) {
+    // Still pending with the same due time, so unchanged (see the header): no record to read.
+    current = attempted;
+  } else {
+    // Moved since the copy was taken, or gone. Retried through the API while in flight, it is
+    // still pending and the attempt counts against its stored state.
+    current = load_delivery(txn, attempted.id);
+    if (!current) return make_error(Errc::not_found, "no delivery " + attempted.id);
+    if (current->state != DeliveryState::pending) {
+      return make_error(Errc::conflict, "delivery " + attempted.id + " is " + delivery_state_name(current->state));
+    }
   }
   Delivery d = std::move(*current);
   remove_state_key(txn, d);
@@ -164,11 +206,12 @@ Status record_attempt(WriteTxn& txn, const std::string& delivery_id, Attempt att
   d.last_error = attempt.outcome == AttemptOutcome::success ? "" : attempt_outcome_name(attempt.outcome);
   d.state = resolution.state;
   if (d.state == DeliveryState::pending) {
-    d.next_attempt_at = resolution.next_attempt_at;
+    // A changed pending record always gets a new schedule key, even for a zero backoff.
+    d.next_attempt_at = std::max(resolution.next_attempt_at, d.next_attempt_at + 1);
   } else {
     d.completed_at = attempt.started_at + attempt.duration_ms;
   }
-  txn.put(Family::attempts, keys::attempt_key(d.id, attempt.number), records::encode_record(attempt));
+  txn.put_new(Family::attempts, keys::attempt_key(d.id, attempt.number), records::encode_record(attempt));
   txn.put(Family::deliveries, keys::delivery_key(d.id), records::encode_record(d));
   put_state_key(txn, d);
   out = std::move(d);
@@ -183,8 +226,11 @@ Status reschedule_now(WriteTxn& txn, const std::string& delivery_id, UnixMillis 
   }
   Delivery d = std::move(*current);
   remove_state_key(txn, d);
+  // The key must move even when the delivery is already due this millisecond: record_attempt
+  // trusts a copy whose schedule key still exists, and this changes the record (window, state).
+  const UnixMillis due = d.next_attempt_at == now ? now + 1 : now;
   d.state = DeliveryState::pending;
-  d.next_attempt_at = now;
+  d.next_attempt_at = due;
   d.window_start = 0;  // a fresh retry window starts with the next attempt
   d.completed_at = 0;
   txn.put(Family::deliveries, keys::delivery_key(d.id), records::encode_record(d));

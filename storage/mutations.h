@@ -5,6 +5,8 @@
 // A delivery waiting for an attempt has exactly one key in `schedule` (its next_attempt_at);
 // a dead one exactly one in `dead_letters`; a succeeded one one in `completed`. Attempts in
 // flight are not written: after a crash they are simply attempted again (at least once).
+// A pending delivery's record never changes without its schedule key moving (or going), so a
+// schedule key that is still there proves a copy with that next_attempt_at current.
 
 #include <memory>
 #include <string>
@@ -54,12 +56,16 @@ struct Resolution {
 };
 
 // Stores the attempt and moves the delivery to its next state. `out` is the updated delivery.
-// not_found when the delivery was removed meanwhile; conflict when it is no longer pending.
-Status record_attempt(WriteTxn& txn, const std::string& delivery_id, Attempt attempt, const Resolution& resolution,
+// `attempted` is the caller's copy of the delivery that was attempted: while its schedule key
+// exists, the update is built from it without reading the stored record. Otherwise the stored
+// record is read: not_found when the delivery was removed meanwhile; conflict when it is no
+// longer pending; still pending (retried while in flight) and the attempt counts against it.
+// A retry lands at least 1 ms after the current due time (see above).
+Status record_attempt(WriteTxn& txn, const Delivery& attempted, Attempt attempt, const Resolution& resolution,
                       Delivery& out);
 
-// A pending or dead delivery becomes due `now` with a fresh retry window (retry / redrive).
-// conflict when it succeeded; not_found when absent.
+// A pending or dead delivery becomes due `now` (now + 1 when it is due exactly now: see above)
+// with a fresh retry window (retry / redrive). conflict when it succeeded; not_found when absent.
 Status reschedule_now(WriteTxn& txn, const std::string& delivery_id, UnixMillis now, Delivery& out);
 
 // Removes a delivery with its attempts and index keys, and its event with the event's

@@ -1,7 +1,8 @@
 // Store commit (storage/store.h + storage/commit_pipeline.h) on a real RocksDB in a temporary
 // directory: the ingest of one 1 KiB event with one delivery (mutations::ingest), committed
 // alone or in a group of concurrent commands, with fsync (--durability fsync) and without
-// (buffered). Baselines: RocksDB's own Write() of an equivalent batch, and a plain file append +
+// (buffered); and the attempt records of a delivery drain (mutations::record_attempt) on a
+// store holding a backlog of deliveries. Baselines: RocksDB's own Write() of an equivalent batch, and a plain file append +
 // fdatasync of the same bytes, which is the disk's floor for one durable write.
 //
 // The directory is made under $TMPDIR (benchmarks/run.sh points it at the data disk).
@@ -10,12 +11,17 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <condition_variable>
+#include <ctime>
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
 #include <mutex>
+#include <random>
+#include <stdexcept>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "relay/core/clock.h"
@@ -74,9 +80,41 @@ class Countdown {
   bool failed_ = false;
 };
 
+std::int64_t thread_cpu_ns() {
+  timespec now{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now);
+  return static_cast<std::int64_t>(now.tv_sec) * 1'000'000'000 + now.tv_nsec;
+}
+
+// CPU time of the writer thread for the commands of each iteration, from the start of the first
+// to the completion of the last (both run on the writer thread): the cost that bounds the
+// pipeline's throughput, and steadier than the wall time on a shared machine.
+class WriterCpu {
+ public:
+  CommitPipeline::Command first(CommitPipeline::Command command) {
+    return [this, command = std::move(command)](WriteTxn& txn) {
+      started_ns_ = thread_cpu_ns();
+      return command(txn);
+    };
+  }
+  CommitPipeline::Done last(CommitPipeline::Done done) {
+    return [this, done = std::move(done)](const Status& status) {
+      total_ns_ += thread_cpu_ns() - started_ns_;
+      done(status);
+    };
+  }
+  void report(benchmark::State& state, std::int64_t items) const {
+    state.counters["writer_ns_per_item"] = static_cast<double>(total_ns_) / static_cast<double>(std::max<std::int64_t>(items, 1));
+  }
+
+ private:
+  std::int64_t started_ns_ = 0;
+  std::int64_t total_ns_ = 0;
+};
+
 struct Bench {
-  explicit Bench(bool sync)
-      : store(Store::open(StoreOptions{dir.path().string(), sync})),
+  explicit Bench(bool sync, std::size_t block_cache_bytes = StoreOptions{}.block_cache_bytes)
+      : store(Store::open(StoreOptions{dir.path().string(), sync, block_cache_bytes})),
         pipeline(*store, nullptr),
         ids(clock, store->instance_id()) {
     auto sub = std::make_shared<Subscription>();
@@ -107,14 +145,20 @@ void BM_CommitIngest(benchmark::State& state) {
   Bench bench(state.range(0) == 1);
   const auto group = static_cast<std::size_t>(state.range(1));
   Countdown countdown;
+  WriterCpu writer_cpu;
   for (auto _ : state) {
     countdown.expect(group);
     for (std::size_t i = 0; i < group; ++i) {
-      bench.pipeline.submit(bench.ingest_command(), [&](const Status& s) { countdown.done(s); });
+      CommitPipeline::Command command = bench.ingest_command();
+      CommitPipeline::Done done = [&](const Status& s) { countdown.done(s); };
+      if (i == 0) command = writer_cpu.first(std::move(command));
+      if (i + 1 == group) done = writer_cpu.last(std::move(done));
+      bench.pipeline.submit(std::move(command), std::move(done));
     }
     if (!countdown.wait()) state.SkipWithError("commit failed");
   }
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * group));
+  writer_cpu.report(state, static_cast<std::int64_t>(state.iterations() * group));
 }
 BENCHMARK(BM_CommitIngest)
     ->ArgNames({"fsync", "group"})
@@ -122,7 +166,122 @@ BENCHMARK(BM_CommitIngest)
     ->Args({1, 64})
     ->Args({0, 1})
     ->Args({0, 64})
+    ->Args({0, 512})
     ->UseRealTime();
+
+// A drain's writes: pending deliveries of a backlog, in due order, each get an attempt record
+// and move to a retry an hour later, as DeliveryScheduler records them. The backlog is built
+// once like fill_store's (benchmark scenario 4): deliveries ingested through mutations::ingest
+// (small payloads: the events are not read here), each with one failed attempt and a retry due
+// at a random time, then flushed to SST files. Due order is then not creation order, as in a
+// backlog of retries. Scenario 4's million deliveries and their 1 KiB events are many times
+// the 64 MiB block cache; 200k deliveries against an 8 MiB cache keep that ratio and fill in
+// seconds.
+class Backlog {
+ public:
+  static constexpr std::size_t kDeliveries = 200'000;
+
+  static Backlog& get() {
+    static Backlog backlog;
+    return backlog;
+  }
+
+  // Submits the next `group` attempt records; `done` is called once per command.
+  void submit_attempts(std::size_t group, WriterCpu& writer_cpu, const CommitPipeline::Done& done) {
+    for (std::size_t i = 0; i < group; ++i) {
+      Delivery& current = deliveries_[next_++ % deliveries_.size()];
+      CommitPipeline::Command command = [this, &current](WriteTxn& txn) {
+        return record_failure(txn, current, current.next_attempt_at + 3'600'000);
+      };
+      if (i == 0) command = writer_cpu.first(std::move(command));
+      bench_.pipeline.submit(std::move(command), i + 1 == group ? writer_cpu.last(done) : done,
+                             CommitPipeline::Priority::background);
+    }
+  }
+
+ private:
+  static constexpr std::size_t kPerCommand = 1'000;
+
+  Backlog() : bench_(false, 8 << 20) {
+    deliveries_.reserve(kDeliveries);
+    run_chunks([&](std::size_t) {
+      return [&](WriteTxn& txn) -> Status {
+        const mutations::NewEvent event{"", "backlog.retry", std::make_shared<const std::string>(R"({"n":1})")};
+        for (std::size_t i = 0; i < kPerCommand; ++i) {
+          mutations::IngestedEvent out;
+          if (auto s = mutations::ingest(txn, event, bench_.targets, bench_.ids, bench_.clock.now_ms(), out); !s) return s;
+          for (auto& d : out.deliveries) deliveries_.push_back(std::move(d));
+        }
+        return Ok{};
+      };
+    });
+    std::mt19937_64 random(42);
+    std::uniform_int_distribution<std::int64_t> due_in(1'200'000, 3'600'000);
+    std::vector<UnixMillis> retry_at(deliveries_.size());
+    for (UnixMillis& at : retry_at) at = bench_.clock.now_ms() + due_in(random);
+    run_chunks([&](std::size_t chunk) {
+      return [&, chunk](WriteTxn& txn) -> Status {
+        for (std::size_t i = chunk * kPerCommand; i < (chunk + 1) * kPerCommand; ++i) {
+          if (auto s = record_failure(txn, deliveries_[i], retry_at[i]); !s) return s;
+        }
+        return Ok{};
+      };
+    });
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    for (std::size_t f = 0; f < static_cast<std::size_t>(Family::count_); ++f) {
+      handles.push_back(bench_.store->handle(static_cast<Family>(f)));
+    }
+    if (!bench_.store->db().Flush(rocksdb::FlushOptions(), handles).ok()) throw std::runtime_error("flush failed");
+    std::sort(deliveries_.begin(), deliveries_.end(), [](const Delivery& a, const Delivery& b) {
+      return std::tie(a.next_attempt_at, a.id) < std::tie(b.next_attempt_at, b.id);
+    });
+  }
+
+  // Runs kDeliveries / kPerCommand commands and waits for them; a group sees no write of its own.
+  template <typename MakeCommand>
+  void run_chunks(MakeCommand make_command) {
+    Countdown countdown;
+    countdown.expect(kDeliveries / kPerCommand);
+    for (std::size_t chunk = 0; chunk < kDeliveries / kPerCommand; ++chunk) {
+      bench_.pipeline.submit(make_command(chunk), [&](const Status& s) { countdown.done(s); });
+    }
+    if (!countdown.wait()) throw std::runtime_error("filling the backlog failed");
+  }
+
+  // One 503 for `current`, which becomes the updated delivery.
+  Status record_failure(WriteTxn& txn, Delivery& current, UnixMillis retry_at) {
+    Attempt attempt;
+    attempt.started_at = bench_.clock.now_ms();
+    attempt.duration_ms = 3;
+    attempt.http_status = 503;
+    attempt.outcome = AttemptOutcome::http_5xx;
+    attempt.response_body = "Service Unavailable";
+    Delivery updated;
+    Status status = mutations::record_attempt(txn, current, attempt, {DeliveryState::pending, retry_at}, updated);
+    if (status) current = std::move(updated);
+    return status;
+  }
+
+  Bench bench_;
+  std::vector<Delivery> deliveries_;  // each as the scheduler holds it: updated by every record
+  std::size_t next_ = 0;
+};
+
+// range(0): attempt records submitted together (one group).
+void BM_CommitRecordAttempt(benchmark::State& state) {
+  Backlog& backlog = Backlog::get();
+  const auto group = static_cast<std::size_t>(state.range(0));
+  Countdown countdown;
+  WriterCpu writer_cpu;
+  for (auto _ : state) {
+    countdown.expect(group);
+    backlog.submit_attempts(group, writer_cpu, [&](const Status& s) { countdown.done(s); });
+    if (!countdown.wait()) state.SkipWithError("commit failed");
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * group));
+  writer_cpu.report(state, static_cast<std::int64_t>(state.iterations() * group));
+}
+BENCHMARK(BM_CommitRecordAttempt)->ArgNames({"group"})->Arg(1)->Arg(256)->UseRealTime();
 
 // The writes of one ingest (event, delivery, three index keys, event type) in a plain
 // WriteBatch, written with RocksDB's Write(): the store without relay's pipeline and records.

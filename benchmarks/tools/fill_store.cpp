@@ -17,6 +17,7 @@
 #include <condition_variable>
 #include <fstream>
 #include <iostream>
+#include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -109,16 +110,25 @@ class Outstanding {
   std::string error_;
 };
 
-// Ingests `count` events of `type` and records one attempt for each delivery.
-Status fill_chunk(WriteTxn& txn, std::size_t count, bool dead, const std::shared_ptr<const std::string>& payload,
-                  const std::vector<std::shared_ptr<const Subscription>>& targets, keys::IdGenerator& ids,
-                  const Clock& clock, std::mt19937_64& random, const FillOptions& options) {
-  std::uniform_int_distribution<std::int64_t> due_offset(options.due_min_s * 1000, options.due_max_s * 1000);
+// Ingests `count` events of `type`; their deliveries are added to `created`.
+Status ingest_chunk(WriteTxn& txn, std::size_t count, bool dead, const std::shared_ptr<const std::string>& payload,
+                    const std::vector<std::shared_ptr<const Subscription>>& targets, keys::IdGenerator& ids,
+                    const Clock& clock, std::vector<Delivery>& created) {
   for (std::size_t i = 0; i < count; ++i) {
-    const UnixMillis now = clock.now_ms();
     mutations::IngestedEvent ingested;
     const mutations::NewEvent event{"", dead ? "backlog.dead" : "backlog.retry", payload};
-    if (auto status = mutations::ingest(txn, event, targets, ids, now, ingested); !status) return status;
+    if (auto status = mutations::ingest(txn, event, targets, ids, clock.now_ms(), ingested); !status) return status;
+    for (auto& d : ingested.deliveries) created.push_back(std::move(d));
+  }
+  return Ok{};
+}
+
+// Records one failed attempt for each delivery: a retry later, or dead.
+Status record_attempts(WriteTxn& txn, const std::vector<Delivery>& deliveries, bool dead, const Clock& clock,
+                       std::mt19937_64& random, const FillOptions& options) {
+  std::uniform_int_distribution<std::int64_t> due_offset(options.due_min_s * 1000, options.due_max_s * 1000);
+  for (const Delivery& d : deliveries) {
+    const UnixMillis now = clock.now_ms();
     Attempt attempt;
     attempt.started_at = now;
     attempt.duration_ms = 3;
@@ -130,9 +140,7 @@ Status fill_chunk(WriteTxn& txn, std::size_t count, bool dead, const std::shared
     resolution.state = dead ? DeliveryState::dead : DeliveryState::pending;
     resolution.next_attempt_at = now + due_offset(random);
     Delivery updated;
-    for (const Delivery& d : ingested.deliveries) {
-      if (auto status = mutations::record_attempt(txn, d.id, attempt, resolution, updated); !status) return status;
-    }
+    if (auto status = mutations::record_attempt(txn, d, attempt, resolution, updated); !status) return status;
   }
   return Ok{};
 }
@@ -164,12 +172,20 @@ int run(const FillOptions& options) {
     const std::uint64_t total = dead ? options.dead : options.scheduled;
     for (std::uint64_t done = 0; done < total; done += kEventsPerCommand) {
       const std::size_t count = static_cast<std::size_t>(std::min<std::uint64_t>(kEventsPerCommand, total - done));
-      outstanding.acquire();
+      outstanding.acquire();  // for both commands of the chunk
+      auto created = std::make_shared<std::vector<Delivery>>();
       pipeline.submit(
-          [&, count, dead](WriteTxn& txn) {
-            return fill_chunk(txn, count, dead, payload, targets, ids, clock, random, options);
+          [&, count, dead, created](WriteTxn& txn) {
+            return ingest_chunk(txn, count, dead, payload, targets, ids, clock, *created);
           },
-          [&](const Status& s) { outstanding.release(s); });
+          [&, dead, created](const Status& ingested) {
+            if (!ingested) return outstanding.release(ingested);
+            // Submitted once the ingest is committed, so in a later group: new deliveries are
+            // not readable in the group that writes them (WriteTxn::put_new).
+            pipeline.submit(
+                [&, dead, created](WriteTxn& txn) { return record_attempts(txn, *created, dead, clock, random, options); },
+                [&](const Status& recorded) { outstanding.release(recorded); });
+          });
     }
   }
   if (const std::string error = outstanding.wait_all(); !error.empty()) {

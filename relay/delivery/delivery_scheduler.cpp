@@ -429,8 +429,8 @@ void DeliveryScheduler::on_attempt_done(const std::string& delivery_id, const st
   const AttemptOutcome outcome = response.outcome;
   const double seconds = static_cast<double>(response.duration_ms) / 1000.0;
   pipeline_.submit(
-      [delivery_id, attempt, resolution, updated](WriteTxn& txn) {
-        return mutations::record_attempt(txn, delivery_id, attempt, resolution, *updated);
+      [attempted = d, attempt, resolution, updated](WriteTxn& txn) {
+        return mutations::record_attempt(txn, attempted, attempt, resolution, *updated);
       },
       [this, &io = io_, alive = alive_, delivery_id, subscription_id, old_due, updated, outcome,
        seconds](const Status& status) {

@@ -201,6 +201,78 @@ TEST_F(CommitPipelineTest, AFailingCommandIsRolledBackWhileItsGroupCommits) {
   EXPECT_FALSE(store_->get(Family::events, "throwing").has_value());
 }
 
+TEST_F(CommitPipelineTest, PutNewWritesOfAFailingCommandAreRolledBackWhileItsGroupCommits) {
+  CommitPipeline pipeline(*store_, nullptr);
+  std::promise<void> release;
+  auto first = hold_writer(pipeline, release.get_future().share());
+  auto before = submit(pipeline, [](WriteTxn& txn) -> Status {
+    txn.put_new(Family::events, "before", "1");
+    return Ok{};
+  });
+  auto failing = submit(pipeline, [](WriteTxn& txn) -> Status {
+    txn.put_new(Family::events, "failing-new", "x");
+    txn.put(Family::events, "failing-indexed", "x");
+    txn.put_new(Family::attempts, "failing-new-too", "x");
+    return make_error(Errc::conflict, "no");
+  });
+  // Only put_new writes: nothing in the index to roll back, the batch itself must be.
+  auto failing_unindexed = submit(pipeline, [](WriteTxn& txn) -> Status {
+    txn.put_new(Family::events, "unindexed", "x");
+    return make_error(Errc::conflict, "no");
+  });
+  auto after = submit(pipeline, [](WriteTxn& txn) -> Status {
+    txn.put_new(Family::events, "after", "2");
+    txn.put(Family::events, "after-indexed", "3");
+    return Ok{};
+  });
+  release.set_value();
+  ASSERT_TRUE(wait(first).ok());
+  EXPECT_TRUE(wait(before).ok());
+  EXPECT_FALSE(wait(failing).ok());
+  EXPECT_FALSE(wait(failing_unindexed).ok());
+  EXPECT_TRUE(wait(after).ok());
+
+  EXPECT_EQ(store_->get(Family::events, "before"), "1");
+  EXPECT_EQ(store_->get(Family::events, "after"), "2");
+  EXPECT_EQ(store_->get(Family::events, "after-indexed"), "3");
+  EXPECT_FALSE(store_->get(Family::events, "failing-new").has_value());
+  EXPECT_FALSE(store_->get(Family::events, "failing-indexed").has_value());
+  EXPECT_FALSE(store_->get(Family::attempts, "failing-new-too").has_value());
+  EXPECT_FALSE(store_->get(Family::events, "unindexed").has_value());
+}
+
+TEST_F(CommitPipelineTest, PutNewValuesAreReadableAfterCommitAndLaterWritesOfTheGroupWin) {
+  CommitPipeline pipeline(*store_, nullptr);
+  std::promise<void> release;
+  auto first = hold_writer(pipeline, release.get_future().share());
+  auto minted = submit(pipeline, [](WriteTxn& txn) -> Status {
+    txn.put_new(Family::deliveries, "kept", "v");
+    txn.put_new(Family::deliveries, "deleted", "v");
+    txn.put_new(Family::deliveries, "overwritten", "v");
+    return Ok{};
+  });
+  auto later = submit(pipeline, [](WriteTxn& txn) -> Status {
+    txn.del(Family::deliveries, "deleted");
+    txn.put(Family::deliveries, "overwritten", "w");
+    return Ok{};
+  });
+  release.set_value();
+  ASSERT_TRUE(wait(first).ok());
+  ASSERT_TRUE(wait(minted).ok());
+  ASSERT_TRUE(wait(later).ok());
+  EXPECT_EQ(store_->get(Family::deliveries, "kept"), "v");
+  EXPECT_FALSE(store_->get(Family::deliveries, "deleted").has_value());
+  EXPECT_EQ(store_->get(Family::deliveries, "overwritten"), "w");
+
+  std::optional<std::string> read_by_a_later_group;
+  auto reader = submit(pipeline, [&](WriteTxn& txn) -> Status {
+    read_by_a_later_group = txn.get(Family::deliveries, "kept");
+    return Ok{};
+  });
+  ASSERT_TRUE(wait(reader).ok());
+  EXPECT_EQ(read_by_a_later_group, "v");
+}
+
 TEST_F(CommitPipelineTest, ARolledBackDeleteLeavesTheKey) {
   CommitPipeline pipeline(*store_, nullptr);
   auto seed = submit(pipeline, put("kept", "v"));

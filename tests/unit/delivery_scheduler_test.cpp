@@ -196,7 +196,7 @@ TEST_F(DeliverySchedulerTest, FarFutureRetriesStayOnDiskUntilDue) {
       attempt.outcome = AttemptOutcome::http_5xx;
       attempt.http_status = 500;
       Delivery updated;
-      return mutations::record_attempt(txn, d.id, attempt, {DeliveryState::pending, in_an_hour}, updated);
+      return mutations::record_attempt(txn, d, attempt, {DeliveryState::pending, in_an_hour}, updated);
     });
   }
   const auto fresh = store_events(3);  // due now

@@ -55,15 +55,40 @@ class MutationsTest : public ::testing::Test {
     return out;
   }
 
-  Status attempt(const std::string& id, AttemptOutcome outcome, mutations::Resolution resolution,
-                 Delivery& out, std::int64_t duration_ms = 250) {
+  static Attempt attempt_at(UnixMillis started_at, AttemptOutcome outcome, std::int64_t duration_ms = 250) {
     Attempt a;
-    a.started_at = clock_.now_ms();
+    a.started_at = started_at;
     a.duration_ms = duration_ms;
     a.outcome = outcome;
     a.http_status = outcome == AttemptOutcome::success ? 200 : outcome == AttemptOutcome::http_5xx ? 503 : 0;
     a.response_body = "body";
-    return run([&](WriteTxn& txn) { return mutations::record_attempt(txn, id, a, resolution, out); });
+    return a;
+  }
+
+  // Records an attempt of `attempted`, the caller's copy of the delivery (the scheduler's).
+  Status attempt_of(const Delivery& attempted, AttemptOutcome outcome, mutations::Resolution resolution,
+                    Delivery& out, std::int64_t duration_ms = 250) {
+    const Attempt a = attempt_at(clock_.now_ms(), outcome, duration_ms);
+    return run([&](WriteTxn& txn) { return mutations::record_attempt(txn, attempted, a, resolution, out); });
+  }
+
+  // Records an attempt with the stored delivery as the copy (an id alone when it is absent).
+  Status attempt(const std::string& id, AttemptOutcome outcome, mutations::Resolution resolution,
+                 Delivery& out, std::int64_t duration_ms = 250) {
+    Delivery absent;
+    absent.id = id;
+    return attempt_of(queries::delivery(*store_, id).value_or(absent), outcome, resolution, out, duration_ms);
+  }
+
+  // Holds the writer until the returned promise is fulfilled: commands submitted meanwhile
+  // form one group.
+  std::promise<void> hold_writer() {
+    std::promise<void> release;
+    pipeline_->submit([released = release.get_future().share()](WriteTxn&) -> Status {
+      released.wait();
+      return Ok{};
+    }, [](const Status&) {});
+    return release;
   }
 
   std::vector<KV> family(Family f) const {
@@ -335,6 +360,119 @@ TEST_F(MutationsTest, RecordAttemptOnAnAbsentDeliveryIsNotFound) {
   ASSERT_FALSE(status.ok());
   EXPECT_EQ(status.error().code, Errc::not_found);
   EXPECT_TRUE(family(Family::attempts).empty());
+}
+
+TEST_F(MutationsTest, RecordAttemptBuildsTheUpdateFromTheCopyWhileItsScheduleKeyExists) {
+  const auto sub = subscription();
+  const Delivery copy = ingest({sub}).deliveries[0];
+  // The stored record says otherwise; the schedule key still says "pending, due kStart".
+  Delivery tampered = copy;
+  tampered.attempts = 7;
+  tampered.last_error = "tampered";
+  ASSERT_TRUE(run([&](WriteTxn& txn) -> Status {
+                txn.put(Family::deliveries, keys::delivery_key(copy.id), records::encode_record(tampered));
+                return Ok{};
+              }).ok());
+  Delivery d;
+  ASSERT_TRUE(attempt_of(copy, AttemptOutcome::http_5xx, {DeliveryState::pending, kStart + 5'000}, d).ok());
+  EXPECT_EQ(d.attempts, 1u);
+  EXPECT_EQ(d.last_error, "http_5xx");
+  EXPECT_EQ(stored_delivery(copy.id).attempts, 1u);
+  ASSERT_EQ(queries::attempts(*store_, copy.id).size(), 1u);
+  EXPECT_EQ(queries::attempts(*store_, copy.id)[0].number, 1u);
+  EXPECT_EQ(family(Family::schedule),
+            (std::vector<KV>{{keys::schedule_key(kStart + 5'000, copy.id), keys::subscription_key(sub->id)}}));
+}
+
+TEST_F(MutationsTest, RecordAttemptWithTheCopyOfARemovedDeliveryWritesNothing) {
+  const auto out = ingest({subscription(), subscription()});
+  const Delivery copy = out.deliveries[0];
+  ASSERT_TRUE(run([&](WriteTxn& txn) { return mutations::remove_delivery(txn, copy.id); }).ok());
+  const auto before = everything();
+  Delivery d;
+  const Status status = attempt_of(copy, AttemptOutcome::success, {DeliveryState::succeeded, 0}, d);
+  ASSERT_FALSE(status.ok());
+  EXPECT_EQ(status.error().code, Errc::not_found);
+  EXPECT_EQ(everything(), before);
+}
+
+TEST_F(MutationsTest, RecordAttemptWithTheCopyOfASucceededDeliveryWritesNothing) {
+  const Delivery copy = ingest({subscription()}).deliveries[0];
+  Delivery d;
+  ASSERT_TRUE(attempt_of(copy, AttemptOutcome::success, {DeliveryState::succeeded, 0}, d).ok());
+  const auto before = everything();
+  const Status again = attempt_of(copy, AttemptOutcome::http_5xx, {DeliveryState::pending, kStart + 5'000}, d);
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.error().code, Errc::conflict);
+  EXPECT_EQ(everything(), before);
+}
+
+// Retried through the API while the attempt was in flight: the scheduler's copy is stale, and the
+// attempt counts against the stored state (the fresh window), leaving one schedule key.
+TEST_F(MutationsTest, RecordAttemptWithTheCopyOfARescheduledDeliveryCountsAgainstTheStoredState) {
+  const auto sub = subscription();
+  Delivery copy;
+  ASSERT_TRUE(attempt(ingest({sub}).deliveries[0].id, AttemptOutcome::http_5xx,
+                      {DeliveryState::pending, kStart + 5'000}, copy).ok());
+  clock_.advance(5'300);  // the copy went out when due; the retry comes while it is in flight
+  Delivery rescheduled;
+  ASSERT_TRUE(run([&](WriteTxn& txn) { return mutations::reschedule_now(txn, copy.id, clock_.now_ms(), rescheduled); }).ok());
+  Delivery d;
+  ASSERT_TRUE(attempt_of(copy, AttemptOutcome::http_5xx, {DeliveryState::pending, kStart + 60'000}, d).ok());
+  EXPECT_EQ(d.attempts, 2u);
+  EXPECT_EQ(d.window_start, kStart + 5'300) << "the window reset by the retry starts with this attempt";
+  EXPECT_EQ(family(Family::schedule),
+            (std::vector<KV>{{keys::schedule_key(kStart + 60'000, copy.id), keys::subscription_key(sub->id)}}));
+  EXPECT_EQ(queries::attempts(*store_, copy.id).size(), 2u);
+}
+
+TEST_F(MutationsTest, RescheduleNowMovesTheKeyOfADeliveryDueThisVeryMillisecond) {
+  const auto sub = subscription();
+  const Delivery copy = ingest({sub}).deliveries[0];  // due kStart, and it is kStart
+  Delivery rescheduled;
+  ASSERT_TRUE(run([&](WriteTxn& txn) { return mutations::reschedule_now(txn, copy.id, kStart, rescheduled); }).ok());
+  EXPECT_EQ(rescheduled.next_attempt_at, kStart + 1);
+  EXPECT_EQ(family(Family::schedule),
+            (std::vector<KV>{{keys::schedule_key(kStart + 1, copy.id), keys::subscription_key(sub->id)}}));
+  EXPECT_EQ(stored_delivery(copy.id).next_attempt_at, kStart + 1);
+}
+
+TEST_F(MutationsTest, ARetryDueAtTheAttemptedTimeStillMovesTheScheduleKey) {
+  const auto sub = subscription();
+  const Delivery copy = ingest({sub}).deliveries[0];
+  Delivery d;
+  ASSERT_TRUE(attempt_of(copy, AttemptOutcome::http_5xx, {DeliveryState::pending, kStart}, d, 0).ok());
+  EXPECT_EQ(d.next_attempt_at, kStart + 1);
+  EXPECT_EQ(family(Family::schedule),
+            (std::vector<KV>{{keys::schedule_key(kStart + 1, copy.id), keys::subscription_key(sub->id)}}));
+  // The copy taken before that attempt is now stale.
+  ASSERT_TRUE(attempt_of(copy, AttemptOutcome::http_5xx, {DeliveryState::pending, kStart + 9}, d, 0).ok());
+  EXPECT_EQ(d.attempts, 2u) << "counted against the stored state, not the stale copy";
+  EXPECT_EQ(family(Family::schedule),
+            (std::vector<KV>{{keys::schedule_key(kStart + 9, copy.id), keys::subscription_key(sub->id)}}));
+}
+
+// The attempt record skips the batch's index (WriteTxn::put_new); a removal later in the same
+// group still deletes it.
+TEST_F(MutationsTest, RemovingADeliveryInTheGroupThatRecordsItsAttemptLeavesNoAttempt) {
+  const auto out = ingest({subscription()});
+  const Delivery copy = out.deliveries[0];
+  std::promise<void> release = hold_writer();
+  const Attempt a = attempt_at(kStart, AttemptOutcome::http_5xx);
+  Delivery d;
+  std::promise<Status> recorded;
+  std::promise<Status> removed;
+  pipeline_->submit([&](WriteTxn& txn) {
+    return mutations::record_attempt(txn, copy, a, {DeliveryState::pending, kStart + 5'000}, d);
+  }, [&](const Status& s) { recorded.set_value(s); });
+  pipeline_->submit([&](WriteTxn& txn) { return mutations::remove_delivery(txn, copy.id); },
+                    [&](const Status& s) { removed.set_value(s); });
+  release.set_value();
+  ASSERT_TRUE(recorded.get_future().get().ok());
+  ASSERT_TRUE(removed.get_future().get().ok());
+  for (Family f : {Family::events, Family::deliveries, Family::schedule, Family::event_deliveries, Family::attempts}) {
+    EXPECT_TRUE(family(f).empty()) << "family " << static_cast<int>(f);
+  }
 }
 
 TEST_F(MutationsTest, RescheduleNowRevivesADeadDeliveryWithAFreshWindow) {

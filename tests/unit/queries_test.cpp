@@ -61,9 +61,10 @@ class QueriesTest : public ::testing::Test {
     Attempt a;
     a.started_at = clock_.now_ms();
     a.outcome = AttemptOutcome::http_4xx;
+    const Delivery attempted = queries::delivery(*store_, id).value();
     Delivery out;
     EXPECT_TRUE(run([&](WriteTxn& txn) {
-                  return mutations::record_attempt(txn, id, a, {DeliveryState::dead, 0}, out);
+                  return mutations::record_attempt(txn, attempted, a, {DeliveryState::dead, 0}, out);
                 }).ok());
     clock_.advance(1'000);
   }
@@ -72,9 +73,10 @@ class QueriesTest : public ::testing::Test {
     Attempt a;
     a.started_at = clock_.now_ms();
     a.outcome = AttemptOutcome::success;
+    const Delivery attempted = queries::delivery(*store_, id).value();
     Delivery out;
     EXPECT_TRUE(run([&](WriteTxn& txn) {
-                  return mutations::record_attempt(txn, id, a, {DeliveryState::succeeded, 0}, out);
+                  return mutations::record_attempt(txn, attempted, a, {DeliveryState::succeeded, 0}, out);
                 }).ok());
   }
 

@@ -59,18 +59,23 @@ struct DeliveryScheduler::LoadRequest {
   std::optional<std::string> only_subscription;            // stored key of the lane being reloaded
 };
 
-// Event payloads of recent loads. Ten subscriptions to one event park and reload separately,
-// so without it each reload reads (and for an older backlog, decompresses) the same event again.
+// Event payloads read on the blocking pool, by loads and by insert_with_payloads. Ten subscriptions
+// to one event park and reload separately: without it each reload reads (and for an older
+// backlog, decompresses) the same event again.
 // Bounded in bytes (payloads go up to --max-body); those still held by in-memory deliveries
 // are shared with them, not copied.
 class DeliveryScheduler::PayloadCache {
  public:
   std::shared_ptr<const std::string> get(Store& store, const std::string& event_id) {
-    std::lock_guard lock(mutex_);
-    if (const auto it = by_event_.find(event_id); it != by_event_.end()) return it->second;
+    {
+      std::lock_guard lock(mutex_);
+      if (const auto it = by_event_.find(event_id); it != by_event_.end()) return it->second;
+    }
+    // Read without the lock: loads and insert_with_payloads run on the pool at the same time.
     auto event = queries::event(store, event_id);
     auto payload = event ? event->payload : std::make_shared<const std::string>("null");
-    by_event_.emplace(event_id, payload);
+    std::lock_guard lock(mutex_);
+    if (!by_event_.emplace(event_id, payload).second) return payload;  // read twice meanwhile
     order_.push_back(event_id);
     bytes_ += payload->size();
     while (bytes_ > kCapacityBytes && order_.size() > 1) {
@@ -84,7 +89,7 @@ class DeliveryScheduler::PayloadCache {
 
  private:
   static constexpr std::size_t kCapacityBytes = 8 << 20;
-  std::mutex mutex_;  // loads run one at a time, but on whichever pool thread is free
+  std::mutex mutex_;
   std::unordered_map<std::string, std::shared_ptr<const std::string>> by_event_;
   std::deque<std::string> order_;  // oldest first
   std::size_t bytes_ = 0;
@@ -157,18 +162,11 @@ void DeliveryScheduler::enqueue(std::vector<Delivery> deliveries, std::shared_pt
 }
 
 void DeliveryScheduler::insert_with_payloads(std::vector<Delivery> deliveries) {
-  asio::post(blocking_pool_, [this, &io = io_, &store = store_, alive = alive_,
+  asio::post(blocking_pool_, [this, &io = io_, &store = store_, alive = alive_, cache = payload_cache_,
                                deliveries = std::move(deliveries)]() mutable {
     std::vector<std::shared_ptr<const std::string>> payloads;
-    std::unordered_map<std::string, std::shared_ptr<const std::string>> by_event;
-    for (const auto& d : deliveries) {
-      auto& payload = by_event[d.event_id];
-      if (!payload) {
-        auto event = queries::event(store, d.event_id);
-        payload = event ? event->payload : std::make_shared<const std::string>("null");
-      }
-      payloads.push_back(payload);
-    }
+    payloads.reserve(deliveries.size());
+    for (const auto& d : deliveries) payloads.push_back(cache->get(store, d.event_id));
     asio::post(io, [this, alive, deliveries = std::move(deliveries), payloads = std::move(payloads)]() mutable {
       if (!*alive) return;
       for (std::size_t i = 0; i < deliveries.size(); ++i) insert(std::move(deliveries[i]), payloads[i]);

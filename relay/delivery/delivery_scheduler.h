@@ -174,7 +174,7 @@ class DeliveryScheduler {
   boost::asio::steady_timer tick_timer_;
   boost::asio::steady_timer drain_timer_;
   std::mt19937_64 random_;
-  std::shared_ptr<PayloadCache> payload_cache_;  // used by loads on the blocking pool
+  std::shared_ptr<PayloadCache> payload_cache_;  // used on the blocking pool
   std::shared_ptr<bool> alive_;  // lets completions from other threads see that we are gone
 };
 

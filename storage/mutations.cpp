@@ -30,11 +30,23 @@ void remove_state_key(WriteTxn& txn, const Delivery& d) {
   }
 }
 
-void put_state_key(WriteTxn& txn, const Delivery& d) {
+// put(), or put_new() for a key the rest of the group cannot reach (see WriteTxn::put_new).
+void put_maybe_new(WriteTxn& txn, bool reachable, Family family, const std::string& key, const std::string& value) {
+  if (reachable) {
+    txn.put(family, key, value);
+  } else {
+    txn.put_new(family, key, value);
+  }
+}
+
+// Writes the index key of the delivery's current state. `reachable`: false for a delivery
+// minted by this command.
+void put_state_key(WriteTxn& txn, const Delivery& d, bool reachable = true) {
   switch (d.state) {
     case DeliveryState::pending:
     case DeliveryState::in_flight:
-      txn.put(Family::schedule, keys::schedule_key(d.next_attempt_at, d.id), keys::subscription_key(d.subscription_id));
+      put_maybe_new(txn, reachable, Family::schedule, keys::schedule_key(d.next_attempt_at, d.id),
+                    keys::subscription_key(d.subscription_id));
       break;
     case DeliveryState::dead:
       txn.put(Family::dead_letters, keys::dead_letter_key(d.completed_at, d.id), keys::subscription_key(d.subscription_id));
@@ -90,14 +102,6 @@ bool group_can_reach(const Event& event, EventOrigin origin) {
   return origin == EventOrigin::stored || !event.client_id.empty();
 }
 
-void put_maybe_new(WriteTxn& txn, bool reachable, Family family, const std::string& key, const std::string& value) {
-  if (reachable) {
-    txn.put(family, key, value);
-  } else {
-    txn.put_new(family, key, value);
-  }
-}
-
 // New pending deliveries, due now. Their ids are minted here, so the delivery records and
 // schedule keys are unreachable by the rest of the group (the scheduler learns of them after
 // the commit).
@@ -117,7 +121,7 @@ std::vector<Delivery> stage_deliveries(WriteTxn& txn, const Event& event,
     d.created_at = now;
     d.next_attempt_at = now;
     txn.put_new(Family::deliveries, keys::delivery_key(d.id), records::encode_record(d));
-    txn.put_new(Family::schedule, keys::schedule_key(d.next_attempt_at, d.id), keys::subscription_key(d.subscription_id));
+    put_state_key(txn, d, /*reachable=*/false);
     // Other commands scan a reachable event's links: to count its deliveries, or to learn that
     // a removed delivery was not its last.
     put_maybe_new(txn, event_reachable, Family::event_deliveries, keys::event_delivery_key(event.id, d.id), "");

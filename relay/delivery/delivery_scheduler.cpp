@@ -33,7 +33,7 @@ std::string successor(std::string key) {
 
 struct DeliveryScheduler::Lane {
   std::deque<std::string> ready;  // due delivery ids, oldest first; may hold forgotten ids
-  std::uint32_t in_flight = 0;
+  std::uint32_t in_flight = 0;    // requests awaiting the subscriber's answer
   double tokens = 0;
   UnixMillis tokens_at = 0;
   std::uint32_t consecutive_failures = 0;
@@ -389,15 +389,20 @@ void DeliveryScheduler::attempt(Item& item, const Subscription& sub) {
 
 void DeliveryScheduler::on_attempt_done(const std::string& delivery_id, const std::string& subscription_id,
                                         UnixMillis started_at, const EgressResponse& response) {
+  Lane& l = lane(subscription_id);
+  --l.in_flight;
+  --in_flight_;
   const auto it = items_.find(delivery_id);
   if (response.cancelled || it == items_.end()) {
     // Shutdown: the delivery stays pending on disk and is attempted again after a restart.
-    --lane(subscription_id).in_flight;
-    --in_flight_;
     if (it != items_.end()) it->second.in_flight = false;
     finish_drain_if_idle();
     return;
   }
+  // The subscriber has answered: its health and the attempt's metrics do not wait for the record.
+  metrics_.attempt(subscription_id, response.outcome, static_cast<double>(response.duration_ms) / 1000.0);
+  record_circuit(l, subscription_id, response.outcome == AttemptOutcome::success, clock_.now_ms());
+  ++recording_;
   const Delivery& d = it->second.delivery;
   const auto sub = subscriptions_.snapshot()->find(subscription_id);
   const RetryPolicy policy = sub ? effective_policy(options_.retry, sub->retry) : options_.retry;
@@ -424,30 +429,23 @@ void DeliveryScheduler::on_attempt_done(const std::string& delivery_id, const st
 
   auto updated = std::make_shared<Delivery>();
   const UnixMillis old_due = d.next_attempt_at;
-  const AttemptOutcome outcome = response.outcome;
-  const double seconds = static_cast<double>(response.duration_ms) / 1000.0;
   pipeline_.submit(
       [attempted = d, attempt, resolution, updated](WriteTxn& txn) {
         return mutations::record_attempt(txn, attempted, attempt, resolution, *updated);
       },
-      [this, &io = io_, alive = alive_, delivery_id, subscription_id, old_due, updated, outcome,
-       seconds](const Status& status) {
+      [this, &io = io_, alive = alive_, delivery_id, old_due, updated](const Status& status) {
         asio::post(io, [=, this] {
-          if (*alive) on_recorded(delivery_id, subscription_id, old_due, status, *updated, outcome, seconds);
+          if (*alive) on_recorded(delivery_id, old_due, status, *updated);
         });
       },
       CommitPipeline::Priority::background);
+  request_pump();  // the lane has a free slot again
 }
 
-void DeliveryScheduler::on_recorded(const std::string& delivery_id, const std::string& subscription_id,
-                                    UnixMillis old_due, const Status& status, const Delivery& updated,
-                                    AttemptOutcome outcome, double attempt_seconds) {
-  Lane& l = lane(subscription_id);
-  --l.in_flight;
-  --in_flight_;
+void DeliveryScheduler::on_recorded(const std::string& delivery_id, UnixMillis old_due, const Status& status,
+                                    const Delivery& updated) {
+  --recording_;
   const UnixMillis now = clock_.now_ms();
-  metrics_.attempt(subscription_id, outcome, attempt_seconds);
-  record_circuit(l, subscription_id, outcome == AttemptOutcome::success, now);
 
   const auto it = items_.find(delivery_id);
   if (loading_) removed_while_loading_.insert(keys::schedule_key(old_due, delivery_id));
@@ -478,12 +476,12 @@ void DeliveryScheduler::on_recorded(const std::string& delivery_id, const std::s
   } else {
     scheduled_total_ -= std::min<std::uint64_t>(scheduled_total_, 1);
     if (updated.state == DeliveryState::succeeded) {
-      metrics_.delivery_succeeded(subscription_id, static_cast<double>(now - updated.created_at) / 1000.0);
+      metrics_.delivery_succeeded(updated.subscription_id, static_cast<double>(now - updated.created_at) / 1000.0);
     } else {
       ++dead_total_;
-      metrics_.delivery_dead(subscription_id);
+      metrics_.delivery_dead(updated.subscription_id);
       logger_.warn("delivery dead", {{"delivery", delivery_id},
-                                     {"subscription", subscription_id},
+                                     {"subscription", updated.subscription_id},
                                      {"attempts", updated.attempts},
                                      {"last_error", updated.last_error}});
     }
@@ -703,8 +701,10 @@ void DeliveryScheduler::publish_gauges() {
     }
     metrics_.set_circuit_state(sub_id, static_cast<int>(l->circuit));
   }
-  const std::uint64_t busy = pending + in_flight_;
-  metrics_.set_deliveries(pending, scheduled_total_ > busy ? scheduled_total_ - busy : 0, in_flight_, dead_total_);
+  // A delivery is in flight from its dispatch until its attempt is recorded.
+  const std::uint64_t in_flight = std::uint64_t{in_flight_} + recording_;
+  const std::uint64_t busy = pending + in_flight;
+  metrics_.set_deliveries(pending, scheduled_total_ > busy ? scheduled_total_ - busy : 0, in_flight, dead_total_);
   metrics_.set_oldest_pending_age(static_cast<double>(now - oldest_due) / 1000.0);
   std::uint64_t enabled = 0, disabled = 0;
   for (const auto& [id, sub] : subscriptions_.snapshot()->all()) (sub->enabled ? enabled : disabled)++;
@@ -727,7 +727,7 @@ void DeliveryScheduler::drain(std::chrono::milliseconds grace, std::function<voi
 }
 
 void DeliveryScheduler::finish_drain_if_idle() {
-  if (!draining_ || in_flight_ != 0 || !drained_) return;
+  if (!draining_ || in_flight_ != 0 || recording_ != 0 || !drained_) return;
   drain_timer_.cancel();
   auto done = std::move(drained_);
   drained_ = nullptr;

@@ -98,7 +98,7 @@ class DeliveryScheduler {
   struct Item {
     Delivery delivery;
     std::shared_ptr<const std::string> payload;
-    bool in_flight = false;
+    bool in_flight = false;  // from dispatch until the attempt's record is written
   };
   struct Lane;  // per-subscription dispatch state
   struct LoadRequest;
@@ -116,8 +116,8 @@ class DeliveryScheduler {
   void attempt(Item& item, const Subscription& sub);
   void on_attempt_done(const std::string& delivery_id, const std::string& subscription_id, UnixMillis started_at,
                        const EgressResponse& response);
-  void on_recorded(const std::string& delivery_id, const std::string& subscription_id, UnixMillis old_due,
-                   const Status& status, const Delivery& updated, AttemptOutcome outcome, double attempt_seconds);
+  void on_recorded(const std::string& delivery_id, UnixMillis old_due, const Status& status,
+                   const Delivery& updated);
   void record_circuit(Lane& lane, const std::string& subscription_id, bool success, UnixMillis now);
   void discard_orphans(Lane& lane, const std::string& subscription_id);
   void maybe_load();
@@ -162,7 +162,11 @@ class DeliveryScheduler {
   std::unordered_set<std::string> removed_while_loading_;
   std::vector<std::pair<std::string, Item>> arrived_while_loading_;
   std::optional<std::string> lowered_while_loading_;
+  // Requests awaiting the subscriber's answer: what --max-in-flight (and a lane's max_in_flight)
+  // bound. An answered attempt frees its slot at once, not after its record's fsync, so that a
+  // subscriber's throughput is not capped at max_in_flight per commit latency.
   std::uint32_t in_flight_ = 0;
+  std::uint32_t recording_ = 0;  // answered attempts whose record is not written yet
   bool pump_requested_ = false;
   bool started_ = false;
   bool draining_ = false;

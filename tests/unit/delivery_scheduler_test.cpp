@@ -207,6 +207,33 @@ TEST_F(DeliverySchedulerTest, FarFutureRetriesStayOnDiskUntilDue) {
   EXPECT_EQ(subscriber_.request_count(), 3u);
 }
 
+TEST_F(DeliverySchedulerTest, AnAnsweredAttemptFreesItsSubscriptionsSlotBeforeItsRecordIsWritten) {
+  // max_in_flight bounds requests awaiting the subscriber, not records awaiting the disk: with
+  // one slot and the writer stalled, every delivery still reaches the subscriber, one at a time.
+  subscription_.max_in_flight = 1;
+  commit([&](WriteTxn& txn) { return mutations::put_subscription(txn, subscription_); });
+  registry_.upsert(subscription_);
+  subscriber_.respond(test::Reply::ok());
+  constexpr std::size_t kEvents = 3;
+  store_events(kEvents);
+
+  std::promise<void> release;
+  std::promise<void> stalled;
+  pipeline_.submit(
+      [&, resume = release.get_future().share()](WriteTxn&) -> Status {
+        stalled.set_value();
+        resume.wait();
+        return Ok{};
+      },
+      [](const Status&) {});
+  stalled.get_future().wait();
+  start_scheduler(1'000);
+  std::size_t most_held = 0;
+  const bool delivered = wait_for_distinct_deliveries(kEvents, most_held);
+  release.set_value();
+  EXPECT_TRUE(delivered) << subscriber_.request_count() << " of " << kEvents << " delivered while records wait";
+}
+
 TEST_F(DeliverySchedulerTest, AHeldSubscriptionsBacklogDoesNotStarveAnother) {
   // The default subscription is disabled with a backlog far beyond memory; a second one that
   // only gets later events must still receive all of them.

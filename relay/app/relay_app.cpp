@@ -15,7 +15,7 @@
 #include "relay/api/api_router.h"
 #include "relay/delivery/delivery_scheduler.h"
 #include "relay/delivery/destination_guard.h"
-#include "relay/delivery/egress_client.h"
+#include "relay/delivery/egress_thread.h"
 #include "relay/delivery/retention_cleaner.h"
 #include "relay/http/http_server.h"
 #include "storage/keys.h"
@@ -99,7 +99,7 @@ int run_relay(const Config& base_config) {
   EgressOptions egress_options;
   egress_options.destinations = destinations;
   egress_options.connect_timeout_ms = config.connect_timeout_ms;
-  EgressClient egress(io, egress_options);
+  EgressThread egress(io, egress_options);
 
   SchedulerOptions scheduler_options;
   scheduler_options.retry = RetryPolicy{config.retry_initial_ms, config.retry_max_delay_ms, config.retry_window_ms};

@@ -105,7 +105,7 @@ struct DeliveryScheduler::LoadResult {
 
 DeliveryScheduler::DeliveryScheduler(asio::io_context& io, SchedulerOptions options, const Clock& clock,
                                      Logger& logger, Store& store, CommitPipeline& pipeline,
-                                     SubscriptionRegistry& subscriptions, EgressClient& egress, RelayMetrics& metrics,
+                                     SubscriptionRegistry& subscriptions, Egress& egress, RelayMetrics& metrics,
                                      asio::thread_pool& blocking_pool)
     : io_(io),
       options_(options),

@@ -1,6 +1,6 @@
 #pragma once
-// DeliveryScheduler: decides which delivery is attempted when, runs the attempts through the
-// EgressClient, and records each outcome through the CommitPipeline. Lives on the event loop
+// DeliveryScheduler: decides which delivery is attempted when, runs the attempts through an
+// Egress, and records each outcome through the CommitPipeline. Lives on the event loop
 // (single-threaded ownership, no locks).
 //
 // Memory stays bounded however many retries are scheduled: the `schedule` column family is
@@ -39,7 +39,7 @@
 
 #include "relay/core/clock.h"
 #include "relay/core/logger.h"
-#include "relay/delivery/egress_client.h"
+#include "relay/delivery/egress.h"
 #include "relay/delivery/retry_policy.h"
 #include "relay/model/delivery.h"
 #include "relay/subscriptions/subscription_registry.h"
@@ -67,7 +67,7 @@ class DeliveryScheduler {
  public:
   DeliveryScheduler(boost::asio::io_context& io, SchedulerOptions options, const Clock& clock, Logger& logger,
                     Store& store, CommitPipeline& pipeline, SubscriptionRegistry& subscriptions,
-                    EgressClient& egress, RelayMetrics& metrics, boost::asio::thread_pool& blocking_pool);
+                    Egress& egress, RelayMetrics& metrics, boost::asio::thread_pool& blocking_pool);
   ~DeliveryScheduler();
 
   // Counts what is on disk and starts loading due deliveries. `ready` runs on the event loop
@@ -145,7 +145,7 @@ class DeliveryScheduler {
   Store& store_;
   CommitPipeline& pipeline_;
   SubscriptionRegistry& subscriptions_;
-  EgressClient& egress_;
+  Egress& egress_;
   RelayMetrics& metrics_;
   boost::asio::thread_pool& blocking_pool_;
 

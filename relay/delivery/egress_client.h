@@ -16,15 +16,11 @@
 #include <boost/asio/io_context.hpp>
 #include <cstddef>
 #include <cstdint>
-#include <functional>
 #include <memory>
-#include <optional>
 #include <string>
-#include <utility>
-#include <vector>
 
 #include "relay/delivery/destination_guard.h"
-#include "relay/model/delivery.h"
+#include "relay/delivery/egress.h"
 
 namespace relay {
 
@@ -42,42 +38,21 @@ struct EgressOptions {
   std::size_t max_cached_connections = 1024;
 };
 
-struct EgressRequest {
-  std::string url;
-  std::vector<std::pair<std::string, std::string>> headers;  // sent as given, in order
-  std::shared_ptr<const std::string> body;                     // POSTed; null means empty
-  std::int64_t timeout_ms = 15000;                             // whole attempt, connect included
-};
-
-struct EgressResponse {
-  AttemptOutcome outcome = AttemptOutcome::other;
-  int http_status = 0;                     // 0 when no response status arrived
-  std::string body_excerpt;                // first max_kept_body bytes of the response body
-  std::string error;                       // detail for failures; empty on success
-  std::int64_t duration_ms = 0;            // send() to completion, steady clock
-  std::optional<std::string> retry_after;  // raw Retry-After header value, if any
-  bool cancelled = false;                  // ended by cancel_all(), not by the network
-};
-
-class EgressClient {
+class EgressClient final : public Egress {
  public:
-  using Callback = std::function<void(EgressResponse)>;
-
   EgressClient(boost::asio::io_context& io, EgressOptions options);
   // Abandons transfers still running without calling their callbacks.
-  ~EgressClient();
+  ~EgressClient() override;
   EgressClient(const EgressClient&) = delete;
   EgressClient& operator=(const EgressClient&) = delete;
 
-  // Starts a POST of request.body to request.url. `done` is called exactly once (unless the
-  // client is destroyed first), always later through the io_context, never from inside send().
-  void send(EgressRequest request, Callback done);
+  // Callbacks run through the io_context given here.
+  void send(EgressRequest request, Callback done) override;
 
   // Attempts started and not yet completed. Readable from any thread.
   std::size_t in_flight() const;
 
-  // Ends every running attempt now; each callback gets outcome `other` with cancelled = true.
-  void cancel_all();
+  void cancel_all() override;
 
  private:
   class Impl;

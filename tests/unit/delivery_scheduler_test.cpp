@@ -15,6 +15,7 @@
 
 #include "metrics/relay_metrics.h"
 #include "relay/delivery/destination_guard.h"
+#include "relay/delivery/egress_client.h"
 #include "storage/mutations.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/test_subscriber.h"

@@ -301,8 +301,10 @@ def profile(res):
         return f"Not run: `{p['error']}`"
     parts = [f"`perf record -e cpu-clock -F 499 --call-graph dwarf` on relayd, {p.get('seconds')} s per path, "
              f"while the rest of the machine was as loaded as in the scenarios. Percentages are of relayd's samples "
-             f"(all threads). Thread ids: the first is the event loop (HTTP, JSON, scheduler, curl), the second "
-             f"the commit pipeline's writer; RocksDB's own threads follow."]
+             f"(all threads), listed busiest first. relayd's threads, in the order they start (thread ids grow in "
+             f"that order): the event loop (HTTP, JSON, scheduler), RocksDB's `rocksdb:low` and `rocksdb:high`, "
+             f"the commit pipeline's writer, the two threads of the blocking pool (scans, the scheduler's loader), "
+             f"the egress thread (curl)."]
     for key, title, figure in (("ingest", "Ingest path (scenario 1's load: durable ingest, deliveries held)",
                                 lambda d: f"{n(d.get('rps'))} events/s while recording, "
                                           f"{n(d.get('cpu_us_per_event'), 0)} us of relayd CPU per event"),

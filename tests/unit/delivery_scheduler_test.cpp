@@ -14,9 +14,9 @@
 #include <thread>
 
 #include "metrics/relay_metrics.h"
-#include "relay/delivery/destination_guard.h"
 #include "relay/delivery/egress_client.h"
 #include "storage/mutations.h"
+#include "tests/support/egress_fixtures.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/test_subscriber.h"
 
@@ -33,7 +33,7 @@ class DeliverySchedulerTest : public ::testing::Test {
         pipeline_(*store_, nullptr),
         registry_({}),
         ids_(clock_, 1),
-        egress_(io_, egress_options()),
+        egress_(io_, test::loopback_allowed()),
         metrics_("test") {
     subscription_.id = ids_.next(keys::kSubscriptionPrefix);
     subscription_.url = subscriber_.url("/hook");
@@ -49,12 +49,6 @@ class DeliverySchedulerTest : public ::testing::Test {
     // As relayd does: no commit may complete (and post to io_) once the members go away.
     pipeline_.stop();
     scheduler_.reset();
-  }
-
-  static EgressOptions egress_options() {
-    EgressOptions options;
-    options.destinations.allow_cidrs.push_back(*parse_cidr("127.0.0.0/8"));
-    return options;
   }
 
   void commit(CommitPipeline::Command command) {

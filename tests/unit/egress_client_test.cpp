@@ -13,49 +13,26 @@
 #include <optional>
 #include <string>
 
+#include "tests/support/egress_fixtures.h"
 #include "tests/support/test_subscriber.h"
 
 namespace relay {
 namespace {
 
 using namespace std::chrono_literals;
+using test::json_post;
+using test::loopback_allowed;
 using test::Reply;
+using test::run_until;
 using test::TestSubscriber;
-
-// Only a safety net so that a broken build fails instead of hanging; nothing waits for it.
-constexpr auto kGiveUp = 60s;
-
-EgressOptions loopback_allowed() {
-  EgressOptions options;
-  options.destinations.allow_cidrs.push_back(parse_cidr("127.0.0.0/8").value());
-  return options;
-}
-
-EgressRequest post(std::string url, std::string body = "{}") {
-  EgressRequest request;
-  request.url = std::move(url);
-  request.headers = {{"Content-Type", "application/json"}};
-  request.body = std::make_shared<const std::string>(std::move(body));
-  request.timeout_ms = 30000;
-  return request;
-}
 
 class EgressClientTest : public ::testing::Test {
  protected:
-  // Runs the io_context until `done()` holds.
-  void run_until(const std::function<bool()>& done) {
-    const auto give_up = std::chrono::steady_clock::now() + kGiveUp;
-    while (!done()) {
-      ASSERT_LT(std::chrono::steady_clock::now(), give_up) << "event never happened";
-      io_.run_one_for(100ms);
-    }
-  }
-
   // Sends one request and runs the io_context until its callback fired.
   EgressResponse send(EgressClient& client, EgressRequest request) {
     std::optional<EgressResponse> response;
     client.send(std::move(request), [&](EgressResponse r) { response = std::move(r); });
-    run_until([&] { return response.has_value(); });
+    run_until(io_, [&] { return response.has_value(); });
     return response.value_or(EgressResponse{});
   }
 
@@ -69,7 +46,7 @@ TEST_F(EgressClientTest, PostsBodyAndHeadersExactly) {
   sub_.enqueue("/hook", Reply::ok("thanks"));
   const std::string body =
       R"({"type":"calendar.sync_events","data":{"calendar_id":"c_1","affected_event_uuids":["a","b"]}})";
-  EgressRequest request = post(sub_.url("/hook?tenant=7"), body);
+  EgressRequest request = json_post(sub_.url("/hook?tenant=7"), body);
   request.headers.emplace_back("webhook-id", "evt_123");
   request.headers.emplace_back("X-Relay-Attempt", "1");
 
@@ -102,7 +79,7 @@ TEST_F(EgressClientTest, PostsBodyAndHeadersExactly) {
 TEST_F(EgressClientTest, ServerErrorIsHttp5xxWithBodyExcerpt) {
   EgressClient client(io_, loopback_allowed());
   sub_.enqueue(Reply::status(500, "database down"));
-  const EgressResponse response = send(client, post(sub_.url("/")));
+  const EgressResponse response = send(client, json_post(sub_.url("/")));
   EXPECT_EQ(response.outcome, AttemptOutcome::http_5xx);
   EXPECT_EQ(response.http_status, 500);
   EXPECT_EQ(response.body_excerpt, "database down");
@@ -111,7 +88,7 @@ TEST_F(EgressClientTest, ServerErrorIsHttp5xxWithBodyExcerpt) {
 TEST_F(EgressClientTest, GoneIsHttp4xx) {
   EgressClient client(io_, loopback_allowed());
   sub_.enqueue(Reply::status(410));
-  const EgressResponse response = send(client, post(sub_.url("/")));
+  const EgressResponse response = send(client, json_post(sub_.url("/")));
   EXPECT_EQ(response.outcome, AttemptOutcome::http_4xx);
   EXPECT_EQ(response.http_status, 410);
 }
@@ -119,7 +96,7 @@ TEST_F(EgressClientTest, GoneIsHttp4xx) {
 TEST_F(EgressClientTest, RedirectIsNotFollowed) {
   EgressClient client(io_, loopback_allowed());
   sub_.enqueue("/old", Reply::status(302).header("Location", sub_.url("/new")));
-  const EgressResponse response = send(client, post(sub_.url("/old")));
+  const EgressResponse response = send(client, json_post(sub_.url("/old")));
   EXPECT_EQ(response.outcome, AttemptOutcome::other);
   EXPECT_EQ(response.http_status, 302);
   EXPECT_NE(response.error.find("redirect"), std::string::npos) << response.error;
@@ -133,11 +110,11 @@ TEST_F(EgressClientTest, RetryAfterIsCaptured) {
   sub_.enqueue(Reply::status(503).header("Retry-After", "7"));
   sub_.enqueue(Reply::status(429).header("Retry-After", "Wed, 21 Oct 2015 07:28:00 GMT"));
 
-  const EgressResponse unavailable = send(client, post(sub_.url("/")));
+  const EgressResponse unavailable = send(client, json_post(sub_.url("/")));
   EXPECT_EQ(unavailable.outcome, AttemptOutcome::http_5xx);
   EXPECT_EQ(unavailable.retry_after, "7");
 
-  const EgressResponse limited = send(client, post(sub_.url("/")));
+  const EgressResponse limited = send(client, json_post(sub_.url("/")));
   EXPECT_EQ(limited.outcome, AttemptOutcome::http_4xx);
   EXPECT_EQ(limited.http_status, 429);
   EXPECT_EQ(limited.retry_after, "Wed, 21 Oct 2015 07:28:00 GMT");
@@ -149,20 +126,20 @@ TEST_F(EgressClientTest, BlackholedSubscriberTimesOutWhileHealthyOneAnswers) {
   dead.respond(Reply::blackhole());
 
   std::optional<EgressResponse> slow;
-  EgressRequest slow_request = post(dead.url("/"));
+  EgressRequest slow_request = json_post(dead.url("/"));
   slow_request.timeout_ms = 3000;
   client.send(slow_request, [&](EgressResponse r) { slow = std::move(r); });
-  run_until([&] { return dead.request_count() == 1; });  // the slow one is now stuck
+  run_until(io_, [&] { return dead.request_count() == 1; });  // the slow one is now stuck
 
   std::optional<EgressResponse> fast;
-  client.send(post(sub_.url("/")), [&](EgressResponse r) { fast = std::move(r); });
-  run_until([&] { return fast.has_value() || slow.has_value(); });
+  client.send(json_post(sub_.url("/")), [&](EgressResponse r) { fast = std::move(r); });
+  run_until(io_, [&] { return fast.has_value() || slow.has_value(); });
   ASSERT_TRUE(fast.has_value()) << "the healthy subscriber waited behind the dead one";
   EXPECT_EQ(fast->outcome, AttemptOutcome::success);
   EXPECT_FALSE(slow.has_value());
   EXPECT_EQ(client.in_flight(), 1u);
 
-  run_until([&] { return slow.has_value(); });
+  run_until(io_, [&] { return slow.has_value(); });
   EXPECT_EQ(slow->outcome, AttemptOutcome::timeout);
   EXPECT_EQ(slow->http_status, 0);
   EXPECT_FALSE(slow->error.empty());
@@ -172,7 +149,7 @@ TEST_F(EgressClientTest, BlackholedSubscriberTimesOutWhileHealthyOneAnswers) {
 TEST_F(EgressClientTest, ConnectionClosedWithoutAnswerIsAnError) {
   EgressClient client(io_, loopback_allowed());
   sub_.enqueue(Reply::close_connection());
-  const EgressResponse response = send(client, post(sub_.url("/")));
+  const EgressResponse response = send(client, json_post(sub_.url("/")));
   EXPECT_EQ(response.outcome, AttemptOutcome::other);
   EXPECT_EQ(response.http_status, 0);
   EXPECT_FALSE(response.error.empty());
@@ -187,7 +164,7 @@ TEST_F(EgressClientTest, ConnectionRefusedIsConnectError) {
   }
   EgressClient client(io_, loopback_allowed());
   const EgressResponse response =
-      send(client, post("http://127.0.0.1:" + std::to_string(closed_port) + "/"));
+      send(client, json_post("http://127.0.0.1:" + std::to_string(closed_port) + "/"));
   EXPECT_EQ(response.outcome, AttemptOutcome::connect_error) << response.error;
 }
 
@@ -196,7 +173,7 @@ TEST_F(EgressClientTest, ResponseExcerptIsCapped) {
   std::string big;
   for (int i = 0; big.size() < 10000; ++i) big += std::to_string(i) + ",";
   sub_.enqueue(Reply::status(400, big));
-  const EgressResponse response = send(client, post(sub_.url("/")));
+  const EgressResponse response = send(client, json_post(sub_.url("/")));
   EXPECT_EQ(response.outcome, AttemptOutcome::http_4xx);
   EXPECT_EQ(response.body_excerpt, big.substr(0, 2048));
 }
@@ -208,12 +185,12 @@ TEST_F(EgressClientTest, HugeBodyIsReadUpToTheCapThenTheConnectionCloses) {
   const std::string huge(4 * 1024 * 1024, 'x');
   sub_.enqueue(Reply::ok(huge));
 
-  const EgressResponse first = send(client, post(sub_.url("/")));
+  const EgressResponse first = send(client, json_post(sub_.url("/")));
   EXPECT_EQ(first.outcome, AttemptOutcome::success) << first.error;
   EXPECT_EQ(first.http_status, 200);
   EXPECT_EQ(first.body_excerpt, huge.substr(0, 2048));
 
-  const EgressResponse second = send(client, post(sub_.url("/")));
+  const EgressResponse second = send(client, json_post(sub_.url("/")));
   EXPECT_EQ(second.outcome, AttemptOutcome::success);
   const auto requests = sub_.requests();
   ASSERT_EQ(requests.size(), 2u);
@@ -223,7 +200,7 @@ TEST_F(EgressClientTest, HugeBodyIsReadUpToTheCapThenTheConnectionCloses) {
 TEST_F(EgressClientTest, SequentialRequestsReuseOneConnection) {
   EgressClient client(io_, loopback_allowed());
   for (int i = 0; i < 4; ++i) {
-    EXPECT_EQ(send(client, post(sub_.url("/"), std::to_string(i))).outcome, AttemptOutcome::success);
+    EXPECT_EQ(send(client, json_post(sub_.url("/"), std::to_string(i))).outcome, AttemptOutcome::success);
   }
   const auto requests = sub_.requests();
   ASSERT_EQ(requests.size(), 4u);
@@ -237,13 +214,13 @@ TEST_F(EgressClientTest, ConcurrentRequestsAllComplete) {
   int completed = 0;
   int succeeded = 0;
   for (int i = 0; i < kCount; ++i) {
-    client.send(post(sub_.url("/n" + std::to_string(i))), [&](EgressResponse r) {
+    client.send(json_post(sub_.url("/n" + std::to_string(i))), [&](EgressResponse r) {
       ++completed;
       if (r.outcome == AttemptOutcome::success) ++succeeded;
     });
   }
   EXPECT_EQ(client.in_flight(), static_cast<std::size_t>(kCount));
-  run_until([&] { return completed == kCount; });
+  run_until(io_, [&] { return completed == kCount; });
   EXPECT_EQ(succeeded, kCount);
   EXPECT_EQ(client.in_flight(), 0u);
   EXPECT_EQ(sub_.request_count(), static_cast<std::size_t>(kCount));
@@ -251,7 +228,7 @@ TEST_F(EgressClientTest, ConcurrentRequestsAllComplete) {
 
 TEST_F(EgressClientTest, LoopbackIsBlockedByDefault) {
   EgressClient client(io_, EgressOptions{});
-  const EgressResponse response = send(client, post(sub_.url("/")));
+  const EgressResponse response = send(client, json_post(sub_.url("/")));
   EXPECT_EQ(response.outcome, AttemptOutcome::blocked_destination);
   EXPECT_EQ(response.http_status, 0);
   EXPECT_NE(response.error.find("127.0.0.1 is loopback"), std::string::npos) << response.error;
@@ -261,7 +238,7 @@ TEST_F(EgressClientTest, LoopbackIsBlockedByDefault) {
 TEST_F(EgressClientTest, HostnameResolvingToLoopbackIsBlocked) {
   EgressClient client(io_, EgressOptions{});
   const EgressResponse response =
-      send(client, post("http://localhost:" + std::to_string(sub_.port()) + "/"));
+      send(client, json_post("http://localhost:" + std::to_string(sub_.port()) + "/"));
   EXPECT_EQ(response.outcome, AttemptOutcome::blocked_destination) << response.error;
   EXPECT_EQ(sub_.connections_accepted(), 0u);
 }
@@ -269,39 +246,39 @@ TEST_F(EgressClientTest, HostnameResolvingToLoopbackIsBlocked) {
 TEST_F(EgressClientTest, AllowCidrAndAllowPrivateNetworksLetLoopbackThrough) {
   {
     EgressClient client(io_, loopback_allowed());
-    EXPECT_EQ(send(client, post("http://localhost:" + std::to_string(sub_.port()) + "/")).outcome,
+    EXPECT_EQ(send(client, json_post("http://localhost:" + std::to_string(sub_.port()) + "/")).outcome,
               AttemptOutcome::success);
   }
   EgressOptions open;
   open.destinations.allow_private_networks = true;
   EgressClient client(io_, open);
-  EXPECT_EQ(send(client, post(sub_.url("/"))).outcome, AttemptOutcome::success);
+  EXPECT_EQ(send(client, json_post(sub_.url("/"))).outcome, AttemptOutcome::success);
   EXPECT_EQ(sub_.request_count(), 2u);
 }
 
 TEST_F(EgressClientTest, UnresolvableHostIsDnsError) {
   EgressClient client(io_, loopback_allowed());
-  const EgressResponse response = send(client, post("http://relay-egress-test.invalid/"));
+  const EgressResponse response = send(client, json_post("http://relay-egress-test.invalid/"));
   EXPECT_EQ(response.outcome, AttemptOutcome::dns_error) << response.error;
 }
 
 TEST_F(EgressClientTest, TlsHandshakeWithPlainHttpServerIsTlsError) {
   EgressClient client(io_, loopback_allowed());
   const EgressResponse response =
-      send(client, post("https://127.0.0.1:" + std::to_string(sub_.port()) + "/"));
+      send(client, json_post("https://127.0.0.1:" + std::to_string(sub_.port()) + "/"));
   EXPECT_EQ(response.outcome, AttemptOutcome::tls_error) << response.error;
 }
 
 TEST_F(EgressClientTest, OnlyHttpAndHttpsAreSpoken) {
   EgressClient client(io_, loopback_allowed());
-  const EgressResponse response = send(client, post("file:///etc/passwd"));
+  const EgressResponse response = send(client, json_post("file:///etc/passwd"));
   EXPECT_EQ(response.outcome, AttemptOutcome::other);
   EXPECT_TRUE(response.body_excerpt.empty());
 }
 
 TEST_F(EgressClientTest, HeaderWithLineBreakIsRefusedBeforeSending) {
   EgressClient client(io_, loopback_allowed());
-  EgressRequest request = post(sub_.url("/"));
+  EgressRequest request = json_post(sub_.url("/"));
   request.headers.emplace_back("X-Static", "a\r\nX-Injected: 1");
   const EgressResponse response = send(client, request);
   EXPECT_EQ(response.outcome, AttemptOutcome::other);
@@ -313,11 +290,11 @@ TEST_F(EgressClientTest, CancelAllEndsRunningAttempts) {
   EgressClient client(io_, loopback_allowed());
   sub_.respond(Reply::blackhole());
   std::optional<EgressResponse> response;
-  client.send(post(sub_.url("/")), [&](EgressResponse r) { response = std::move(r); });
-  run_until([&] { return sub_.request_count() == 1; });
+  client.send(json_post(sub_.url("/")), [&](EgressResponse r) { response = std::move(r); });
+  run_until(io_, [&] { return sub_.request_count() == 1; });
   client.cancel_all();
   EXPECT_EQ(client.in_flight(), 0u);
-  run_until([&] { return response.has_value(); });
+  run_until(io_, [&] { return response.has_value(); });
   EXPECT_TRUE(response->cancelled);
   EXPECT_EQ(response->outcome, AttemptOutcome::other);
 }
@@ -327,8 +304,8 @@ TEST_F(EgressClientTest, DestroyingTheClientAbandonsAttemptsWithoutCallbacks) {
   bool called = false;
   {
     EgressClient client(io_, loopback_allowed());
-    client.send(post(sub_.url("/")), [&](EgressResponse) { called = true; });
-    run_until([&] { return sub_.request_count() == 1; });
+    client.send(json_post(sub_.url("/")), [&](EgressResponse) { called = true; });
+    run_until(io_, [&] { return sub_.request_count() == 1; });
   }
   io_.poll();  // whatever the client left queued runs now and must not touch it
   EXPECT_FALSE(called);

@@ -15,44 +15,21 @@
 #include <thread>
 #include <vector>
 
+#include "tests/support/egress_fixtures.h"
 #include "tests/support/test_subscriber.h"
 
 namespace relay {
 namespace {
 
 using namespace std::chrono_literals;
+using test::json_post;
+using test::loopback_allowed;
 using test::Reply;
+using test::run_until;
 using test::TestSubscriber;
-
-// Only a safety net so that a broken build fails instead of hanging; nothing waits for it.
-constexpr auto kGiveUp = 60s;
-
-EgressOptions loopback_allowed() {
-  EgressOptions options;
-  options.destinations.allow_cidrs.push_back(parse_cidr("127.0.0.0/8").value());
-  return options;
-}
-
-EgressRequest post(std::string url, std::string body) {
-  EgressRequest request;
-  request.url = std::move(url);
-  request.headers = {{"Content-Type", "application/json"}};
-  request.body = std::make_shared<const std::string>(std::move(body));
-  request.timeout_ms = 30000;
-  return request;
-}
 
 class EgressThreadTest : public ::testing::Test {
  protected:
-  // Runs the home io_context until `done()` holds.
-  void run_until(const std::function<bool()>& done) {
-    const auto give_up = std::chrono::steady_clock::now() + kGiveUp;
-    while (!done()) {
-      ASSERT_LT(std::chrono::steady_clock::now(), give_up) << "event never happened";
-      home_.run_one_for(100ms);
-    }
-  }
-
   boost::asio::io_context home_;
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_{home_.get_executor()};
   TestSubscriber sub_;
@@ -65,13 +42,13 @@ TEST_F(EgressThreadTest, AttemptsRunElsewhereAndAnswerOnTheHomeLoop) {
   std::vector<EgressResponse> responses;
   std::set<std::thread::id> callback_threads;
   for (std::size_t i = 0; i < kCount; ++i) {
-    egress.send(post(sub_.url("/hook"), "{\"n\":" + std::to_string(i) + "}"), [&](EgressResponse r) {
+    egress.send(json_post(sub_.url("/hook"), "{\"n\":" + std::to_string(i) + "}"), [&](EgressResponse r) {
       callback_threads.insert(std::this_thread::get_id());
       responses.push_back(std::move(r));
     });
   }
   EXPECT_TRUE(responses.empty()) << "send() must not answer from inside the call";
-  run_until([&] { return responses.size() == kCount; });
+  run_until(home_, [&] { return responses.size() == kCount; });
   for (const EgressResponse& r : responses) EXPECT_EQ(r.outcome, AttemptOutcome::success) << r.error;
   EXPECT_EQ(callback_threads, std::set<std::thread::id>{std::this_thread::get_id()});
   std::set<std::string> bodies;
@@ -83,10 +60,10 @@ TEST_F(EgressThreadTest, CancelAllEndsRunningAttempts) {
   EgressThread egress(home_, loopback_allowed());
   sub_.respond(Reply::blackhole());
   std::vector<EgressResponse> responses;
-  for (int i = 0; i < 3; ++i) egress.send(post(sub_.url("/"), "{}"), [&](EgressResponse r) { responses.push_back(std::move(r)); });
-  run_until([&] { return sub_.request_count() == 3; });
+  for (int i = 0; i < 3; ++i) egress.send(json_post(sub_.url("/"), "{}"), [&](EgressResponse r) { responses.push_back(std::move(r)); });
+  run_until(home_, [&] { return sub_.request_count() == 3; });
   egress.cancel_all();
-  run_until([&] { return responses.size() == 3; });
+  run_until(home_, [&] { return responses.size() == 3; });
   for (const EgressResponse& r : responses) {
     EXPECT_TRUE(r.cancelled);
     EXPECT_EQ(r.outcome, AttemptOutcome::other);
@@ -98,8 +75,8 @@ TEST_F(EgressThreadTest, DestroyingItAbandonsAttemptsWithoutCallbacks) {
   bool called = false;
   {
     EgressThread egress(home_, loopback_allowed());
-    egress.send(post(sub_.url("/"), "{}"), [&](EgressResponse) { called = true; });
-    run_until([&] { return sub_.request_count() == 1; });
+    egress.send(json_post(sub_.url("/"), "{}"), [&](EgressResponse) { called = true; });
+    run_until(home_, [&] { return sub_.request_count() == 1; });
   }
   home_.poll();  // whatever the thread left queued here runs now and must not call back
   EXPECT_FALSE(called);

@@ -21,6 +21,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/support/http_client.h"
+#include "tests/support/relayd_api_test.h"
 #include "tests/support/relayd_process.h"
 #include "tests/support/test_subscriber.h"
 
@@ -34,15 +35,6 @@ using Clock = std::chrono::steady_clock;
 constexpr int kEvents = 3000;
 constexpr int kSenders = 6;
 constexpr int kKills = 3;
-
-bool eventually(const std::function<bool()>& probe, std::chrono::milliseconds timeout) {
-  const auto deadline = Clock::now() + timeout;
-  for (;;) {
-    if (probe()) return true;
-    if (Clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(50ms);
-  }
-}
 
 // What the publishers share with the thread that kills relayd.
 struct Publishing {

@@ -28,8 +28,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "tests/support/http_client.h"
-#include "tests/support/relayd_process.h"
+#include "tests/support/relayd_api_test.h"
 #include "tests/support/test_subscriber.h"
 
 namespace relay::test {
@@ -39,7 +38,7 @@ using nlohmann::json;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-constexpr auto kWait = 20s;  // generous: a failure shows as a timeout, success is much faster
+constexpr auto kWait = kApiWait;
 
 // Loopback subscribers need --allow-cidr; fast retries keep retry tests short.
 const std::vector<std::string> kLoopback{"--allow-cidr", "127.0.0.0/8"};
@@ -123,16 +122,6 @@ std::string header_or_empty(const RecordedRequest& request, std::string_view nam
   return request.header(name).value_or("");
 }
 
-// Polls `probe` until it holds or `timeout` passes.
-bool eventually(const std::function<bool()>& probe, std::chrono::milliseconds timeout = kWait) {
-  const auto deadline = Clock::now() + timeout;
-  for (;;) {
-    if (probe()) return true;
-    if (Clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(20ms);
-  }
-}
-
 // An HTTP-date (RFC 9110) `seconds_from_now` whole seconds after the current second.
 std::string http_date_in(int seconds_from_now) {
   const std::time_t at = std::time(nullptr) + seconds_from_now;
@@ -147,64 +136,8 @@ std::chrono::milliseconds gap(const RecordedRequest& earlier, const RecordedRequ
   return std::chrono::duration_cast<std::chrono::milliseconds>(later.received_at - earlier.received_at);
 }
 
-class Deliveries : public ::testing::Test {
+class Deliveries : public RelaydApiTest {
  protected:
-  void start(std::vector<std::string> args) { relayd_.emplace(RelaydOptions::with_args(std::move(args))); }
-  RelaydProcess& relayd() { return *relayd_; }
-
-  HttpResponse call(std::string_view method, std::string_view path, const std::string& body = {}) {
-    return http_.request(method, relayd_->url(path), body, {bearer(kAdminKey)});
-  }
-  // GET that must answer 200; the JSON body (an empty object after recording a failure).
-  json get(const std::string& path) {
-    const HttpResponse r = call("GET", path);
-    EXPECT_EQ(r.status, 200) << path << " -> " << r.describe();
-    return r.status == 200 && r.json().is_object() ? r.json() : json::object();
-  }
-  // Creates a subscription; the stored object, or an empty object after recording a failure.
-  json subscribe(const json& body) {
-    const HttpResponse r = call("POST", "/v1/subscriptions", body.dump());
-    EXPECT_EQ(r.status, 201) << body.dump() << " -> " << r.describe();
-    const json created = r.json();
-    return r.status == 201 && created.is_object() && created.contains("id") ? created : json::object();
-  }
-  std::string subscribe_id(const json& body) { return subscribe(body).value("id", ""); }
-  // Publishes an event; its id, or "" after recording a failure. `deliveries` is the fan-out
-  // count relayd must answer.
-  std::string publish(const std::string& type, const json& payload, std::optional<int> deliveries = std::nullopt) {
-    const HttpResponse r = call("POST", "/v1/events", json{{"type", type}, {"payload", payload}}.dump());
-    EXPECT_EQ(r.status, 202) << type << " -> " << r.describe();
-    if (r.status != 202 || !r.json().is_object()) return {};
-    if (deliveries) {
-      EXPECT_EQ(r.json().value("deliveries", -1), *deliveries) << type;
-    }
-    return r.json().value("id", "");
-  }
-  json delivery(const std::string& id) { return get("/v1/deliveries/" + id); }
-  std::vector<json> deliveries_of_event(const std::string& event_id) {
-    const json event = get("/v1/events/" + event_id);
-    return event.contains("deliveries") ? event["deliveries"].get<std::vector<json>>() : std::vector<json>{};
-  }
-  // The id of the event's delivery to `subscription_id`, or "".
-  std::string delivery_id(const std::string& event_id, const std::string& subscription_id) {
-    for (const json& d : deliveries_of_event(event_id)) {
-      if (d.value("subscription_id", "") == subscription_id) return d.value("id", "");
-    }
-    ADD_FAILURE() << "event " << event_id << " has no delivery to " << subscription_id;
-    return {};
-  }
-  // Polls the delivery until its state is `state`; the last answer.
-  json await_state(const std::string& delivery_id, const std::string& state, std::chrono::milliseconds timeout = kWait) {
-    json last;
-    const bool reached = eventually(
-        [&] {
-          last = delivery(delivery_id);
-          return last.value("state", "") == state;
-        },
-        timeout);
-    EXPECT_TRUE(reached) << delivery_id << " never reached " << state << ", last: " << last.dump();
-    return last;
-  }
   // The attempt objects of a delivery (GET /v1/deliveries/{id} "attempts").
   static std::vector<json> attempts_of(const json& delivery) {
     const json& attempts = delivery.contains("attempts") ? delivery["attempts"] : json();
@@ -220,9 +153,6 @@ class Deliveries : public ::testing::Test {
     }
     return std::nullopt;
   }
-
-  std::optional<RelaydProcess> relayd_;
-  HttpClient http_;
 };
 
 // ---------------------------------------------------------------------------------------------

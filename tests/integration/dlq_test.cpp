@@ -17,8 +17,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "tests/support/http_client.h"
-#include "tests/support/relayd_process.h"
+#include "tests/support/relayd_api_test.h"
 #include "tests/support/test_subscriber.h"
 
 namespace relay::test {
@@ -28,7 +27,6 @@ using nlohmann::json;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-constexpr auto kWait = 20s;
 
 // Loopback subscribers, and a 1s retry window so that failing deliveries die quickly: after
 // about 4 attempts each (0, 0.1, 0.3, 0.7s), which keeps a subscription with a few failing
@@ -36,16 +34,6 @@ constexpr auto kWait = 20s;
 // 30s probe).
 const std::vector<std::string> kFastRetries{"--allow-cidr",      "127.0.0.0/8", "--retry-initial", "100ms",
                                             "--retry-max-delay", "400ms",       "--retry-window",  "1s"};
-
-// Polls `probe` until it holds or `timeout` passes: relayd's state is only visible through its API.
-bool eventually(const std::function<bool()>& probe, std::chrono::milliseconds timeout = kWait) {
-  const auto deadline = Clock::now() + timeout;
-  for (;;) {
-    if (probe()) return true;
-    if (Clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(20ms);
-  }
-}
 
 // Percent-encodes everything but RFC 3986 unreserved characters (a cursor is opaque).
 std::string url_encode(const std::string& text) {
@@ -69,56 +57,10 @@ std::set<std::string> field_set(const std::vector<json>& items, const char* fiel
   return out;
 }
 
-class DeadLetters : public ::testing::Test {
+class DeadLetters : public RelaydApiTest {
  protected:
-  void SetUp() override { relayd_.emplace(RelaydOptions::with_args(kFastRetries)); }
+  void SetUp() override { start(kFastRetries); }
 
-  HttpResponse call(std::string_view method, std::string_view path, const std::string& body = {}) {
-    return http_.request(method, relayd_->url(path), body, {bearer(kAdminKey)});
-  }
-  json get(const std::string& path) {
-    const HttpResponse r = call("GET", path);
-    EXPECT_EQ(r.status, 200) << path << " -> " << r.describe();
-    return r.status == 200 && r.json().is_object() ? r.json() : json::object();
-  }
-  // The items of a listing (one page).
-  std::vector<json> items(const std::string& path) {
-    const json page = get(path);
-    return page.contains("items") && page["items"].is_array() ? page["items"].get<std::vector<json>>()
-                                                              : std::vector<json>{};
-  }
-  std::string subscribe(const json& body) {
-    const HttpResponse r = call("POST", "/v1/subscriptions", body.dump());
-    EXPECT_EQ(r.status, 201) << body.dump() << " -> " << r.describe();
-    return r.status == 201 && r.json().is_object() ? r.json().value("id", "") : "";
-  }
-  std::string publish(const std::string& type, const json& payload, int deliveries) {
-    const HttpResponse r = call("POST", "/v1/events", json{{"type", type}, {"payload", payload}}.dump());
-    EXPECT_EQ(r.status, 202) << type << " -> " << r.describe();
-    if (r.status != 202 || !r.json().is_object()) return {};
-    EXPECT_EQ(r.json().value("deliveries", -1), deliveries) << type;
-    return r.json().value("id", "");
-  }
-  std::vector<json> deliveries_of_event(const std::string& event_id) {
-    const json event = get("/v1/events/" + event_id);
-    return event.contains("deliveries") ? event["deliveries"].get<std::vector<json>>() : std::vector<json>{};
-  }
-  std::string delivery_id(const std::string& event_id, const std::string& subscription_id) {
-    for (const json& d : deliveries_of_event(event_id)) {
-      if (d.value("subscription_id", "") == subscription_id) return d.value("id", "");
-    }
-    ADD_FAILURE() << "event " << event_id << " has no delivery to " << subscription_id;
-    return {};
-  }
-  json await_state(const std::string& delivery_id, const std::string& state) {
-    json last;
-    const bool reached = eventually([&] {
-      last = get("/v1/deliveries/" + delivery_id);
-      return last.value("state", "") == state;
-    });
-    EXPECT_TRUE(reached) << delivery_id << " never reached " << state << ", last: " << last.dump();
-    return last;
-  }
   // Polls the listing at `path` until it has `n` items; the last page.
   std::vector<json> await_items(const std::string& path, std::size_t n) {
     std::vector<json> last;
@@ -154,16 +96,13 @@ class DeadLetters : public ::testing::Test {
     if (pages) *pages = count;
     return out;
   }
-
-  std::optional<RelaydProcess> relayd_;
-  HttpClient http_;
 };
 
 TEST_F(DeadLetters, FailuresDieWhenTheWindowClosesAndARedriveDeliversThem) {
   TestSubscriber sub;
   sub.respond(Reply::status(500, "temporarily broken"));
-  const std::string a = subscribe({{"url", sub.url("/a")}});
-  const std::string b = subscribe({{"url", sub.url("/b")}, {"event_types", {"meeting.*"}}});
+  const std::string a = subscribe_id({{"url", sub.url("/a")}});
+  const std::string b = subscribe_id({{"url", sub.url("/b")}, {"event_types", {"meeting.*"}}});
   ASSERT_FALSE(a.empty() || b.empty());
   std::vector<std::string> events{publish("meeting.completed", {{"n", 1}}, 2), publish("meeting.completed", {{"n", 2}}, 2),
                                   publish("bot.joined", {{"n", 3}}, 1)};
@@ -224,7 +163,7 @@ TEST_F(DeadLetters, FailuresDieWhenTheWindowClosesAndARedriveDeliversThem) {
 TEST_F(DeadLetters, RetryOfOneDeadDeliveryAttemptsItAgain) {
   TestSubscriber sub;
   sub.respond(Reply::status(410));
-  const std::string s = subscribe({{"url", sub.url("/hook")}});
+  const std::string s = subscribe_id({{"url", sub.url("/hook")}});
   const std::string first = delivery_id(publish("meeting.completed", {{"n", 1}}, 1), s);
   const std::string second = delivery_id(publish("meeting.completed", {{"n", 2}}, 1), s);
   await_state(first, "dead");
@@ -237,7 +176,7 @@ TEST_F(DeadLetters, RetryOfOneDeadDeliveryAttemptsItAgain) {
   EXPECT_NE(retried.json().value("state", ""), "dead") << retried.describe();
   const json done = await_state(first, "succeeded");
   EXPECT_EQ(done.value("attempts", json::array()).size(), 2u) << done.dump();
-  ASSERT_TRUE(sub.wait_for_requests(3, kWait));
+  ASSERT_TRUE(sub.wait_for_requests(3, kApiWait));
   const RecordedRequest again = sub.requests().back();
   EXPECT_EQ(again.header("X-Relay-Delivery-Id").value_or(""), first);
   EXPECT_EQ(again.header("X-Relay-Attempt").value_or(""), "2");
@@ -255,8 +194,8 @@ TEST_F(DeadLetters, RetryOfOneDeadDeliveryAttemptsItAgain) {
 TEST_F(DeadLetters, DiscardRemovesADeadDelivery) {
   TestSubscriber sub;
   sub.respond("/gone", Reply::status(410));
-  const std::string gone = subscribe({{"url", sub.url("/gone")}});
-  const std::string fine = subscribe({{"url", sub.url("/fine")}});
+  const std::string gone = subscribe_id({{"url", sub.url("/gone")}});
+  const std::string fine = subscribe_id({{"url", sub.url("/fine")}});
   const std::string e1 = publish("meeting.completed", {{"n", 1}}, 2);
   const std::string e2 = publish("meeting.completed", {{"n", 2}}, 2);
   const std::string discarded = delivery_id(e1, gone);
@@ -290,8 +229,8 @@ TEST_F(DeadLetters, DiscardRemovesADeadDelivery) {
 TEST_F(DeadLetters, DeliveryListingFiltersAndPagesNewestFirst) {
   TestSubscriber sub;
   sub.respond("/b", Reply::status(410));
-  const std::string a = subscribe({{"url", sub.url("/a")}, {"event_types", {"order.*"}}});
-  const std::string b = subscribe({{"url", sub.url("/b")}, {"event_types", {"order.paid"}}});
+  const std::string a = subscribe_id({{"url", sub.url("/a")}, {"event_types", {"order.*"}}});
+  const std::string b = subscribe_id({{"url", sub.url("/b")}, {"event_types", {"order.paid"}}});
   std::vector<std::string> events;
   for (int i = 0; i < 5; ++i) {
     const bool paid = i % 2 == 1;

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "tests/support/http_client.h"
+#include "tests/support/relayd_api_test.h"
 #include "tests/support/relayd_process.h"
 #include "tests/support/test_subscriber.h"
 
@@ -19,15 +20,6 @@ namespace {
 
 using nlohmann::json;
 using namespace std::chrono_literals;
-
-bool eventually(const std::function<bool()>& probe, std::chrono::milliseconds timeout = 20s) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  for (;;) {
-    if (probe()) return true;
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(20ms);
-  }
-}
 
 class Retention : public ::testing::Test {
  protected:

@@ -99,6 +99,7 @@ int run_relay(const Config& base_config) {
   EgressOptions egress_options;
   egress_options.destinations = destinations;
   egress_options.connect_timeout_ms = config.connect_timeout_ms;
+  egress_options.ca_file = config.ca_file;
   EgressThread egress(io, egress_options);
 
   SchedulerOptions scheduler_options;

@@ -1,6 +1,8 @@
 #include "relay/config/config.h"
 
 #include <charconv>
+#include <filesystem>
+#include <fstream>
 #include <limits>
 #include <functional>
 #include <optional>
@@ -109,6 +111,12 @@ std::vector<Flag> flags() {
        [](Config& c, const std::string& v) { c.attempt_timeout_ms = duration_value("attempt-timeout", v); }},
       {"connect-timeout", true, false,
        [](Config& c, const std::string& v) { c.connect_timeout_ms = duration_value("connect-timeout", v); }},
+      {"ca-file", true, false,
+       [](Config& c, const std::string& v) {
+         std::error_code ec;
+         if (!std::filesystem::is_regular_file(v, ec) || !std::ifstream(v).good()) fail("ca-file", v, "a readable PEM file of CA certificates");
+         c.ca_file = v;
+       }},
       {"max-in-flight", true, false,
        [](Config& c, const std::string& v) {
          const auto n = parse_number<std::uint32_t>(v);
@@ -237,6 +245,7 @@ std::string usage() {
   --durability fsync|buffered fsync every commit (default) or leave it to the OS
   --retry-initial 5s  --retry-max-delay 10m  --retry-window 1h
   --attempt-timeout 15s  --connect-timeout 5s  --max-in-flight 4096 (global)
+  --ca-file PEM               trust these CAs for TLS deliveries instead of the system's
   --max-body 1MiB             largest accepted request body
   --retention 72h  --dlq-retention 7d  --shutdown-grace 10s
   --allow-private-networks    deliver to loopback/private addresses

@@ -31,6 +31,7 @@ struct Config {
   std::int64_t retry_window_ms = 3'600'000;
   std::int64_t attempt_timeout_ms = 15'000;
   std::int64_t connect_timeout_ms = 5'000;
+  std::string ca_file;  // --ca-file: CAs trusted for TLS deliveries instead of the system's; empty: the system's
   std::uint32_t max_in_flight = 4096;
   std::size_t max_body_bytes = 1 << 20;
   std::int64_t retention_ms = 72 * 3'600'000LL;

@@ -498,6 +498,11 @@ bool EgressClient::Impl::configure_handle(CURL* e) {
   set(CURLOPT_PROXY, "");
   set(CURLOPT_SSL_VERIFYPEER, 1L);
   set(CURLOPT_SSL_VERIFYHOST, 2L);
+  if (!options_.ca_file.empty()) {
+    // Exactly these CAs: no directory of system certificates next to the file.
+    set(CURLOPT_CAINFO, options_.ca_file.c_str());
+    set(CURLOPT_CAPATH, static_cast<const char*>(nullptr));
+  }
   set(CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_2TLS));
   set(CURLOPT_POST, 1L);
   set(CURLOPT_USERAGENT, options_.user_agent.c_str());

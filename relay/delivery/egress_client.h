@@ -27,6 +27,9 @@ namespace relay {
 struct EgressOptions {
   DestinationPolicy destinations;          // --allow-private-networks, --allow-cidr
   std::int64_t connect_timeout_ms = 5000;  // --connect-timeout
+  // --ca-file: a PEM bundle of the CAs that TLS subscribers' certificates must chain to, in
+  // place of the system's; empty means the system's (Debian: ca-certificates).
+  std::string ca_file;
   std::size_t max_kept_body = 2048;        // response bytes kept for the attempt record
   std::size_t max_read_body = 1 << 20;     // read and dropped up to this, then the connection closes
   std::string user_agent = "relay/" RELAY_VERSION;

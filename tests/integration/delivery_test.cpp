@@ -267,6 +267,32 @@ TEST_F(Deliveries, RequestCarriesCompactPayloadHeadersAndStandardSignature) {
   EXPECT_FALSE(sub.requests("/raw").at(0).header("X-Static")) << "static headers belong to one subscription";
 }
 
+TEST_F(Deliveries, DeliversOverTlsToASubscriberWhoseCaIsGiven) {
+  TestSubscriber tls(TestSubscriber::Transport::tls);
+  start({"--allow-cidr", "127.0.0.0/8", "--ca-file", TestSubscriber::tls_ca_file()});
+  const std::string secret = "whsec_" + base64("0123456789abcdef0123456789abcdef");
+  const std::string subscription_id = subscribe_id({{"url", tls.url("/hook")}, {"secret", secret}});
+  ASSERT_FALSE(subscription_id.empty());
+  const std::string event_id = publish("booking.cancelled", {{"uid", "bk_42"}}, 1);
+  ASSERT_TRUE(tls.wait_for_requests(1, kWait));
+  const RecordedRequest r = tls.requests().at(0);
+  EXPECT_EQ(header_or_empty(r, "webhook-id"), event_id);
+  EXPECT_EQ(split_words(header_or_empty(r, "webhook-signature")),
+            std::vector<std::string>{expected_standard_signature(secret, r)});
+  await_state(delivery_id(event_id, subscription_id), "succeeded");
+}
+
+TEST_F(Deliveries, TlsSubscriberWithAnUntrustedCertificateFailsWithTlsError) {
+  TestSubscriber tls(TestSubscriber::Transport::tls);
+  start(kFastRetries);  // no --ca-file: the system's CAs, which do not include the test CA
+  const std::string subscription_id = subscribe_id({{"url", tls.url("/hook")}});
+  ASSERT_FALSE(subscription_id.empty());
+  const std::string event_id = publish("booking.cancelled", {{"uid", "bk_43"}}, 1);
+  const json dead = await_state(delivery_id(event_id, subscription_id), "dead");
+  EXPECT_EQ(dead.value("last_error", ""), "tls_error") << dead.dump();
+  EXPECT_EQ(tls.request_count(), 0u);
+}
+
 TEST_F(Deliveries, HexSchemeSignsTheBodyInTheSubscriptionsHeader) {
   TestSubscriber sub;
   start(kLoopback);

@@ -10,6 +10,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
@@ -73,7 +74,12 @@ std::optional<std::string> RecordedRequest::header(std::string_view name) const 
 // the public methods run on test threads; `mu` guards everything below it.
 class TestSubscriber::Server {
  public:
-  Server() : acceptor_(io_) {
+  explicit Server(Transport transport) : acceptor_(io_) {
+    if (transport == Transport::tls) {
+      tls_.emplace(asio::ssl::context::tls_server);
+      tls_->use_certificate_chain_file(std::string(RELAY_SOURCE_DIR) + "/tests/data/tls/server.pem");
+      tls_->use_private_key_file(std::string(RELAY_SOURCE_DIR) + "/tests/data/tls/server.key", asio::ssl::context::pem);
+    }
     const tcp::endpoint endpoint(asio::ip::make_address_v4("127.0.0.1"), 0);
     acceptor_.open(endpoint.protocol());
     acceptor_.set_option(tcp::acceptor::reuse_address(true));
@@ -162,11 +168,27 @@ class TestSubscriber::Server {
         std::lock_guard lock(mu_);
         id = ++connections_;
       }
-      asio::co_spawn(io_, session(std::move(socket), id), asio::detached);
+      if (tls_) {
+        asio::co_spawn(io_, tls_session(asio::ssl::stream<tcp::socket>(std::move(socket), *tls_), id), asio::detached);
+      } else {
+        asio::co_spawn(io_, plain_session(std::move(socket), id), asio::detached);
+      }
     }
   }
 
-  asio::awaitable<void> session(tcp::socket socket, std::uint64_t connection_id) {
+  asio::awaitable<void> tls_session(asio::ssl::stream<tcp::socket> stream, std::uint64_t connection_id) {
+    auto [ec] = co_await stream.async_handshake(asio::ssl::stream_base::server, kNoThrow);
+    if (ec) co_return;  // e.g. the client refused the certificate
+    co_await serve(stream, connection_id);
+  }
+
+  asio::awaitable<void> plain_session(tcp::socket socket, std::uint64_t connection_id) {
+    co_await serve(socket, connection_id);
+  }
+
+  // One connection's requests, plain or TLS.
+  template <typename Stream>
+  asio::awaitable<void> serve(Stream& socket, std::uint64_t connection_id) {
     beast::flat_buffer buffer;
     for (;;) {
       http::request_parser<http::string_body> parser;
@@ -192,8 +214,8 @@ class TestSubscriber::Server {
       }
       if (reply.action == Reply::Action::close) {
         boost::system::error_code ignored;
-        socket.shutdown(tcp::socket::shutdown_both, ignored);
-        socket.close(ignored);
+        beast::get_lowest_layer(socket).shutdown(tcp::socket::shutdown_both, ignored);
+        beast::get_lowest_layer(socket).close(ignored);
         co_return;
       }
       if (reply.action == Reply::Action::blackhole) {
@@ -216,7 +238,7 @@ class TestSubscriber::Server {
       auto [write_ec, written] = co_await http::async_write(socket, response, kNoThrow);
       if (write_ec || !response.keep_alive()) {
         boost::system::error_code ignored;
-        socket.shutdown(tcp::socket::shutdown_send, ignored);
+        beast::get_lowest_layer(socket).shutdown(tcp::socket::shutdown_send, ignored);
         co_return;
       }
     }
@@ -273,6 +295,7 @@ class TestSubscriber::Server {
   }
 
   asio::io_context io_;
+  std::optional<asio::ssl::context> tls_;
   tcp::acceptor acceptor_;
   std::uint16_t port_ = 0;
   std::thread thread_;
@@ -288,13 +311,15 @@ class TestSubscriber::Server {
   std::function<std::optional<Reply>(const RecordedRequest&)> handler_;
 };
 
-TestSubscriber::TestSubscriber() : server_(std::make_unique<Server>()) {}
+TestSubscriber::TestSubscriber(Transport transport)
+    : transport_(transport), server_(std::make_unique<Server>(transport)) {}
 TestSubscriber::~TestSubscriber() = default;
 
 std::uint16_t TestSubscriber::port() const { return server_->port(); }
 
 std::string TestSubscriber::url(std::string_view path) const {
-  return "http://127.0.0.1:" + std::to_string(port()) + std::string(path);
+  const char* scheme = transport_ == Transport::tls ? "https" : "http";
+  return std::string(scheme) + "://127.0.0.1:" + std::to_string(port()) + std::string(path);
 }
 
 void TestSubscriber::enqueue(std::string path, Reply reply) {
@@ -326,5 +351,7 @@ bool TestSubscriber::wait_until(const std::function<bool(const std::vector<Recor
 }
 
 void TestSubscriber::reset() { server_->reset(); }
+
+std::string TestSubscriber::tls_ca_file() { return std::string(RELAY_SOURCE_DIR) + "/tests/data/tls/ca.pem"; }
 
 }  // namespace relay::test

@@ -18,6 +18,9 @@
 // is recorded too). wait_for_requests / wait_until block on a condition variable, so tests
 // wait for events instead of sleeping.
 //
+// TLS: TestSubscriber(Transport::tls) serves HTTPS (HTTP/1.1) with the certificate in
+// tests/data/tls: 127.0.0.1, issued by a test CA whose certificate is tls_ca_file().
+//
 // All public methods are thread-safe.
 //
 //   relay::test::TestSubscriber sub;
@@ -77,15 +80,17 @@ struct RecordedRequest {
 
 class TestSubscriber {
  public:
+  enum class Transport { plain, tls };
+
   // Binds 127.0.0.1:0 and starts serving. Throws if the port cannot be bound.
-  TestSubscriber();
+  explicit TestSubscriber(Transport transport = Transport::plain);
   // Stops serving, closes every connection and joins the thread.
   ~TestSubscriber();
   TestSubscriber(const TestSubscriber&) = delete;
   TestSubscriber& operator=(const TestSubscriber&) = delete;
 
   std::uint16_t port() const;
-  // "http://127.0.0.1:PORT" + path; path should start with '/'.
+  // "http://127.0.0.1:PORT" (https with TLS) + path; path should start with '/'.
   std::string url(std::string_view path = "/") const;
 
   // Scripting, see the order at the top of this file.
@@ -111,8 +116,12 @@ class TestSubscriber {
   // Forget the recorded requests and every script (connections stay open).
   void reset();
 
+  // The PEM certificate of the CA that issued the TLS subscriber's certificate.
+  static std::string tls_ca_file();
+
  private:
   class Server;
+  Transport transport_;
   std::unique_ptr<Server> server_;
 };
 

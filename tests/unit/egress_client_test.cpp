@@ -269,6 +269,40 @@ TEST_F(EgressClientTest, TlsHandshakeWithPlainHttpServerIsTlsError) {
   EXPECT_EQ(response.outcome, AttemptOutcome::tls_error) << response.error;
 }
 
+TEST_F(EgressClientTest, TlsSubscriberWhoseCaIsTrustedGetsTheRequest) {
+  EgressOptions options = loopback_allowed();
+  options.ca_file = TestSubscriber::tls_ca_file();
+  EgressClient client(io_, options);
+  TestSubscriber tls(TestSubscriber::Transport::tls);
+  tls.respond(Reply::ok("over tls"));
+  const std::string body = R"({"type":"booking.cancelled","data":{"uid":"bk_1"}})";
+  const EgressResponse response = send(client, json_post(tls.url("/hook"), body));
+  EXPECT_EQ(response.outcome, AttemptOutcome::success) << response.error;
+  EXPECT_EQ(response.body_excerpt, "over tls");
+  ASSERT_EQ(tls.request_count(), 1u);
+  EXPECT_EQ(tls.requests()[0].body, body);
+}
+
+TEST_F(EgressClientTest, TlsCertificateFromAnUntrustedCaIsRefused) {
+  EgressClient client(io_, loopback_allowed());  // the system's CAs: the test CA is not one
+  TestSubscriber tls(TestSubscriber::Transport::tls);
+  const EgressResponse response = send(client, json_post(tls.url("/hook")));
+  EXPECT_EQ(response.outcome, AttemptOutcome::tls_error) << response.error;
+  EXPECT_EQ(tls.request_count(), 0u);
+}
+
+TEST_F(EgressClientTest, TlsCertificateForAnotherNameIsRefused) {
+  EgressOptions options = loopback_allowed();
+  options.destinations.allow_cidrs.push_back(parse_cidr("::1/128").value());
+  options.ca_file = TestSubscriber::tls_ca_file();
+  EgressClient client(io_, options);
+  TestSubscriber tls(TestSubscriber::Transport::tls);  // its certificate names 127.0.0.1 only
+  const EgressResponse response =
+      send(client, json_post("https://localhost:" + std::to_string(tls.port()) + "/hook"));
+  EXPECT_EQ(response.outcome, AttemptOutcome::tls_error) << response.error;
+  EXPECT_EQ(tls.request_count(), 0u);
+}
+
 TEST_F(EgressClientTest, OnlyHttpAndHttpsAreSpoken) {
   EgressClient client(io_, loopback_allowed());
   const EgressResponse response = send(client, json_post("file:///etc/passwd"));

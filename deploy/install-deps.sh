@@ -10,6 +10,7 @@ packages=(
   libjemalloc-dev libgtest-dev libgmock-dev libbenchmark-dev
   python3 curl ca-certificates
   prometheus  # promtool and a real Prometheus for the observability test
+  nghttp2-server  # nghttpd: an HTTP/2 subscriber for the egress tests
 )
 [ "${RELAY_BENCH_DEPS:-0}" = 1 ] && packages+=(wrk nginx-light)
 

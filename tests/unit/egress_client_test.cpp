@@ -12,14 +12,17 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "tests/support/egress_fixtures.h"
+#include "tests/support/http2_subscriber.h"
 #include "tests/support/test_subscriber.h"
 
 namespace relay {
 namespace {
 
 using namespace std::chrono_literals;
+using test::Http2Subscriber;
 using test::json_post;
 using test::loopback_allowed;
 using test::Reply;
@@ -301,6 +304,27 @@ TEST_F(EgressClientTest, TlsCertificateForAnotherNameIsRefused) {
       send(client, json_post("https://localhost:" + std::to_string(tls.port()) + "/hook"));
   EXPECT_EQ(response.outcome, AttemptOutcome::tls_error) << response.error;
   EXPECT_EQ(tls.request_count(), 0u);
+}
+
+TEST_F(EgressClientTest, Http2IsSpokenWhenTheTlsSubscriberOffersIt) {
+  Http2Subscriber h2;  // nghttpd: offers h2 by ALPN
+  EgressOptions options = loopback_allowed();
+  options.ca_file = TestSubscriber::tls_ca_file();
+  EgressClient client(io_, options);
+  // Sent together: HTTP/2 carries them as streams of one connection.
+  constexpr std::size_t kCount = 5;
+  std::vector<EgressResponse> responses;
+  for (std::size_t i = 0; i < kCount; ++i) {
+    client.send(json_post(h2.url("/hook"), "{\"n\":" + std::to_string(i) + "}"),
+                [&](EgressResponse r) { responses.push_back(std::move(r)); });
+  }
+  run_until(io_, [&] { return responses.size() == kCount; });
+  for (const EgressResponse& r : responses) {
+    EXPECT_EQ(r.outcome, AttemptOutcome::success) << r.error;
+    EXPECT_EQ(r.body_excerpt, "ok");
+  }
+  EXPECT_EQ(h2.posts(), kCount) << h2.log();
+  EXPECT_EQ(h2.connections_with_posts(), 1u) << h2.log();
 }
 
 TEST_F(EgressClientTest, OnlyHttpAndHttpsAreSpoken) {

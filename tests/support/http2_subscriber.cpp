@@ -18,6 +18,8 @@
 #include <thread>
 #include <vector>
 
+#include "tests/support/test_subscriber.h"
+
 extern char** environ;
 
 namespace relay::test {
@@ -48,9 +50,13 @@ Http2Subscriber::Http2Subscriber() : port_(free_loopback_port()) {
   std::filesystem::create_directory(root);
   std::ofstream(root + "/hook") << "ok";
 
-  const std::string tls = std::string(RELAY_SOURCE_DIR) + "/tests/data/tls/";
-  std::vector<std::string> argv{"nghttpd", "--verbose", "--address=127.0.0.1", "--htdocs=" + root,
-                                std::to_string(port_), tls + "server.key", tls + "server.pem"};
+  std::vector<std::string> argv{"nghttpd",
+                                "--verbose",
+                                "--address=127.0.0.1",
+                                "--htdocs=" + root,
+                                std::to_string(port_),
+                                TestSubscriber::tls_test_file("server.key"),
+                                TestSubscriber::tls_test_file("server.pem")};
   std::vector<char*> c_argv;
   for (std::string& a : argv) c_argv.push_back(a.data());
   c_argv.push_back(nullptr);
@@ -96,26 +102,24 @@ std::string Http2Subscriber::log() const {
   return text.str();
 }
 
-std::size_t Http2Subscriber::posts() const {
-  std::size_t count = 0;
-  std::istringstream in(log());
-  for (std::string line; std::getline(in, line);) {
-    if (line.find(":method: POST") != std::string::npos) ++count;
-  }
-  return count;
-}
-
-std::size_t Http2Subscriber::connections_with_posts() const {
+std::vector<std::string> Http2Subscriber::post_connection_ids() const {
   // Lines look like "[id=1] [  1.014] recv (stream_id=1) :method: POST".
-  std::set<std::string> ids;
+  std::vector<std::string> ids;
   std::istringstream in(log());
   for (std::string line; std::getline(in, line);) {
     const auto end = line.find(']');
     if (line.starts_with("[id=") && end != std::string::npos && line.find(":method: POST") != std::string::npos) {
-      ids.insert(line.substr(4, end - 4));
+      ids.push_back(line.substr(4, end - 4));
     }
   }
-  return ids.size();
+  return ids;
+}
+
+std::size_t Http2Subscriber::posts() const { return post_connection_ids().size(); }
+
+std::size_t Http2Subscriber::connections_with_posts() const {
+  const std::vector<std::string> ids = post_connection_ids();
+  return std::set<std::string>(ids.begin(), ids.end()).size();
 }
 
 }  // namespace relay::test

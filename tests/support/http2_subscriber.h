@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "tests/support/temp_dir.h"
 
@@ -35,6 +36,9 @@ class Http2Subscriber {
   std::string log() const;
 
  private:
+  // The connection id ("[id=N]") of every POST in the frame log, in order.
+  std::vector<std::string> post_connection_ids() const;
+
   TempDir dir_;
   std::uint16_t port_ = 0;
   pid_t pid_ = -1;

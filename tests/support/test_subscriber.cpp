@@ -77,8 +77,8 @@ class TestSubscriber::Server {
   explicit Server(Transport transport) : acceptor_(io_) {
     if (transport == Transport::tls) {
       tls_.emplace(asio::ssl::context::tls_server);
-      tls_->use_certificate_chain_file(std::string(RELAY_SOURCE_DIR) + "/tests/data/tls/server.pem");
-      tls_->use_private_key_file(std::string(RELAY_SOURCE_DIR) + "/tests/data/tls/server.key", asio::ssl::context::pem);
+      tls_->use_certificate_chain_file(tls_test_file("server.pem"));
+      tls_->use_private_key_file(tls_test_file("server.key"), asio::ssl::context::pem);
     }
     const tcp::endpoint endpoint(asio::ip::make_address_v4("127.0.0.1"), 0);
     acceptor_.open(endpoint.protocol());
@@ -352,6 +352,8 @@ bool TestSubscriber::wait_until(const std::function<bool(const std::vector<Recor
 
 void TestSubscriber::reset() { server_->reset(); }
 
-std::string TestSubscriber::tls_ca_file() { return std::string(RELAY_SOURCE_DIR) + "/tests/data/tls/ca.pem"; }
+std::string TestSubscriber::tls_test_file(std::string_view name) {
+  return std::string(RELAY_SOURCE_DIR) + "/tests/data/tls/" + std::string(name);
+}
 
 }  // namespace relay::test

@@ -117,7 +117,9 @@ class TestSubscriber {
   void reset();
 
   // The PEM certificate of the CA that issued the TLS subscriber's certificate.
-  static std::string tls_ca_file();
+  static std::string tls_ca_file() { return tls_test_file("ca.pem"); }
+  // A file of the test TLS identity in tests/data/tls: "ca.pem", "server.pem", "server.key".
+  static std::string tls_test_file(std::string_view name);
 
  private:
   class Server;

@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/support/test_subscriber.h"
+
 namespace relay {
 namespace {
 
@@ -71,7 +73,7 @@ TEST(ConfigTest, EveryFlagIsApplied) {
                           "--retry-window", "2h",
                           "--attempt-timeout", "30s",
                           "--connect-timeout", "1s",
-                          "--ca-file", RELAY_SOURCE_DIR "/tests/data/tls/ca.pem",
+                          "--ca-file", test::TestSubscriber::tls_ca_file(),
                           "--max-in-flight", "100",
                           "--max-body", "512KiB",
                           "--retention", "1d",
@@ -94,7 +96,7 @@ TEST(ConfigTest, EveryFlagIsApplied) {
   EXPECT_EQ(c.retry_window_ms, 7'200'000);
   EXPECT_EQ(c.attempt_timeout_ms, 30'000);
   EXPECT_EQ(c.connect_timeout_ms, 1'000);
-  EXPECT_EQ(c.ca_file, RELAY_SOURCE_DIR "/tests/data/tls/ca.pem");
+  EXPECT_EQ(c.ca_file, test::TestSubscriber::tls_ca_file());
   EXPECT_EQ(c.max_in_flight, 100u);
   EXPECT_EQ(c.max_body_bytes, 512u << 10);
   EXPECT_EQ(c.retention_ms, 86'400'000);

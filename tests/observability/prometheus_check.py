@@ -238,8 +238,11 @@ class Relayd:
 # ---------------------------------------------------------------- prometheus
 
 class Prometheus:
+    # Prometheus takes a port number, not a bound socket: a port free when chosen may be taken
+    # by another process before Prometheus binds it. It then exits at start; try another port.
+    START_TRIES = 5
+
     def __init__(self, binary, work_dir, relayd_port, rules_file, deadline):
-        self.port = free_port()
         config = os.path.join(work_dir, "prometheus.yml")
         with open(config, "w") as f:
             f.write(
@@ -254,16 +257,25 @@ class Prometheus:
                 "    static_configs:\n"
                 f"      - targets: [\"127.0.0.1:{relayd_port}\"]\n")
         self.log_path = os.path.join(work_dir, "prometheus.log")
-        self.log_file = open(self.log_path, "w")
-        self.process = subprocess.Popen(
-            [binary, f"--config.file={config}", f"--storage.tsdb.path={os.path.join(work_dir, 'tsdb')}",
-             f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn"],
-            stdin=subprocess.DEVNULL, stdout=self.log_file, stderr=subprocess.STDOUT)
-        try:
-            wait_until("Prometheus to be ready", deadline, self._ready)
-        except (RuntimeError, TimeoutError):
-            self.stop()
-            raise
+        for attempt in range(1, self.START_TRIES + 1):
+            self.port = free_port()
+            self.log_file = open(self.log_path, "w")
+            self.process = subprocess.Popen(
+                [binary, f"--config.file={config}", f"--storage.tsdb.path={os.path.join(work_dir, 'tsdb')}",
+                 f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn"],
+                stdin=subprocess.DEVNULL, stdout=self.log_file, stderr=subprocess.STDOUT)
+            try:
+                wait_until("Prometheus to be ready", deadline, self._ready)
+                return
+            except RuntimeError:
+                tail = self.log_tail()
+                self.stop()
+                if attempt == self.START_TRIES or "address already in use" not in tail:
+                    raise
+                log(f"  prometheus: port {self.port} was taken, trying another")
+            except TimeoutError:
+                self.stop()
+                raise
 
     def _ready(self):
         if self.process.poll() is not None:

@@ -1,15 +1,7 @@
 #include "tests/support/http2_subscriber.h"
 
-#include <fcntl.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <cerrno>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -19,8 +11,6 @@
 #include <vector>
 
 #include "tests/support/test_subscriber.h"
-
-extern char** environ;
 
 namespace relay::test {
 namespace {
@@ -44,63 +34,39 @@ bool accepts_connections(std::uint16_t port) {
 
 }  // namespace
 
-Http2Subscriber::Http2Subscriber() : port_(free_loopback_port()) {
+Http2Subscriber::Http2Subscriber() {
   const std::string root = dir_.str() + "/root";
-  const std::string log_path = dir_.str() + "/nghttpd.log";
   std::filesystem::create_directory(root);
   std::ofstream(root + "/hook") << "ok";
-
-  std::vector<std::string> argv{"nghttpd",
-                                "--verbose",
-                                "--address=127.0.0.1",
-                                "--htdocs=" + root,
-                                std::to_string(port_),
-                                TestSubscriber::tls_test_file("server.key"),
-                                TestSubscriber::tls_test_file("server.pem")};
-  std::vector<char*> c_argv;
-  for (std::string& a : argv) c_argv.push_back(a.data());
-  c_argv.push_back(nullptr);
-
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, 1, log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_adddup2(&actions, 1, 2);
-  const int rc = ::posix_spawnp(&pid_, "nghttpd", &actions, nullptr, c_argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  if (rc != 0) {
-    throw std::runtime_error(std::string("cannot start nghttpd (Debian package nghttp2-server): ") + std::strerror(rc));
-  }
-  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (!accepts_connections(port_)) {
-    int status = 0;
-    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-      pid_ = -1;
-      throw std::runtime_error("nghttpd exited at start: " + log());
-    }
-    if (std::chrono::steady_clock::now() > give_up) throw std::runtime_error("nghttpd did not listen: " + log());
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  // nghttpd takes a port number, not a bound socket: the port is free when chosen but another
+  // process may take it before nghttpd binds it. nghttpd then exits at start; try another port.
+  constexpr int kTries = 5;
+  for (int attempt = 1;; ++attempt) {
+    if (start(root)) return;
+    if (attempt == kTries) throw std::runtime_error("nghttpd exited at start " + std::to_string(kTries) + " times: " + log());
   }
 }
 
-Http2Subscriber::~Http2Subscriber() {
-  if (pid_ <= 0) return;
-  ::kill(pid_, SIGTERM);
-  int status = 0;
-  while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+bool Http2Subscriber::start(const std::string& root) {
+  port_ = free_loopback_port();
+  nghttpd_.emplace(std::vector<std::string>{"nghttpd", "--verbose", "--address=127.0.0.1", "--htdocs=" + root,
+                                            std::to_string(port_), TestSubscriber::tls_test_file("server.key"),
+                                            TestSubscriber::tls_test_file("server.pem")},
+                   dir_.str() + "/nghttpd.log");
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!accepts_connections(port_)) {
+    if (nghttpd_->poll_exit()) return false;
+    if (std::chrono::steady_clock::now() > give_up) throw std::runtime_error("nghttpd did not listen: " + log());
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
+  return true;
 }
 
 std::string Http2Subscriber::url(const std::string& path) const {
   return "https://127.0.0.1:" + std::to_string(port_) + path;
 }
 
-std::string Http2Subscriber::log() const {
-  std::ifstream in(dir_.str() + "/nghttpd.log");
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
+std::string Http2Subscriber::log() const { return nghttpd_ ? nghttpd_->log() : std::string(); }
 
 std::vector<std::string> Http2Subscriber::post_connection_ids() const {
   // Lines look like "[id=1] [  1.014] recv (stream_id=1) :method: POST".

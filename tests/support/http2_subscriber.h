@@ -7,13 +7,12 @@
 // document root, whatever the method). nghttpd's verbose log of frames is kept, so tests read
 // how requests arrived: which connection, which stream.
 
-#include <sys/types.h>
-
-#include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "tests/support/child_process.h"
 #include "tests/support/temp_dir.h"
 
 namespace relay::test {
@@ -21,9 +20,8 @@ namespace relay::test {
 class Http2Subscriber {
  public:
   // Starts nghttpd on a free loopback port and waits until it accepts connections. Throws if
-  // nghttpd is missing or does not come up.
+  // nghttpd is missing or does not come up. The destructor stops it.
   Http2Subscriber();
-  ~Http2Subscriber();  // SIGTERM, then reaps it
   Http2Subscriber(const Http2Subscriber&) = delete;
   Http2Subscriber& operator=(const Http2Subscriber&) = delete;
 
@@ -39,9 +37,12 @@ class Http2Subscriber {
   // The connection id ("[id=N]") of every POST in the frame log, in order.
   std::vector<std::string> post_connection_ids() const;
 
+  // One try on a newly chosen port; false when nghttpd exited at start (the port was taken).
+  bool start(const std::string& root);
+
   TempDir dir_;
   std::uint16_t port_ = 0;
-  pid_t pid_ = -1;
+  std::optional<ChildProcess> nghttpd_;
 };
 
 }  // namespace relay::test

@@ -159,12 +159,12 @@ TEST_F(EgressClientTest, ConnectionClosedWithoutAnswerIsAnError) {
 }
 
 TEST_F(EgressClientTest, ConnectionRefusedIsConnectError) {
-  std::uint16_t closed_port = 0;
-  {
-    boost::asio::ip::tcp::acceptor probe(
-        io_, {boost::asio::ip::make_address_v4("127.0.0.1"), 0});  // bound, never listening
-    closed_port = probe.local_endpoint().port();
-  }
+  // A socket bound to the port but not listening holds it for the whole test (closing it first
+  // would let another process take the port): a connect to it is refused.
+  boost::asio::ip::tcp::socket holder(io_);
+  holder.open(boost::asio::ip::tcp::v4());
+  holder.bind({boost::asio::ip::make_address_v4("127.0.0.1"), 0});
+  const std::uint16_t closed_port = holder.local_endpoint().port();
   EgressClient client(io_, loopback_allowed());
   const EgressResponse response =
       send(client, json_post("http://127.0.0.1:" + std::to_string(closed_port) + "/"));

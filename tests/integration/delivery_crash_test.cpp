@@ -9,6 +9,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdlib>
 #include <functional>
 #include <iostream>
 #include <mutex>
@@ -99,8 +100,10 @@ TEST(DeliveryCrash, EveryAcknowledgedEventIsDeliveredAcrossKillNineRestarts) {
     ASSERT_EQ(sub.status, 201) << sub.describe();
   }
 
-  std::random_device device;
-  const unsigned seed = device();
+  // RELAY_TEST_SEED replays a run: the seed is printed at the start and recorded in the result.
+  const char* given_seed = std::getenv("RELAY_TEST_SEED");
+  const unsigned seed = given_seed ? static_cast<unsigned>(std::stoul(given_seed)) : std::random_device{}();
+  std::cout << "[ delivery crash ] seed " << seed << " (set RELAY_TEST_SEED=" << seed << " to replay)" << std::endl;
   std::mt19937 random(seed);
   RecordProperty("seed", std::to_string(seed));
   // Kill k happens once about k quarters of the events are acknowledged, give or take an eighth.

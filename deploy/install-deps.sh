@@ -11,6 +11,7 @@ packages=(
   python3 curl ca-certificates
   prometheus  # promtool and a real Prometheus for the observability test
   nghttp2-server  # nghttpd: an HTTP/2 subscriber for the egress tests
+  strace  # the fsync-before-acknowledge test watches relayd's system calls
 )
 [ "${RELAY_BENCH_DEPS:-0}" = 1 ] && packages+=(wrk nginx-light)
 

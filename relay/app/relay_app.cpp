@@ -108,7 +108,8 @@ int run_relay(const Config& base_config) {
   scheduler_options.max_in_flight = config.max_in_flight;
   DeliveryScheduler scheduler(io, scheduler_options, clock, logger, *store, pipeline, subscriptions, egress, metrics,
                               blocking_pool);
-  RetentionCleaner cleaner(io, RetentionOptions{config.retention_ms, config.dlq_retention_ms}, clock, logger, *store,
+  RetentionCleaner cleaner(io, RetentionOptions{config.retention_ms, config.dlq_retention_ms,
+                                                 std::chrono::milliseconds(config.retention_interval_ms)}, clock, logger, *store,
                            pipeline, blocking_pool, [&scheduler](std::size_t n) { scheduler.dead_removed(n); });
 
   ApiContext context{config, clock, logger, *store, pipeline, subscriptions, ids, metrics, scheduler, blocking_pool,

@@ -132,6 +132,8 @@ std::vector<Flag> flags() {
       {"retention", true, false, [](Config& c, const std::string& v) { c.retention_ms = duration_value("retention", v); }},
       {"dlq-retention", true, false,
        [](Config& c, const std::string& v) { c.dlq_retention_ms = duration_value("dlq-retention", v); }},
+      {"retention-interval", true, false,
+       [](Config& c, const std::string& v) { c.retention_interval_ms = duration_value("retention-interval", v); }},
       {"shutdown-grace", true, false,
        [](Config& c, const std::string& v) { c.shutdown_grace_ms = duration_value("shutdown-grace", v, true); }},
       {"allow-private-networks", false, false,
@@ -247,7 +249,7 @@ std::string usage() {
   --attempt-timeout 15s  --connect-timeout 5s  --max-in-flight 4096 (global)
   --ca-file PEM               trust these CAs for TLS deliveries instead of the system's
   --max-body 1MiB             largest accepted request body
-  --retention 72h  --dlq-retention 7d  --shutdown-grace 10s
+  --retention 72h  --dlq-retention 7d  --retention-interval 30s  --shutdown-grace 10s
   --allow-private-networks    deliver to loopback/private addresses
   --allow-cidr CIDR           repeatable; allow deliveries to these addresses
   --log-level debug|info|warn|error

@@ -36,6 +36,7 @@ struct Config {
   std::size_t max_body_bytes = 1 << 20;
   std::int64_t retention_ms = 72 * 3'600'000LL;
   std::int64_t dlq_retention_ms = 7 * 86'400'000LL;
+  std::int64_t retention_interval_ms = 30'000;  // pause between the cleaner's passes
   std::int64_t shutdown_grace_ms = 10'000;
   bool allow_private_networks = false;
   std::vector<std::string> allow_cidrs;

@@ -175,9 +175,8 @@ asio::awaitable<HttpResponse> redrive_dead_letters(ApiContext& ctx, const RouteR
   std::size_t retried = 0;
   std::size_t remaining = filter->limit;
   queries::DeliveryFilter page_filter = *filter;
-  // Page through the DLQ oldest-cursor-first in chunks; every chunk is its own
-  // commit so that ingress and delivery keep flowing while a large redrive
-  // runs.
+  // Page through the DLQ as it is listed (newest first) in chunks; every chunk is its own
+  // commit so that ingress and delivery keep flowing while a large redrive runs.
   for (;;) {
     page_filter.limit = std::min(remaining, kRedriveChunk);
     const auto read = [&store = ctx.store, f = page_filter] { return queries::list_dead(store, f); };

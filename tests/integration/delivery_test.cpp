@@ -475,10 +475,6 @@ TEST_F(Deliveries, BlackholedSubscriberDoesNotDelayAHealthyOne) {
 
 // Receivers often serve several subscriptions from one host (one service, one path per
 // tenant or event family): a hanging endpoint there must not hold back the others.
-// KNOWN RELAYD BUG (reported, kept enabled): fails while relay/delivery/egress_client.cpp sets
-// CURLOPT_PIPEWAIT. With it, libcurl queues every new transfer to a host:port behind a
-// connection to it that has not answered yet (it waits to learn whether it can multiplex), so
-// /ok gets nothing until /stuck's attempt times out.
 TEST_F(Deliveries, BlackholedEndpointDoesNotDelayAnotherEndpointOnTheSameHost) {
   TestSubscriber receiver;
   receiver.respond("/stuck", Reply::blackhole());
@@ -501,6 +497,31 @@ TEST_F(Deliveries, BlackholedEndpointDoesNotDelayAnotherEndpointOnTheSameHost) {
       15s))
       << "/ok got " << receiver.requests("/ok").size() << " of " << kEvents << " while /stuck on the same host hangs";
   EXPECT_GE(receiver.requests("/stuck").size(), 1u);
+}
+
+// The same over TLS, where relay sets CURLOPT_PIPEWAIT so that attempts to one host share an
+// HTTP/2 connection: libcurl then waits for a new connection's handshake to learn whether it can
+// multiplex. That wait must end at the handshake (ALPN says HTTP/1.1 here), not at the hanging
+// endpoint's answer, or /ok would get nothing until /stuck's attempt times out.
+TEST_F(Deliveries, BlackholedEndpointDoesNotDelayAnotherEndpointOnTheSameTlsHost) {
+  TestSubscriber receiver(TestSubscriber::Transport::tls);
+  receiver.respond("/stuck", Reply::blackhole());
+  start({"--allow-cidr", "127.0.0.0/8", "--attempt-timeout", "20s", "--ca-file", TestSubscriber::tls_ca_file()});
+  const std::string stuck_id = subscribe_id({{"url", receiver.url("/stuck")}, {"max_in_flight", 4}});
+  const std::string healthy_id = subscribe_id({{"url", receiver.url("/ok")}, {"event_types", {"meeting.*"}}});
+  ASSERT_FALSE(stuck_id.empty() || healthy_id.empty());
+
+  publish("bot.joined", {{"n", 0}}, 1);
+  ASSERT_TRUE(receiver.wait_for_requests(1, kWait));
+  constexpr std::size_t kEvents = 20;
+  for (std::size_t i = 0; i < kEvents; ++i) publish("meeting.completed", {{"n", i}}, 2);
+  EXPECT_TRUE(receiver.wait_until(
+      [&](const std::vector<RecordedRequest>& requests) {
+        return static_cast<std::size_t>(std::count_if(requests.begin(), requests.end(),
+                                                      [](const RecordedRequest& r) { return r.path == "/ok"; })) >= kEvents;
+      },
+      15s))
+      << "/ok got " << receiver.requests("/ok").size() << " of " << kEvents << " while /stuck on the same TLS host hangs";
 }
 
 TEST_F(Deliveries, FailingSubscriberOpensItsCircuitWithoutDelayingAHealthyOne) {

@@ -191,6 +191,76 @@ TEST_F(DeadLetters, RetryOfOneDeadDeliveryAttemptsItAgain) {
   EXPECT_EQ(call("POST", "/v1/deliveries/nonsense/retry").status, 404);
 }
 
+TEST_F(DeadLetters, RedriveAppliesEventTypeTimeAndLimitFilters) {
+  TestSubscriber sub;
+  sub.respond(Reply::status(410));
+  const std::string s = subscribe_id({{"url", sub.url("/hook")}});
+  ASSERT_FALSE(s.empty());
+  // Two groups of dead letters, one dead before `split` and one after it.
+  std::vector<std::string> early{delivery_id(publish("bot.joined", {{"n", 1}}, 1), s),
+                                 delivery_id(publish("meeting.completed", {{"n", 2}}, 1), s)};
+  for (const std::string& id : early) await_state(id, "dead");
+  const auto split = std::chrono::duration_cast<std::chrono::milliseconds>(
+                         std::chrono::system_clock::now().time_since_epoch()).count() + 1;
+  ASSERT_TRUE(eventually([&] {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+               .count() > split;
+  }));
+  std::vector<std::string> late;  // one after the other, so they die in this order
+  for (int n = 3; n <= 5; ++n) {
+    late.push_back(delivery_id(publish("meeting.completed", {{"n", n}}, 1), s));
+    await_state(late.back(), "dead");
+  }
+  sub.respond(Reply::ok());
+  const auto redrive = [&](const json& filter) {
+    const HttpResponse r = call("POST", "/v1/dlq/retry", filter.dump());
+    EXPECT_EQ(r.status, 200) << filter.dump() << " -> " << r.describe();
+    return r.json().value("retried", -1);
+  };
+
+  // Filters that match nothing redrive nothing.
+  EXPECT_EQ(redrive({{"until", "2000-01-01T00:00:00Z"}}), 0);
+  EXPECT_EQ(redrive({{"since", "2999-01-01T00:00:00Z"}}), 0);
+  EXPECT_EQ(redrive({{"event_type", "calendar.sync_events"}}), 0);
+  EXPECT_EQ(items("/v1/dlq").size(), 5u);
+
+  // event_type and until: only the early meeting.completed one.
+  EXPECT_EQ(redrive({{"event_type", "meeting.completed"}, {"until", std::to_string(split)}}), 1);
+  await_state(early[1], "succeeded");
+  EXPECT_EQ(delivery(early[0]).value("state", ""), "dead");
+  // since and limit: two of the three late ones, newest first like the listing.
+  EXPECT_EQ(redrive({{"since", std::to_string(split)}, {"limit", 2}}), 2);
+  await_state(late[2], "succeeded");
+  await_state(late[1], "succeeded");
+  EXPECT_EQ(delivery(late[0]).value("state", ""), "dead");
+  EXPECT_EQ(field_set(items("/v1/dlq"), "id"), (std::set<std::string>{early[0], late[0]}));
+
+  EXPECT_EQ(call("POST", "/v1/dlq/retry", json{{"limit", 0}}.dump()).status, 400);
+  EXPECT_EQ(call("POST", "/v1/dlq/retry", json{{"state", "dead"}}.dump()).status, 400);
+  EXPECT_EQ(redrive(json::object()), 2);
+}
+
+TEST_F(DeadLetters, RetryOfAPendingDeliveryAttemptsItNowWithAFreshWindow) {
+  TestSubscriber sub;
+  sub.enqueue(Reply::status(500, "not yet"));
+  // After the first failure the next attempt would be ten minutes away.
+  const std::string s =
+      subscribe_id({{"url", sub.url("/hook")}, {"retry", {{"initial", "10m"}, {"max_delay", "10m"}, {"window", "1h"}}}});
+  const std::string id = delivery_id(publish("meeting.completed", {{"n", 1}}, 1), s);
+  ASSERT_TRUE(sub.wait_for_requests(1, kApiWait));
+  ASSERT_TRUE(eventually([&] { return delivery(id).value("attempt_count", 0) == 1; }));
+  const json scheduled = delivery(id);
+  ASSERT_EQ(scheduled.value("state", ""), "pending") << scheduled.dump();
+
+  const HttpResponse retried = call("POST", "/v1/deliveries/" + id + "/retry");
+  ASSERT_EQ(retried.status, 200) << retried.describe();
+  EXPECT_EQ(retried.json().value("id", ""), id);
+  const json done = await_state(id, "succeeded");
+  EXPECT_EQ(done.value("attempts", json::array()).size(), 2u) << done.dump();
+  ASSERT_EQ(sub.request_count(), 2u);
+  EXPECT_EQ(sub.requests().back().header("X-Relay-Attempt").value_or(""), "2");
+}
+
 TEST_F(DeadLetters, DiscardRemovesADeadDelivery) {
   TestSubscriber sub;
   sub.respond("/gone", Reply::status(410));

@@ -313,9 +313,8 @@ TEST_F(SubscriptionsApi, PatchChangesOnlyTheGivenFields) {
     EXPECT_EQ(now.value("event_types", json()), json::array({"meeting.*"}));
     EXPECT_EQ(now.value("description", ""), "before");
     EXPECT_EQ(now.value("headers", json()), json({{"X-Static", "v"}}));
-    if (now.contains("secret")) {
-      EXPECT_EQ(now["secret"], "kept-secret-value");
-    }
+    ASSERT_TRUE(now.contains("secret")) << now.dump();
+    EXPECT_EQ(now["secret"], "kept-secret-value");
   }
 
   const HttpResponse retyped = call("PATCH", "/v1/subscriptions/" + id,
@@ -390,9 +389,9 @@ TEST_F(SubscriptionsApi, RotateSecretReturnsANewSecret) {
   const std::string fresh = generated.json().value("secret", "");
   EXPECT_TRUE(is_generated_secret(fresh)) << generated.describe();
   EXPECT_NE(fresh, original);
-  if (const json now = get(id).json(); now.contains("secret")) {
-    EXPECT_EQ(now["secret"], fresh);
-  }
+  const json after_generated = get(id).json();
+  ASSERT_TRUE(after_generated.contains("secret")) << after_generated.dump();
+  EXPECT_EQ(after_generated["secret"], fresh);
 
   const HttpResponse provided =
       call("POST", "/v1/subscriptions/" + id + "/rotate-secret", R"({"grace_period": "1h", "secret": "my-next-secret"})");
@@ -409,9 +408,9 @@ TEST_F(SubscriptionsApi, RotateSecretReturnsANewSecret) {
     EXPECT_EQ(bad.status, 400) << body << " -> " << bad.describe();
     EXPECT_EQ(bad.error_code(), "invalid_field") << bad.describe();
   }
-  if (const json now = get(id).json(); now.contains("secret")) {
-    EXPECT_EQ(now["secret"], latest);
-  }
+  const json after_refused = get(id).json();
+  ASSERT_TRUE(after_refused.contains("secret")) << after_refused.dump();
+  EXPECT_EQ(after_refused["secret"], latest);
 }
 
 TEST_F(SubscriptionsApi, SecretsNeverAppearInLogs) {

@@ -59,15 +59,6 @@ class CommitPipelineTest : public ::testing::Test {
     return future.get();
   }
 
-  // A command that holds the writer thread until `release` is fulfilled, so that the commands
-  // submitted meanwhile are queued and then taken as one group.
-  static CommitPipeline::Command blocker(std::shared_future<void> release) {
-    return [release](WriteTxn&) -> Status {
-      release.wait();
-      return Ok{};
-    };
-  }
-
   // Submits a blocker and returns once it runs: its group is closed, so every command
   // submitted afterwards queues up behind it.
   static std::future<Status> hold_writer(CommitPipeline& pipeline, std::shared_future<void> release) {
@@ -169,7 +160,7 @@ TEST_F(CommitPipelineTest, AForegroundCommandGoesAheadOfQueuedBackgroundWork) {
 TEST_F(CommitPipelineTest, AFailingCommandIsRolledBackWhileItsGroupCommits) {
   CommitPipeline pipeline(*store_, nullptr);
   std::promise<void> release;
-  auto first = submit(pipeline, blocker(release.get_future().share()));
+  auto first = hold_writer(pipeline, release.get_future().share());
   auto before = submit(pipeline, put("before", "1"));
   auto failing = submit(pipeline, [](WriteTxn& txn) -> Status {
     txn.put(Family::events, "failing", "x");
@@ -291,7 +282,7 @@ TEST_F(CommitPipelineTest, CommandsSeeEarlierWritesOfTheirGroupButNotRolledBackO
   ASSERT_TRUE(wait(seed).ok());
 
   std::promise<void> release;
-  auto first = submit(pipeline, blocker(release.get_future().share()));
+  auto first = hold_writer(pipeline, release.get_future().share());
   auto writer = submit(pipeline, [](WriteTxn& txn) -> Status {
     txn.put(Family::events, "counter", "1");
     txn.put(Family::events, "committed", "new");
@@ -403,7 +394,7 @@ TEST_F(CommitPipelineTest, ScanThroughTheBatchHonoursBoundsAndDirection) {
 TEST_F(CommitPipelineTest, StopFinishesQueuedCommandsAndRefusesLaterOnes) {
   CommitPipeline pipeline(*store_, nullptr);
   std::promise<void> release;
-  auto first = submit(pipeline, blocker(release.get_future().share()));
+  auto first = hold_writer(pipeline, release.get_future().share());
   auto queued = submit(pipeline, put("queued", "v"));
   std::thread stopper([&] { pipeline.stop(); });
   release.set_value();

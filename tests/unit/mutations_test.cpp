@@ -80,14 +80,17 @@ class MutationsTest : public ::testing::Test {
     return attempt_of(queries::delivery(*store_, id).value_or(absent), outcome, resolution, out, duration_ms);
   }
 
-  // Holds the writer until the returned promise is fulfilled: commands submitted meanwhile
-  // form one group.
+  // Holds the writer until the returned promise is fulfilled, and returns once it is held: the
+  // holding command's group is closed, so commands submitted afterwards form one group.
   std::promise<void> hold_writer() {
     std::promise<void> release;
-    pipeline_->submit([released = release.get_future().share()](WriteTxn&) -> Status {
+    std::promise<void> started;
+    pipeline_->submit([released = release.get_future().share(), &started](WriteTxn&) -> Status {
+      started.set_value();
       released.wait();
       return Ok{};
     }, [](const Status&) {});
+    started.get_future().wait();
     return release;
   }
 
@@ -194,9 +197,7 @@ TEST_F(MutationsTest, IdempotentRepeatAnswersTheFirstEventAndWritesNothing) {
 
 TEST_F(MutationsTest, ARepeatInTheSameGroupSeesTheFirstIngest) {
   // Both commands go into one group: the writer is held until both are queued.
-  std::promise<void> release;
-  auto released = release.get_future().share();
-  pipeline_->submit([released](WriteTxn&) -> Status { released.wait(); return Ok{}; }, [](const Status&) {});
+  std::promise<void> release = hold_writer();
   const auto sub = subscription();
   const mutations::NewEvent input{"dup", "a.b", std::make_shared<const std::string>("1")};
   mutations::IngestedEvent one;
@@ -570,9 +571,7 @@ TEST_F(MutationsTest, RemovingTheLastDeliveryRemovesTheEventEvenInAGroupWithAnIn
   const auto old_event = ingest({subscription()}, "old-client");
   const auto sub = subscription();
   clock_.advance(1'000);
-  std::promise<void> release;
-  auto released = release.get_future().share();
-  pipeline_->submit([released](WriteTxn&) -> Status { released.wait(); return Ok{}; }, [](const Status&) {});
+  std::promise<void> release = hold_writer();
   const mutations::NewEvent input{"", "a.b", std::make_shared<const std::string>("1")};
   mutations::IngestedEvent fresh;
   std::promise<Status> ingested;
@@ -593,9 +592,7 @@ TEST_F(MutationsTest, RemovingTheLastDeliveryRemovesTheEventEvenInAGroupWithAnIn
 TEST_F(MutationsTest, ARepeatCountsOnlyItsOwnDeliveriesInABusyGroup) {
   const auto first = ingest({subscription()}, "counted");
   clock_.advance(1'000);
-  std::promise<void> release;
-  auto released = release.get_future().share();
-  pipeline_->submit([released](WriteTxn&) -> Status { released.wait(); return Ok{}; }, [](const Status&) {});
+  std::promise<void> release = hold_writer();
   const Targets three{subscription(), subscription(), subscription()};
   const mutations::NewEvent other{"", "a.b", std::make_shared<const std::string>("1")};
   const mutations::NewEvent repeat{"counted", "a.b", std::make_shared<const std::string>("1")};
@@ -622,9 +619,7 @@ TEST_F(MutationsTest, ARedeliveryOfAnOlderEventInTheSameGroupDoesNotKeepAnotherE
   const auto older = ingest({sub});
   clock_.advance(1'000);
   const auto newer = ingest({sub}, "newer-client");
-  std::promise<void> release;
-  auto released = release.get_future().share();
-  pipeline_->submit([released](WriteTxn&) -> Status { released.wait(); return Ok{}; }, [](const Status&) {});
+  std::promise<void> release = hold_writer();
   std::promise<Status> redelivered;
   std::promise<Status> removed;
   std::promise<Status> repeated;

@@ -267,6 +267,37 @@ TEST_F(Deliveries, RequestCarriesCompactPayloadHeadersAndStandardSignature) {
   EXPECT_FALSE(sub.requests("/raw").at(0).header("X-Static")) << "static headers belong to one subscription";
 }
 
+// Spec section 3: the body of an attempt is the payload's bytes as published, compacted, from
+// the single and the batch route alike (the batch sent nlohmann's dump: keys sorted, 2.0 and
+// 1e3 rewritten, escapes decoded). Compared as bytes, not as JSON values.
+TEST_F(Deliveries, BodyIsThePayloadAsPublishedFromTheSingleAndTheBatchRoute) {
+  TestSubscriber sub;
+  start(kLoopback);
+  const std::string secret = "hex-body-secret";
+  ASSERT_FALSE(subscribe_id({{"url", sub.url("/hook")},
+                             {"secret", secret},
+                             {"signature", {{"scheme", "hmac-sha256-hex"}}}})
+                   .empty());
+  const std::string published = R"({ "zeta": 1, "alpha": [2.0, 1e3, -0.50E+2],
+      "text": "caf\u00e9 \/ \"quoted\"", "big": 123456789012345678901234567890 })";
+  const std::string compact =
+      R"({"zeta":1,"alpha":[2.0,1e3,-0.50E+2],"text":"caf\u00e9 \/ \"quoted\"","big":123456789012345678901234567890})";
+  const std::string single = R"({"type": "meeting.single", "payload": )" + published + "}";
+  const std::string batched = R"({"type": "meeting.batched", "payload": )" + published + "}";
+  ASSERT_EQ(http_.post(relayd().url("/v1/events"), single, {bearer(kIngestKey)}).status, 202);
+  ASSERT_EQ(http_.post(relayd().url("/v1/events/batch"), R"({"events": [)" + batched + "]}", {bearer(kIngestKey)}).status,
+            200);
+  ASSERT_TRUE(sub.wait_for_requests(2, kWait));
+  std::set<std::string> types;
+  for (const RecordedRequest& r : sub.requests()) {
+    types.insert(header_or_empty(r, "X-Relay-Event-Type"));
+    EXPECT_EQ(r.body, compact) << header_or_empty(r, "X-Relay-Event-Type");
+    // The signature is over those bytes.
+    EXPECT_EQ(header_or_empty(r, "X-Webhook-Signature"), hex(hmac_sha256(secret, compact)));
+  }
+  EXPECT_EQ(types, (std::set<std::string>{"meeting.single", "meeting.batched"}));
+}
+
 TEST_F(Deliveries, DeliversOverTlsToASubscriberWhoseCaIsGiven) {
   TestSubscriber tls(TestSubscriber::Transport::tls);
   start({"--allow-cidr", "127.0.0.0/8", "--ca-file", TestSubscriber::tls_ca_file()});

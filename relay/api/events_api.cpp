@@ -23,8 +23,6 @@ namespace asio = boost::asio;
 
 namespace {
 
-constexpr std::size_t kMaxBatchEvents = 1000;
-
 // One ingest: the events to stage and, once committed, what became of each. The handler and
 // the command on the writer thread share it.
 struct Ingest {
@@ -100,23 +98,15 @@ asio::awaitable<HttpResponse> publish_event(ApiContext& ctx, const RouteRequest&
 }
 
 asio::awaitable<HttpResponse> publish_event_batch(ApiContext& ctx, const RouteRequest& req) {
-  auto body = parse_json_object(req.http);
-  if (!body) co_return error_response(body.error());
-  const auto items = body->find("events");
-  if (items == body->end() || !items->is_array()) {
-    co_return error_response(Errc::invalid_field, "field 'events' is required and must be an array");
-  }
-  if (items->empty() || items->size() > kMaxBatchEvents) {
-    co_return error_response(Errc::invalid_field, "field 'events' must hold 1 to 1000 events");
-  }
-  if (body->size() != 1) co_return error_response(Errc::invalid_field, "a batch has only the field 'events'");
+  auto items = parse_event_batch_body(req.http);
+  if (!items) co_return error_response(items.error());
 
   // Invalid items answer with their error in place; the valid ones commit
   // together.
   std::vector<std::optional<Error>> errors(items->size());
   auto ingest = std::make_shared<Ingest>();
   for (std::size_t i = 0; i < items->size(); ++i) {
-    auto event = parse_new_event((*items)[i], "");
+    auto& event = (*items)[i];
     if (!event) {
       errors[i] = event.error();
       continue;
@@ -158,11 +148,9 @@ asio::awaitable<HttpResponse> get_event(ApiContext& ctx, const RouteRequest& req
   };
   Found found = co_await run_blocking(ctx.blocking_pool, read, asio::use_awaitable);
   if (!found.event) co_return error_response(Errc::not_found, "no event " + id);
-  json out = to_api(*found.event);
   json deliveries = json::array();
   for (const auto& d : found.deliveries) deliveries.push_back(to_api(d));
-  out["deliveries"] = std::move(deliveries);
-  co_return json_response(200, out);
+  co_return json_text_response(200, to_api_text(*found.event, {{"deliveries", std::move(deliveries)}}));
 }
 
 asio::awaitable<HttpResponse> redeliver_event(ApiContext& ctx, const RouteRequest& req) {

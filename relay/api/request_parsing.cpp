@@ -19,6 +19,7 @@ using nlohmann::json;
 namespace {
 
 constexpr std::size_t kMaxClientIdLength = 256;
+constexpr std::size_t kMaxBatchEvents = 1000;
 constexpr std::size_t kMaxDescriptionLength = 1024;
 constexpr std::size_t kMaxEventTypesPerSubscription = 64;
 constexpr std::uint32_t kMaxPerSubscriptionInFlight = 10'000;
@@ -103,6 +104,41 @@ bool nested_too_deep(std::string_view text) {
   return false;
 }
 
+// Well-formed UTF-8 (Unicode table 3-7: no overlong forms, no surrogates, nothing above
+// U+10FFFF), as JSON strings must be.
+bool is_utf8(std::string_view text) {
+  const auto* p = reinterpret_cast<const unsigned char*>(text.data());
+  const auto* const end = p + text.size();
+  while (p != end) {
+    const unsigned char lead = *p;
+    if (lead < 0x80) {
+      ++p;
+      continue;
+    }
+    int length = 0;
+    unsigned char second_low = 0x80, second_high = 0xBF;
+    if (lead >= 0xC2 && lead <= 0xDF) {
+      length = 2;
+    } else if (lead >= 0xE0 && lead <= 0xEF) {
+      length = 3;
+      if (lead == 0xE0) second_low = 0xA0;
+      if (lead == 0xED) second_high = 0x9F;
+    } else if (lead >= 0xF0 && lead <= 0xF4) {
+      length = 4;
+      if (lead == 0xF0) second_low = 0x90;
+      if (lead == 0xF4) second_high = 0x8F;
+    } else {
+      return false;
+    }
+    if (end - p < length || p[1] < second_low || p[1] > second_high) return false;
+    for (int i = 2; i < length; ++i) {
+      if (p[i] < 0x80 || p[i] > 0xBF) return false;
+    }
+    p += length;
+  }
+  return true;
+}
+
 // The members of an event as found in a body, before validation.
 struct EventFields {
   std::optional<std::string> type;             // set when the member is a string
@@ -128,6 +164,11 @@ Result<mutations::NewEvent> build_event(EventFields&& fields, std::string_view i
   if (!idempotency_key.empty()) {
     if (idempotency_key.size() > kMaxClientIdLength) {
       return make_error(Errc::invalid_field, "header 'Idempotency-Key' must be 1-256 characters");
+    }
+    // The `id` member is UTF-8 by JSON's rules; the header is raw bytes, and a client id that is
+    // not UTF-8 could only be shown back altered (U+FFFD), never as the client sent it.
+    if (!is_utf8(idempotency_key)) {
+      return make_error(Errc::invalid_field, "header 'Idempotency-Key' must be UTF-8 text");
     }
     if (!event.client_id.empty() && event.client_id != idempotency_key) {
       return make_error(Errc::invalid_field, "field 'id' and header 'Idempotency-Key' differ");
@@ -175,6 +216,8 @@ struct EventMembers {
   std::optional<std::string_view> type;
   std::optional<std::string_view> id;
   std::optional<std::string_view> unknown_name;  // the first member name that is none of these
+  std::string payload;                           // compacted, when has_payload
+  bool has_payload = false;
 };
 
 struct ScannedBody {
@@ -190,9 +233,23 @@ ScannedBody scanned(BodyShape valid_shape, std::string_view text, JsonScanner& s
   return {valid_shape, scanner.offset() == text.size()};
 }
 
-// One pass over the body: validates all of it, compacts the payload into `payload` (`has_payload`)
-// and records the other members, so that nothing but `type` and `id` is decoded.
-ScannedBody scan_event_body(std::string_view body, EventMembers& members, std::string& payload, bool& has_payload) {
+// The members of an object, the scanner just past its '{': `on_member(quoted_name)` reads each
+// value. False when the text is not valid.
+template <typename OnMember>
+bool scan_members(JsonScanner& scanner, OnMember&& on_member) {
+  if (scanner.consume('}')) return true;
+  do {
+    const auto name = scanner.string();
+    if (!name || !scanner.consume(':')) return false;
+    if (!on_member(*name)) return false;
+  } while (scanner.consume(','));
+  return scanner.consume('}');
+}
+
+// One pass over a body that should be an object: validates all of it, `on_member` reading the
+// members' values.
+template <typename OnMember>
+ScannedBody scan_object_body(std::string_view body, OnMember&& on_member) {
   JsonScanner scanner(body);
   if (!scanner.consume('{')) {
     // nlohmann skips a leading byte order mark; JsonScanner does not.
@@ -202,30 +259,59 @@ ScannedBody scan_event_body(std::string_view body, EventMembers& members, std::s
     if (!scanner_after_mark.value(kMaxJsonDepth)) return kInvalidBody;
     return scanned(BodyShape::other_value, text, scanner_after_mark);
   }
-  constexpr int kMemberDepth = kMaxJsonDepth - 1;  // inside the body object
-  if (!scanner.consume('}')) {
-    do {
-      const auto name = scanner.string();
-      if (!name || !scanner.consume(':')) return kInvalidBody;
-      // A repeated member counts with its last value, as in a parsed object.
-      if (is_member(*name, "payload")) {
-        if (!scanner.value(kMemberDepth, payload)) return kInvalidBody;
-        has_payload = true;
-        continue;
-      }
-      const auto value = scanner.value(kMemberDepth);
-      if (!value) return kInvalidBody;
-      if (is_member(*name, "type")) {
-        members.type = value;
-      } else if (is_member(*name, "id")) {
-        members.id = value;
-      } else if (!members.unknown_name) {
-        members.unknown_name = name;
-      }
-    } while (scanner.consume(','));
-    if (!scanner.consume('}')) return kInvalidBody;
-  }
+  if (!scan_members(scanner, [&](std::string_view name) { return on_member(name, scanner); })) return kInvalidBody;
   return scanned(BodyShape::object, body, scanner);
+}
+
+// One member of an event object, its value at most `member_depth` deep: the payload is
+// compacted, the other members recorded, so that nothing but `type` and `id` is ever decoded.
+bool scan_event_member(JsonScanner& scanner, std::string_view name, int member_depth, EventMembers& members) {
+  // A repeated member counts with its last value, as in a parsed object.
+  if (is_member(name, "payload")) {
+    if (!scanner.value(member_depth, members.payload)) return false;
+    members.has_payload = true;
+    return true;
+  }
+  const auto value = scanner.value(member_depth);
+  if (!value) return false;
+  if (is_member(name, "type")) {
+    members.type = value;
+  } else if (is_member(name, "id")) {
+    members.id = value;
+  } else if (!members.unknown_name) {
+    members.unknown_name = name;
+  }
+  return true;
+}
+
+// The members of an event object, the scanner just past its '{'.
+bool scan_event_members(JsonScanner& scanner, int member_depth, EventMembers& members) {
+  return scan_members(scanner,
+                      [&](std::string_view name) { return scan_event_member(scanner, name, member_depth, members); });
+}
+
+// The event of scanned, valid members.
+Result<mutations::NewEvent> event_from_members(EventMembers&& members, std::string_view idempotency_key) {
+  if (members.unknown_name) return field_error(decode_string(*members.unknown_name), "is not a known event field");
+  EventFields fields;
+  if (members.type && members.type->front() == '"') fields.type = decode_string(*members.type);
+  if (members.has_payload) fields.payload = std::make_shared<const std::string>(std::move(members.payload));
+  if (members.id && *members.id != "null") {
+    fields.has_id = true;
+    if (members.id->front() == '"') fields.id = decode_string(*members.id);
+  }
+  return build_event(std::move(fields), idempotency_key);
+}
+
+// The errors of a body that is not a valid JSON object, in parse_json_object's order: that
+// checks the depth of all of the body first; the scan checked the depth of what it read, and a
+// valid text has no deeper part. A NUL byte ends the JSON text for the scanner (as for
+// nlohmann): what follows makes the body invalid like any other trailing byte.
+std::optional<Error> body_error(const ScannedBody& scan, std::string_view body) {
+  if (!scan.read_to_end && nested_too_deep(body)) return too_deep_error();  // never on the hot path
+  if (!scan.read_to_end) return not_json_error();
+  if (scan.shape == BodyShape::other_value) return not_object_error();
+  return std::nullopt;
 }
 
 }  // namespace
@@ -233,6 +319,8 @@ ScannedBody scan_event_body(std::string_view body, EventMembers& members, std::s
 Result<json> parse_json_object(const HttpRequest& request) {
   if (auto checked = check_media_type(request); !checked) return checked.error();
   if (nested_too_deep(request.body())) return too_deep_error();
+  // nlohmann stops reading at a NUL byte; valid JSON text holds none (not even in a string).
+  if (request.body().find('\0') != std::string::npos) return not_json_error();
   json body = json::parse(request.body(), nullptr, /*allow_exceptions=*/false);
   if (body.is_discarded()) return not_json_error();
   if (!body.is_object()) return not_object_error();
@@ -261,23 +349,54 @@ Result<mutations::NewEvent> parse_event_body(const HttpRequest& request, std::st
   if (auto checked = check_media_type(request); !checked) return checked.error();
   const std::string_view body = request.body();
   EventMembers members;
-  std::string payload;
-  bool has_payload = false;
-  const ScannedBody scan = scan_event_body(body, members, payload, has_payload);
-  // The same answers as parse_json_object, which checks the depth of all of the body first: the
-  // scan checked the depth of what it read, and a valid text has no deeper part.
-  if (!scan.read_to_end && nested_too_deep(body)) return too_deep_error();  // never on the hot path
-  if (scan.shape == BodyShape::invalid) return not_json_error();
-  if (scan.shape == BodyShape::other_value) return not_object_error();
-  if (members.unknown_name) return field_error(decode_string(*members.unknown_name), "is not a known event field");
-  EventFields fields;
-  if (members.type && members.type->front() == '"') fields.type = decode_string(*members.type);
-  if (has_payload) fields.payload = std::make_shared<const std::string>(std::move(payload));
-  if (members.id && *members.id != "null") {
-    fields.has_id = true;
-    if (members.id->front() == '"') fields.id = decode_string(*members.id);
-  }
-  return build_event(std::move(fields), idempotency_key);
+  constexpr int kMemberDepth = kMaxJsonDepth - 1;  // inside the body object
+  const ScannedBody scan = scan_object_body(body, [&](std::string_view name, JsonScanner& scanner) {
+    return scan_event_member(scanner, name, kMemberDepth, members);
+  });
+  if (auto error = body_error(scan, body)) return *error;
+  return event_from_members(std::move(members), idempotency_key);
+}
+
+Result<std::vector<Result<mutations::NewEvent>>> parse_event_batch_body(const HttpRequest& request) {
+  if (auto checked = check_media_type(request); !checked) return checked.error();
+  const std::string_view body = request.body();
+  constexpr int kElementDepth = kMaxJsonDepth - 2;  // inside the body object and "events"
+  constexpr int kEventMemberDepth = kElementDepth - 1;
+  std::vector<Result<mutations::NewEvent>> events;
+  std::size_t count = 0;
+  bool has_events = false;      // the last "events" member is an array
+  bool has_other_member = false;
+  const ScannedBody scan = scan_object_body(body, [&](std::string_view name, JsonScanner& scanner) {
+    if (!is_member(name, "events")) {
+      has_other_member = true;
+      return scanner.value(kMaxJsonDepth - 1).has_value();
+    }
+    // A repeated member counts with its last value, as in a parsed object.
+    events.clear();
+    count = 0;
+    has_events = scanner.consume('[');
+    if (!has_events) return scanner.value(kMaxJsonDepth - 1).has_value();
+    if (scanner.consume(']')) return true;
+    do {
+      // Past the limit the elements are only validated: the request is refused as a whole.
+      if (++count > kMaxBatchEvents) {
+        if (!scanner.value(kElementDepth)) return false;
+      } else if (scanner.consume('{')) {
+        EventMembers members;
+        if (!scan_event_members(scanner, kEventMemberDepth, members)) return false;
+        events.push_back(event_from_members(std::move(members), ""));
+      } else {
+        if (!scanner.value(kElementDepth)) return false;
+        events.push_back(make_error(Errc::invalid_field, "an event must be a JSON object"));
+      }
+    } while (scanner.consume(','));
+    return scanner.consume(']');
+  });
+  if (auto error = body_error(scan, body)) return *error;
+  if (!has_events) return field_error("events", "is required and must be an array");
+  if (count == 0 || count > kMaxBatchEvents) return field_error("events", "must hold 1 to 1000 events");
+  if (has_other_member) return make_error(Errc::invalid_field, "a batch has only the field 'events'");
+  return events;
 }
 
 Status apply_subscription_fields(const json& body, Subscription& target, bool creating) {

@@ -196,27 +196,27 @@ bool SubscriptionSigner::signs_for(const Subscription& sub) const {
 
 void SubscriptionSigner::append_headers(std::string_view event_id, std::int64_t timestamp_s, std::string_view body,
                                         UnixMillis now, HeaderList& out) const {
-  const bool standard = settings_.signature_scheme == SignatureScheme::standard;
-  const auto sign = [&](const EVP_MAC_CTX& key) {
-    return standard ? standard_value(key, event_id, timestamp_s, body) : hex_value(key, body);
-  };
-  std::string value = keys_->current ? sign(*keys_->current) : std::string();
   const bool rotating = keys_->previous && now < settings_.previous_secret_expires_at;
+  if (settings_.signature_scheme == SignatureScheme::hmac_sha256_hex) {
+    // One value, compared whole by its receivers: the old secret's until the grace period ends.
+    const MacContext& key = rotating ? keys_->previous : keys_->current;
+    std::string value = key ? hex_value(*key, body) : std::string();
+    // No usable secret: sending no signature lets the receiver reject the delivery outright.
+    if (value.empty()) return;
+    out.emplace_back(settings_.signature_header.empty() ? std::string(kDefaultHexHeader) : settings_.signature_header,
+                     std::move(value));
+    return;
+  }
+  std::string value = keys_->current ? standard_value(*keys_->current, event_id, timestamp_s, body) : std::string();
   if (rotating) {
-    const std::string previous = sign(*keys_->previous);
+    const std::string previous = standard_value(*keys_->previous, event_id, timestamp_s, body);
     if (!previous.empty()) {
       if (!value.empty()) value += ' ';
       value += previous;
     }
   }
-  // No usable secret: sending no signature lets the receiver reject the delivery outright.
   if (value.empty()) return;
-  if (standard) {
-    out.emplace_back("webhook-signature", std::move(value));
-  } else {
-    out.emplace_back(settings_.signature_header.empty() ? std::string(kDefaultHexHeader) : settings_.signature_header,
-                     std::move(value));
-  }
+  out.emplace_back("webhook-signature", std::move(value));
 }
 
 }  // namespace relay

@@ -6,11 +6,11 @@
 //    the secret's raw bytes when it has no such prefix.
 //  - hmac_sha256_hex: lowercase HEX(HMAC-SHA256(secret's raw bytes, body)) in the subscription's
 //    own header, the scheme many existing receivers check.
-// During a secret rotation both schemes carry two values separated by one space, the new
-// secret's first: Standard Webhooks receivers try every signature in the list; for the hex
-// scheme there is no standard, and a space-separated pair is what receivers that split on
-// whitespace (the common "accept any of" check) handle, while a receiver that compares the whole
-// header against one value only still works outside rotations.
+// During a secret rotation (until the grace period ends) the standard scheme carries two
+// space-separated signatures, the new secret's first: Standard Webhooks receivers try every one.
+// The hex scheme has no such convention: its receivers compare the whole header against one
+// value, so it carries one signature, the old secret's until the grace period ends and the new
+// one's from then on; a receiver rotates by accepting either secret during the grace period.
 
 #include <cstdint>
 #include <memory>
@@ -46,7 +46,8 @@ std::string hmac_sha256_hex(std::string_view secret, std::string_view body);
 
 // Appends the signature header(s) of one attempt for `sub` to `out`: `webhook-signature` for the
 // standard scheme, only `sub.signature_header` (default X-Webhook-Signature) for the hex scheme.
-// The previous secret also signs while `now < sub.previous_secret_expires_at`.
+// While `now < sub.previous_secret_expires_at`, the previous secret also signs (standard) or signs
+// instead of the new one (hex).
 void append_signature_headers(const Subscription& sub, std::string_view event_id, std::int64_t timestamp_s,
                               std::string_view body, UnixMillis now, HeaderList& out);
 

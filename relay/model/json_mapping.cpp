@@ -86,11 +86,18 @@ Subscription subscription_from_record(const json& j) {
   return s;
 }
 
-json to_api(const Event& e) {
-  json payload = e.payload ? json::parse(*e.payload, nullptr, false) : json(nullptr);
-  json out = {{"id", e.id}, {"type", e.type}, {"payload", std::move(payload)}, {"created_at", format_time(e.created_at)}};
-  if (!e.client_id.empty()) out["client_id"] = e.client_id;
-  return out;
+std::string to_api_text(const Event& e, json extra) {
+  json members = std::move(extra);
+  members["id"] = e.id;
+  members["type"] = e.type;
+  members["created_at"] = format_time(e.created_at);
+  if (!e.client_id.empty()) members["client_id"] = e.client_id;
+  std::string text = members.dump(-1, ' ', false, json::error_handler_t::replace);
+  text.pop_back();  // the closing brace: the payload goes last
+  text += R"(,"payload":)";
+  text += e.payload ? std::string_view(*e.payload) : std::string_view("null");
+  text += '}';
+  return text;
 }
 
 json to_api(const Subscription& s) {

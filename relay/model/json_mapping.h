@@ -20,8 +20,11 @@ std::string format_time(UnixMillis t);
 nlohmann::json to_record(const Subscription& sub);
 Subscription subscription_from_record(const nlohmann::json& j);
 
-// API form: RFC 3339 times, payload as JSON, secrets only where the contract shows them.
-nlohmann::json to_api(const Event& event);
+// API form: RFC 3339 times, secrets only where the contract shows them.
+// An event as JSON text: its members, `extra` (more members, such as its deliveries), and the
+// payload's stored bytes spliced in verbatim, so that keys keep their order and numbers and
+// escapes stay as published (a tree would sort and rewrite them).
+std::string to_api_text(const Event& event, nlohmann::json extra);
 nlohmann::json to_api(const Subscription& sub);
 nlohmann::json to_api(const Delivery& delivery);
 nlohmann::json to_api(const Attempt& attempt);

@@ -1,12 +1,16 @@
-// Fuzz target: an arbitrary POST /v1/events (or batch) body through parse_json_object and
-// parse_new_event, and through parse_event_body, the ingest hot path that does the same without
-// a tree. An input that starts with "Idempotency-Key: ...\n" sends that header too.
+// Fuzz target: an arbitrary POST /v1/events body through parse_json_object and parse_new_event
+// (the tree reference), through parse_event_body (the ingest hot path, no tree), and, as the
+// one element of a batch, through parse_event_batch_body. An input that starts with
+// "Idempotency-Key: ...\n" sends that header too.
 // Properties: no crash; an accepted event has a valid type, a compact JSON payload and a
 // client id of 1-256 characters (or none), and survives the stored-record round trip;
-// parse_event_body accepts the same events (same type, client id, and a payload of equal value)
-// and refuses the others with the same error (the same message, but for which unknown member
-// it names first: the tree sorts them), except a body after a byte order mark, which it refuses.
+// parse_event_body accepts the same events as the tree (same type, client id, and a payload of
+// equal value) and refuses the others with the same error (the same message, but for which
+// unknown member it names first: the tree sorts them), except a body after a byte order mark,
+// which it refuses; a body that is valid JSON is, as a batch element, the same event with the
+// same payload bytes, or refused with the same error.
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
@@ -93,6 +97,66 @@ void check_same_event(const relay::HttpRequest& request, std::string_view idempo
   check(json::parse(*event->payload) == json::parse(*tree->payload), "parse_event_body keeps a payload of equal value");
 }
 
+// The deepest nesting of arrays and objects in valid JSON text.
+int nesting_depth(std::string_view text) {
+  int depth = 0, deepest = 0;
+  bool in_string = false;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      deepest = std::max(deepest, ++depth);
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return deepest;
+}
+
+// `body` as the one element of a batch, against parse_event_body's answer for it.
+void check_same_in_batch(std::string_view body) {
+  const std::string_view kByteOrderMark = "\xEF\xBB\xBF";
+  relay::HttpRequest single_request{boost::beast::http::verb::post, "/v1/events", 11};
+  single_request.body() = std::string(body);
+  const EventResult single = relay::parse_event_body(single_request, "");
+  const bool not_object = !single.ok() && single.error().message == "the request body must be a JSON object";
+  // Only a text that is one JSON value: another could close the array, and the batch, itself.
+  if ((!single.ok() && single.error().code == relay::Errc::invalid_json && !not_object) ||
+      body.starts_with(kByteOrderMark)) {
+    return;
+  }
+  relay::HttpRequest batch_request{boost::beast::http::verb::post, "/v1/events/batch", 11};
+  batch_request.body() = R"({"events":[)" + std::string(body) + "]}";
+  const auto batch = relay::parse_event_batch_body(batch_request);
+  // The batch object and its array hold the element two levels deeper.
+  if (nesting_depth(body) > 256 - 2) {
+    check(!batch.ok() && batch.error().message == "the request body nests deeper than 256 levels",
+          "a batch element nested too deep refuses the batch");
+    return;
+  }
+  check(batch.ok() && batch->size() == 1, "a JSON value is a batch of one element");
+  const EventResult& item = batch->front();
+  if (single.ok()) {
+    check(item.ok(), "the batch accepts what the single route accepts");
+    check(*item->payload == *single->payload, "the batch stores the single route's payload bytes");
+    check(item->type == single->type, "the batch reads the same type");
+    check(item->client_id == single->client_id, "the batch reads the same client id");
+    check_accepted(*item, "");
+  } else if (not_object) {
+    check(!item.ok() && item.error().message == "an event must be a JSON object", "a batch element is an object");
+  } else {
+    check(!item.ok() && item.error().code == single.error().code && item.error().message == single.error().message,
+          "the batch refuses an element with the single route's error");
+  }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -113,6 +177,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (!body.ok()) {
     check(body.error().code == relay::Errc::invalid_json, "a bad body is invalid_json");
     check_same_event(request, idempotency_key, body.error());
+    check_same_in_batch(input);
     return 0;
   }
   check(body->is_object(), "an accepted body is an object");
@@ -124,9 +189,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   } else {
     check_same_event(request, idempotency_key, event);
   }
-  // The batch endpoint parses each element of "events" the same way, without the header.
-  if (auto events = body->find("events"); events != body->end() && events->is_array()) {
-    for (const auto& element : *events) check_event(element, "");
+  check_same_in_batch(input);
+  // The input as a batch body of its own: each accepted element within the bounds.
+  if (const auto batch = relay::parse_event_batch_body(request); batch.ok()) {
+    check(!batch->empty() && batch->size() <= 1000, "a batch holds 1 to 1000 events");
+    for (const EventResult& item : *batch) {
+      if (item.ok()) check_accepted(*item, "");
+    }
   }
   return 0;
 }

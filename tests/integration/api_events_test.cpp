@@ -33,6 +33,16 @@ const json kCalendarPayload = json::parse(R"({
 // Subscribers are never reached in these tests; loopback is refused by relayd's egress guard.
 constexpr const char* kNowhere = "http://127.0.0.1:9/hook";
 
+// A payload as a client writes it, pretty-printed, with what a JSON tree would change: keys out
+// of order, numbers spelled 2.0 and 1e3, a number beyond 64 bits, escapes \u00e9 and \/.
+constexpr std::string_view kPublishedPayload = R"({
+  "zeta": 1, "alpha": [2.0, 1e3, -0.50E+2],
+  "text": "caf\u00e9 \/ \"quoted\"", "big": 123456789012345678901234567890, "empty": { }
+})";
+// What relay stores, sends and shows: the same bytes without whitespace between tokens.
+constexpr std::string_view kCompactPayload =
+    R"({"zeta":1,"alpha":[2.0,1e3,-0.50E+2],"text":"caf\u00e9 \/ \"quoted\"","big":123456789012345678901234567890,"empty":{}})";
+
 class EventsApi : public ::testing::Test {
  protected:
   RelaydProcess& relayd() {
@@ -168,6 +178,22 @@ TEST_F(EventsApi, MalformedJsonIsInvalidJson) {
     const json doc = r.json();
     EXPECT_TRUE(doc.is_object() && doc.contains("error") && !doc["error"].value("message", "").empty())
         << r.describe();
+  }
+  EXPECT_EQ(type_list_size(), 0u);
+}
+
+// A NUL byte after the JSON text was accepted (202) where any other trailing byte answers 400.
+TEST_F(EventsApi, TrailingNulByteIsInvalidJsonAndStoresNothing) {
+  const std::string event = R"({"type": "a.b", "payload": {}})";
+  const std::vector<std::pair<std::string, std::string>> posts{
+      {"/v1/events", event + std::string(1, '\0')},
+      {"/v1/events", event + std::string("\0{}", 3)},
+      {"/v1/events/batch", R"({"events": [)" + event + "]}" + std::string(1, '\0')},
+  };
+  for (const auto& [path, body] : posts) {
+    const HttpResponse r = http_.post(relayd().url(path), body, {bearer(kAdminKey)});
+    EXPECT_EQ(r.status, 400) << path << " -> " << r.describe();
+    EXPECT_EQ(r.error_code(), "invalid_json") << path << " -> " << r.describe();
   }
   EXPECT_EQ(type_list_size(), 0u);
 }
@@ -337,6 +363,23 @@ TEST_F(EventsApi, IdempotencyKeyHeaderActsAsClientId) {
   EXPECT_EQ(type_count("meeting.completed"), 2);
 }
 
+// A client id is UTF-8 text (as the `id` member is by JSON's rules): a header of other bytes
+// was stored and shown back with U+FFFD in their place, a key the client never sent.
+TEST_F(EventsApi, IdempotencyKeyThatIsNotUtf8IsInvalidFieldAndStoresNothing) {
+  const json body{{"type", "meeting.completed"}, {"payload", {{"v", 1}}}};
+  for (const std::string key : {"key-\xff\xfe", "\xc0\xaf", "caf\xe9"}) {
+    const HttpResponse r = post_event(body, {"Idempotency-Key: " + key});
+    EXPECT_EQ(r.status, 400) << key << " -> " << r.describe();
+    EXPECT_EQ(r.error_code(), "invalid_field") << key << " -> " << r.describe();
+  }
+  EXPECT_EQ(type_list_size(), 0u);
+  // UTF-8 beyond ASCII is a key like any other, shown back as sent.
+  const HttpResponse created = post_event(body, {"Idempotency-Key: caf\xc3\xa9-\xe2\x82\xac"});
+  ASSERT_EQ(created.status, 202) << created.describe();
+  const HttpResponse got = get_event(created.json().value("id", ""));
+  EXPECT_EQ(got.json().value("client_id", ""), "caf\xc3\xa9-\xe2\x82\xac") << got.describe();
+}
+
 TEST_F(EventsApi, RepeatReportsTheFirstCountAndCreatesNoDeliveries) {
   ASSERT_FALSE(subscribe({{"event_types", {"*"}}}).empty());
   ASSERT_FALSE(subscribe({{"event_types", {"meeting.completed"}}}).empty());
@@ -397,6 +440,26 @@ TEST_F(EventsApi, DisabledSubscriptionsMatchNothing) {
   ASSERT_EQ(r.status, 202) << r.describe();
   EXPECT_EQ(r.json().value("deliveries", -1), 0);
   EXPECT_TRUE(get_event(r.json().value("id", "")).json()["deliveries"].empty());
+}
+
+// Spec section 3: the payload keeps its bytes as published (compacted) on the single and the
+// batch route alike, and GET /v1/events/{id} returns the same bytes. Compared as bytes: a JSON
+// value comparison cannot see a sorted key or a rewritten number.
+TEST_F(EventsApi, PayloadBytesAsPublishedOnSingleAndBatchAndGet) {
+  const std::string event = R"({"type": "meeting.completed", "payload": )" + std::string(kPublishedPayload) + "}";
+  const HttpResponse single = http_.post(relayd().url("/v1/events"), event, {bearer(kAdminKey)});
+  ASSERT_EQ(single.status, 202) << single.describe();
+  const HttpResponse batch = call("POST", "/v1/events/batch", R"({"events": [)" + event + "]}");
+  ASSERT_EQ(batch.status, 200) << batch.describe();
+  const std::vector<std::string> ids{single.json().value("id", ""),
+                                     batch.json()["results"][0].value("id", "")};
+  for (const std::string& id : ids) {
+    const HttpResponse got = get_event(id);
+    ASSERT_EQ(got.status, 200) << got.describe();
+    ASSERT_FALSE(got.json().is_discarded()) << got.body;
+    EXPECT_NE(got.body.find(R"("payload":)" + std::string(kCompactPayload)), std::string::npos)
+        << id << " shows its payload as " << got.json()["payload"].dump() << " in " << got.body;
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -267,6 +267,37 @@ TEST_F(Deliveries, RequestCarriesCompactPayloadHeadersAndStandardSignature) {
   EXPECT_FALSE(sub.requests("/raw").at(0).header("X-Static")) << "static headers belong to one subscription";
 }
 
+// Spec section 3: the body of an attempt is the payload's bytes as published, compacted, from
+// the single and the batch route alike (the batch sent nlohmann's dump: keys sorted, 2.0 and
+// 1e3 rewritten, escapes decoded). Compared as bytes, not as JSON values.
+TEST_F(Deliveries, BodyIsThePayloadAsPublishedFromTheSingleAndTheBatchRoute) {
+  TestSubscriber sub;
+  start(kLoopback);
+  const std::string secret = "hex-body-secret";
+  ASSERT_FALSE(subscribe_id({{"url", sub.url("/hook")},
+                             {"secret", secret},
+                             {"signature", {{"scheme", "hmac-sha256-hex"}}}})
+                   .empty());
+  const std::string published = R"({ "zeta": 1, "alpha": [2.0, 1e3, -0.50E+2],
+      "text": "caf\u00e9 \/ \"quoted\"", "big": 123456789012345678901234567890 })";
+  const std::string compact =
+      R"({"zeta":1,"alpha":[2.0,1e3,-0.50E+2],"text":"caf\u00e9 \/ \"quoted\"","big":123456789012345678901234567890})";
+  const std::string single = R"({"type": "meeting.single", "payload": )" + published + "}";
+  const std::string batched = R"({"type": "meeting.batched", "payload": )" + published + "}";
+  ASSERT_EQ(http_.post(relayd().url("/v1/events"), single, {bearer(kIngestKey)}).status, 202);
+  ASSERT_EQ(http_.post(relayd().url("/v1/events/batch"), R"({"events": [)" + batched + "]}", {bearer(kIngestKey)}).status,
+            200);
+  ASSERT_TRUE(sub.wait_for_requests(2, kWait));
+  std::set<std::string> types;
+  for (const RecordedRequest& r : sub.requests()) {
+    types.insert(header_or_empty(r, "X-Relay-Event-Type"));
+    EXPECT_EQ(r.body, compact) << header_or_empty(r, "X-Relay-Event-Type");
+    // The signature is over those bytes.
+    EXPECT_EQ(header_or_empty(r, "X-Webhook-Signature"), hex(hmac_sha256(secret, compact)));
+  }
+  EXPECT_EQ(types, (std::set<std::string>{"meeting.single", "meeting.batched"}));
+}
+
 TEST_F(Deliveries, DeliversOverTlsToASubscriberWhoseCaIsGiven) {
   TestSubscriber tls(TestSubscriber::Transport::tls);
   start({"--allow-cidr", "127.0.0.0/8", "--ca-file", TestSubscriber::tls_ca_file()});
@@ -341,6 +372,64 @@ TEST_F(Deliveries, RotationSignsWithNewAndOldSecretDuringGrace) {
   const RecordedRequest after = sub.requests().at(1);
   EXPECT_EQ(split_words(header_or_empty(after, "webhook-signature")),
             std::vector<std::string>{expected_standard_signature(newest, after)});
+}
+
+// "2026-11-26T10:00:00.123Z" (the API's times) as a system_clock time point.
+std::chrono::system_clock::time_point api_time(const std::string& text) {
+  std::tm tm{};
+  const char* rest = strptime(text.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
+  int millis = 0;
+  if (rest != nullptr && *rest == '.') millis = std::atoi(rest + 1);
+  return std::chrono::system_clock::from_time_t(timegm(&tm)) + std::chrono::milliseconds(millis);
+}
+
+// The receivers of the hex scheme in Meeting BaaS's docs (Flask and FastAPI
+// `hmac.compare_digest(header, expected)`, Express `timingSafeEqual`) compare the whole header
+// with one HMAC. Rotated as operations.md says (accept either secret during the grace period),
+// such a receiver accepts every delivery, during the grace period and after it.
+TEST_F(Deliveries, HexRotationIsAcceptedByAReceiverComparingTheWholeHeader) {
+  TestSubscriber sub;
+  start(kLoopback);
+  const std::string old_secret = "mb-old-secret-1";
+  const std::string new_secret = "mb-new-secret-2";
+  const auto expected = [](const std::string& secret, const RecordedRequest& r) {
+    return hex(hmac_sha256(secret, r.body));
+  };
+  // By value: relayd, stopped after this test's locals are gone, may still deliver.
+  sub.set_handler([old_secret, new_secret, expected](const RecordedRequest& r) -> std::optional<Reply> {
+    const std::string header = header_or_empty(r, "X-MeetingBaas-Signature");
+    const bool valid = header == expected(old_secret, r) || header == expected(new_secret, r);
+    return valid ? Reply::ok() : Reply::status(401, "Invalid signature");
+  });
+  const std::string id =
+      subscribe_id({{"url", sub.url("/hook")},
+                    {"secret", old_secret},
+                    {"signature", {{"scheme", "hmac-sha256-hex"}, {"header", "X-MeetingBaas-Signature"}}}});
+  ASSERT_FALSE(id.empty());
+  const HttpResponse rotated = call("POST", "/v1/subscriptions/" + id + "/rotate-secret",
+                                    json{{"grace_period", "3s"}, {"secret", new_secret}}.dump());
+  ASSERT_EQ(rotated.status, 200) << rotated.describe();
+  const auto expires_at = api_time(rotated.json().value("previous_secret_expires_at", ""));
+
+  std::vector<std::string> events{publish("meeting.started", {{"n", 1}}, 1), publish("meeting.started", {{"n", 2}}, 1)};
+  ASSERT_TRUE(sub.wait_for_requests(2, kWait));
+  ASSERT_TRUE(eventually([&] { return std::chrono::system_clock::now() > expires_at; }));
+  events.push_back(publish("meeting.started", {{"n", 3}}, 1));
+  ASSERT_TRUE(sub.wait_for_requests(3, kWait));
+
+  for (const RecordedRequest& r : sub.requests()) {
+    const std::string header = header_or_empty(r, "X-MeetingBaas-Signature");
+    // One value: the old secret's while the grace period runs, the new one's after it.
+    if (r.received_wall < expires_at - 500ms) {
+      EXPECT_EQ(header, expected(old_secret, r)) << r.body;
+    } else if (r.received_wall > expires_at) {
+      EXPECT_EQ(header, expected(new_secret, r)) << r.body;
+    }
+  }
+  for (const std::string& event_id : events) {
+    const json delivered = await_state(delivery_id(event_id, id), "succeeded");
+    EXPECT_EQ(delivered.value("attempt_count", 0), 1) << "the first attempt is accepted: " << delivered.dump();
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

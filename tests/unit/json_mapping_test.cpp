@@ -72,11 +72,27 @@ TEST(JsonMappingTest, EventApiForm) {
   e.type = "t";
   e.payload = std::make_shared<const std::string>(R"({"a":1})");
   e.created_at = kT;
-  json api = to_api(e);
-  EXPECT_EQ(api, json::parse(R"({"id": "evt_1", "type": "t", "payload": {"a": 1},
-                                 "created_at": "2026-11-26T10:00:00.123Z"})"));
+  EXPECT_EQ(json::parse(to_api_text(e, json::object())),
+            json::parse(R"({"id": "evt_1", "type": "t", "payload": {"a": 1}, "created_at": "2026-11-26T10:00:00.123Z"})"));
   e.client_id = "c";
-  EXPECT_EQ(to_api(e)["client_id"], "c");
+  const json with_extra = json::parse(to_api_text(e, {{"deliveries", json::array({1})}}));
+  EXPECT_EQ(with_extra["client_id"], "c");
+  EXPECT_EQ(with_extra["deliveries"], json::array({1}));
+  e.payload = nullptr;
+  EXPECT_EQ(json::parse(to_api_text(e, json::object()))["payload"], nullptr);
+}
+
+// The payload is the stored text, not a tree dumped again: key order, number spellings and
+// escapes stay as published.
+TEST(JsonMappingTest, EventApiFormEmbedsThePayloadBytesVerbatim) {
+  Event e;
+  e.id = "evt_1";
+  e.type = "t";
+  const std::string payload = R"({"z":1,"a":2.0,"n":1e3,"s":"caf\u00e9 \/ x","big":12345678901234567890})";
+  e.payload = std::make_shared<const std::string>(payload);
+  const std::string text = to_api_text(e, {{"deliveries", json::array()}});
+  EXPECT_NE(text.find(R"("payload":)" + payload), std::string::npos) << text;
+  EXPECT_FALSE(json::parse(text, nullptr, false).is_discarded()) << text;
 }
 
 TEST(JsonMappingTest, SubscriptionApiForm) {

@@ -176,9 +176,6 @@ TEST(ParseEventBodyTest, AcceptsWhatTheTreeParserAccepts) {
       {"{\"type\":\"t\",\"payload\":\"r\xc3\xa9union \xe4\xbc\x9a\xe8\xae\xae \xf0\x9f\x8e\x89\"}", ""},
       {R"({"type":"t","payload":[1.7976931348623157e308,1e-400,0e999999999999999999999,)" + std::string(308, '9') + "]}", ""},
       {R"({"type":"t","payload":)" + std::string(255, '[') + std::string(255, ']') + "}", ""},
-      // nlohmann ends the text at a NUL byte where a token may start.
-      {R"({"type":"t","payload":1})" + std::string("\0 not read", 10), ""},
-      {R"({"type":"t","payload":12} )" + std::string("\0}}", 3), ""},
   };
   for (const auto& [body, header] : cases) {
     auto fast = parse_event_body(request(body), header);
@@ -222,6 +219,10 @@ TEST(ParseEventBodyTest, RefusesWithTheTreeParsersErrors) {
       {std::string("\"5s\"\0", 5), ""},
       {std::string("\0{}", 3), ""},
       {R"({"type": "t", "payload": "a)" + std::string("\0", 1) + R"("})", ""},
+      // nlohmann stops reading at a NUL byte; both refuse one like any other trailing byte.
+      {R"({"type":"t","payload":1})" + std::string("\0", 1), ""},
+      {R"({"type":"t","payload":1})" + std::string("\0 not read", 10), ""},
+      {R"({"type":"t","payload":12} )" + std::string("\0}}", 3), ""},
       {R"([{"type": "t", "payload": 1}])", ""},
       {"\"a.b\"", ""},
       {"42", ""},
@@ -268,6 +269,35 @@ TEST(ParseEventBodyTest, RefusesWithTheTreeParsersErrors) {
             "the request body nests deeper than 256 levels");
 }
 
+// A NUL byte after the JSON text was accepted (202) where any other trailing byte is refused.
+TEST(ParseEventBodyTest, RefusesATrailingNulByte) {
+  for (const std::string& body : {R"({"type":"t","payload":1})" + std::string(1, '\0'),
+                                  R"({"type":"t","payload":1} )" + std::string("\0}}", 3)}) {
+    for (const auto& error : {parse_event_body(request(body), "").error(), parse_json_object(request(body)).error()}) {
+      EXPECT_EQ(error.code, Errc::invalid_json);
+      EXPECT_EQ(error.message, "the request body is not valid JSON");
+    }
+  }
+}
+
+// A client id must be UTF-8 text, as the `id` member is by JSON's rules: a header of other
+// bytes was stored and shown back with U+FFFD in their place.
+TEST(ParseEventBodyTest, RefusesAnIdempotencyKeyThatIsNotUtf8) {
+  const std::string body = R"({"type": "t", "payload": 1})";
+  for (const std::string& key : std::vector<std::string>{"key-\xff", "\xc3", "\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80",
+                                                         "a\xe2\x82", "\x80"}) {
+    auto e = parse_event_body(request(body), key);
+    ASSERT_FALSE(e.ok()) << key;
+    EXPECT_EQ(e.error().code, Errc::invalid_field) << key;
+    EXPECT_EQ(e.error().message, "header 'Idempotency-Key' must be UTF-8 text") << key;
+  }
+  for (const std::string& key : std::vector<std::string>{"cl\xc3\xa9-\xe2\x82\xac-\xf0\x9f\x8e\x89", "plain-key"}) {
+    auto e = parse_event_body(request(body), key);
+    ASSERT_TRUE(e.ok()) << key << ": " << e.error().message;
+    EXPECT_EQ(e->client_id, key);
+  }
+}
+
 TEST(ParseEventBodyTest, NamesTheFirstUnknownMemberAsWritten) {
   auto e = parse_event_body(request(R"({"zeta": 1, "type": "t", "alpha": 2, "payload": 3})"), "");
   ASSERT_FALSE(e.ok());
@@ -306,6 +336,93 @@ TEST(ParseEventBodyTest, AByteOrderMarkIsNotAnObject) {
   e = parse_event_body(request("\xEF\xBB\xBF{\"type\": "), "");
   ASSERT_FALSE(e.ok());
   EXPECT_EQ(e.error().message, "the request body is not valid JSON");
+}
+
+
+// ---- parse_event_batch_body (POST /v1/events/batch: one pass like parse_event_body)
+
+HttpRequest batch_request(const std::string& events) { return request(R"({"events": )" + events + "}"); }
+
+// The batch stored nlohmann's dump of each payload (keys sorted, 2.0 and 1e3 rewritten, escapes
+// decoded) where the single route keeps the bytes as published.
+TEST(ParseEventBatchBodyTest, KeepsThePayloadBytesOfTheSingleRoute) {
+  const std::string payload = R"({ "z": 1, "a": [2.0, 1e3, -0.50E+2],
+      "s": "caf\u00e9 \/ \"q\"", "big": 12345678901234567890, "e": {} })";
+  const std::string compact = R"({"z":1,"a":[2.0,1e3,-0.50E+2],"s":"caf\u00e9 \/ \"q\"","big":12345678901234567890,"e":{}})";
+  const std::string event = R"({"type": "t", "payload": )" + payload + R"(, "id": "c-1"})";
+  auto single = parse_event_body(request(event), "");
+  auto batch = parse_event_batch_body(batch_request("[" + event + ", " + event + "]"));
+  ASSERT_TRUE(single.ok()) << single.error().message;
+  ASSERT_TRUE(batch.ok()) << batch.error().message;
+  EXPECT_EQ(*single->payload, compact);
+  ASSERT_EQ(batch->size(), 2u);
+  for (const auto& item : *batch) {
+    ASSERT_TRUE(item.ok()) << item.error().message;
+    EXPECT_EQ(*item->payload, compact);
+    EXPECT_EQ(item->type, "t");
+    EXPECT_EQ(item->client_id, "c-1");
+  }
+}
+
+TEST(ParseEventBatchBodyTest, ElementsAnswerTheirOwnErrorsInOrder) {
+  auto batch = parse_event_batch_body(batch_request(
+      R"([{"type": "a", "payload": 1}, 5, {"type": "b"}, {"type": "c", "payload": 1, "zeta": 0, "alpha": 0},)"
+      R"( {"type": "d", "payload": null, "id": ""}, {"type": "e", "payload": [], "type": "f"}])"));
+  ASSERT_TRUE(batch.ok()) << batch.error().message;
+  ASSERT_EQ(batch->size(), 6u);
+  const auto& items = *batch;
+  ASSERT_TRUE(items[0].ok());
+  EXPECT_EQ(items[0]->type, "a");
+  EXPECT_EQ(items[1].error().message, "an event must be a JSON object");
+  EXPECT_EQ(items[2].error().message, "field 'payload' is required (any JSON value)");
+  EXPECT_EQ(items[3].error().message, "field 'zeta' is not a known event field");
+  EXPECT_EQ(items[4].error().message, "field 'id' must be 1-256 characters");
+  for (std::size_t i = 1; i < 5; ++i) EXPECT_EQ(items[i].error().code, Errc::invalid_field) << i;
+  ASSERT_TRUE(items[5].ok());
+  EXPECT_EQ(items[5]->type, "f");  // a repeated member counts with its last value
+}
+
+TEST(ParseEventBatchBodyTest, RefusesABadBodyAsAWhole) {
+  const std::string one = R"({"type": "t", "payload": 1})";
+  std::string thousand_and_one = "[";
+  for (int i = 0; i < 1001; ++i) thousand_and_one += (i == 0 ? "" : ",") + one;
+  thousand_and_one += "]";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"", "the request body is not valid JSON"},
+      {R"({"events": [)" + one + "}", "the request body is not valid JSON"},
+      {R"({"events": [)" + one + "]} x", "the request body is not valid JSON"},
+      {R"({"events": [)" + one + "]}" + std::string(1, '\0'), "the request body is not valid JSON"},
+      {R"({"events": [{"type": "t", "payload": "\xff"}]})", "the request body is not valid JSON"},
+      {"[" + one + "]", "the request body must be a JSON object"},
+      {"{}", "field 'events' is required and must be an array"},
+      {R"({"events": {}})", "field 'events' is required and must be an array"},
+      {R"({"events": [], "events": 1})", "field 'events' is required and must be an array"},
+      {R"({"events": []})", "field 'events' must hold 1 to 1000 events"},
+      {R"({"events": )" + thousand_and_one + "}", "field 'events' must hold 1 to 1000 events"},
+      {R"({"events": [)" + one + R"(], "extra": 1})", "a batch has only the field 'events'"},
+      {R"({"events": [{"type": "t", "payload": )" + std::string(254, '[') + std::string(254, ']') + "}]}",
+       "the request body nests deeper than 256 levels"},
+  };
+  for (const auto& [body, message] : cases) {
+    auto batch = parse_event_batch_body(request(body));
+    ASSERT_FALSE(batch.ok()) << body.substr(0, 80);
+    EXPECT_EQ(batch.error().message, message) << body.substr(0, 80);
+    // The same answer as the tree parser gives for the body.
+    auto tree = parse_json_object(request(body));
+    if (!tree.ok()) {
+      EXPECT_EQ(batch.error().message, tree.error().message) << body.substr(0, 80);
+    }
+  }
+  EXPECT_EQ(parse_event_batch_body(request("{}", "text/plain")).error().code, Errc::unsupported_media_type);
+  // The deepest payload a batch element can hold: 256 levels with the body, "events" and the event.
+  auto deepest = parse_event_batch_body(
+      batch_request(R"([{"type": "t", "payload": )" + std::string(253, '[') + std::string(253, ']') + "}]"));
+  ASSERT_TRUE(deepest.ok()) << deepest.error().message;
+  EXPECT_TRUE(deepest->at(0).ok());
+  // A repeated "events" counts with its last value.
+  auto last = parse_event_batch_body(request(R"({"events": 1, "events": [)" + one + "," + one + "]}"));
+  ASSERT_TRUE(last.ok()) << last.error().message;
+  EXPECT_EQ(last->size(), 2u);
 }
 
 TEST(ParseEventBodyTest, ADeeplyNestedPayloadDoesNotCrash) {

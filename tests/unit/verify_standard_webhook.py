@@ -7,9 +7,11 @@ Usage:
   verify_standard_webhook.py standard SECRET MSG_ID TIMESTAMP SIGNATURE_HEADER BODY_FILE
   verify_standard_webhook.py hex SECRET SIGNATURE_HEADER BODY_FILE
 
-The header may hold several space-separated signatures (a secret rotation); one valid one is
-enough, as in the reference receivers. The timestamp tolerance check of real receivers is left
-out: the caller chooses the timestamp. Exit 0: valid, 1: invalid, 2: bad usage.
+For the standard scheme the header may hold several space-separated signatures (a secret
+rotation); one valid one is enough, as in the reference receivers. The hex scheme's header is
+compared whole against one signature, as the receivers of that scheme do (a Flask or FastAPI
+`hmac.compare_digest(header, expected)`, an Express `timingSafeEqual`): relay sends one value.
+The timestamp tolerance check of real receivers is left out: the caller chooses the timestamp. Exit 0: valid, 1: invalid, 2: bad usage.
 """
 import base64
 import binascii
@@ -37,7 +39,7 @@ def verify_standard(secret, msg_id, timestamp, header, body):
 
 def verify_hex(secret, header, body):
     expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    return any(hmac.compare_digest(candidate, expected) for candidate in header.split(" "))
+    return hmac.compare_digest(header, expected)
 
 
 def main(argv):

@@ -5,6 +5,7 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -116,7 +117,8 @@ int run_relay(const Config& base_config) {
   ApiRouter router(context);
   HttpServerOptions server_options;
   server_options.max_body_bytes = config.max_body_bytes;
-  server_options.max_body_memory = config.max_body_memory;
+  // One body of the largest size always fits, or such requests could never be served.
+  server_options.max_body_memory = std::max(config.max_body_memory, config.max_body_bytes);
   server_options.max_connections = config.max_connections;
   HttpServer server(io, server_options,
                     HttpHandlers{[&router](HttpRequest request) { return router.handle(std::move(request)); },

@@ -247,9 +247,6 @@ Config parse_config(const std::vector<std::string>& args, const std::map<std::st
   if (config.retry_initial_ms > config.retry_max_delay_ms) {
     throw ConfigError("--retry-initial must not exceed --retry-max-delay");
   }
-  if (config.max_body_memory < config.max_body_bytes) {
-    throw ConfigError("--max-body-memory must be at least --max-body");
-  }
   if (config.api_keys.empty() && !config.insecure_no_auth && !config.dev) {
     throw ConfigError("no API key configured: give --api-key SCOPE:KEY (or --insecure-no-auth for local experiments)");
   }

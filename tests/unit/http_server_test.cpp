@@ -164,5 +164,28 @@ TEST_F(HttpServerTest, RefusesAnOversizeBodyWith413AndCloses) {
   EXPECT_TRUE(bodies_.empty());
 }
 
+TEST_F(HttpServerTest, AScreenedRequestIsRefusedFromItsHeaderAndItsBodyIsNeverHandled) {
+  tcp::socket socket = connect();
+  // The header alone: the answer may not wait for the 60,000 announced bytes.
+  asio::write(socket, asio::buffer(std::string("POST /private HTTP/1.1\r\nHost: x\r\nContent-Length: 60000\r\n\r\n")));
+  const std::string expected = "HTTP/1.1 401 Unauthorized\r\nConnection: close\r\nContent-Length: 6\r\n\r\nno key";
+  EXPECT_EQ(read_exactly(socket, expected.size()), expected);
+  // What the client still sends is read and dropped, then the connection closes.
+  asio::write(socket, asio::buffer(std::string(60000, 'a')));
+  EXPECT_EQ(read_to_end(socket), "");
+  std::lock_guard lock(mutex_);
+  EXPECT_TRUE(bodies_.empty());
+}
+
+TEST_F(HttpServerTest, AnswersExpect100ContinueOnceTheHeaderPassesTheScreen) {
+  tcp::socket socket = connect();
+  asio::write(socket, asio::buffer(std::string("POST /open HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n")));
+  const std::string interim = "HTTP/1.1 100 Continue\r\n\r\n";
+  EXPECT_EQ(read_exactly(socket, interim.size()), interim);
+  asio::write(socket, asio::buffer(std::string("{}")));
+  const std::string expected = accepted("/open", 2);
+  EXPECT_EQ(read_exactly(socket, expected.size()), expected);
+}
+
 }  // namespace
 }  // namespace relay

@@ -101,6 +101,27 @@ std::uint64_t resident_kib(pid_t pid) {
   return 0;
 }
 
+// Bytes in flight on loopback TCP connections to `port`: queued to send by clients plus
+// received and not yet read by the server (/proc/net/tcp). Zero once relayd has read (or
+// dropped) everything the clients sent.
+std::uint64_t queued_bytes_to_port(int port) {
+  std::ifstream table("/proc/net/tcp");
+  std::string line;
+  std::getline(table, line);  // header
+  std::uint64_t queued = 0;
+  while (std::getline(table, line)) {
+    std::istringstream fields(line);
+    std::string slot, local, remote, state, queues;
+    fields >> slot >> local >> remote >> state >> queues;
+    const auto port_of = [](const std::string& endpoint) { return std::stoi(endpoint.substr(endpoint.find(':') + 1), nullptr, 16); };
+    const auto colon = queues.find(':');
+    if (colon == std::string::npos) continue;
+    if (port_of(remote) == port) queued += std::stoull(queues.substr(0, colon), nullptr, 16);   // client's tx
+    if (port_of(local) == port) queued += std::stoull(queues.substr(colon + 1), nullptr, 16);   // relayd's rx
+  }
+  return queued;
+}
+
 // utime + stime of the process, in clock ticks.
 std::uint64_t cpu_ticks(pid_t pid) {
   std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
@@ -157,6 +178,8 @@ TEST_F(IngressLimits, UnauthenticatedBodiesDoNotGrowResidentMemory) {
   }
   // relayd refuses, reads and drops what still arrives, then closes: a send may fail midway.
   for (auto& connection : connections) connection->send(body);
+  EXPECT_TRUE(eventually([&] { return queued_bytes_to_port(relayd().port()) == 0; }))
+      << queued_bytes_to_port(relayd().port()) << " bytes still queued";
   const std::uint64_t after_kib = resident_kib(relayd().pid());
   // The old relayd buffered every body: 200 MiB here. Generous bound for allocator slack.
   EXPECT_LT(after_kib, before_kib + 64 * 1024) << "VmRSS " << before_kib << " KiB -> " << after_kib << " KiB";

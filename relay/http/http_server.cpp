@@ -69,7 +69,7 @@ std::string response_head(const HttpResponse& response) {
   return head;
 }
 
-asio::awaitable<beast::error_code> write_response(beast::tcp_stream& stream, HttpResponse& response, bool keep_alive,
+asio::awaitable<beast::error_code> write_response(beast::tcp_stream& stream, HttpResponse response, bool keep_alive,
                                                   std::chrono::steady_clock::duration timeout) {
   // Relay's responses carry no Connection header: only closing needs one.
   if (!keep_alive) response.keep_alive(false);
@@ -84,7 +84,7 @@ asio::awaitable<beast::error_code> write_response(beast::tcp_stream& stream, Htt
 // Sends a refusal with Connection: close, then reads and drops what the client still sends.
 asio::awaitable<void> refuse_and_close(beast::tcp_stream& stream, beast::flat_buffer& buffer, HttpResponse response,
                                        std::size_t linger_bytes) {
-  if (co_await write_response(stream, response, false, kRefusalWriteTimeout)) co_return;
+  if (co_await write_response(stream, std::move(response), false, kRefusalWriteTimeout)) co_return;
   beast::error_code ignored;
   stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
   stream.expires_after(kLingerTimeout);
@@ -95,6 +95,15 @@ asio::awaitable<void> refuse_and_close(beast::tcp_stream& stream, beast::flat_bu
     if (ec) break;
     dropped += n;
   }
+}
+
+// A malformed or oversize request gets one answer (413 or 400); a closed connection none.
+std::optional<int> refusal_status(const beast::error_code& ec) {
+  if (ec.category() != beast::error_code(http::error::body_limit).category() || ec == http::error::end_of_stream ||
+      ec == http::error::partial_message) {
+    return std::nullopt;
+  }
+  return ec == http::error::body_limit ? 413 : 400;
 }
 
 bool out_of_descriptors(const beast::error_code& ec) {
@@ -278,12 +287,8 @@ asio::awaitable<void> HttpServer::session(tcp::socket socket) {
     auto [header_ec, header_bytes] = co_await http::async_read_header(stream, buffer, parser, kUseTuple);
     slot.set_idle(false);
     if (header_ec) {
-      // A malformed request (any parser error but a closed connection) gets one answer.
-      const bool rejectable = header_ec.category() == beast::error_code(http::error::body_limit).category() &&
-                              header_ec != http::error::end_of_stream && header_ec != http::error::partial_message;
-      if (rejectable) {
-        HttpResponse response = handlers_.reject(header_ec == http::error::body_limit ? 413 : 400);
-        co_await write_response(stream, response, false, kRefusalWriteTimeout);
+      if (const auto status = refusal_status(header_ec)) {
+        co_await write_response(stream, handlers_.reject(*status), false, kRefusalWriteTimeout);
       }
       break;
     }
@@ -311,11 +316,8 @@ asio::awaitable<void> HttpServer::session(tcp::socket socket) {
     stream.expires_after(options_.idle_timeout);
     auto [read_ec, read_bytes] = co_await http::async_read(stream, buffer, parser, kUseTuple);
     if (read_ec) {
-      const bool rejectable = read_ec.category() == beast::error_code(http::error::body_limit).category() &&
-                              read_ec != http::error::end_of_stream && read_ec != http::error::partial_message;
-      if (rejectable) {
-        HttpResponse response = handlers_.reject(read_ec == http::error::body_limit ? 413 : 400);
-        co_await write_response(stream, response, false, kRefusalWriteTimeout);
+      if (const auto status = refusal_status(read_ec)) {
+        co_await write_response(stream, handlers_.reject(*status), false, kRefusalWriteTimeout);
       }
       break;
     }
@@ -327,7 +329,7 @@ asio::awaitable<void> HttpServer::session(tcp::socket socket) {
     HttpResponse response = co_await std::move(handling);
     // Draining: every response closes its connection (checked after handling, which may take a while).
     const bool keep_alive = client_keeps_alive && !shared->draining;
-    if (co_await write_response(stream, response, keep_alive, options_.idle_timeout) || !keep_alive) break;
+    if (co_await write_response(stream, std::move(response), keep_alive, options_.idle_timeout) || !keep_alive) break;
   }
   beast::error_code ignored;
   stream.socket().shutdown(tcp::socket::shutdown_send, ignored);

@@ -99,6 +99,9 @@ struct RelayMetrics::Impl {
 
   Family<Counter>& http_requests;
   Family<Histogram>& http_duration;
+  Gauge& http_connections;
+  Counter& http_connections_refused;
+  Counter& http_connections_evicted;
   Counter& events_ingested;
   Counter& events_deduplicated;
   Counter& deliveries_created;
@@ -138,6 +141,17 @@ RelayMetrics::Impl::Impl(std::string_view version)
                            "HTTP requests answered, by route template, method and status code.", registry)),
       http_duration(family(prometheus::BuildHistogram(), "relay_http_request_duration_seconds",
                            "Time from request read to response written, by route template.", registry)),
+      http_connections(family(prometheus::BuildGauge(), "relay_http_connections",
+                              "Open ingress HTTP connections.", registry)
+                           .Add({})),
+      http_connections_refused(family(prometheus::BuildCounter(), "relay_http_connections_refused_total",
+                                      "Ingress connections closed unread: at --max-connections with none idle, "
+                                      "or out of file descriptors.",
+                                      registry)
+                                   .Add({})),
+      http_connections_evicted(family(prometheus::BuildCounter(), "relay_http_connections_evicted_total",
+                                      "Idle keep-alive connections closed to make room for new ones.", registry)
+                                   .Add({})),
       events_ingested(family(prometheus::BuildCounter(), "relay_events_ingested_total",
                              "Events accepted and persisted (excluding deduplicated repeats).", registry)
                           .Add({})),
@@ -225,6 +239,12 @@ void RelayMetrics::http_request(std::string_view route, std::string_view method,
   impl_->requests_series(route, method_label(method), code, duration).Increment();
   duration->Observe(seconds);
 }
+
+void RelayMetrics::set_http_connections(std::size_t open) { impl_->http_connections.Set(static_cast<double>(open)); }
+
+void RelayMetrics::http_connection_refused() { impl_->http_connections_refused.Increment(); }
+
+void RelayMetrics::http_connection_evicted() { impl_->http_connections_evicted.Increment(); }
 
 void RelayMetrics::events_ingested(std::uint64_t n) { impl_->events_ingested.Increment(static_cast<double>(n)); }
 

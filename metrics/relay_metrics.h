@@ -32,6 +32,12 @@ class RelayMetrics {
   // Ingress: one answered request. `route` is the matched route template (or a fixed word such
   // as "unmatched"); a method outside GET/HEAD/POST/PUT/PATCH/DELETE/OPTIONS is counted as "other".
   void http_request(std::string_view route, std::string_view method, int code, double seconds);
+  // Ingress connections: how many are open, and those closed to stay within --max-connections or
+  // the descriptor limit: refused (closed at once, never read) or evicted (the longest idle
+  // keep-alive connection, closed to make room).
+  void set_http_connections(std::size_t open);
+  void http_connection_refused();
+  void http_connection_evicted();
 
   void events_ingested(std::uint64_t n);
   void events_deduplicated(std::uint64_t n);

@@ -7,12 +7,14 @@
 #include <array>
 #include <chrono>
 #include <map>
+#include <optional>
 #include <string>
 
 #include "metrics/relay_metrics.h"
 #include "relay/api/http_responses.h"
 #include "relay/api/request_parsing.h"
 #include "relay/api/route.h"
+#include "relay/delivery/delivery_scheduler.h"
 
 namespace relay {
 
@@ -21,6 +23,9 @@ namespace http = boost::beast::http;
 namespace {
 
 enum class Access { open, ingest, admin };
+
+// What a client refused by --max-pending-deliveries is told to wait: deliveries drain in seconds.
+constexpr int kPendingRetryAfterSeconds = 5;
 
 struct Route {
   http::verb method;
@@ -103,6 +108,26 @@ Result<ApiScope> authenticate(const Config& config, const HttpRequest& request) 
   return *scope;
 }
 
+// Refusals that the request line and headers settle alone, before the handler (and before the
+// body is read): missing or wrong key, wrong scope, shutting down, and the ingest bound.
+std::optional<HttpResponse> access_refusal(const ApiContext& context, const Route& route, const HttpRequest& request) {
+  auto scope = authenticate(context.config, request);
+  if (!scope) return error_response(scope.error());
+  if (route.access == Access::admin && *scope != ApiScope::admin) {
+    return error_response(Errc::forbidden, "this API key may only publish events");
+  }
+  if (context.draining.load()) return error_response(Errc::unavailable, "relay is shutting down");
+  const std::uint64_t bound = context.config.max_pending_deliveries;
+  if (route.access == Access::ingest && bound != 0 && context.scheduler.pending_deliveries() >= bound) {
+    HttpResponse response = error_response(
+        Errc::too_many_requests, "too many deliveries are pending (--max-pending-deliveries " + std::to_string(bound) +
+                                     "): retry later");
+    response.set(http::field::retry_after, std::to_string(kPendingRetryAfterSeconds));
+    return response;
+  }
+  return std::nullopt;
+}
+
 // The query parameters. A route without an {id} segment matched its own literal path, which is
 // well formed: without a '?' there is nothing to parse.
 Result<std::map<std::string, std::string>> query_of(std::string_view target, const std::string& id) {
@@ -145,12 +170,8 @@ boost::asio::awaitable<HttpResponse> ApiRouter::handle(HttpRequest request) {
     response = empty_response(200);
     response.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
     response.body() = context_.metrics.scrape();
-  } else if (auto scope = authenticate(context_.config, request); !scope) {
-    response = error_response(scope.error());
-  } else if (route->access == Access::admin && *scope != ApiScope::admin) {
-    response = error_response(Errc::forbidden, "this API key may only publish events");
-  } else if (context_.draining.load()) {
-    response = error_response(Errc::unavailable, "relay is shutting down");
+  } else if (auto refusal = access_refusal(context_, *route, request)) {
+    response = std::move(*refusal);
   } else if (auto query = query_of(target, id); !query) {
     response = error_response(query.error());
   } else {
@@ -163,7 +184,31 @@ boost::asio::awaitable<HttpResponse> ApiRouter::handle(HttpRequest request) {
   co_return response;
 }
 
+std::optional<HttpResponse> ApiRouter::screen(const HttpRequest& header) {
+  const std::string_view target = header.target();
+  const std::string_view path = target.substr(0, target.find('?'));
+  // Only a refusal is answered here; everything else, unknown routes included, is left to handle().
+  for (const Route& route : kRoutes) {
+    std::string id;
+    if (route.method != header.method() || !path_matches(route.path, path, id)) continue;
+    if (route.access == Access::open) return std::nullopt;
+    std::optional<HttpResponse> refusal = access_refusal(context_, route, header);
+    if (refusal) context_.metrics.http_request(route.path, header.method_string(), refusal->result_int(), 0.0);
+    return refusal;
+  }
+  return std::nullopt;
+}
+
 HttpResponse ApiRouter::reject(int status) {
+  if (status == 503) {
+    HttpResponse response =
+        error_response(Errc::unavailable, "request bodies in flight have reached --max-body-memory (" +
+                                              std::to_string(context_.config.max_body_memory) + " bytes): retry later");
+    response.set(http::field::retry_after, "1");
+    context_.metrics.http_request("rejected", "", status, 0.0);
+    return response;
+  }
+
   HttpResponse response = status == 413 ? error_response(Errc::payload_too_large,
                                                          "the request body exceeds --max-body (" +
                                                              std::to_string(context_.config.max_body_bytes) + " bytes)")

@@ -4,6 +4,7 @@
 // with the route template (never the concrete path) as label.
 
 #include <boost/asio/awaitable.hpp>
+#include <optional>
 
 #include "relay/api/api_context.h"
 #include "relay/http/http_server.h"
@@ -15,7 +16,11 @@ class ApiRouter {
   explicit ApiRouter(ApiContext& context) : context_(context) {}
 
   boost::asio::awaitable<HttpResponse> handle(HttpRequest request);
-  // For requests refused while reading (oversize, malformed): the error JSON, counted too.
+  // For HttpServer, from the header alone: the refusal (401, 403, 503 draining, 429 ingest
+  // bound) of a request whose body should not be read, counted like any answer; else nullopt.
+  std::optional<HttpResponse> screen(const HttpRequest& header);
+  // For requests refused by the server (413 oversize, 400 malformed, 503 body memory spent): the
+  // error JSON, counted too.
   HttpResponse reject(int status);
 
  private:

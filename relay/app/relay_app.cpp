@@ -5,6 +5,7 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -115,10 +116,16 @@ int run_relay(const Config& base_config) {
   ApiContext context{config, clock, logger, *store, pipeline, subscriptions, ids, metrics, scheduler, blocking_pool,
                      draining};
   ApiRouter router(context);
-  HttpServer server(
-      io, HttpServerOptions{config.max_body_bytes},
-      [&router](HttpRequest request) { return router.handle(std::move(request)); },
-      [&router](int status) { return router.reject(status); });
+  HttpServerOptions server_options;
+  server_options.max_body_bytes = config.max_body_bytes;
+  // One body of the largest size always fits, or such requests could never be served.
+  server_options.max_body_memory = std::max(config.max_body_memory, config.max_body_bytes);
+  server_options.max_connections = config.max_connections;
+  HttpServer server(io, server_options,
+                    HttpHandlers{[&router](HttpRequest request) { return router.handle(std::move(request)); },
+                                 [&router](const HttpRequest& header) { return router.screen(header); },
+                                 [&router](int status) { return router.reject(status); }},
+                    logger, metrics);
   const auto endpoint = server.listen(config.listen_host, config.listen_port);
 
   asio::signal_set signals(io, SIGTERM, SIGINT);
@@ -126,7 +133,7 @@ int run_relay(const Config& base_config) {
     if (ec) return;
     logger.info("shutting down", {{"signal", signal}, {"grace_ms", config.shutdown_grace_ms}});
     draining = true;
-    server.stop();
+    server.drain();
     cleaner.stop();
     scheduler.drain(std::chrono::milliseconds(config.shutdown_grace_ms), [&io] { io.stop(); });
   });

@@ -1,7 +1,8 @@
 #pragma once
 // RelayApp: builds relayd from its parts (storage, pipeline, registry, scheduler, egress, API,
 // metrics), runs the event loop on the calling thread, and shuts down in order on SIGTERM or
-// SIGINT: stop accepting, drain attempts within --shutdown-grace, commit, close the database.
+// SIGINT: ingress answers 503 (new connections are still accepted), attempts drain within
+// --shutdown-grace, commit, close the database.
 
 #include "relay/config/config.h"
 

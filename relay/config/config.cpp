@@ -129,6 +129,24 @@ std::vector<Flag> flags() {
          if (!n || *n == 0) fail("max-body", v, "a size such as 1MiB, 512KiB or 65536");
          c.max_body_bytes = *n;
        }},
+      {"max-body-memory", true, false,
+       [](Config& c, const std::string& v) {
+         const auto n = parse_size(v);
+         if (!n || *n == 0) fail("max-body-memory", v, "a size such as 256MiB or 1GiB");
+         c.max_body_memory = *n;
+       }},
+      {"max-connections", true, false,
+       [](Config& c, const std::string& v) {
+         const auto n = parse_number<std::uint32_t>(v);
+         if (!n || *n == 0) fail("max-connections", v, "a positive integer");
+         c.max_connections = *n;
+       }},
+      {"max-pending-deliveries", true, false,
+       [](Config& c, const std::string& v) {
+         const auto n = parse_number<std::uint64_t>(v);
+         if (!n) fail("max-pending-deliveries", v, "a number of deliveries (0 for no bound)");
+         c.max_pending_deliveries = *n;
+       }},
       {"retention", true, false, [](Config& c, const std::string& v) { c.retention_ms = duration_value("retention", v); }},
       {"dlq-retention", true, false,
        [](Config& c, const std::string& v) { c.dlq_retention_ms = duration_value("dlq-retention", v); }},
@@ -249,6 +267,9 @@ std::string usage() {
   --attempt-timeout 15s  --connect-timeout 5s  --max-in-flight 4096 (global)
   --ca-file PEM               trust these CAs for TLS deliveries instead of the system's
   --max-body 1MiB             largest accepted request body
+  --max-body-memory 256MiB    request bodies in flight together; beyond it requests answer 503
+  --max-connections 10000     open ingress connections; at the cap the longest idle one is closed
+  --max-pending-deliveries N  ingest answers 429 while N deliveries are unfinished (0: no bound, default)
   --retention 72h  --dlq-retention 7d  --retention-interval 30s  --shutdown-grace 10s
   --allow-private-networks    deliver to loopback/private addresses
   --allow-cidr CIDR           repeatable; allow deliveries to these addresses

@@ -34,6 +34,9 @@ struct Config {
   std::string ca_file;  // --ca-file: CAs trusted for TLS deliveries instead of the system's; empty: the system's
   std::uint32_t max_in_flight = 4096;
   std::size_t max_body_bytes = 1 << 20;
+  std::size_t max_body_memory = 256 << 20;    // request bodies being read or handled, together
+  std::uint32_t max_connections = 10'000;     // open ingress connections
+  std::uint64_t max_pending_deliveries = 0;   // ingest answers 429 from this many unfinished deliveries; 0: off
   std::int64_t retention_ms = 72 * 3'600'000LL;
   std::int64_t dlq_retention_ms = 7 * 86'400'000LL;
   std::int64_t retention_interval_ms = 30'000;  // pause between the cleaner's passes

@@ -89,6 +89,8 @@ class DeliveryScheduler {
   // Deliveries held in memory (waiting, ready or in flight); at most memory_limit plus those
   // handed in directly by enqueue() while memory had room.
   std::size_t held_in_memory() const { return items_.size(); }
+  // Unfinished deliveries (keys in `schedule`: pending, scheduled, in flight, held), for --max-pending-deliveries.
+  std::uint64_t pending_deliveries() const { return scheduled_total_; }
 
   // Stops starting attempts; `done` runs when every running attempt is recorded, or after
   // `grace`, when the rest are cancelled (they stay pending on disk and resume on restart).

@@ -1,5 +1,6 @@
 #include "relay/delivery/destination_guard.h"
 
+#include <ifaddrs.h>
 #include <netinet/in.h>
 
 #include <array>
@@ -118,6 +119,10 @@ address masked(const address& addr, unsigned length) {
   return address_v6(b);
 }
 
+// Interfaces change rarely (DHCP, a new container network); a second of staleness is the
+// price of not asking the kernel on every connection.
+constexpr auto kOwnAddressesRefresh = std::chrono::seconds(1);
+
 Error cidr_error(std::string_view text, std::string_view why) {
   return make_error(Errc::invalid_field,
                     "invalid CIDR \"" + std::string(text) + "\": " + std::string(why));
@@ -173,9 +178,49 @@ std::optional<std::string_view> special_purpose_kind(const address& addr) {
 
 DestinationGuard::DestinationGuard(DestinationPolicy policy) : policy_(std::move(policy)) {}
 
+std::vector<address> host_interface_addresses() {
+  std::vector<address> out;
+  ifaddrs* list = nullptr;
+  if (::getifaddrs(&list) != 0) return out;
+  for (const ifaddrs* entry = list; entry != nullptr; entry = entry->ifa_next) {
+    const sockaddr* sa = entry->ifa_addr;
+    if (sa == nullptr) continue;
+    if (sa->sa_family == AF_INET) {
+      sockaddr_in in{};
+      std::memcpy(&in, sa, sizeof in);
+      out.emplace_back(address_v4(ntohl(in.sin_addr.s_addr)));
+    } else if (sa->sa_family == AF_INET6) {
+      sockaddr_in6 in6{};
+      std::memcpy(&in6, sa, sizeof in6);
+      address_v6::bytes_type bytes;
+      std::memcpy(bytes.data(), &in6.sin6_addr, bytes.size());
+      out.emplace_back(normalize(address(address_v6(bytes))));
+    }
+  }
+  ::freeifaddrs(list);
+  return out;
+}
+
+bool DestinationGuard::is_own_address(const address& addr) const {
+  const auto now = std::chrono::steady_clock::now();
+  if (own_addresses_read_at_ == std::chrono::steady_clock::time_point{} ||
+      now - own_addresses_read_at_ >= kOwnAddressesRefresh) {
+    own_addresses_ = host_interface_addresses();
+    own_addresses_read_at_ = now;
+  }
+  // Scope ids do not matter: the bytes name the interface address.
+  const address plain = addr.is_v6() ? address(address_v6(addr.to_v6().to_bytes())) : addr;
+  for (const address& own : own_addresses_) {
+    if (own == plain) return true;
+  }
+  return false;
+}
+
 DestinationVerdict DestinationGuard::check(const address& addr) const {
   if (policy_.allow_private_networks) return {};
-  const std::optional<std::string_view> kind = special_purpose_kind(addr);
+  const address normalized = normalize(addr);
+  std::optional<std::string_view> kind = special_purpose_kind(normalized);
+  if (!kind && is_own_address(normalized)) kind = "an address of this host";
   if (!kind) return {};
   for (const Cidr& cidr : policy_.allow_cidrs) {
     if (cidr.contains(addr)) return {};

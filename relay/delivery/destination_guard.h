@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 
 #include <boost/asio/ip/address.hpp>
+#include <chrono>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -50,6 +51,10 @@ struct DestinationVerdict {
   std::string reason;  // when refused: "127.0.0.1 is loopback"
 };
 
+// Besides the special-purpose ranges, every address of this host's own interfaces is refused
+// like loopback: a connection to the host's public address reaches the same local services.
+// The interface list (getifaddrs) is cached for a second, so check() is cheap per connection.
+// Not thread-safe (check() refreshes the cache): one guard per thread, as in EgressClient.
 class DestinationGuard {
  public:
   explicit DestinationGuard(DestinationPolicy policy);
@@ -61,7 +66,15 @@ class DestinationGuard {
   bool allowed(const boost::asio::ip::address& addr) const { return check(addr).allowed; }
 
  private:
+  // Whether `addr` (normalized) is an address of one of this host's interfaces.
+  bool is_own_address(const boost::asio::ip::address& addr) const;
+
   DestinationPolicy policy_;
+  mutable std::vector<boost::asio::ip::address> own_addresses_;
+  mutable std::chrono::steady_clock::time_point own_addresses_read_at_{};
 };
+
+// The addresses of this host's interfaces (getifaddrs), IPv6 without scope ids; empty if unreadable.
+std::vector<boost::asio::ip::address> host_interface_addresses();
 
 }  // namespace relay

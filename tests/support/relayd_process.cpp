@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -197,6 +198,15 @@ void RelaydProcess::spawn() {
   }
   pid_ = spawn_child(argv_, options_.env, err, no_stdout);
   reader_ = std::thread([this, fd = err.read_end] { reader_loop(fd); });
+  if (options_.max_open_files) {
+    // posix_spawn cannot set limits; relayd opens few descriptors before it listens, and the
+    // limit holds for every one it opens after this.
+    const rlimit limit{*options_.max_open_files, *options_.max_open_files};
+    if (::prlimit(pid_, RLIMIT_NOFILE, &limit, nullptr) != 0) {
+      kill9();
+      throw std::runtime_error(std::string("prlimit(RLIMIT_NOFILE): ") + std::strerror(errno));
+    }
+  }
 }
 
 void RelaydProcess::reader_loop(int fd) {

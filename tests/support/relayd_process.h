@@ -32,6 +32,8 @@ struct RelaydOptions {
   bool default_listen = true;                 // add `--listen 127.0.0.1:0`
   bool default_api_keys = true;               // add `--api-key admin:kAdminKey --api-key ingest:kIngestKey`
   std::chrono::milliseconds startup_timeout{60'000};
+  // RLIMIT_NOFILE (soft and hard) of relayd, set right after it is spawned; nullopt: inherited.
+  std::optional<unsigned> max_open_files;
 
   // Builders: GCC 12 flags designated initializers that skip members (-Wmissing-field-initializers).
   static RelaydOptions with_args(std::vector<std::string> extra_args) {
@@ -41,6 +43,10 @@ struct RelaydOptions {
   }
   RelaydOptions& set_env(std::string name, std::string value) {
     env[std::move(name)] = std::move(value);
+    return *this;
+  }
+  RelaydOptions& limit_open_files(unsigned n) {
+    max_open_files = n;
     return *this;
   }
   RelaydOptions& without_api_keys() {

@@ -329,5 +329,26 @@ TEST(ConfigTest, ErrorsNameTheFlagAndValueButNeverTheApiKey) {
   EXPECT_EQ(message.find("short"), std::string::npos) << message;
 }
 
+TEST(ConfigTest, IngressLimits) {
+  const Config defaults = parse({"--insecure-no-auth"});
+  EXPECT_EQ(defaults.max_body_memory, 256u << 20);
+  EXPECT_EQ(defaults.max_connections, 10'000u);
+  EXPECT_EQ(defaults.max_pending_deliveries, 0u);  // off
+
+  const Config c = parse({"--insecure-no-auth", "--max-body-memory", "64MiB", "--max-connections", "500",
+                          "--max-pending-deliveries", "100000"});
+  EXPECT_EQ(c.max_body_memory, 64u << 20);
+  EXPECT_EQ(c.max_connections, 500u);
+  EXPECT_EQ(c.max_pending_deliveries, 100'000u);
+  EXPECT_EQ(parse({"--insecure-no-auth"}, {{"RELAY_MAX_PENDING_DELIVERIES", "7"}}).max_pending_deliveries, 7u);
+
+  EXPECT_EQ(error_of({"--insecure-no-auth", "--max-body-memory", "0"}),
+            "invalid value '0' for --max-body-memory: expected a size such as 256MiB or 1GiB");
+  EXPECT_EQ(error_of({"--insecure-no-auth", "--max-connections", "0"}),
+            "invalid value '0' for --max-connections: expected a positive integer");
+  EXPECT_EQ(error_of({"--insecure-no-auth", "--max-pending-deliveries", "-1"}),
+            "invalid value '-1' for --max-pending-deliveries: expected a number of deliveries (0 for no bound)");
+}
+
 }  // namespace
 }  // namespace relay

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 
+#include <optional>
 #include <string>
 
 namespace relay {
@@ -32,6 +33,31 @@ TEST(DestinationGuard, RefusesEverySpecialPurposeRangeByDefault) {
        }) {
     EXPECT_FALSE(guard.allowed(make_address(text))) << text;
   }
+}
+
+// The host's own addresses reach its local services like loopback does. Checked with an
+// address of this machine that is not special-purpose (so no other rule refuses it); a machine
+// with only loopback and private addresses has nothing to show.
+TEST(DestinationGuard, RefusesAnAddressOfThisHostUnlessAllowed) {
+  std::optional<boost::asio::ip::address> own;
+  for (const auto& addr : host_interface_addresses()) {
+    if (!special_purpose_kind(addr)) own = addr;
+  }
+  if (!own) GTEST_SKIP() << "this machine has no interface address outside the special-purpose ranges";
+
+  const DestinationVerdict verdict = default_guard().check(*own);
+  EXPECT_FALSE(verdict.allowed) << own->to_string();
+  EXPECT_EQ(verdict.reason, own->to_string() + " is an address of this host");
+  if (own->is_v4()) {
+    EXPECT_FALSE(default_guard().allowed(make_address("::ffff:" + own->to_string())));
+  }
+
+  DestinationPolicy with_cidr;
+  with_cidr.allow_cidrs.push_back(cidr(own->to_string()));
+  EXPECT_TRUE(DestinationGuard(with_cidr).allowed(*own));
+  DestinationPolicy private_networks;
+  private_networks.allow_private_networks = true;
+  EXPECT_TRUE(DestinationGuard(private_networks).allowed(*own));
 }
 
 TEST(DestinationGuard, AllowsPublicUnicast) {

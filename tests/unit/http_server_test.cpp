@@ -4,6 +4,9 @@
 
 #include "relay/http/http_server.h"
 
+#include "metrics/relay_metrics.h"
+#include "relay/core/logger.h"
+
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -32,9 +35,8 @@ class HttpServerTest : public ::testing::Test {
   void SetUp() override {
     HttpServerOptions options;
     options.max_body_bytes = 64 * 1024;
-    server_.emplace(
-        io_, options,
-        [this](HttpRequest request) -> asio::awaitable<HttpResponse> {
+    HttpHandlers handlers;
+    handlers.handle = [this](HttpRequest request) -> asio::awaitable<HttpResponse> {
           {
             std::lock_guard lock(mutex_);
             bodies_.push_back(request.body());
@@ -44,12 +46,19 @@ class HttpServerTest : public ::testing::Test {
           response.set("X-Target", request.target());
           response.body() = std::to_string(request.body().size());
           co_return response;
-        },
-        [](int status) {
-          HttpResponse response{static_cast<http::status>(status), 11};
-          response.body() = "refused";
-          return response;
-        });
+    };
+    handlers.screen = [](const HttpRequest& header) -> std::optional<HttpResponse> {
+      if (header.target() != "/private") return std::nullopt;
+      HttpResponse response{http::status::unauthorized, 11};
+      response.body() = "no key";
+      return response;
+    };
+    handlers.reject = [](int status) {
+      HttpResponse response{static_cast<http::status>(status), 11};
+      response.body() = "refused";
+      return response;
+    };
+    server_.emplace(io_, options, std::move(handlers), logger_, metrics_);
     port_ = server_->listen("127.0.0.1", 0).port();
     server_->start();
     thread_ = std::thread([this] { io_.run(); });
@@ -97,6 +106,10 @@ class HttpServerTest : public ::testing::Test {
            "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
   }
 
+  // Declared before the io_context: session frames still suspended at the end are destroyed
+  // with it and update the connection gauge.
+  Logger logger_{LogLevel::error};
+  RelayMetrics metrics_{"test"};
   asio::io_context io_;
   asio::executor_work_guard<asio::io_context::executor_type> work_ = asio::make_work_guard(io_);
   asio::io_context client_io_;
@@ -149,6 +162,29 @@ TEST_F(HttpServerTest, RefusesAnOversizeBodyWith413AndCloses) {
   EXPECT_EQ(read_to_end(socket), "HTTP/1.1 413 Payload Too Large\r\nConnection: close\r\nContent-Length: 7\r\n\r\nrefused");
   std::lock_guard lock(mutex_);
   EXPECT_TRUE(bodies_.empty());
+}
+
+TEST_F(HttpServerTest, AScreenedRequestIsRefusedFromItsHeaderAndItsBodyIsNeverHandled) {
+  tcp::socket socket = connect();
+  // The header alone: the answer may not wait for the 60,000 announced bytes.
+  asio::write(socket, asio::buffer(std::string("POST /private HTTP/1.1\r\nHost: x\r\nContent-Length: 60000\r\n\r\n")));
+  const std::string expected = "HTTP/1.1 401 Unauthorized\r\nConnection: close\r\nContent-Length: 6\r\n\r\nno key";
+  EXPECT_EQ(read_exactly(socket, expected.size()), expected);
+  // What the client still sends is read and dropped, then the connection closes.
+  asio::write(socket, asio::buffer(std::string(60000, 'a')));
+  EXPECT_EQ(read_to_end(socket), "");
+  std::lock_guard lock(mutex_);
+  EXPECT_TRUE(bodies_.empty());
+}
+
+TEST_F(HttpServerTest, AnswersExpect100ContinueOnceTheHeaderPassesTheScreen) {
+  tcp::socket socket = connect();
+  asio::write(socket, asio::buffer(std::string("POST /open HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n")));
+  const std::string interim = "HTTP/1.1 100 Continue\r\n\r\n";
+  EXPECT_EQ(read_exactly(socket, interim.size()), interim);
+  asio::write(socket, asio::buffer(std::string("{}")));
+  const std::string expected = accepted("/open", 2);
+  EXPECT_EQ(read_exactly(socket, expected.size()), expected);
 }
 
 }  // namespace

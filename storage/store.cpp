@@ -24,9 +24,12 @@ static_assert(std::size(kFamilyNames) == static_cast<std::size_t>(Family::count_
 
 constexpr const char* kInstanceIdKey = "instance_id";
 
-// Below this much free space a start or a recovery is not tried: RocksDB needs room for its
-// OPTIONS and MANIFEST files, a new WAL and the SST files of a memtable flush.
-constexpr std::uintmax_t kMinFreeBytes = 4 << 20;
+// Below this much free space a start is not tried: RocksDB writes OPTIONS and MANIFEST files
+// before anything else. A start with little more room opens, and its writes wait for space
+// like those of a running relayd (Store::recover).
+constexpr std::uintmax_t kMinFreeToOpen = 256 << 10;
+// Below this much a recovery is not tried: it writes a memtable flush and a new WAL.
+constexpr std::uintmax_t kMinFreeToResume = 1 << 20;
 
 // Tracks RocksDB's background error state for Store::writable(), and turns RocksDB's own
 // automatic recovery off: Store::recover(), called by the writer thread, is the one place
@@ -112,10 +115,10 @@ std::unique_ptr<Store> Store::open(const StoreOptions& store_options) {
 
   // A full disk fails the open somewhere deep in RocksDB (OPTIONS file, WAL): say so plainly.
   std::filesystem::create_directories(store_options.path);
-  if (const auto available = free_bytes(store_options.path); available < kMinFreeBytes) {
+  if (const auto available = free_bytes(store_options.path); available < kMinFreeToOpen) {
     throw std::runtime_error("data directory " + store_options.path + " is on a full filesystem (" +
                              std::to_string(available / 1024) + " KiB free, at least " +
-                             std::to_string(kMinFreeBytes >> 20) + " MiB needed): free space and start again");
+                             std::to_string(kMinFreeToOpen >> 10) + " KiB needed): free space and start again");
   }
 
   auto cache = rocksdb::NewLRUCache(store_options.block_cache_bytes);
@@ -211,7 +214,7 @@ rocksdb::Status Store::write(rocksdb::WriteBatch& batch) {
 
 Status Store::recover() {
   if (writable()) return Ok{};
-  if (const auto available = free_bytes(options_.path); available < kMinFreeBytes) {
+  if (const auto available = free_bytes(options_.path); available < kMinFreeToResume) {
     return make_error(Errc::unavailable, "the data directory's filesystem is full (" + std::to_string(available / 1024) +
                                              " KiB free)");
   }

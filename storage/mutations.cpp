@@ -187,8 +187,7 @@ Status delete_subscription(WriteTxn& txn, const std::string& id) {
   return Ok{};
 }
 
-Status update_subscription(WriteTxn& txn, const std::string& id, const SubscriptionChange& change,
-                           Subscription& out) {
+Status update_subscription(WriteTxn& txn, const std::string& id, const SubscriptionChange& change, Subscription& out) {
   const std::string key = keys::subscription_key(id);
   const auto bytes = txn.get(Family::subscriptions, key);
   if (!bytes) return make_error(Errc::not_found, "no subscription " + id);

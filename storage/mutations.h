@@ -55,8 +55,7 @@ Status delete_subscription(WriteTxn& txn, const std::string& id);
 // before it (in this group too) left, and a deleted subscription answers not_found instead of
 // coming back. An error from `change` writes nothing. `out` is the stored result.
 using SubscriptionChange = std::function<Status(Subscription&)>;
-Status update_subscription(WriteTxn& txn, const std::string& id, const SubscriptionChange& change,
-                           Subscription& out);
+Status update_subscription(WriteTxn& txn, const std::string& id, const SubscriptionChange& change, Subscription& out);
 
 struct SecretRotation {
   std::string new_secret;

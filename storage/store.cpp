@@ -156,7 +156,10 @@ std::unique_ptr<Store> Store::open(const StoreOptions& store_options) {
 Store::Store(StoreOptions options, std::unique_ptr<rocksdb::DB> db,
              std::array<rocksdb::ColumnFamilyHandle*, static_cast<std::size_t>(Family::count_)> handles,
              std::shared_ptr<std::atomic<bool>> background_error)
-    : options_(std::move(options)), db_(std::move(db)), handles_(handles), background_error_(std::move(background_error)) {}
+    : options_(std::move(options)),
+      db_(std::move(db)),
+      handles_(handles),
+      background_error_(std::move(background_error)) {}
 
 Store::~Store() {
   if (!db_) return;
@@ -215,8 +218,8 @@ rocksdb::Status Store::write(rocksdb::WriteBatch& batch) {
 Status Store::recover() {
   if (writable()) return Ok{};
   if (const auto available = free_bytes(options_.path); available < kMinFreeToResume) {
-    return make_error(Errc::unavailable, "the data directory's filesystem is full (" + std::to_string(available / 1024) +
-                                             " KiB free)");
+    return make_error(Errc::unavailable,
+                      "the data directory's filesystem is full (" + std::to_string(available / 1024) + " KiB free)");
   }
   // write_failed_ keeps the store unwritable until the end; the listener sets the background
   // flag again if the recovery itself meets an error.

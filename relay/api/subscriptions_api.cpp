@@ -37,8 +37,8 @@ asio::awaitable<Status> commit_and_publish(ApiContext& ctx, const CommitPipeline
   co_return co_await asio::async_initiate<decltype(asio::use_awaitable), void(Status)>(
       [&ctx](auto handler, CommitPipeline::Command cmd, std::function<void()> pub) {
         auto shared = std::make_shared<decltype(handler)>(std::move(handler));
-        auto work = std::make_shared<asio::executor_work_guard<asio::any_io_executor>>(
-            asio::get_associated_executor(*shared));
+        auto work =
+            std::make_shared<asio::executor_work_guard<asio::any_io_executor>>(asio::get_associated_executor(*shared));
         ctx.pipeline.submit(std::move(cmd), [shared, work, pub = std::move(pub)](const Status& status) {
           if (status) pub();
           auto executor = asio::get_associated_executor(*shared);
@@ -80,7 +80,9 @@ asio::awaitable<HttpResponse> create_subscription(ApiContext& ctx, const RouteRe
   if (sub.secret.empty()) sub.secret = generate_secret();
   sub.created_at = sub.updated_at = ctx.clock.now_ms();
   auto created = std::make_shared<const Subscription>(sub);
-  const CommitPipeline::Command command = [created](WriteTxn& txn) { return mutations::put_subscription(txn, *created); };
+  const CommitPipeline::Command command = [created](WriteTxn& txn) {
+    return mutations::put_subscription(txn, *created);
+  };
   const std::function<void()> publish = [&registry = ctx.subscriptions, created] { registry.upsert(*created); };
   if (auto stored = co_await commit_and_publish(ctx, command, publish); !stored) {
     co_return error_response(stored.error());

@@ -44,8 +44,7 @@ class StorageFull : public RelaydApiTest {
     mount_point_ = dir_.path() / "tmpfs";
     fs::create_directories(mount_point_);
     if (::mount("tmpfs", mount_point_.c_str(), "tmpfs", 0, kTmpfsOptions) != 0) {
-      GTEST_SKIP() << "cannot mount a tmpfs (" << std::strerror(errno)
-                   << "): the full-disk tests need root, as in CI";
+      GTEST_SKIP() << "cannot mount a tmpfs (" << std::strerror(errno) << "): the full-disk tests need root, as in CI";
     }
     mounted_ = true;
     data_dir_ = (mount_point_ / "data").string();
@@ -76,7 +75,8 @@ class StorageFull : public RelaydApiTest {
   }
 
   HttpResponse publish_big() {
-    const json body = {{"type", "storage.fill"}, {"payload", {{"blob", incompressible_text(random_, kEventPayloadBytes)}}}};
+    const json body = {{"type", "storage.fill"},
+                       {"payload", {{"blob", incompressible_text(random_, kEventPayloadBytes)}}}};
     return call("POST", "/v1/events", body.dump());
   }
 

@@ -127,13 +127,15 @@ TEST_F(SubscriptionRaces, ConcurrentSecretRotationsChainAndSignTogether) {
   for (int round = 0; round < kRounds; ++round) {
     const std::string original = "original-secret-" + std::to_string(round);
     const std::string type = "rotation.round" + std::to_string(round);
-    const std::string id =
-        subscribe_id({{"url", receiver.url("/r" + std::to_string(round))}, {"secret", original}, {"event_types", {type}}});
+    const std::string id = subscribe_id(
+        {{"url", receiver.url("/r" + std::to_string(round))}, {"secret", original}, {"event_types", {type}}});
     const std::string path = "/v1/subscriptions/" + id + "/rotate-secret";
     std::vector<std::function<HttpResponse(HttpClient&)>> rotations;
     for (int k = 0; k < 3; ++k) {
-      rotations.push_back(request(
-          "POST", path, json{{"grace_period", "24h"}, {"secret", "secret-" + std::to_string(round) + "-" + std::to_string(k)}}.dump()));
+      rotations.push_back(
+          request("POST", path,
+                  json{{"grace_period", "24h"}, {"secret", "secret-" + std::to_string(round) + "-" + std::to_string(k)}}
+                      .dump()));
     }
     std::set<std::string> answered;
     for (const HttpResponse& a : concurrently(rotations)) {
@@ -159,8 +161,8 @@ TEST_F(SubscriptionRaces, ConcurrentSecretRotationsChainAndSignTogether) {
     const std::set<std::string> signatures = signatures_of(delivered);
     ASSERT_EQ(signatures.size(), 2u) << delivered.header("webhook-signature").value_or("");
     EXPECT_TRUE(signatures.count(signature_by(current, delivered)));
-    EXPECT_FALSE(signatures.count(signature_by(original, delivered))) << "round " << round
-                                                                      << ": a rotation was lost (the original secret still signs)";
+    EXPECT_FALSE(signatures.count(signature_by(original, delivered)))
+        << "round " << round << ": a rotation was lost (the original secret still signs)";
     int by_answered = 0;
     for (const std::string& secret : answered) by_answered += signatures.count(signature_by(secret, delivered)) ? 1 : 0;
     EXPECT_EQ(by_answered, 2) << "round " << round;

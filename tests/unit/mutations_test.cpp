@@ -716,35 +716,49 @@ TEST_F(MutationsTest, UpdatesInOneGroupApplyToTheStateTheOneBeforeLeftAndNeverRe
   // Four commands in one group: the writer is held until all are queued.
   std::promise<void> release;
   auto released = release.get_future().share();
-  pipeline_->submit([released](WriteTxn&) -> Status { released.wait(); return Ok{}; }, [](const Status&) {});
+  pipeline_->submit(
+      [released](WriteTxn&) -> Status {
+        released.wait();
+        return Ok{};
+      },
+      [](const Status&) {});
   Subscription after_description;
   Subscription after_url;
   Subscription after_delete;
   std::promise<Status> p1, p2, p3, p4;
   pipeline_->submit(
       [&](WriteTxn& txn) {
-        return mutations::update_subscription(txn, sub.id, [](Subscription& s) -> Status {
-          s.description = "patched";
-          return Ok{};
-        }, after_description);
+        return mutations::update_subscription(
+            txn, sub.id,
+            [](Subscription& s) -> Status {
+              s.description = "patched";
+              return Ok{};
+            },
+            after_description);
       },
       [&](const Status& s) { p1.set_value(s); });
   pipeline_->submit(
       [&](WriteTxn& txn) {
-        return mutations::update_subscription(txn, sub.id, [](Subscription& s) -> Status {
-          s.url = "https://example.com/other";
-          return Ok{};
-        }, after_url);
+        return mutations::update_subscription(
+            txn, sub.id,
+            [](Subscription& s) -> Status {
+              s.url = "https://example.com/other";
+              return Ok{};
+            },
+            after_url);
       },
       [&](const Status& s) { p2.set_value(s); });
   pipeline_->submit([&](WriteTxn& txn) { return mutations::delete_subscription(txn, sub.id); },
                     [&](const Status& s) { p3.set_value(s); });
   pipeline_->submit(
       [&](WriteTxn& txn) {
-        return mutations::update_subscription(txn, sub.id, [](Subscription& s) -> Status {
-          s.description = "too late";
-          return Ok{};
-        }, after_delete);
+        return mutations::update_subscription(
+            txn, sub.id,
+            [](Subscription& s) -> Status {
+              s.description = "too late";
+              return Ok{};
+            },
+            after_delete);
       },
       [&](const Status& s) { p4.set_value(s); });
   release.set_value();
@@ -767,10 +781,13 @@ TEST_F(MutationsTest, AFailingSubscriptionChangeWritesNothing) {
   ASSERT_TRUE(run([&](WriteTxn& txn) { return mutations::put_subscription(txn, sub); }).ok());
   Subscription out;
   const Status failed = run([&](WriteTxn& txn) {
-    return mutations::update_subscription(txn, sub.id, [](Subscription& s) -> Status {
-      s.description = "half";
-      return make_error(Errc::invalid_field, "no");
-    }, out);
+    return mutations::update_subscription(
+        txn, sub.id,
+        [](Subscription& s) -> Status {
+          s.description = "half";
+          return make_error(Errc::invalid_field, "no");
+        },
+        out);
   });
   ASSERT_FALSE(failed.ok());
   EXPECT_EQ(failed.error().code, Errc::invalid_field);
@@ -784,8 +801,8 @@ TEST_F(MutationsTest, RotationsChainThroughTheStoredSecret) {
   Subscription out;
   for (const char* next : {"s1", "s2"}) {
     ASSERT_TRUE(run([&](WriteTxn& txn) {
-      return mutations::rotate_secret(txn, sub.id, {next, 60'000, kStart}, out);
-    }).ok());
+                  return mutations::rotate_secret(txn, sub.id, {next, 60'000, kStart}, out);
+                }).ok());
   }
   EXPECT_EQ(out.secret, "s2");
   EXPECT_EQ(out.previous_secret, "s1");

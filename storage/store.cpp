@@ -28,8 +28,13 @@ constexpr const char* kInstanceIdKey = "instance_id";
 // before anything else. A start with little more room opens, and its writes wait for space
 // like those of a running relayd (Store::recover).
 constexpr std::uintmax_t kMinFreeToOpen = 256 << 10;
-// Below this much a recovery is not tried: it writes a memtable flush and a new WAL.
-constexpr std::uintmax_t kMinFreeToResume = 1 << 20;
+// A write is refused unless this much stays free after it. RocksDB 7.8 does not always survive
+// ENOSPC in the WAL itself (the same write can trip the WAL writer's assertion), so relay
+// stops short of a full disk instead of letting the WAL find it.
+constexpr std::uintmax_t kWriteHeadroom = 1 << 20;
+// Below this much a recovery is not tried: it writes a memtable flush and a new WAL. Above the
+// write headroom, so that a recovered store takes more than one write before refusing again.
+constexpr std::uintmax_t kMinFreeToResume = 4 << 20;
 
 // Tracks RocksDB's background error state for Store::writable(), and turns RocksDB's own
 // automatic recovery off: Store::recover(), called by the writer thread, is the one place
@@ -208,6 +213,11 @@ std::uint64_t Store::wal_bytes() const {
 
 rocksdb::Status Store::write(rocksdb::WriteBatch& batch) {
   if (!writable()) return rocksdb::Status::Incomplete("storage is not writable");
+  if (const auto available = free_bytes(options_.path); available < batch.GetDataSize() + kWriteHeadroom) {
+    write_failed_.store(true);
+    return rocksdb::Status::NoSpace("the data directory's filesystem is full (" + std::to_string(available / 1024) +
+                                    " KiB free)");
+  }
   rocksdb::WriteOptions write_options;
   write_options.sync = options_.sync_writes;
   rocksdb::Status status = db_->Write(write_options, &batch);

@@ -72,9 +72,10 @@ class Store {
   std::uint64_t sst_bytes() const;
   std::uint64_t wal_bytes() const;
 
-  // Writes a batch as one atomic unit with the configured durability. A failed write leaves
-  // the store unwritable until recover() succeeds: after a WAL write error RocksDB 7.8 must
-  // not be asked to touch the WAL again (its writer asserts) until it has resumed.
+  // Writes a batch as one atomic unit with the configured durability. Refused (NoSpace) when
+  // the disk would keep less than a small headroom. A failed write leaves the store unwritable
+  // until recover() succeeds: after a WAL write error RocksDB 7.8 must not be asked to touch
+  // the WAL again (its writer asserts) until it has resumed.
   rocksdb::Status write(rocksdb::WriteBatch& batch);
 
   // False after a failed write or while RocksDB holds a background error (full disk, I/O

@@ -126,6 +126,7 @@ struct RelayMetrics::Impl {
   Family<Gauge>& storage_bytes;
   Gauge& storage_sst;
   Gauge& storage_wal;
+  Gauge& storage_writable;
 
   // The io thread and the storage writer thread both record; these guard the label caches.
   // Subscription series can be removed, so they are updated under sub_mutex; route series live
@@ -199,7 +200,13 @@ RelayMetrics::Impl::Impl(std::string_view version)
       storage_bytes(family(prometheus::BuildGauge(), "relay_storage_bytes",
                            "Bytes on disk used by the store, by kind.", registry)),
       storage_sst(storage_bytes.Add({{"kind", "sst"}})),
-      storage_wal(storage_bytes.Add({{"kind", "wal"}})) {
+      storage_wal(storage_bytes.Add({{"kind", "wal"}})),
+      storage_writable(family(prometheus::BuildGauge(), "relay_storage_writable",
+                              "1 while the store accepts writes; 0 while they are refused (full disk, RocksDB "
+                              "background error) until it recovers.",
+                              registry)
+                           .Add({})) {
+  storage_writable.Set(1);
   family(prometheus::BuildGauge(), "relay_build_info", "Build information; the value is always 1.", registry)
       .Add({{"version", std::string(version)}})
       .Set(1);
@@ -324,6 +331,8 @@ void RelayMetrics::set_storage_bytes(std::uint64_t sst, std::uint64_t wal) {
   impl_->storage_sst.Set(static_cast<double>(sst));
   impl_->storage_wal.Set(static_cast<double>(wal));
 }
+
+void RelayMetrics::set_storage_writable(bool writable) { impl_->storage_writable.Set(writable ? 1 : 0); }
 
 void RelayMetrics::forget_subscription(std::string_view subscription) {
   std::lock_guard lock(impl_->sub_mutex);

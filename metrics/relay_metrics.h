@@ -61,6 +61,8 @@ class RelayMetrics {
   void set_circuit_state(std::string_view subscription, int state);
   void set_subscriptions(std::uint64_t enabled, std::uint64_t disabled);
   void set_storage_bytes(std::uint64_t sst, std::uint64_t wal);
+  // relay_storage_writable: 1, or 0 while writes are refused (full disk, RocksDB error).
+  void set_storage_writable(bool writable);
 
   // Drops every series labelled with this subscription id (the subscription was deleted), so
   // that deleted subscriptions do not accumulate series. A later call for the same id creates

@@ -8,6 +8,9 @@ namespace {
 
 // Bounds one group so that a flood of commands cannot build an unbounded batch.
 constexpr std::size_t kMaxGroupCommands = 2048;
+// How often the writer thread checks the store's health and, while it is unwritable, tries to
+// recover. Idle waits end this often too, so that a background error is noticed when idle.
+constexpr auto kHealthInterval = std::chrono::seconds(1);
 
 }  // namespace
 
@@ -58,8 +61,8 @@ void WriteTxn::add_merges_to_batch() {
   merges_.clear();
 }
 
-CommitPipeline::CommitPipeline(Store& store, CommitObserver observer)
-    : store_(store), observer_(std::move(observer)), thread_([this] { run(); }) {}
+CommitPipeline::CommitPipeline(Store& store, CommitObserver observer, HealthObserver health)
+    : store_(store), observer_(std::move(observer)), health_(std::move(health)), thread_([this] { run(); }) {}
 
 CommitPipeline::~CommitPipeline() { stop(); }
 
@@ -89,8 +92,8 @@ void CommitPipeline::run() {
   for (;;) {
     {
       std::unique_lock lock(mutex_);
-      wake_.wait(lock, [&] { return stopping_ || !queue_.empty() || !background_queue_.empty(); });
-      if (queue_.empty() && background_queue_.empty()) return;  // stopping and drained
+      wake_.wait_for(lock, kHealthInterval, [&] { return stopping_ || !queue_.empty() || !background_queue_.empty(); });
+      if (stopping_ && queue_.empty() && background_queue_.empty()) return;  // drained
       for (auto* source : {&queue_, &background_queue_}) {
         while (!source->empty() && group.size() < kMaxGroupCommands) {
           group.push_back(std::move(source->front()));
@@ -98,9 +101,36 @@ void CommitPipeline::run() {
         }
       }
     }
-    commit_group(group);
+    check_health();
+    if (group.empty()) continue;
+    if (store_.writable()) {
+      commit_group(group);
+    } else {
+      refuse_group(group);
+    }
     group.clear();
   }
+}
+
+void CommitPipeline::check_health() {
+  bool writable = store_.writable();
+  const auto now = std::chrono::steady_clock::now();
+  if (!writable && now >= next_recovery_) {
+    next_recovery_ = now + kHealthInterval;
+    const Status recovered = store_.recover();
+    writable = recovered.ok();
+    if (!recovered) unwritable_reason_ = recovered.error().message;
+  }
+  if (writable == reported_writable_) return;
+  reported_writable_ = writable;
+  if (writable) unwritable_reason_.clear();
+  if (unwritable_reason_.empty() && !writable) unwritable_reason_ = "RocksDB reported a background error";
+  if (health_) health_(writable, unwritable_reason_);
+}
+
+void CommitPipeline::refuse_group(std::deque<Entry>& group) {
+  const Status refused = make_error(Errc::unavailable, "storage is not writable (" + unwritable_reason_ + ")");
+  for (Entry& entry : group) entry.done(refused);
 }
 
 void CommitPipeline::commit_group(std::deque<Entry>& group) {
@@ -126,6 +156,12 @@ void CommitPipeline::commit_group(std::deque<Entry>& group) {
       batch.GetWriteBatch()->Count() == 0 ? rocksdb::Status::OK() : store_.write(*batch.GetWriteBatch());
   if (observer_) {
     observer_(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(), group.size());
+  }
+  if (!written.ok()) {
+    // The store is unwritable now (Store::write): the next group is refused, not written.
+    unwritable_reason_ = written.ToString();
+    next_recovery_ = std::chrono::steady_clock::now() + kHealthInterval;
+    check_health();
   }
   for (std::size_t i = 0; i < group.size(); ++i) {
     if (!written.ok() && results[i].ok()) {

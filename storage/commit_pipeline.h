@@ -9,9 +9,15 @@
 // through the pending batch; merge() and put_new() writes excepted, see below), so
 // read-modify-write commands need no locks. A command that
 // returns an error has its writes rolled back; the rest of the group still commits.
+//
+// A failed write (full disk, I/O error) or a RocksDB background error makes the store
+// unwritable (Store::writable). Until it is writable again the thread runs no command: each
+// one fails at once as unavailable, and about once a second the thread tries Store::recover(),
+// which succeeds by itself once space is freed. No write reaches RocksDB in between.
 
 #include <rocksdb/utilities/write_batch_with_index.h>
 
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -80,8 +86,11 @@ class CommitPipeline {
   using Done = std::function<void(const Status&)>;
   // Observes each group commit: seconds spent in the write and number of commands.
   using CommitObserver = std::function<void(double seconds, std::size_t commands)>;
+  // Called on the writer thread when the store becomes unwritable or writable again, with
+  // the reason (the failed write's or recovery's error; empty when writable).
+  using HealthObserver = std::function<void(bool writable, const std::string& reason)>;
 
-  CommitPipeline(Store& store, CommitObserver observer);
+  CommitPipeline(Store& store, CommitObserver observer, HealthObserver health = {});
   ~CommitPipeline();  // finishes queued commands, then stops
   CommitPipeline(const CommitPipeline&) = delete;
   CommitPipeline& operator=(const CommitPipeline&) = delete;
@@ -102,9 +111,18 @@ class CommitPipeline {
   };
   void run();
   void commit_group(std::deque<Entry>& group);
+  // Fails the group's commands unrun: the store is not writable.
+  void refuse_group(std::deque<Entry>& group);
+  // Tries a recovery when one is due; reports a change of writability to the health observer.
+  void check_health();
 
   Store& store_;
   CommitObserver observer_;
+  HealthObserver health_;
+  // Writer thread only.
+  bool reported_writable_ = true;
+  std::string unwritable_reason_;
+  std::chrono::steady_clock::time_point next_recovery_{};
   std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<Entry> queue_;             // foreground

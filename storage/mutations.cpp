@@ -187,6 +187,31 @@ Status delete_subscription(WriteTxn& txn, const std::string& id) {
   return Ok{};
 }
 
+Status update_subscription(WriteTxn& txn, const std::string& id, const SubscriptionChange& change, Subscription& out) {
+  const std::string key = keys::subscription_key(id);
+  const auto bytes = txn.get(Family::subscriptions, key);
+  if (!bytes) return make_error(Errc::not_found, "no subscription " + id);
+  auto stored = records::decode_subscription(*bytes);
+  if (!stored) return make_error(Errc::internal, "stored subscription " + id + " is unreadable");
+  if (auto changed = change(*stored); !changed) return changed;
+  txn.put(Family::subscriptions, key, records::encode_record(*stored));
+  out = std::move(*stored);
+  return Ok{};
+}
+
+Status rotate_secret(WriteTxn& txn, const std::string& id, const SecretRotation& rotation, Subscription& out) {
+  return update_subscription(
+      txn, id,
+      [&rotation](Subscription& sub) -> Status {
+        sub.previous_secret = rotation.grace_ms > 0 ? sub.secret : "";
+        sub.previous_secret_expires_at = rotation.grace_ms > 0 ? rotation.now + rotation.grace_ms : 0;
+        sub.secret = rotation.new_secret;
+        sub.updated_at = rotation.now;
+        return Ok{};
+      },
+      out);
+}
+
 Status record_attempt(WriteTxn& txn, const Delivery& attempted, Attempt attempt, const Resolution& resolution,
                       Delivery& out) {
   std::optional<Delivery> current;

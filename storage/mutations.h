@@ -8,6 +8,7 @@
 // A pending delivery's record never changes without its schedule key moving (or going), so a
 // schedule key that is still there proves a copy with that next_attempt_at current.
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -48,6 +49,21 @@ Status put_subscription(WriteTxn& txn, const Subscription& subscription);
 // not_found when absent. The subscription's deliveries stay; the scheduler discards them
 // when they come due (see DeliveryScheduler).
 Status delete_subscription(WriteTxn& txn, const std::string& id);
+
+// Changes of a stored subscription are read-modify-writes done here, on the writer thread:
+// the record is read through the txn, so each change applies to the state that the changes
+// before it (in this group too) left, and a deleted subscription answers not_found instead of
+// coming back. An error from `change` writes nothing. `out` is the stored result.
+using SubscriptionChange = std::function<Status(Subscription&)>;
+Status update_subscription(WriteTxn& txn, const std::string& id, const SubscriptionChange& change, Subscription& out);
+
+struct SecretRotation {
+  std::string new_secret;
+  std::int64_t grace_ms = 0;  // 0: the stored secret stops signing at once
+  UnixMillis now = 0;
+};
+// The new secret replaces the stored one, which keeps signing for the grace period.
+Status rotate_secret(WriteTxn& txn, const std::string& id, const SecretRotation& rotation, Subscription& out);
 
 // What the retry policy decided after an attempt.
 struct Resolution {

@@ -1,9 +1,12 @@
 #include "storage/store.h"
 
 #include <rocksdb/filter_policy.h>
+#include <rocksdb/listener.h>
 #include <rocksdb/table.h>
 #include <rocksdb/utilities/table_properties_collectors.h>
 
+#include <filesystem>
+#include <limits>
 #include <random>
 #include <stdexcept>
 
@@ -20,6 +23,42 @@ const char* const kFamilyNames[] = {
 static_assert(std::size(kFamilyNames) == static_cast<std::size_t>(Family::count_));
 
 constexpr const char* kInstanceIdKey = "instance_id";
+
+// Below this much free space a start is not tried: RocksDB writes OPTIONS and MANIFEST files
+// before anything else. A start with little more room opens, and its writes wait for space
+// like those of a running relayd (Store::recover).
+constexpr std::uintmax_t kMinFreeToOpen = 256 << 10;
+// A write is refused unless this much stays free after it. RocksDB 7.8 does not always survive
+// ENOSPC in the WAL itself (the same write can trip the WAL writer's assertion), so relay
+// stops short of a full disk instead of letting the WAL find it.
+constexpr std::uintmax_t kWriteHeadroom = 1 << 20;
+// Below this much a recovery is not tried: it writes a memtable flush and a new WAL. Above the
+// write headroom, so that a recovered store takes more than one write before refusing again.
+constexpr std::uintmax_t kMinFreeToResume = 4 << 20;
+
+// Tracks RocksDB's background error state for Store::writable(), and turns RocksDB's own
+// automatic recovery off: Store::recover(), called by the writer thread, is the one place
+// that resumes, so that no write reaches the WAL between an error and the recovery.
+class BackgroundErrorListener : public rocksdb::EventListener {
+ public:
+  explicit BackgroundErrorListener(std::shared_ptr<std::atomic<bool>> flag) : flag_(std::move(flag)) {}
+  void OnBackgroundError(rocksdb::BackgroundErrorReason, rocksdb::Status* error) override {
+    if (error != nullptr && !error->ok()) flag_->store(true);
+  }
+  void OnErrorRecoveryBegin(rocksdb::BackgroundErrorReason, rocksdb::Status, bool* auto_recovery) override {
+    if (auto_recovery != nullptr) *auto_recovery = false;
+  }
+
+ private:
+  std::shared_ptr<std::atomic<bool>> flag_;
+};
+
+// Free bytes on the data directory's filesystem; max() when unknown (never blocks a start).
+std::uintmax_t free_bytes(const std::string& path) {
+  std::error_code ec;
+  const auto space = std::filesystem::space(path, ec);
+  return ec ? std::numeric_limits<std::uintmax_t>::max() : space.available;
+}
 
 bool is_queue_family(Family family) {
   return family == Family::schedule || family == Family::dead_letters || family == Family::completed;
@@ -76,6 +115,16 @@ std::unique_ptr<Store> Store::open(const StoreOptions& store_options) {
   db_options.avoid_flush_during_recovery = true;
   // Group commit happens in CommitPipeline; RocksDB's own pipelining helps concurrent readers.
   db_options.enable_pipelined_write = true;
+  auto background_error = std::make_shared<std::atomic<bool>>(false);
+  db_options.listeners.push_back(std::make_shared<BackgroundErrorListener>(background_error));
+
+  // A full disk fails the open somewhere deep in RocksDB (OPTIONS file, WAL): say so plainly.
+  std::filesystem::create_directories(store_options.path);
+  if (const auto available = free_bytes(store_options.path); available < kMinFreeToOpen) {
+    throw std::runtime_error("data directory " + store_options.path + " is on a full filesystem (" +
+                             std::to_string(available / 1024) + " KiB free, at least " +
+                             std::to_string(kMinFreeToOpen >> 10) + " KiB needed): free space and start again");
+  }
 
   auto cache = rocksdb::NewLRUCache(store_options.block_cache_bytes);
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
@@ -85,10 +134,16 @@ std::unique_ptr<Store> Store::open(const StoreOptions& store_options) {
   std::vector<rocksdb::ColumnFamilyHandle*> handle_list;
   rocksdb::DB* raw_db = nullptr;
   const rocksdb::Status status = rocksdb::DB::Open(db_options, store_options.path, descriptors, &handle_list, &raw_db);
+  if (status.IsNoSpace()) {
+    throw std::runtime_error("data directory " + store_options.path + " is on a full filesystem (" +
+                             std::to_string(free_bytes(store_options.path) / 1024) +
+                             " KiB free, not enough to replay the write-ahead log): free space and start again");
+  }
   if (!status.ok()) throw std::runtime_error("cannot open data directory " + store_options.path + ": " + status.ToString());
   std::array<rocksdb::ColumnFamilyHandle*, static_cast<std::size_t>(Family::count_)> handles{};
   std::copy(handle_list.begin(), handle_list.end(), handles.begin());
-  std::unique_ptr<Store> store(new Store(store_options, std::unique_ptr<rocksdb::DB>(raw_db), handles));
+  std::unique_ptr<Store> store(
+      new Store(store_options, std::unique_ptr<rocksdb::DB>(raw_db), handles, std::move(background_error)));
 
   if (auto stored = store->get(Family::meta, kInstanceIdKey); stored && stored->size() == 4) {
     store->instance_id_ = keys::read_u32(*stored);
@@ -104,15 +159,23 @@ std::unique_ptr<Store> Store::open(const StoreOptions& store_options) {
 }
 
 Store::Store(StoreOptions options, std::unique_ptr<rocksdb::DB> db,
-             std::array<rocksdb::ColumnFamilyHandle*, static_cast<std::size_t>(Family::count_)> handles)
-    : options_(std::move(options)), db_(std::move(db)), handles_(handles) {}
+             std::array<rocksdb::ColumnFamilyHandle*, static_cast<std::size_t>(Family::count_)> handles,
+             std::shared_ptr<std::atomic<bool>> background_error)
+    : options_(std::move(options)),
+      db_(std::move(db)),
+      handles_(handles),
+      background_error_(std::move(background_error)) {}
 
 Store::~Store() {
   if (!db_) return;
-  db_->FlushWAL(/*sync=*/true).PermitUncheckedError();
-  // Flushed memtables leave no WAL to replay at the next start.
-  std::vector<rocksdb::ColumnFamilyHandle*> all(handles_.begin(), handles_.end());
-  db_->Flush(rocksdb::FlushOptions(), all).PermitUncheckedError();
+  // An unwritable store must not touch its WAL again (see write()); what was acknowledged is
+  // in the WAL already and is replayed at the next start.
+  if (writable()) {
+    db_->FlushWAL(/*sync=*/true).PermitUncheckedError();
+    // Flushed memtables leave no WAL to replay at the next start.
+    std::vector<rocksdb::ColumnFamilyHandle*> all(handles_.begin(), handles_.end());
+    db_->Flush(rocksdb::FlushOptions(), all).PermitUncheckedError();
+  }
   for (auto* handle : handles_) {
     if (handle != nullptr) db_->DestroyColumnFamilyHandle(handle).PermitUncheckedError();
   }
@@ -149,9 +212,38 @@ std::uint64_t Store::wal_bytes() const {
 }
 
 rocksdb::Status Store::write(rocksdb::WriteBatch& batch) {
+  if (!writable()) return rocksdb::Status::Incomplete("storage is not writable");
+  if (const auto available = free_bytes(options_.path); available < batch.GetDataSize() + kWriteHeadroom) {
+    write_failed_.store(true);
+    return rocksdb::Status::NoSpace("the data directory's filesystem is full (" + std::to_string(available / 1024) +
+                                    " KiB free)");
+  }
   rocksdb::WriteOptions write_options;
   write_options.sync = options_.sync_writes;
-  return db_->Write(write_options, &batch);
+  rocksdb::Status status = db_->Write(write_options, &batch);
+  if (!status.ok()) write_failed_.store(true);
+  return status;
+}
+
+Status Store::recover() {
+  if (writable()) return Ok{};
+  if (const auto available = free_bytes(options_.path); available < kMinFreeToResume) {
+    return make_error(Errc::unavailable,
+                      "the data directory's filesystem is full (" + std::to_string(available / 1024) + " KiB free)");
+  }
+  // write_failed_ keeps the store unwritable until the end; the listener sets the background
+  // flag again if the recovery itself meets an error.
+  write_failed_.store(true);
+  background_error_->store(false);
+  // Resume() flushes every memtable onto a new WAL (the failed one is never written again)
+  // and clears the background error; it answers ok at once when RocksDB holds no error.
+  if (const rocksdb::Status resumed = db_->Resume(); !resumed.ok()) {
+    background_error_->store(true);
+    return make_error(Errc::unavailable, "storage recovery failed: " + resumed.ToString());
+  }
+  if (background_error_->load()) return make_error(Errc::unavailable, "storage recovery met a new error");
+  write_failed_.store(false);
+  return Ok{};
 }
 
 }  // namespace relay

@@ -6,6 +6,7 @@
 #include <rocksdb/db.h>
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -71,12 +72,25 @@ class Store {
   std::uint64_t sst_bytes() const;
   std::uint64_t wal_bytes() const;
 
-  // Writes a batch as one atomic unit with the configured durability.
+  // Writes a batch as one atomic unit with the configured durability. Refused (NoSpace) when
+  // the disk would keep less than a small headroom. A failed write leaves the store unwritable
+  // until recover() succeeds: after a WAL write error RocksDB 7.8 must not be asked to touch
+  // the WAL again (its writer asserts) until it has resumed.
   rocksdb::Status write(rocksdb::WriteBatch& batch);
+
+  // False after a failed write or while RocksDB holds a background error (full disk, I/O
+  // error): writes must wait for recover(). Thread-safe; /readyz and the writer read it.
+  bool writable() const { return !write_failed_.load() && !background_error_->load(); }
+  // Tries to leave the unwritable state: when the disk has room again, DB::Resume() flushes
+  // the memtables onto a fresh WAL and clears the error. Ok when writable afterwards. Runs on
+  // the writer thread only (RocksDB's own automatic recovery is turned off so that this is the
+  // one place that resumes).
+  Status recover();
 
  private:
   Store(StoreOptions options, std::unique_ptr<rocksdb::DB> db,
-        std::array<rocksdb::ColumnFamilyHandle*, static_cast<std::size_t>(Family::count_)> handles);
+        std::array<rocksdb::ColumnFamilyHandle*, static_cast<std::size_t>(Family::count_)> handles,
+        std::shared_ptr<std::atomic<bool>> background_error);
   std::unique_ptr<rocksdb::Iterator> bounded_iterator(Family family, const ScanRange& range,
                                                       rocksdb::Slice& lower, rocksdb::Slice& upper,
                                                       rocksdb::ReadOptions& read_options) const;
@@ -85,6 +99,9 @@ class Store {
   std::unique_ptr<rocksdb::DB> db_;
   std::array<rocksdb::ColumnFamilyHandle*, static_cast<std::size_t>(Family::count_)> handles_{};
   std::uint32_t instance_id_ = 0;
+  std::atomic<bool> write_failed_{false};
+  // Shared with the event listener that RocksDB calls on background errors.
+  std::shared_ptr<std::atomic<bool>> background_error_;
 };
 
 template <typename Visit>

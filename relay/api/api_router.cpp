@@ -164,8 +164,9 @@ boost::asio::awaitable<HttpResponse> ApiRouter::handle(HttpRequest request) {
   } else if (route->path == "/healthz") {
     response = json_response(200, {{"status", "ok"}});
   } else if (route->path == "/readyz") {
-    response = context_.draining.load() ? error_response(Errc::unavailable, "relay is shutting down")
-                                        : json_response(200, {{"status", "ready"}});
+    response = context_.draining.load()     ? error_response(Errc::unavailable, "relay is shutting down")
+               : !context_.store.writable() ? error_response(Errc::unavailable, "storage is not writable")
+                                            : json_response(200, {{"status", "ready"}});
   } else if (route->path == "/metrics") {
     response = empty_response(200);
     response.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");

@@ -1,12 +1,17 @@
 // Subscriptions: create, list, read, update, delete, rotate the signing secret.
 
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <functional>
+#include <memory>
 
 #include "metrics/relay_metrics.h"
 #include "relay/api/http_responses.h"
 #include "relay/api/request_parsing.h"
 #include "relay/api/route.h"
-#include "relay/core/async_bridge.h"
 #include "relay/core/duration.h"
 #include "relay/delivery/delivery_scheduler.h"
 #include "relay/delivery/signature.h"
@@ -22,16 +27,39 @@ namespace {
 
 constexpr std::int64_t kDefaultRotationGraceMs = 24 * 3'600'000LL;
 
-// Commits `sub` and, once durable, publishes it to the registry so that every
-// later ingest matches against it.
-asio::awaitable<Status> store_subscription(ApiContext& ctx, const Subscription& sub) {
-  auto copy = std::make_shared<const Subscription>(sub);
-  const CommitPipeline::Command command = [copy](WriteTxn& txn) { return mutations::put_subscription(txn, *copy); };
-  const Status status = co_await async_commit(ctx.pipeline, command, asio::use_awaitable);
-  if (status) {
-    ctx.subscriptions.upsert(sub);
-    ctx.scheduler.subscription_changed(sub.id);
-  }
+// Commits a subscription change and, on the writer thread right after the group holding it is
+// durable, runs `publish` (a registry update); then completes on the event loop. Publishing
+// there happens in commit order, so the registry ends equal to the disk whatever order the
+// handlers resume in, two changes of one group included. Arguments by reference, copied by
+// async_initiate: see relay/core/async_bridge.h on g++ 12 and temporaries in co_await.
+asio::awaitable<Status> commit_and_publish(ApiContext& ctx, const CommitPipeline::Command& command,
+                                           const std::function<void()>& publish) {
+  co_return co_await asio::async_initiate<decltype(asio::use_awaitable), void(Status)>(
+      [&ctx](auto handler, CommitPipeline::Command cmd, std::function<void()> pub) {
+        auto shared = std::make_shared<decltype(handler)>(std::move(handler));
+        auto work =
+            std::make_shared<asio::executor_work_guard<asio::any_io_executor>>(asio::get_associated_executor(*shared));
+        ctx.pipeline.submit(std::move(cmd), [shared, work, pub = std::move(pub)](const Status& status) {
+          if (status) pub();
+          auto executor = asio::get_associated_executor(*shared);
+          asio::post(executor, [shared, status, work]() mutable {
+            std::move (*shared)(status);
+            work->reset();
+          });
+        });
+      },
+      asio::use_awaitable, command, publish);
+}
+
+// Commits a read-modify-write of subscription `id` (see mutations::update_subscription); on
+// success `result` holds the stored subscription, already in the registry.
+asio::awaitable<Status> change_subscription(ApiContext& ctx, const std::string& id,
+                                            const std::function<Status(WriteTxn&, Subscription&)>& mutate,
+                                            const std::shared_ptr<Subscription>& result) {
+  const CommitPipeline::Command command = [mutate, result](WriteTxn& txn) { return mutate(txn, *result); };
+  const std::function<void()> publish = [&registry = ctx.subscriptions, result] { registry.upsert(*result); };
+  const Status status = co_await commit_and_publish(ctx, command, publish);
+  if (status) ctx.scheduler.subscription_changed(id);
   co_return status;
 }
 
@@ -51,7 +79,15 @@ asio::awaitable<HttpResponse> create_subscription(ApiContext& ctx, const RouteRe
   sub.id = ctx.ids.next(keys::kSubscriptionPrefix);
   if (sub.secret.empty()) sub.secret = generate_secret();
   sub.created_at = sub.updated_at = ctx.clock.now_ms();
-  if (auto stored = co_await store_subscription(ctx, sub); !stored) co_return error_response(stored.error());
+  auto created = std::make_shared<const Subscription>(sub);
+  const CommitPipeline::Command command = [created](WriteTxn& txn) {
+    return mutations::put_subscription(txn, *created);
+  };
+  const std::function<void()> publish = [&registry = ctx.subscriptions, created] { registry.upsert(*created); };
+  if (auto stored = co_await commit_and_publish(ctx, command, publish); !stored) {
+    co_return error_response(stored.error());
+  }
+  ctx.scheduler.subscription_changed(sub.id);
   ctx.logger.info("subscription created", {{"subscription", sub.id}});
   co_return json_response(201, to_api(sub));
 }
@@ -77,22 +113,39 @@ asio::awaitable<HttpResponse> update_subscription(ApiContext& ctx, const RouteRe
   if (!existing) co_return error_response(Errc::not_found, "no subscription " + req.id);
   auto body = parse_json_object(req.http);
   if (!body) co_return error_response(body.error());
-  Subscription sub = *existing;
-  if (auto applied = apply_subscription_fields(*body, sub, /*creating=*/false); !applied) {
+  // Bad input answers 400 before anything is queued; the patch is applied again, to the stored
+  // record, by the writer thread, so that concurrent changes serialize there.
+  Subscription probe = *existing;
+  if (auto applied = apply_subscription_fields(*body, probe, /*creating=*/false); !applied) {
     co_return error_response(applied.error());
   }
-  sub.updated_at = ctx.clock.now_ms();
-  if (auto stored = co_await store_subscription(ctx, sub); !stored) co_return error_response(stored.error());
-  co_return json_response(200, to_api(sub));
+  auto patch = std::make_shared<const nlohmann::json>(std::move(*body));
+  const UnixMillis now = ctx.clock.now_ms();
+  const std::string id = req.id;
+  auto result = std::make_shared<Subscription>();
+  const std::function<Status(WriteTxn&, Subscription&)> mutate = [id, patch, now](WriteTxn& txn, Subscription& out) {
+    return mutations::update_subscription(
+        txn, id,
+        [&](Subscription& sub) -> Status {
+          if (auto applied = apply_subscription_fields(*patch, sub, /*creating=*/false); !applied) return applied;
+          sub.updated_at = now;
+          return Ok{};
+        },
+        out);
+  };
+  if (auto stored = co_await change_subscription(ctx, id, mutate, result); !stored) {
+    co_return error_response(stored.error());
+  }
+  co_return json_response(200, to_api(*result));
 }
 
 asio::awaitable<HttpResponse> delete_subscription(ApiContext& ctx, const RouteRequest& req) {
   if (!find(ctx, req.id)) co_return error_response(Errc::not_found, "no subscription " + req.id);
   const std::string id = req.id;
   const CommitPipeline::Command command = [id](WriteTxn& txn) { return mutations::delete_subscription(txn, id); };
-  const Status status = co_await async_commit(ctx.pipeline, command, asio::use_awaitable);
+  const std::function<void()> publish = [&registry = ctx.subscriptions, id] { registry.erase(id); };
+  const Status status = co_await commit_and_publish(ctx, command, publish);
   if (!status) co_return error_response(status.error());
-  ctx.subscriptions.erase(id);
   ctx.scheduler.subscription_changed(id);
   ctx.metrics.forget_subscription(id);
   ctx.logger.info("subscription deleted", {{"subscription", id}});
@@ -100,8 +153,7 @@ asio::awaitable<HttpResponse> delete_subscription(ApiContext& ctx, const RouteRe
 }
 
 asio::awaitable<HttpResponse> rotate_subscription_secret(ApiContext& ctx, const RouteRequest& req) {
-  const auto existing = find(ctx, req.id);
-  if (!existing) co_return error_response(Errc::not_found, "no subscription " + req.id);
+  if (!find(ctx, req.id)) co_return error_response(Errc::not_found, "no subscription " + req.id);
   std::int64_t grace_ms = kDefaultRotationGraceMs;
   std::string new_secret;
   if (!req.http.body().empty()) {
@@ -125,13 +177,17 @@ asio::awaitable<HttpResponse> rotate_subscription_secret(ApiContext& ctx, const 
       }
     }
   }
-  Subscription sub = *existing;
-  const UnixMillis now = ctx.clock.now_ms();
-  sub.previous_secret = grace_ms > 0 ? sub.secret : "";
-  sub.previous_secret_expires_at = grace_ms > 0 ? now + grace_ms : 0;
-  sub.secret = new_secret.empty() ? generate_secret() : new_secret;
-  sub.updated_at = now;
-  if (auto stored = co_await store_subscription(ctx, sub); !stored) co_return error_response(stored.error());
+  const mutations::SecretRotation rotation{new_secret.empty() ? generate_secret() : new_secret, grace_ms,
+                                           ctx.clock.now_ms()};
+  const std::string id = req.id;
+  auto result = std::make_shared<Subscription>();
+  const std::function<Status(WriteTxn&, Subscription&)> mutate = [id, rotation](WriteTxn& txn, Subscription& out) {
+    return mutations::rotate_secret(txn, id, rotation, out);
+  };
+  if (auto stored = co_await change_subscription(ctx, id, mutate, result); !stored) {
+    co_return error_response(stored.error());
+  }
+  const Subscription& sub = *result;
   ctx.logger.info("subscription secret rotated",
                   {{"subscription", sub.id}, {"grace_period", format_duration(grace_ms)}});
   co_return json_response(200, to_api(sub));

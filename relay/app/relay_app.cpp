@@ -87,9 +87,16 @@ int run_relay(const Config& base_config) {
 
   auto store = Store::open(StoreOptions{config.data_dir, config.sync_writes});
   RelayMetrics metrics(RELAY_VERSION);
-  CommitPipeline pipeline(*store, [&metrics](double seconds, std::size_t commands) {
-    metrics.storage_commit(seconds, commands);
-  });
+  CommitPipeline pipeline(
+      *store, [&metrics](double seconds, std::size_t commands) { metrics.storage_commit(seconds, commands); },
+      [&metrics, &logger](bool writable, const std::string& reason) {
+        metrics.set_storage_writable(writable);
+        if (writable) {
+          logger.info("storage writable again: accepting writes");
+        } else {
+          logger.error("storage not writable: refusing writes until it recovers", {{"error", reason}});
+        }
+      });
   SubscriptionRegistry subscriptions(queries::subscriptions(*store));
   keys::IdGenerator ids(clock, store->instance_id());
 

@@ -136,6 +136,7 @@ TEST(MetricsTest, FreshInstanceExposesUnlabelledSeriesAtZero) {
   EXPECT_EQ(s.at("relay_deliveries{state=\"dead\"}"), 0);
   EXPECT_EQ(s.at("relay_subscriptions{enabled=\"false\"}"), 0);
   EXPECT_EQ(s.at("relay_storage_bytes{kind=\"wal\"}"), 0);
+  EXPECT_EQ(s.at("relay_storage_writable"), 1);
   EXPECT_EQ(s.at("relay_oldest_pending_age_seconds"), 0);
   EXPECT_EQ(s.at("relay_build_info{version=\"1.2.3\"}"), 1);
 }
@@ -235,6 +236,7 @@ TEST(MetricsTest, GaugesHoldTheLastSnapshot) {
   metrics.set_oldest_pending_age(12.5);
   metrics.set_subscriptions(3, 2);
   metrics.set_storage_bytes(1000, 200);
+  metrics.set_storage_writable(false);
   metrics.set_circuit_state("sub_a", 2);
   metrics.set_circuit_state("sub_a", 1);
   metrics.set_circuit_state("sub_b", 0);
@@ -248,6 +250,7 @@ TEST(MetricsTest, GaugesHoldTheLastSnapshot) {
   EXPECT_EQ(s.at("relay_subscriptions{enabled=\"false\"}"), 2);
   EXPECT_EQ(s.at("relay_storage_bytes{kind=\"sst\"}"), 1000);
   EXPECT_EQ(s.at("relay_storage_bytes{kind=\"wal\"}"), 200);
+  EXPECT_EQ(s.at("relay_storage_writable"), 0);
   EXPECT_EQ(s.at("relay_circuit_state{subscription=\"sub_a\"}"), 1);
   EXPECT_EQ(s.at("relay_circuit_state{subscription=\"sub_b\"}"), 0);
 }

@@ -704,6 +704,115 @@ TEST_F(MutationsTest, SubscriptionsArePutAndDeleted) {
   EXPECT_EQ(again.error().code, Errc::not_found);
 }
 
+TEST_F(MutationsTest, UpdatesInOneGroupApplyToTheStateTheOneBeforeLeftAndNeverResurrect) {
+  Subscription sub = *subscription();
+  ASSERT_TRUE(run([&](WriteTxn& txn) { return mutations::put_subscription(txn, sub); }).ok());
+
+  // Four commands in one group: the writer is held until all are queued.
+  std::promise<void> release;
+  auto released = release.get_future().share();
+  pipeline_->submit(
+      [released](WriteTxn&) -> Status {
+        released.wait();
+        return Ok{};
+      },
+      [](const Status&) {});
+  Subscription after_description;
+  Subscription after_url;
+  Subscription after_delete;
+  std::promise<Status> p1, p2, p3, p4;
+  pipeline_->submit(
+      [&](WriteTxn& txn) {
+        return mutations::update_subscription(
+            txn, sub.id,
+            [](Subscription& s) -> Status {
+              s.description = "patched";
+              return Ok{};
+            },
+            after_description);
+      },
+      [&](const Status& s) { p1.set_value(s); });
+  pipeline_->submit(
+      [&](WriteTxn& txn) {
+        return mutations::update_subscription(
+            txn, sub.id,
+            [](Subscription& s) -> Status {
+              s.url = "https://example.com/other";
+              return Ok{};
+            },
+            after_url);
+      },
+      [&](const Status& s) { p2.set_value(s); });
+  pipeline_->submit([&](WriteTxn& txn) { return mutations::delete_subscription(txn, sub.id); },
+                    [&](const Status& s) { p3.set_value(s); });
+  pipeline_->submit(
+      [&](WriteTxn& txn) {
+        return mutations::update_subscription(
+            txn, sub.id,
+            [](Subscription& s) -> Status {
+              s.description = "too late";
+              return Ok{};
+            },
+            after_delete);
+      },
+      [&](const Status& s) { p4.set_value(s); });
+  release.set_value();
+  ASSERT_TRUE(p1.get_future().get().ok());
+  ASSERT_TRUE(p2.get_future().get().ok());
+  ASSERT_TRUE(p3.get_future().get().ok());
+  const Status late = p4.get_future().get();
+  ASSERT_FALSE(late.ok());
+  EXPECT_EQ(late.error().code, Errc::not_found);
+
+  EXPECT_EQ(after_description.description, "patched");
+  EXPECT_EQ(after_url.description, "patched");  // the second change saw the first
+  EXPECT_EQ(after_url.url, "https://example.com/other");
+  EXPECT_TRUE(queries::subscriptions(*store_).empty());
+}
+
+TEST_F(MutationsTest, AFailingSubscriptionChangeWritesNothing) {
+  Subscription sub = *subscription();
+  sub.description = "kept";
+  ASSERT_TRUE(run([&](WriteTxn& txn) { return mutations::put_subscription(txn, sub); }).ok());
+  Subscription out;
+  const Status failed = run([&](WriteTxn& txn) {
+    return mutations::update_subscription(
+        txn, sub.id,
+        [](Subscription& s) -> Status {
+          s.description = "half";
+          return make_error(Errc::invalid_field, "no");
+        },
+        out);
+  });
+  ASSERT_FALSE(failed.ok());
+  EXPECT_EQ(failed.error().code, Errc::invalid_field);
+  EXPECT_EQ(queries::subscriptions(*store_).at(0).description, "kept");
+}
+
+TEST_F(MutationsTest, RotationsChainThroughTheStoredSecret) {
+  Subscription sub = *subscription();
+  sub.secret = "s0";
+  ASSERT_TRUE(run([&](WriteTxn& txn) { return mutations::put_subscription(txn, sub); }).ok());
+  Subscription out;
+  for (const char* next : {"s1", "s2"}) {
+    ASSERT_TRUE(run([&](WriteTxn& txn) {
+                  return mutations::rotate_secret(txn, sub.id, {next, 60'000, kStart}, out);
+                }).ok());
+  }
+  EXPECT_EQ(out.secret, "s2");
+  EXPECT_EQ(out.previous_secret, "s1");
+  EXPECT_EQ(out.previous_secret_expires_at, kStart + 60'000);
+  ASSERT_TRUE(run([&](WriteTxn& txn) { return mutations::rotate_secret(txn, sub.id, {"s3", 0, kStart}, out); }).ok());
+  const Subscription stored = queries::subscriptions(*store_).at(0);
+  EXPECT_EQ(stored.secret, "s3");
+  EXPECT_EQ(stored.previous_secret, "");  // no grace: the old secret stops signing at once
+  const Status gone = run([&](WriteTxn& txn) {
+    return mutations::rotate_secret(txn, "sub_absent", {"x", 0, kStart}, out);
+  });
+  ASSERT_FALSE(gone.ok());
+  EXPECT_EQ(gone.error().code, Errc::not_found);
+}
+
 TEST_F(MutationsTest, StateSurvivesReopen) {
   const auto sub = subscription();
   const auto out = ingest({sub}, "durable");

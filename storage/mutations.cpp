@@ -269,4 +269,21 @@ Status remove_event_if_orphan(WriteTxn& txn, const std::string& event_id) {
   return Ok{};
 }
 
+// Unchanged since the scheduler's copy exactly when its schedule key still exists (see the
+// header), so no record is read.
+Status expire_delivery(WriteTxn& txn, const Delivery& waiting, std::string reason, UnixMillis now, Delivery& out) {
+  if (!txn.get(Family::schedule, keys::schedule_key(waiting.next_attempt_at, waiting.id))) {
+    return make_error(Errc::conflict, "delivery " + waiting.id + " moved");
+  }
+  Delivery d = waiting;
+  remove_state_key(txn, d);
+  d.state = DeliveryState::dead;
+  d.completed_at = now;
+  d.last_error = std::move(reason);
+  txn.put(Family::deliveries, keys::delivery_key(d.id), records::encode_record(d));
+  put_state_key(txn, d);
+  out = std::move(d);
+  return Ok{};
+}
+
 }  // namespace relay::mutations

@@ -78,4 +78,9 @@ Status discard_dead(WriteTxn& txn, const std::string& delivery_id);
 // Removes an event that never had deliveries, once its retention is over.
 Status remove_event_if_orphan(WriteTxn& txn, const std::string& event_id);
 
+// A waiting pending delivery whose retry window ended without a further attempt (its circuit
+// was open) becomes dead with `reason` as its last error: the delivery record, its schedule key
+// and its dead-letter key in one batch. conflict when it moved or went since `waiting` was read.
+Status expire_delivery(WriteTxn& txn, const Delivery& waiting, std::string reason, UnixMillis now, Delivery& out);
+
 }  // namespace relay::mutations

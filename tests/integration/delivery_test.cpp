@@ -460,10 +460,21 @@ TEST_F(Deliveries, BlackholedSubscriberDoesNotDelayAHealthyOne) {
   ASSERT_FALSE(stuck_id.empty() || healthy_id.empty());
 
   constexpr std::size_t kEvents = 60;
-  for (std::size_t i = 0; i < kEvents; ++i) publish("meeting.completed", {{"n", i}}, 2);
+  std::vector<Clock::time_point> published_at;  // by payload "n": when its event was accepted
+  for (std::size_t i = 0; i < kEvents; ++i) {
+    published_at.push_back(Clock::now());
+    publish("meeting.completed", {{"n", i}}, 2);
+  }
   // Well inside the blackhole's 30s attempt timeout.
   ASSERT_TRUE(healthy.wait_for_requests(kEvents, 25s))
       << "healthy subscriber got " << healthy.request_count() << " of " << kEvents << " while another hangs";
+  // The contract allows a healthy subscription's delivery a second's delay; each event is
+  // measured from its own publication, with room for a loaded test machine.
+  for (const RecordedRequest& r : healthy.requests()) {
+    const std::size_t n = json::parse(r.body).value("n", kEvents);
+    ASSERT_LT(n, kEvents) << r.body;
+    EXPECT_LE(r.received_at - published_at[n], 5s) << "event " << n << " reached the healthy subscriber late";
+  }
   // The blackhole really is holding attempts open, and none of them has finished.
   EXPECT_GE(blackhole.request_count(), 1u);
   EXPECT_LE(blackhole.request_count(), 8u) << "per-subscription max_in_flight";
@@ -537,6 +548,26 @@ TEST_F(Deliveries, FailingSubscriberOpensItsCircuitWithoutDelayingAHealthyOne) {
   }
   EXPECT_EQ(attempts, 20u);
   EXPECT_EQ(failing.request_count(), 20u);
+}
+
+// Spec 3 (1.1): the window keeps running while the circuit is open. With a 2 s window every
+// delivery's window has ended long before the next probe (30 s): all go dead, unattempted ones
+// included, with the reason as their last error.
+TEST_F(Deliveries, OpenCircuitDoesNotStopRetryWindowsFromEnding) {
+  TestSubscriber failing;
+  failing.respond(Reply::status(500, "down"));
+  start(kFastRetries);
+  const std::string sub_id = subscribe_id({{"url", failing.url("/hook")}, {"max_in_flight", 1}});
+  ASSERT_FALSE(sub_id.empty());
+  constexpr std::size_t kEvents = 60;
+  for (std::size_t i = 0; i < kEvents; ++i) publish("meeting.completed", {{"n", i}}, 1);
+  const std::string dead_path = "/v1/deliveries?limit=100&state=dead&subscription_id=" + sub_id;
+  EXPECT_TRUE(eventually([&] { return items(dead_path).size() == kEvents; }, 20s))
+      << items(dead_path).size() << " of " << kEvents << " dead; attempts made: " << failing.request_count();
+  std::size_t expired = 0;
+  for (const json& d : items(dead_path)) expired += d.contains("last_error") && d["last_error"] == "window_expired" ? 1 : 0;
+  EXPECT_GE(expired, 1u) << "deliveries whose window ended behind the open circuit";
+  EXPECT_LT(failing.request_count(), kEvents) << "expired deliveries are not attempted";
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -8,6 +8,8 @@
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/post.hpp>
+#include <algorithm>
+#include <functional>
 #include <future>
 #include <map>
 #include <set>
@@ -73,10 +75,12 @@ class DeliverySchedulerTest : public ::testing::Test {
     return deliveries;
   }
 
-  void start_scheduler(std::size_t memory_limit, std::size_t lane_memory_limit = 4'000) {
+  void start_scheduler(std::size_t memory_limit, std::size_t lane_memory_limit = 4'000,
+                       const std::function<void(SchedulerOptions&)>& configure = {}) {
     SchedulerOptions options;
     options.memory_limit = memory_limit;
     options.lane_memory_limit = lane_memory_limit;
+    if (configure) configure(options);
     scheduler_ = std::make_unique<DeliveryScheduler>(io_, options, clock_, logger_, *store_, pipeline_, registry_,
                                                      egress_, metrics_, pool_);
     std::promise<void> started;
@@ -101,6 +105,43 @@ class DeliverySchedulerTest : public ::testing::Test {
           return ids.size() == count;
         },
         60s);
+  }
+
+  // A subscription for `event_types` delivering to `path`, stored and registered.
+  Subscription add_subscription(const std::string& path, const std::string& event_types,
+                                const std::function<void(Subscription&)>& configure = {}) {
+    Subscription sub;
+    sub.id = ids_.next(keys::kSubscriptionPrefix);
+    sub.url = subscriber_.url(path);
+    sub.secret = subscription_.secret;
+    sub.event_types = {event_types};
+    if (configure) configure(sub);
+    commit([&](WriteTxn& txn) { return mutations::put_subscription(txn, sub); });
+    registry_.upsert(sub);
+    return sub;
+  }
+
+  // Stores events for a subscription that is disabled afterwards (disabled ones match nothing new).
+  void disable(Subscription sub) {
+    sub.enabled = false;
+    commit([&](WriteTxn& txn) { return mutations::put_subscription(txn, sub); });
+    registry_.upsert(sub);
+  }
+
+  std::size_t requests_to(const std::string& path) { return subscriber_.requests(path).size(); }
+
+  bool wait_for_requests_to(const std::string& path, std::size_t count, std::chrono::milliseconds timeout) {
+    return subscriber_.wait_until(
+        [&](const std::vector<test::RecordedRequest>& requests) {
+          return static_cast<std::size_t>(std::count_if(requests.begin(), requests.end(),
+                                                        [&](const auto& r) { return r.path == path; })) >= count;
+        },
+        timeout);
+  }
+
+  // Hands freshly stored deliveries to the running scheduler, as the ingest handler does.
+  void enqueue(std::vector<Delivery> deliveries) {
+    asio::post(io_, [this, deliveries = std::move(deliveries)]() mutable { scheduler_->enqueue(std::move(deliveries), nullptr); });
   }
 
   std::size_t held() {
@@ -262,6 +303,70 @@ TEST_F(DeliverySchedulerTest, AHeldSubscriptionsBacklogDoesNotStarveAnother) {
       30s));
   EXPECT_TRUE(subscriber_.requests("/hook").empty());
   EXPECT_LE(held(), 40u);
+}
+
+// Isolation at any backlog size, scaled down (memory window 50, 10 per lane; relayd has 20,000
+// and 4,000): hanging, failing and disabled subscriptions, each with three times its share due,
+// filled the whole window and a healthy subscription got nothing. Stored before the scheduler
+// starts, as after a restart, the healthy deliveries come after the whole backlog in due order.
+TEST_F(DeliverySchedulerTest, LanesThatCannotDispatchDoNotStarveAHealthyOne) {
+  constexpr std::size_t kLaneLimit = 10;
+  constexpr int kBacklog = 3 * kLaneLimit;
+  subscription_.event_types = {"meeting.*"};  // the healthy one, at /hook
+  commit([&](WriteTxn& txn) { return mutations::put_subscription(txn, subscription_); });
+  registry_.upsert(subscription_);
+  subscriber_.respond("/hook", test::Reply::ok());
+  subscriber_.respond("/hang", test::Reply::blackhole());
+  subscriber_.respond("/fail", test::Reply::status(500));
+  const auto two_at_a_time = [](Subscription& s) { s.max_in_flight = 2; };
+  add_subscription("/hang", "backlog.*", two_at_a_time);
+  add_subscription("/hang", "backlog.*", two_at_a_time);
+  add_subscription("/fail", "backlog.*", two_at_a_time);
+  add_subscription("/fail", "backlog.*", two_at_a_time);
+  const Subscription paused = add_subscription("/paused", "backlog.*");
+  ASSERT_EQ(store_events(kBacklog, "backlog.item").size(), 5u * kBacklog);
+  disable(paused);
+  store_events(10, "meeting.completed");
+
+  start_scheduler(/*memory_limit=*/5 * kLaneLimit, kLaneLimit, [](SchedulerOptions& o) {
+    o.blocked_lane_memory_limit = 1;
+    o.circuit_failure_threshold = 3;
+    o.attempt_timeout_ms = 120'000;  // hanging attempts stay open for the whole test
+  });
+  EXPECT_TRUE(wait_for_requests_to("/hook", 10, 20s)) << requests_to("/hook") << " of 10 after the backlog";
+  // New deliveries while the blocked lanes still hold their backlogs.
+  enqueue(store_events(10, "meeting.completed"));
+  EXPECT_TRUE(wait_for_requests_to("/hook", 20, 20s)) << requests_to("/hook") << " of 20 while the backlog waits";
+  EXPECT_TRUE(subscriber_.requests("/paused").empty());
+  EXPECT_LE(held(), 5 * kLaneLimit);
+}
+
+// Fifty lanes that cannot dispatch (disabled, or rate-limited to one a second), each with three
+// times its share due: together they hold what they can dispatch soon, not the whole window.
+TEST_F(DeliverySchedulerTest, FiftyBlockedLanesLeaveRoomForAHealthyOne) {
+  constexpr std::size_t kLaneLimit = 20;
+  constexpr int kBacklog = 3 * kLaneLimit;
+  subscription_.event_types = {"meeting.*"};
+  commit([&](WriteTxn& txn) { return mutations::put_subscription(txn, subscription_); });
+  registry_.upsert(subscription_);
+  subscriber_.respond(test::Reply::ok());
+  std::vector<Subscription> paused;
+  for (int i = 0; i < 25; ++i) paused.push_back(add_subscription("/paused", "backlog.*"));
+  for (int i = 0; i < 25; ++i) {
+    add_subscription("/slow", "backlog.*", [](Subscription& s) { s.rate_limit_per_second = 1; });
+  }
+  ASSERT_EQ(store_events(kBacklog, "backlog.item").size(), 50u * kBacklog);
+  for (const auto& sub : paused) disable(sub);
+  store_events(10, "meeting.completed");
+
+  start_scheduler(/*memory_limit=*/10 * kLaneLimit, kLaneLimit,
+                  [](SchedulerOptions& o) { o.blocked_lane_memory_limit = 1; });
+  EXPECT_TRUE(wait_for_requests_to("/hook", 10, 20s)) << requests_to("/hook") << " of 10 after the backlog";
+  enqueue(store_events(10, "meeting.completed"));
+  EXPECT_TRUE(wait_for_requests_to("/hook", 20, 20s)) << requests_to("/hook") << " of 20 while the backlog waits";
+  EXPECT_TRUE(subscriber_.requests("/paused").empty());
+  // A rate-limited lane keeps about two seconds of its rate, not its share.
+  EXPECT_LE(held(), 25u * 2 + 5);
 }
 
 }  // namespace

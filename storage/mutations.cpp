@@ -120,6 +120,7 @@ std::vector<Delivery> stage_deliveries(WriteTxn& txn, const Event& event,
     d.state = DeliveryState::pending;
     d.created_at = now;
     d.next_attempt_at = now;
+    d.window_pause_mark = paused_ms(*sub, now);
     txn.put_new(Family::deliveries, keys::delivery_key(d.id), records::encode_record(d));
     put_state_key(txn, d, /*reachable=*/false);
     // Other commands scan a reachable event's links: to count its deliveries, or to learn that
@@ -206,7 +207,10 @@ Status record_attempt(WriteTxn& txn, const Delivery& attempted, Attempt attempt,
   remove_state_key(txn, d);
   attempt.number = d.attempts + 1;
   d.attempts = attempt.number;
-  if (d.window_start == 0) d.window_start = attempt.started_at;
+  if (d.window_start == 0) {
+    d.window_start = attempt.started_at;
+    d.window_pause_mark = resolution.window_pause_mark;
+  }
   d.last_error = attempt.outcome == AttemptOutcome::success ? "" : attempt_outcome_name(attempt.outcome);
   d.state = resolution.state;
   if (d.state == DeliveryState::pending) {

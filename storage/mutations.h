@@ -53,6 +53,7 @@ Status delete_subscription(WriteTxn& txn, const std::string& id);
 struct Resolution {
   DeliveryState state = DeliveryState::pending;  // pending (retry), succeeded or dead
   UnixMillis next_attempt_at = 0;                // for pending
+  std::int64_t window_pause_mark = 0;            // the subscription's paused_ms() at the attempt's start
 };
 
 // Stores the attempt and moves the delivery to its next state. `out` is the updated delivery.

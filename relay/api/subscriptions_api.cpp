@@ -1,6 +1,7 @@
 // Subscriptions: create, list, read, update, delete, rotate the signing secret.
 
 #include <boost/asio/use_awaitable.hpp>
+#include <utility>
 
 #include "metrics/relay_metrics.h"
 #include "relay/api/http_responses.h"
@@ -51,6 +52,7 @@ asio::awaitable<HttpResponse> create_subscription(ApiContext& ctx, const RouteRe
   sub.id = ctx.ids.next(keys::kSubscriptionPrefix);
   if (sub.secret.empty()) sub.secret = generate_secret();
   sub.created_at = sub.updated_at = ctx.clock.now_ms();
+  set_enabled(sub, std::exchange(sub.enabled, true), sub.created_at);  // created disabled: paused from now
   if (auto stored = co_await store_subscription(ctx, sub); !stored) co_return error_response(stored.error());
   ctx.logger.info("subscription created", {{"subscription", sub.id}});
   co_return json_response(201, to_api(sub));
@@ -82,6 +84,7 @@ asio::awaitable<HttpResponse> update_subscription(ApiContext& ctx, const RouteRe
     co_return error_response(applied.error());
   }
   sub.updated_at = ctx.clock.now_ms();
+  set_enabled(sub, std::exchange(sub.enabled, existing->enabled), sub.updated_at);  // keeps the pause account
   if (auto stored = co_await store_subscription(ctx, sub); !stored) co_return error_response(stored.error());
   co_return json_response(200, to_api(sub));
 }

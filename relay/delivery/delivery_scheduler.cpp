@@ -24,6 +24,11 @@ constexpr std::int64_t kTickMs = 1'000;
 // After a failed write of an attempt record the delivery is tried again this much later.
 constexpr std::int64_t kStorageRetryMs = 5'000;
 
+// How long the delivery's subscription has been disabled since the delivery's window started.
+std::int64_t paused_since(const Delivery& d, const Subscription* sub, UnixMillis now) {
+  return sub ? std::max<std::int64_t>(0, paused_ms(*sub, now) - d.window_pause_mark) : 0;
+}
+
 std::string successor(std::string key) {
   key.push_back('\0');
   return key;
@@ -497,9 +502,10 @@ void DeliveryScheduler::on_attempt_done(const std::string& delivery_id, const st
   const UnixMillis finished_at = started_at + response.duration_ms;
   AttemptReply reply{response.http_status, std::nullopt};
   if (response.retry_after) reply.retry_after_ms = parse_retry_after_ms(*response.retry_after, finished_at);
-  const RetryDecision decision =
-      decide_after_attempt(policy, d.window_start != 0 ? d.window_start : started_at, d.attempts + 1, finished_at,
-                           reply, std::uniform_real_distribution<double>(0.0, 1.0)(random_));
+  // Time the subscription spent disabled since the window started does not count against it.
+  const UnixMillis window_start = d.window_start != 0 ? d.window_start + paused_since(d, sub.get(), finished_at) : started_at;
+  const RetryDecision decision = decide_after_attempt(policy, window_start, d.attempts + 1, finished_at, reply,
+                                                      std::uniform_real_distribution<double>(0.0, 1.0)(random_));
 
   Attempt attempt;
   attempt.number = d.attempts + 1;
@@ -514,6 +520,7 @@ void DeliveryScheduler::on_attempt_done(const std::string& delivery_id, const st
                      : decision.kind == RetryDecision::dead    ? DeliveryState::dead
                                                                : DeliveryState::pending;
   resolution.next_attempt_at = decision.next_attempt_at;
+  resolution.window_pause_mark = sub ? paused_ms(*sub, started_at) : 0;
 
   auto updated = std::make_shared<Delivery>();
   const UnixMillis old_due = d.next_attempt_at;
@@ -794,7 +801,7 @@ void DeliveryScheduler::expire_ended_windows() {
     const auto sub = snapshot->find(d.subscription_id);
     if (!sub || !sub->enabled) continue;  // a disabled subscription's windows do not run
     // Not attempted yet: its window starts when it became due (created or redriven).
-    const UnixMillis start = d.window_start != 0 ? d.window_start : d.next_attempt_at;
+    const UnixMillis start = (d.window_start != 0 ? d.window_start : d.next_attempt_at) + paused_since(d, sub.get(), now);
     if (start + effective_policy(options_.retry, sub->retry).window_ms > now) continue;
     ended.push_back(&item);
   }

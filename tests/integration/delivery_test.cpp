@@ -652,6 +652,32 @@ TEST_F(Deliveries, DisabledSubscriptionHoldsItsDeliveriesUntilEnabled) {
   EXPECT_EQ(received, std::set<std::string>(event_ids.begin(), event_ids.end()));
 }
 
+// Spec 2: the time spent disabled does not count against the retry window. Disabled for 4 s
+// just after its first failed attempt, a delivery with a 3 s window still has that window's
+// rest after being enabled again, so it is retried more than once before it goes dead.
+TEST_F(Deliveries, TimeSpentDisabledDoesNotCountAgainstTheRetryWindow) {
+  TestSubscriber failing;
+  failing.respond(Reply::status(500, "down"));
+  start({"--allow-cidr", "127.0.0.0/8", "--retry-initial", "1s", "--retry-max-delay", "1s", "--retry-window", "3s"});
+  const std::string sub_id = subscribe_id({{"url", failing.url("/hook")}});
+  ASSERT_FALSE(sub_id.empty());
+  const std::string dlv_id = delivery_id(publish("meeting.completed", {{"n", 1}}, 1), sub_id);
+  ASSERT_TRUE(failing.wait_for_requests(1, kWait));
+  const auto first_attempt_at = Clock::now();
+  // Disabled before the retry, due a second (+-20%) after the first attempt.
+  ASSERT_EQ(call("PATCH", "/v1/subscriptions/" + sub_id, R"({"enabled": false})").status, 200);
+  // The window (3 s) passes while the subscription is disabled; the wait is what is tested.
+  while (Clock::now() < first_attempt_at + 4s) {
+    ASSERT_EQ(failing.request_count(), 1u) << "a disabled subscription was attempted";
+    std::this_thread::sleep_for(100ms);
+  }
+  ASSERT_EQ(call("PATCH", "/v1/subscriptions/" + sub_id, R"({"enabled": true})").status, 200);
+  const json dead = await_state(dlv_id, "dead");
+  // Counting the pause, the window ended at once: one more attempt, then dead. Without it, about
+  // 3 s of window are left: retries a second apart.
+  EXPECT_GE(attempts_of(dead).size(), 3u) << dead.dump();
+}
+
 TEST_F(Deliveries, RedeliverCreatesNewDeliveriesToMatchingSubscriptions) {
   TestSubscriber sub;
   start(kLoopback);

@@ -12,13 +12,16 @@
 #include <functional>
 #include <future>
 #include <map>
+#include <optional>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "metrics/relay_metrics.h"
 #include "relay/delivery/egress_client.h"
 #include "storage/mutations.h"
 #include "tests/support/egress_fixtures.h"
+#include "tests/support/relayd_api_test.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/test_subscriber.h"
 
@@ -142,6 +145,15 @@ class DeliverySchedulerTest : public ::testing::Test {
   // Hands freshly stored deliveries to the running scheduler, as the ingest handler does.
   void enqueue(std::vector<Delivery> deliveries) {
     asio::post(io_, [this, deliveries = std::move(deliveries)]() mutable { scheduler_->enqueue(std::move(deliveries), nullptr); });
+  }
+
+  // The value of one exposed series (name with labels), if exposed.
+  std::optional<double> metric(const std::string& series) {
+    std::istringstream in(metrics_.scrape());
+    for (std::string line; std::getline(in, line);) {
+      if (line.starts_with(series + " ")) return std::stod(line.substr(series.size() + 1));
+    }
+    return std::nullopt;
   }
 
   std::size_t held() {
@@ -367,6 +379,68 @@ TEST_F(DeliverySchedulerTest, FiftyBlockedLanesLeaveRoomForAHealthyOne) {
   EXPECT_TRUE(subscriber_.requests("/paused").empty());
   // A rate-limited lane keeps about two seconds of its rate, not its share.
   EXPECT_LE(held(), 25u * 2 + 5);
+}
+
+// The depth gauges count what is on disk: before, `pending` counted only the scheduler's memory
+// (at most its window, 16 here, of a backlog of 300) and a disabled subscription's deliveries
+// counted as pending and aged the oldest pending delivery.
+TEST_F(DeliverySchedulerTest, DepthGaugesCountTheBacklogOnDiskAndHoldDisabledSubscriptionsApart) {
+  subscription_.rate_limit_per_second = 1;  // the backlog stays due
+  subscription_.event_types = {"meeting.*"};
+  commit([&](WriteTxn& txn) { return mutations::put_subscription(txn, subscription_); });
+  registry_.upsert(subscription_);
+  subscriber_.respond(test::Reply::ok());
+  const Subscription paused = add_subscription("/paused", "calendar.*");
+  store_events(50, "calendar.sync");
+  disable(paused);
+  store_events(300, "meeting.completed");
+
+  start_scheduler(/*memory_limit=*/16, /*lane_memory_limit=*/8);
+  const auto pending = [&] { return metric("relay_deliveries{state=\"pending\"}").value_or(0); };
+  const auto held_gauge = [&] { return metric("relay_deliveries{state=\"held\"}").value_or(0); };
+  EXPECT_TRUE(test::eventually([&] { return pending() >= 280 && held_gauge() == 50; }, 20s))
+      << "pending " << pending() << ", held " << held_gauge();
+  const double age = metric("relay_oldest_pending_age_seconds").value_or(-1);
+  EXPECT_GE(age, 0);
+  EXPECT_LT(age, 60) << "the disabled subscription's deliveries are not pending";
+}
+
+// Deleting a subscription removes its series for good: before, the next gauge tick recreated
+// relay_circuit_state for it, and new subscriptions had no dead-letter series until a death.
+TEST_F(DeliverySchedulerTest, ASubscriptionsSeriesComeWithItAndGoWithIt) {
+  subscriber_.respond(test::Reply::ok());
+  store_events(1);
+  start_scheduler(1'000);
+  ASSERT_TRUE(subscriber_.wait_for_requests(1, 20s));
+  const std::string dead_series = "relay_deliveries_dead_total{subscription=\"" + subscription_.id + "\"}";
+  const std::string circuit_series = "relay_circuit_state{subscription=\"" + subscription_.id + "\"}";
+  EXPECT_EQ(metric(dead_series), 0.0) << "exists from the start, before any death";
+
+  Subscription added;
+  std::promise<void> announced;
+  added = add_subscription("/other", "other.*");
+  asio::post(io_, [&] {
+    scheduler_->subscription_changed(added.id);
+    announced.set_value();
+  });
+  announced.get_future().wait();
+  EXPECT_EQ(metric("relay_deliveries_dead_total{subscription=\"" + added.id + "\"}"), 0.0);
+  const auto enabled_count = [&] { return metric("relay_subscriptions{enabled=\"true\"}"); };
+  ASSERT_TRUE(test::eventually([&] { return enabled_count() == 2.0; }, 20s));
+
+  // Deleted as the API does: registry, scheduler, then the metrics.
+  std::promise<void> deleted;
+  asio::post(io_, [&] {
+    registry_.erase(subscription_.id);
+    scheduler_->subscription_changed(subscription_.id);
+    metrics_.forget_subscription(subscription_.id);
+    deleted.set_value();
+  });
+  deleted.get_future().wait();
+  // The gauge tick publishes the subscription count: once it reads 1 again, a tick has run.
+  EXPECT_TRUE(test::eventually([&] { return enabled_count() == 1.0; }, 20s));
+  EXPECT_FALSE(metric(circuit_series)) << "the gauge tick recreated the deleted subscription's circuit state";
+  EXPECT_FALSE(metric(dead_series));
 }
 
 }  // namespace

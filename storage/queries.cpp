@@ -189,10 +189,7 @@ DueSchedule due_by_subscription(const Store& store, UnixMillis now, std::size_t 
   std::unordered_map<std::string, DueSchedule::Due> due;
   std::size_t visited = 0;
   store.scan(Family::schedule, ScanRange{"", keys::time_bound(now + 1)}, [&](std::string_view key, std::string_view sub) {
-    if (++visited > budget) {
-      result.complete = false;
-      return false;
-    }
+    if (++visited > budget) return false;
     auto [it, first] = due.try_emplace(std::string(sub));
     if (first) it->second.oldest = keys::decode_schedule_key(key).time;  // keys are in due order
     ++it->second.count;

@@ -52,15 +52,14 @@ std::uint64_t count_keys(const Store& store, Family family);
 // gauges); bounded only by the family's size.
 std::unordered_map<std::string, std::uint64_t> count_schedule_by_subscription(const Store& store);
 
-// The schedule keys due before `now`, by subscription id, with each one's oldest due time: the
-// depth gauges' periodic pass. Visits at most `budget` keys; `complete` says whether it saw all.
+// The schedule keys due by `now`, by subscription id, with each one's oldest due time: the
+// depth gauges' periodic pass. Visits at most `budget` keys (the oldest ones).
 struct DueSchedule {
   struct Due {
     std::uint64_t count = 0;
     UnixMillis oldest = 0;
   };
   std::unordered_map<std::string, Due> by_subscription;
-  bool complete = true;
 };
 DueSchedule due_by_subscription(const Store& store, UnixMillis now, std::size_t budget);
 

@@ -353,6 +353,28 @@ TEST_F(DeliverySchedulerTest, LanesThatCannotDispatchDoNotStarveAHealthyOne) {
   EXPECT_LE(held(), 5 * kLaneLimit);
 }
 
+// Subscribers that accept and never answer look healthy until their max_in_flight is full and
+// nothing comes back: then they keep only what they have running (and one more), and the
+// memory their backlogs took is free for the others again.
+TEST_F(DeliverySchedulerTest, StalledSubscribersAreCutBackToWhatTheyHaveRunning) {
+  constexpr std::size_t kLaneLimit = 10;
+  subscription_.event_types = {"meeting.*"};
+  commit([&](WriteTxn& txn) { return mutations::put_subscription(txn, subscription_); });
+  registry_.upsert(subscription_);
+  subscriber_.respond("/hook", test::Reply::ok());
+  subscriber_.respond("/hang", test::Reply::blackhole());
+  for (int i = 0; i < 5; ++i) add_subscription("/hang", "backlog.*", [](Subscription& s) { s.max_in_flight = 2; });
+  store_events(3 * kLaneLimit, "backlog.item");
+  store_events(10, "meeting.completed");
+
+  start_scheduler(/*memory_limit=*/5 * kLaneLimit, kLaneLimit, [](SchedulerOptions& o) {
+    o.blocked_lane_memory_limit = 1;
+    o.attempt_timeout_ms = 120'000;
+  });
+  EXPECT_TRUE(wait_for_requests_to("/hook", 10, 20s)) << requests_to("/hook") << " of 10 behind stalled subscribers";
+  EXPECT_TRUE(test::eventually([&] { return held() <= 5u * 3; }, 20s)) << held() << " held";
+}
+
 // Fifty lanes that cannot dispatch (disabled, or rate-limited to one a second), each with three
 // times its share due: together they hold what they can dispatch soon, not the whole window.
 TEST_F(DeliverySchedulerTest, FiftyBlockedLanesLeaveRoomForAHealthyOne) {

@@ -118,6 +118,7 @@ struct RelayMetrics::Impl {
   Gauge& deliveries_scheduled;
   Gauge& deliveries_in_flight;
   Gauge& deliveries_dead;
+  Gauge& deliveries_held;
   Gauge& oldest_pending_age;
   Family<Gauge>& circuit_state;
   Family<Gauge>& subscriptions_by_enabled;
@@ -183,13 +184,14 @@ RelayMetrics::Impl::Impl(std::string_view version)
                                "Writes per storage group commit.", registry)
                             .Add({}, kBatchBuckets)),
       deliveries(family(prometheus::BuildGauge(), "relay_deliveries",
-                        "Unfinished and dead deliveries, by state: pending (due), scheduled (awaiting a retry), in_flight, dead.", registry)),
+                        "Unfinished and dead deliveries on disk, by state: pending (due), scheduled (awaiting a retry), in_flight, dead, held (of a disabled subscription).", registry)),
       deliveries_pending(deliveries.Add({{"state", "pending"}})),
       deliveries_scheduled(deliveries.Add({{"state", "scheduled"}})),
       deliveries_in_flight(deliveries.Add({{"state", "in_flight"}})),
       deliveries_dead(deliveries.Add({{"state", "dead"}})),
+      deliveries_held(deliveries.Add({{"state", "held"}})),
       oldest_pending_age(family(prometheus::BuildGauge(), "relay_oldest_pending_age_seconds",
-                                "Age of the oldest delivery that is due and not yet attempted.", registry)
+                                "Age of the oldest delivery that is due and not yet attempted, of enabled subscriptions.", registry)
                              .Add({})),
       circuit_state(family(prometheus::BuildGauge(), "relay_circuit_state",
                            "Circuit breaker state by subscription: 0 closed, 1 half-open, 2 open.", registry)),
@@ -304,11 +306,12 @@ void RelayMetrics::storage_commit(double seconds, std::size_t batch_size) {
 }
 
 void RelayMetrics::set_deliveries(std::uint64_t pending, std::uint64_t scheduled, std::uint64_t in_flight,
-                                  std::uint64_t dead) {
+                                  std::uint64_t dead, std::uint64_t held) {
   impl_->deliveries_pending.Set(static_cast<double>(pending));
   impl_->deliveries_scheduled.Set(static_cast<double>(scheduled));
   impl_->deliveries_in_flight.Set(static_cast<double>(in_flight));
   impl_->deliveries_dead.Set(static_cast<double>(dead));
+  impl_->deliveries_held.Set(static_cast<double>(held));
 }
 
 void RelayMetrics::set_oldest_pending_age(double seconds) { impl_->oldest_pending_age.Set(seconds); }
@@ -333,6 +336,23 @@ void RelayMetrics::set_storage_bytes(std::uint64_t sst, std::uint64_t wal) {
 }
 
 void RelayMetrics::set_storage_writable(bool writable) { impl_->storage_writable.Set(writable ? 1 : 0); }
+
+void RelayMetrics::add_subscription(std::string_view subscription) {
+  std::lock_guard lock(impl_->sub_mutex);
+  SubscriptionSeries& series = impl_->subscription_series(subscription);
+  const std::string id(subscription);
+  for (std::size_t i = 0; i < kOutcomes.size(); ++i) {
+    if (series.attempts[i] == nullptr) {
+      series.attempts[i] = &impl_->attempts.Add({{"subscription", id}, {"outcome", attempt_outcome_name(kOutcomes[i])}});
+    }
+  }
+  if (series.attempt_duration == nullptr) {
+    series.attempt_duration = &impl_->attempt_duration.Add({{"subscription", id}}, kAttemptBuckets);
+  }
+  if (series.succeeded == nullptr) series.succeeded = &impl_->succeeded.Add({{"subscription", id}});
+  if (series.dead == nullptr) series.dead = &impl_->dead.Add({{"subscription", id}});
+  if (series.circuit == nullptr) series.circuit = &impl_->circuit_state.Add({{"subscription", id}});
+}
 
 void RelayMetrics::forget_subscription(std::string_view subscription) {
   std::lock_guard lock(impl_->sub_mutex);

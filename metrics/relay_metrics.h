@@ -8,8 +8,9 @@
 // delivery metrics while the storage writer thread records commit metrics.
 //
 // Label values must be bounded: `route` is the route template ("/v1/events/{id}"), never the
-// raw path, and `subscription` is a subscription id, whose series forget_subscription() removes
-// when the subscription is deleted.
+// raw path, and `subscription` is a subscription id: add_subscription() creates all its series
+// at 0 when the subscription is created (or found at startup), forget_subscription() removes
+// them when it is deleted.
 
 #include <cstddef>
 #include <cstdint>
@@ -53,9 +54,10 @@ class RelayMetrics {
   // Storage: one group commit of `batch_size` writes.
   void storage_commit(double seconds, std::size_t batch_size);
 
-  // Gauges, set from periodic snapshots of the store and the scheduler.
+  // Gauges, set from periodic snapshots of the store and the scheduler. `held`: deliveries of
+  // disabled subscriptions, which are in none of the other states.
   void set_deliveries(std::uint64_t pending, std::uint64_t scheduled, std::uint64_t in_flight,
-                      std::uint64_t dead);
+                      std::uint64_t dead, std::uint64_t held = 0);
   void set_oldest_pending_age(double seconds);
   // 0 closed, 1 half-open, 2 open.
   void set_circuit_state(std::string_view subscription, int state);
@@ -64,6 +66,9 @@ class RelayMetrics {
   // relay_storage_writable: 1, or 0 while writes are refused (full disk, RocksDB error).
   void set_storage_writable(bool writable);
 
+  // Creates every series labelled with this subscription id that does not exist yet, at 0
+  // (circuit closed), so that rates and alerts see a subscription before its first attempt.
+  void add_subscription(std::string_view subscription);
   // Drops every series labelled with this subscription id (the subscription was deleted), so
   // that deleted subscriptions do not accumulate series. A later call for the same id creates
   // fresh series.

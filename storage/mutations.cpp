@@ -120,6 +120,7 @@ std::vector<Delivery> stage_deliveries(WriteTxn& txn, const Event& event,
     d.state = DeliveryState::pending;
     d.created_at = now;
     d.next_attempt_at = now;
+    d.window_pause_mark = paused_ms(*sub, now);
     txn.put_new(Family::deliveries, keys::delivery_key(d.id), records::encode_record(d));
     put_state_key(txn, d, /*reachable=*/false);
     // Other commands scan a reachable event's links: to count its deliveries, or to learn that
@@ -231,7 +232,10 @@ Status record_attempt(WriteTxn& txn, const Delivery& attempted, Attempt attempt,
   remove_state_key(txn, d);
   attempt.number = d.attempts + 1;
   d.attempts = attempt.number;
-  if (d.window_start == 0) d.window_start = attempt.started_at;
+  if (d.window_start == 0) {
+    d.window_start = attempt.started_at;
+    d.window_pause_mark = resolution.window_pause_mark;
+  }
   d.last_error = attempt.outcome == AttemptOutcome::success ? "" : attempt_outcome_name(attempt.outcome);
   d.state = resolution.state;
   if (d.state == DeliveryState::pending) {
@@ -291,6 +295,23 @@ Status discard_dead(WriteTxn& txn, const std::string& delivery_id) {
 
 Status remove_event_if_orphan(WriteTxn& txn, const std::string& event_id) {
   if (!event_has_deliveries(txn, event_id)) remove_event(txn, event_id);
+  return Ok{};
+}
+
+// Unchanged since the scheduler's copy exactly when its schedule key still exists (see the
+// header), so no record is read.
+Status expire_delivery(WriteTxn& txn, const Delivery& waiting, std::string reason, UnixMillis now, Delivery& out) {
+  if (!txn.get(Family::schedule, keys::schedule_key(waiting.next_attempt_at, waiting.id))) {
+    return make_error(Errc::conflict, "delivery " + waiting.id + " moved");
+  }
+  Delivery d = waiting;
+  remove_state_key(txn, d);
+  d.state = DeliveryState::dead;
+  d.completed_at = now;
+  d.last_error = std::move(reason);
+  txn.put(Family::deliveries, keys::delivery_key(d.id), records::encode_record(d));
+  put_state_key(txn, d);
+  out = std::move(d);
   return Ok{};
 }
 

@@ -69,6 +69,7 @@ Status rotate_secret(WriteTxn& txn, const std::string& id, const SecretRotation&
 struct Resolution {
   DeliveryState state = DeliveryState::pending;  // pending (retry), succeeded or dead
   UnixMillis next_attempt_at = 0;                // for pending
+  std::int64_t window_pause_mark = 0;            // the subscription's paused_ms() at the attempt's start
 };
 
 // Stores the attempt and moves the delivery to its next state. `out` is the updated delivery.
@@ -93,5 +94,10 @@ Status discard_dead(WriteTxn& txn, const std::string& delivery_id);
 
 // Removes an event that never had deliveries, once its retention is over.
 Status remove_event_if_orphan(WriteTxn& txn, const std::string& event_id);
+
+// A waiting pending delivery whose retry window ended without a further attempt (its circuit
+// was open) becomes dead with `reason` as its last error: the delivery record, its schedule key
+// and its dead-letter key in one batch. conflict when it moved or went since `waiting` was read.
+Status expire_delivery(WriteTxn& txn, const Delivery& waiting, std::string reason, UnixMillis now, Delivery& out);
 
 }  // namespace relay::mutations

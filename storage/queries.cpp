@@ -163,4 +163,40 @@ std::uint64_t count_keys(const Store& store, Family family) {
   return n;
 }
 
+namespace {
+
+// Stored subscription keys (16 bytes) to ids, formatted once per subscription rather than per key.
+template <typename Value>
+std::unordered_map<std::string, Value> by_subscription_id(std::unordered_map<std::string, Value> by_stored_key) {
+  std::unordered_map<std::string, Value> out;
+  for (auto& [stored, value] : by_stored_key) out.emplace(keys::format_id(keys::kSubscriptionPrefix, stored), value);
+  return out;
+}
+
+}  // namespace
+
+std::unordered_map<std::string, std::uint64_t> count_schedule_by_subscription(const Store& store) {
+  std::unordered_map<std::string, std::uint64_t> counts;
+  store.scan(Family::schedule, ScanRange{}, [&](auto, std::string_view sub) {
+    ++counts[std::string(sub)];
+    return true;
+  });
+  return by_subscription_id(std::move(counts));
+}
+
+DueSchedule due_by_subscription(const Store& store, UnixMillis now, std::size_t budget) {
+  DueSchedule result;
+  std::unordered_map<std::string, DueSchedule::Due> due;
+  std::size_t visited = 0;
+  store.scan(Family::schedule, ScanRange{"", keys::time_bound(now + 1)}, [&](std::string_view key, std::string_view sub) {
+    if (++visited > budget) return false;
+    auto [it, first] = due.try_emplace(std::string(sub));
+    if (first) it->second.oldest = keys::decode_schedule_key(key).time;  // keys are in due order
+    ++it->second.count;
+    return true;
+  });
+  result.by_subscription = by_subscription_id(std::move(due));
+  return result;
+}
+
 }  // namespace relay::queries

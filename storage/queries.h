@@ -4,6 +4,7 @@
 
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "relay/core/result.h"
@@ -46,5 +47,20 @@ Result<DeliveryPage> list_dead(const Store& store, const DeliveryFilter& filter)
 
 // Number of keys in a family (startup gauges); bounded only by the family's size.
 std::uint64_t count_keys(const Store& store, Family family);
+
+// The `schedule` family's keys counted by the subscription id their values name (startup
+// gauges); bounded only by the family's size.
+std::unordered_map<std::string, std::uint64_t> count_schedule_by_subscription(const Store& store);
+
+// The schedule keys due by `now`, by subscription id, with each one's oldest due time: the
+// depth gauges' periodic pass. Visits at most `budget` keys (the oldest ones).
+struct DueSchedule {
+  struct Due {
+    std::uint64_t count = 0;
+    UnixMillis oldest = 0;
+  };
+  std::unordered_map<std::string, Due> by_subscription;
+};
+DueSchedule due_by_subscription(const Store& store, UnixMillis now, std::size_t budget);
 
 }  // namespace relay::queries

@@ -14,7 +14,14 @@ namespace {
 // First byte of each binary record: its kind and layout version. None is a byte MessagePack
 // starts a map with (0x80-0x8f, 0xde, 0xdf), so a subscription never passes for one of these.
 // A new layout takes a new tag; decoders of the old one stay until no database holds it.
-enum class Tag : std::uint8_t { event_v1 = 0x01, delivery_v1 = 0x02, attempt_v1 = 0x03, event_type_count_v1 = 0x04 };
+// delivery_v2 appends window_pause_mark; v1 records (written before it) read with a mark of 0.
+enum class Tag : std::uint8_t {
+  event_v1 = 0x01,
+  delivery_v1 = 0x02,
+  attempt_v1 = 0x03,
+  event_type_count_v1 = 0x04,
+  delivery_v2 = 0x05,
+};
 
 constexpr std::size_t kMaxVarintBytes = 10;  // 64 bits, 7 per byte
 
@@ -160,7 +167,7 @@ std::optional<Event> decode_event(std::string_view bytes) {
 }
 
 std::string encode_record(const Delivery& d) {
-  Writer out(Tag::delivery_v1, 11,
+  Writer out(Tag::delivery_v2, 12,
              d.id.size() + d.event_id.size() + d.subscription_id.size() + d.event_type.size() + d.last_error.size());
   out.bytes(d.id);
   out.bytes(d.event_id);
@@ -173,16 +180,20 @@ std::string encode_record(const Delivery& d) {
   out.unsigned_int(d.attempts);
   out.signed_int(d.completed_at);
   out.bytes(d.last_error);
+  out.signed_int(d.window_pause_mark);
   return out.take();
 }
 
 std::optional<Delivery> decode_delivery(std::string_view bytes) {
-  Reader in(bytes);
+  Reader v2(bytes);
+  const bool current = v2.tag(Tag::delivery_v2);
+  Reader in = current ? v2 : Reader(bytes);
   Delivery d;
-  if (!(in.tag(Tag::delivery_v1) && in.string(d.id) && in.string(d.event_id) && in.string(d.subscription_id) &&
-        in.string(d.event_type) && in.enumerator(d.state, DeliveryState::dead) && in.signed_int(d.created_at) &&
-        in.signed_int(d.next_attempt_at) && in.signed_int(d.window_start) && in.unsigned_int(d.attempts) &&
-        in.signed_int(d.completed_at) && in.string(d.last_error) && in.finished())) {
+  if (!((current || in.tag(Tag::delivery_v1)) && in.string(d.id) && in.string(d.event_id) &&
+        in.string(d.subscription_id) && in.string(d.event_type) && in.enumerator(d.state, DeliveryState::dead) &&
+        in.signed_int(d.created_at) && in.signed_int(d.next_attempt_at) && in.signed_int(d.window_start) &&
+        in.unsigned_int(d.attempts) && in.signed_int(d.completed_at) && in.string(d.last_error) &&
+        (!current || in.signed_int(d.window_pause_mark)) && in.finished())) {
     return std::nullopt;
   }
   return d;

@@ -7,6 +7,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <functional>
 #include <memory>
+#include <utility>
 
 #include "metrics/relay_metrics.h"
 #include "relay/api/http_responses.h"
@@ -79,6 +80,7 @@ asio::awaitable<HttpResponse> create_subscription(ApiContext& ctx, const RouteRe
   sub.id = ctx.ids.next(keys::kSubscriptionPrefix);
   if (sub.secret.empty()) sub.secret = generate_secret();
   sub.created_at = sub.updated_at = ctx.clock.now_ms();
+  set_enabled(sub, std::exchange(sub.enabled, true), sub.created_at);  // created disabled: paused from now
   auto created = std::make_shared<const Subscription>(sub);
   const CommitPipeline::Command command = [created](WriteTxn& txn) {
     return mutations::put_subscription(txn, *created);
@@ -127,8 +129,10 @@ asio::awaitable<HttpResponse> update_subscription(ApiContext& ctx, const RouteRe
     return mutations::update_subscription(
         txn, id,
         [&](Subscription& sub) -> Status {
+          const bool was_enabled = sub.enabled;
           if (auto applied = apply_subscription_fields(*patch, sub, /*creating=*/false); !applied) return applied;
           sub.updated_at = now;
+          set_enabled(sub, std::exchange(sub.enabled, was_enabled), now);  // keeps the pause account
           return Ok{};
         },
         out);

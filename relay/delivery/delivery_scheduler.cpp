@@ -24,6 +24,11 @@ constexpr std::int64_t kTickMs = 1'000;
 // After a failed write of an attempt record the delivery is tried again this much later.
 constexpr std::int64_t kStorageRetryMs = 5'000;
 
+// How long the delivery's subscription has been disabled since the delivery's window started.
+std::int64_t paused_since(const Delivery& d, const Subscription* sub, UnixMillis now) {
+  return sub ? std::max<std::int64_t>(0, paused_ms(*sub, now) - d.window_pause_mark) : 0;
+}
+
 std::string successor(std::string key) {
   key.push_back('\0');
   return key;
@@ -39,6 +44,7 @@ struct DeliveryScheduler::Lane {
   std::uint32_t consecutive_failures = 0;
   CircuitState circuit = CircuitState::closed;
   UnixMillis probe_at = 0;
+  UnixMillis last_progress_at = 0;  // last answer, or the dispatch that found the lane idle
   bool in_turn_order = false;
   std::size_t held = 0;                    // deliveries of this subscription in memory
   std::optional<std::string> parked_from;  // its smallest schedule key left on disk, if any
@@ -130,12 +136,17 @@ void DeliveryScheduler::start(std::function<void()> ready) {
   // Pool and writer-thread work captures what it uses by reference to long-lived parts, never
   // `this`: only the part posted back to the event loop touches the scheduler, after `alive`.
   asio::post(blocking_pool_, [this, &io = io_, &store = store_, alive = alive_, ready = std::move(ready)]() mutable {
-    const std::uint64_t scheduled = queries::count_keys(store, Family::schedule);
+    auto by_subscription = queries::count_schedule_by_subscription(store);
     const std::uint64_t dead = queries::count_keys(store, Family::dead_letters);
-    asio::post(io, [this, alive, scheduled, dead, ready = std::move(ready)] {
+    asio::post(io, [this, alive, by_subscription = std::move(by_subscription), dead, ready = std::move(ready)] {
       if (!*alive) return;
-      scheduled_total_ += scheduled;
+      std::uint64_t scheduled = 0;
+      for (const auto& [subscription_id, count] : by_subscription) {
+        scheduled += count;
+        count_scheduled(subscription_id, static_cast<std::int64_t>(count));
+      }
       dead_total_ += dead;
+      for (const auto& [id, sub] : subscriptions_.snapshot()->all()) metrics_.add_subscription(id);
       started_ = true;
       logger_.info("delivery scheduler started", {{"scheduled", scheduled}, {"dead", dead}});
       maybe_load();
@@ -147,11 +158,10 @@ void DeliveryScheduler::start(std::function<void()> ready) {
 
 void DeliveryScheduler::enqueue(std::vector<Delivery> deliveries, std::shared_ptr<const std::string> payload,
                                 Origin origin) {
-  if (origin == Origin::created) scheduled_total_ += deliveries.size();
-  if (origin == Origin::redriven_dead) {
-    scheduled_total_ += deliveries.size();
-    dead_total_ -= std::min<std::uint64_t>(dead_total_, deliveries.size());
+  if (origin != Origin::rescheduled_pending) {
+    for (const auto& d : deliveries) count_scheduled(d.subscription_id, 1);
   }
+  if (origin == Origin::redriven_dead) dead_total_ -= std::min<std::uint64_t>(dead_total_, deliveries.size());
   if (!payload) {
     insert_with_payloads(std::move(deliveries));
     return;
@@ -196,31 +206,105 @@ void DeliveryScheduler::insert(Delivery delivery, std::shared_ptr<const std::str
     lower_cursor(key);
     return;
   }
-  if (!admit(delivery, key)) return;
+  if (!admit(delivery, key, *subscriptions_.snapshot())) return;
   auto [it, inserted] = items_.emplace(id, Item{std::move(delivery), std::move(payload), false});
   place(it->second);
 }
 
-bool DeliveryScheduler::admit(const Delivery& delivery, const std::string& key) {
+bool DeliveryScheduler::admit(const Delivery& delivery, const std::string& key, const SubscriptionSet& subscriptions) {
   Lane& l = lane(delivery.subscription_id);
+  const auto sub = subscriptions.find(delivery.subscription_id);
+  const std::size_t budget = lane_budget(&l, sub.get(), clock_.now_ms());
   // Once parked, a lane takes its deliveries in due order through reloads.
-  if (l.held >= options_.lane_memory_limit || l.parked_from) {
-    park(l, delivery.subscription_id, key);
+  if (l.held >= budget || l.parked_from) {
+    park(l, delivery.subscription_id, key, budget);
     return false;
   }
   ++l.held;
   return true;
 }
 
-void DeliveryScheduler::park(Lane& l, const std::string& subscription_id, const std::string& key) {
+void DeliveryScheduler::park(Lane& l, const std::string& subscription_id, const std::string& key, std::size_t budget) {
   l.parked_from = std::min(l.parked_from.value_or(key), key);
-  maybe_queue_reload(l, subscription_id);
+  maybe_queue_reload(l, subscription_id, budget);
 }
 
-void DeliveryScheduler::maybe_queue_reload(Lane& l, const std::string& subscription_id) {
-  if (!l.parked_from || l.reload_queued || l.held > options_.lane_memory_limit / 2) return;
+void DeliveryScheduler::maybe_queue_reload(Lane& l, const std::string& subscription_id, std::size_t budget) {
+  if (!l.parked_from || l.reload_queued || l.held >= budget || l.held > budget / 2) return;
   l.reload_queued = true;
   lanes_to_reload_.push_back(subscription_id);
+}
+
+std::size_t DeliveryScheduler::lane_budget(const Lane* l, const Subscription* sub, UnixMillis now) const {
+  // How far ahead a rate-limited lane keeps deliveries: reloads take milliseconds.
+  constexpr std::size_t kRateSeconds = 2;
+  const std::size_t full = options_.lane_memory_limit;
+  if (!sub) return full;  // deleted: its deliveries are discarded as they come due
+  if (!sub->enabled) return 0;
+  const std::size_t running = l ? l->in_flight : 0;
+  const std::size_t blocked = std::min(full, options_.blocked_lane_memory_limit + running);
+  if (l && l->circuit != CircuitState::closed) return blocked;
+  if (l && running >= sub->max_in_flight && now - l->last_progress_at >= options_.stall_ms) return blocked;
+  if (sub->rate_limit_per_second > 0) {
+    return std::min(full, std::max<std::size_t>(options_.blocked_lane_memory_limit,
+                                                std::size_t{sub->rate_limit_per_second} * kRateSeconds) + running);
+  }
+  return full;
+}
+
+std::size_t DeliveryScheduler::lane_budget(const Lane& l, const std::string& subscription_id, UnixMillis now) const {
+  const auto sub = subscriptions_.snapshot()->find(subscription_id);
+  return lane_budget(&l, sub.get(), now);
+}
+
+void DeliveryScheduler::fit_lanes_to_budgets() {
+  const UnixMillis now = clock_.now_ms();
+  const auto snapshot = subscriptions_.snapshot();
+  struct Cut {
+    Lane* lane;
+    std::size_t budget;
+    std::size_t running = 0;                                  // in memory and in flight
+    std::vector<std::pair<std::string, std::string>> idle;  // (schedule key, id), not in flight
+  };
+  std::unordered_map<std::string, Cut> cuts;  // by subscription id
+  for (auto& [subscription_id, l] : lanes_) {
+    const auto sub = snapshot->find(subscription_id);
+    const std::size_t budget = lane_budget(l.get(), sub.get(), now);
+    if (l->held > budget) {
+      cuts.emplace(subscription_id, Cut{l.get(), budget, 0, {}});
+    } else {
+      maybe_queue_reload(*l, subscription_id, budget);
+    }
+  }
+  if (!cuts.empty()) {
+    for (const auto& [id, item] : items_) {
+      const auto cut = cuts.find(item.delivery.subscription_id);
+      if (cut == cuts.end()) continue;
+      if (item.in_flight) {
+        ++cut->second.running;
+      } else {
+        cut->second.idle.emplace_back(keys::schedule_key(item.delivery.next_attempt_at, id), id);
+      }
+    }
+    for (auto& [subscription_id, cut] : cuts) {
+      // The earliest-due deliveries stay; the rest wait on disk, where their keys still are.
+      const std::size_t keep = cut.budget > cut.running ? cut.budget - cut.running : 0;
+      if (cut.idle.size() <= keep) continue;
+      std::sort(cut.idle.begin(), cut.idle.end());
+      Lane& l = *cut.lane;
+      for (std::size_t i = keep; i < cut.idle.size(); ++i) {
+        const auto it = items_.find(cut.idle[i].second);
+        waiting_.erase({it->second.delivery.next_attempt_at, it->first});
+        items_.erase(it);
+        --l.held;
+      }
+      l.parked_from = std::min(l.parked_from.value_or(cut.idle[keep].first), cut.idle[keep].first);
+      std::erase_if(l.ready, [&](const std::string& id) { return items_.count(id) == 0; });
+      logger_.debug("lane cut back to its budget",
+                    {{"subscription", subscription_id}, {"evicted", cut.idle.size() - keep}, {"budget", cut.budget}});
+    }
+  }
+  maybe_load();
 }
 
 void DeliveryScheduler::lower_cursor(const std::string& key) {
@@ -261,12 +345,19 @@ void DeliveryScheduler::forget(const std::string& delivery_id) {
   Lane& l = lane(subscription_id);
   items_.erase(it);
   --l.held;
-  // Drained to half its share: read its parked deliveries again from where they start.
-  maybe_queue_reload(l, subscription_id);
+  // Drained to half its budget: read its parked deliveries again from where they start.
+  if (l.parked_from && !l.reload_queued) maybe_queue_reload(l, subscription_id, lane_budget(l, subscription_id, clock_.now_ms()));
   if (l.reload_queued || load_awaits_room_) maybe_load();
 }
 
-void DeliveryScheduler::subscription_changed(const std::string& /*subscription_id*/) { request_pump(); }
+void DeliveryScheduler::subscription_changed(const std::string& subscription_id) {
+  // Created: its series exist from now on. Deleted: the caller forgets them, and the gauges
+  // (which publish only subscriptions in the registry) do not bring them back.
+  if (subscriptions_.snapshot()->find(subscription_id)) metrics_.add_subscription(subscription_id);
+  // Disabled, enabled or re-paced: its budget changed.
+  if (started_) fit_lanes_to_budgets();
+  request_pump();
+}
 
 void DeliveryScheduler::dead_removed(std::size_t count) {
   dead_total_ -= std::min<std::uint64_t>(dead_total_, count);
@@ -360,6 +451,7 @@ bool DeliveryScheduler::try_dispatch(Lane& l, const Subscription& sub, UnixMilli
 void DeliveryScheduler::attempt(Item& item, const Subscription& sub) {
   item.in_flight = true;
   Lane& l = lane(sub.id);
+  if (l.in_flight == 0) l.last_progress_at = clock_.now_ms();  // a stall is counted from here
   ++l.in_flight;
   ++in_flight_;
   if (!l.signer || !l.signer->signs_for(sub)) l.signer.emplace(sub);
@@ -392,6 +484,7 @@ void DeliveryScheduler::on_attempt_done(const std::string& delivery_id, const st
   Lane& l = lane(subscription_id);
   --l.in_flight;
   --in_flight_;
+  l.last_progress_at = clock_.now_ms();
   const auto it = items_.find(delivery_id);
   if (response.cancelled || it == items_.end()) {
     // Shutdown: the delivery stays pending on disk and is attempted again after a restart.
@@ -409,9 +502,10 @@ void DeliveryScheduler::on_attempt_done(const std::string& delivery_id, const st
   const UnixMillis finished_at = started_at + response.duration_ms;
   AttemptReply reply{response.http_status, std::nullopt};
   if (response.retry_after) reply.retry_after_ms = parse_retry_after_ms(*response.retry_after, finished_at);
-  const RetryDecision decision =
-      decide_after_attempt(policy, d.window_start != 0 ? d.window_start : started_at, d.attempts + 1, finished_at,
-                           reply, std::uniform_real_distribution<double>(0.0, 1.0)(random_));
+  // Time the subscription spent disabled since the window started does not count against it.
+  const UnixMillis window_start = d.window_start != 0 ? d.window_start + paused_since(d, sub.get(), finished_at) : started_at;
+  const RetryDecision decision = decide_after_attempt(policy, window_start, d.attempts + 1, finished_at, reply,
+                                                      std::uniform_real_distribution<double>(0.0, 1.0)(random_));
 
   Attempt attempt;
   attempt.number = d.attempts + 1;
@@ -426,6 +520,7 @@ void DeliveryScheduler::on_attempt_done(const std::string& delivery_id, const st
                      : decision.kind == RetryDecision::dead    ? DeliveryState::dead
                                                                : DeliveryState::pending;
   resolution.next_attempt_at = decision.next_attempt_at;
+  resolution.window_pause_mark = sub ? paused_ms(*sub, started_at) : 0;
 
   auto updated = std::make_shared<Delivery>();
   const UnixMillis old_due = d.next_attempt_at;
@@ -433,16 +528,17 @@ void DeliveryScheduler::on_attempt_done(const std::string& delivery_id, const st
       [attempted = d, attempt, resolution, updated](WriteTxn& txn) {
         return mutations::record_attempt(txn, attempted, attempt, resolution, *updated);
       },
-      [this, &io = io_, alive = alive_, delivery_id, old_due, updated](const Status& status) {
+      [this, &io = io_, alive = alive_, delivery_id, subscription_id, old_due, updated](const Status& status) {
         asio::post(io, [=, this] {
-          if (*alive) on_recorded(delivery_id, old_due, status, *updated);
+          if (*alive) on_recorded(delivery_id, subscription_id, old_due, status, *updated);
         });
       },
       CommitPipeline::Priority::background);
   request_pump();  // the lane has a free slot again
 }
 
-void DeliveryScheduler::on_recorded(const std::string& delivery_id, UnixMillis old_due, const Status& status,
+void DeliveryScheduler::on_recorded(const std::string& delivery_id, const std::string& subscription_id,
+                                    UnixMillis old_due, const Status& status,
                                     const Delivery& updated) {
   --recording_;
   const UnixMillis now = clock_.now_ms();
@@ -459,7 +555,7 @@ void DeliveryScheduler::on_recorded(const std::string& delivery_id, UnixMillis o
     } else {
       // Removed or changed meanwhile (discarded, subscription deleted): nothing left to do.
       forget(delivery_id);
-      scheduled_total_ -= std::min<std::uint64_t>(scheduled_total_, 1);
+      count_scheduled(subscription_id, -1);
     }
   } else if (updated.state == DeliveryState::pending) {
     const std::string key = keys::schedule_key(updated.next_attempt_at, delivery_id);
@@ -474,7 +570,7 @@ void DeliveryScheduler::on_recorded(const std::string& delivery_id, UnixMillis o
       forget(delivery_id);
     }
   } else {
-    scheduled_total_ -= std::min<std::uint64_t>(scheduled_total_, 1);
+    count_scheduled(subscription_id, -1);
     if (updated.state == DeliveryState::succeeded) {
       metrics_.delivery_succeeded(updated.subscription_id, static_cast<double>(now - updated.created_at) / 1000.0);
     } else {
@@ -504,9 +600,15 @@ void DeliveryScheduler::record_circuit(Lane& l, const std::string& subscription_
     if (l.circuit == CircuitState::closed) {
       logger_.warn("circuit opened", {{"subscription", subscription_id}, {"consecutive_failures", l.consecutive_failures}});
     }
+    const bool opened = l.circuit == CircuitState::closed;
     l.circuit = CircuitState::open;
     l.probe_at = now + options_.circuit_probe_interval_ms;
     arm_timer(l.probe_at);
+    if (opened) {
+      asio::post(io_, [this, alive = alive_] {
+        if (*alive) fit_lanes_to_budgets();
+      });
+    }
   }
 }
 
@@ -522,7 +624,7 @@ void DeliveryScheduler::discard_orphans(Lane& l, const std::string& subscription
   }
   l.ready.clear();
   if (ids->empty()) return;
-  scheduled_total_ -= std::min<std::uint64_t>(scheduled_total_, ids->size());
+  count_scheduled(subscription_id, -static_cast<std::int64_t>(ids->size()));
   logger_.info("discarding deliveries of a deleted subscription",
                {{"subscription", subscription_id}, {"deliveries", ids->size()}});
   pipeline_.submit(
@@ -552,7 +654,12 @@ void DeliveryScheduler::maybe_load() {
     LoadRequest request;
     request.lower = from;
     request.upper = cursor_;
-    request.room = std::min(options_.lane_memory_limit - std::min(l.held, options_.lane_memory_limit), memory_room);
+    const std::size_t budget = lane_budget(l, subscription_id, clock_.now_ms());
+    request.room = std::min(budget - std::min(l.held, budget), memory_room);
+    if (request.room == 0) {  // its budget shrank meanwhile; it stays parked
+      l.parked_from = from;
+      continue;
+    }
     request.lane_limit = options_.lane_memory_limit;
     request.only_subscription = keys::subscription_key(subscription_id);
     request.lane_room.emplace(*request.only_subscription, request.room);
@@ -569,11 +676,22 @@ void DeliveryScheduler::maybe_load() {
   request.upper = upper;
   request.room = options_.memory_limit - held;
   request.lane_limit = options_.lane_memory_limit;
-  for (const auto& [subscription_id, l] : lanes_) {
-    if (l->held == 0 && !l->parked_from) continue;
+  // Every subscription's room is its budget (from its settings, for one without a lane yet, as
+  // after a restart) less what it holds: lanes that cannot dispatch do not fill memory.
+  const UnixMillis now = clock_.now_ms();
+  const auto snapshot = subscriptions_.snapshot();
+  for (const auto& [subscription_id, sub] : snapshot->all()) {
+    const auto found = lanes_.find(subscription_id);
+    const Lane* l = found == lanes_.end() ? nullptr : found->second.get();
     // A parked lane takes its deliveries in due order through its own reloads.
-    const std::size_t room = l->parked_from ? 0 : options_.lane_memory_limit - std::min(l->held, options_.lane_memory_limit);
-    request.lane_room.emplace(keys::subscription_key(subscription_id), room);
+    const std::size_t budget = l && l->parked_from ? 0 : lane_budget(l, sub.get(), now);
+    const std::size_t held_by_lane = l ? l->held : 0;
+    request.lane_room.emplace(keys::subscription_key(subscription_id), budget - std::min(held_by_lane, budget));
+  }
+  for (const auto& [subscription_id, l] : lanes_) {
+    if (snapshot->find(subscription_id) || (l->held == 0 && !l->parked_from)) continue;
+    const std::size_t budget = l->parked_from ? 0 : options_.lane_memory_limit;
+    request.lane_room.emplace(keys::subscription_key(subscription_id), budget - std::min(l->held, budget));
   }
   load(std::move(request), std::nullopt);
 }
@@ -642,15 +760,18 @@ void DeliveryScheduler::on_loaded(LoadResult result) {
   if (!result.reloaded_lane) cursor_ = std::max(cursor_, result.next_cursor);
   if (lowered_while_loading_) cursor_ = std::min(cursor_, *lowered_while_loading_);
   lowered_while_loading_.reset();
+  const auto snapshot = subscriptions_.snapshot();
   for (auto& [key, item] : result.items) {
     if (removed_while_loading_.count(key) != 0 || items_.count(item.delivery.id) != 0) continue;
     if (key >= cursor_) break;
-    if (!admit(item.delivery, key)) continue;
+    if (!admit(item.delivery, key, *snapshot)) continue;
     auto [it, inserted] = items_.emplace(item.delivery.id, std::move(item));
     place(it->second);
   }
   for (const auto& [subscription_id, key] : result.parked) {
-    if (key < cursor_) park(lane(subscription_id), subscription_id, key);
+    if (key >= cursor_) continue;
+    Lane& l = lane(subscription_id);
+    park(l, subscription_id, key, lane_budget(l, subscription_id, clock_.now_ms()));
   }
   auto arrived = std::move(arrived_while_loading_);
   arrived_while_loading_.clear();
@@ -666,6 +787,44 @@ void DeliveryScheduler::on_loaded(LoadResult result) {
   request_pump();
 }
 
+void DeliveryScheduler::expire_ended_windows() {
+  const bool any_open = std::any_of(lanes_.begin(), lanes_.end(), [](const auto& entry) {
+    return entry.second->circuit != CircuitState::closed && entry.second->held != 0;
+  });
+  if (!any_open || draining_) return;
+  const UnixMillis now = clock_.now_ms();
+  const auto snapshot = subscriptions_.snapshot();
+  std::vector<Item*> ended;
+  for (auto& [id, item] : items_) {
+    const Delivery& d = item.delivery;
+    if (item.in_flight || lane(d.subscription_id).circuit == CircuitState::closed) continue;
+    const auto sub = snapshot->find(d.subscription_id);
+    if (!sub || !sub->enabled) continue;  // a disabled subscription's windows do not run
+    // Not attempted yet: its window starts when it became due (created or redriven).
+    const UnixMillis start = (d.window_start != 0 ? d.window_start : d.next_attempt_at) + paused_since(d, sub.get(), now);
+    if (start + effective_policy(options_.retry, sub->retry).window_ms > now) continue;
+    ended.push_back(&item);
+  }
+  for (Item* item : ended) {
+    // Marked in flight until the write lands: neither dispatched nor evicted meanwhile.
+    item->in_flight = true;
+    waiting_.erase({item->delivery.next_attempt_at, item->delivery.id});
+    ++recording_;
+    auto updated = std::make_shared<Delivery>();
+    pipeline_.submit(
+        [waiting = item->delivery, now, updated](WriteTxn& txn) {
+          return mutations::expire_delivery(txn, waiting, "window_expired", now, *updated);
+        },
+        [this, &io = io_, alive = alive_, id = item->delivery.id, sub_id = item->delivery.subscription_id,
+         old_due = item->delivery.next_attempt_at, updated](const Status& status) {
+          asio::post(io, [=, this] {
+            if (*alive) on_recorded(id, sub_id, old_due, status, *updated);
+          });
+        },
+        CommitPipeline::Priority::background);
+  }
+}
+
 void DeliveryScheduler::arm_timer(UnixMillis wake_at) {
   wake_at_ = wake_at;
   const auto delay = std::chrono::milliseconds(std::max<std::int64_t>(0, wake_at - clock_.now_ms()));
@@ -678,7 +837,9 @@ void DeliveryScheduler::arm_timer(UnixMillis wake_at) {
 }
 
 void DeliveryScheduler::tick() {
-  maybe_load();
+  expire_ended_windows();
+  fit_lanes_to_budgets();  // loads too
+  count_due();
   publish_gauges();
   request_pump();
   tick_timer_.expires_after(std::chrono::milliseconds(kTickMs));
@@ -687,27 +848,71 @@ void DeliveryScheduler::tick() {
   });
 }
 
-void DeliveryScheduler::publish_gauges() {
-  const UnixMillis now = clock_.now_ms();
-  std::uint64_t pending = 0;
-  UnixMillis oldest_due = now;
-  for (const auto& [sub_id, l] : lanes_) {
-    pending += l->ready.size();
-    for (const auto& id : l->ready) {
-      if (const auto it = items_.find(id); it != items_.end() && !it->second.in_flight) {
-        oldest_due = std::min(oldest_due, it->second.delivery.next_attempt_at);
-        break;
-      }
-    }
-    metrics_.set_circuit_state(sub_id, static_cast<int>(l->circuit));
+void DeliveryScheduler::count_scheduled(const std::string& subscription_id, std::int64_t delta) {
+  std::uint64_t& count = scheduled_by_subscription_[subscription_id];
+  if (delta >= 0) {
+    count += static_cast<std::uint64_t>(delta);
+    scheduled_total_ += static_cast<std::uint64_t>(delta);
+  } else {
+    const std::uint64_t gone = std::min(count, static_cast<std::uint64_t>(-delta));
+    count -= gone;
+    scheduled_total_ -= std::min(scheduled_total_, gone);
+    if (count == 0) scheduled_by_subscription_.erase(subscription_id);
   }
-  // A delivery is in flight from its dispatch until its attempt is recorded.
+}
+
+void DeliveryScheduler::count_due() {
+  // Visits at most this many keys per pass: a backlog of millions costs a bounded scan every few
+  // seconds on the pool, and the gauges then count the oldest million.
+  constexpr std::size_t kDueScanBudget = 1'000'000;
+  constexpr std::int64_t kDueCountEveryMs = 5'000;
+  const UnixMillis now = clock_.now_ms();
+  if (counting_due_ || now - due_counted_at_ < kDueCountEveryMs) return;
+  counting_due_ = true;
+  asio::post(blocking_pool_, [this, &io = io_, &store = store_, alive = alive_, now] {
+    auto due = queries::due_by_subscription(store, now, kDueScanBudget);
+    asio::post(io, [this, alive, now, due = std::move(due)]() mutable {
+      if (!*alive) return;
+      counting_due_ = false;
+      due_counted_at_ = now;
+      due_ = std::move(due);
+      publish_gauges();
+    });
+  });
+}
+
+void DeliveryScheduler::publish_gauges() {
+  // Counted from disk: the schedule's keys by subscription (kept up to date from the startup
+  // count) and the due ones among them (the last periodic pass). A disabled subscription's
+  // deliveries are `held`, in no other state and not in the oldest age.
+  const UnixMillis now = clock_.now_ms();
+  const auto snapshot = subscriptions_.snapshot();
+  std::uint64_t held = 0;
+  for (const auto& [subscription_id, count] : scheduled_by_subscription_) {
+    const auto sub = snapshot->find(subscription_id);
+    if (sub && !sub->enabled) held += count;
+  }
+  std::uint64_t due = 0;
+  UnixMillis oldest_due = now;
+  for (const auto& [subscription_id, d] : due_.by_subscription) {
+    const auto sub = snapshot->find(subscription_id);
+    if (!sub || !sub->enabled) continue;
+    due += d.count;
+    oldest_due = std::min(oldest_due, d.oldest);
+  }
+  // A delivery is in flight from its dispatch until its attempt is recorded; its key is due.
   const std::uint64_t in_flight = std::uint64_t{in_flight_} + recording_;
-  const std::uint64_t busy = pending + in_flight;
-  metrics_.set_deliveries(pending, scheduled_total_ > busy ? scheduled_total_ - busy : 0, in_flight, dead_total_);
-  metrics_.set_oldest_pending_age(static_cast<double>(now - oldest_due) / 1000.0);
+  const std::uint64_t pending = due > in_flight ? due - in_flight : 0;
+  const std::uint64_t accounted = held + pending + in_flight;
+  metrics_.set_deliveries(pending, scheduled_total_ > accounted ? scheduled_total_ - accounted : 0, in_flight,
+                          dead_total_, held);
+  metrics_.set_oldest_pending_age(pending == 0 ? 0.0 : static_cast<double>(now - oldest_due) / 1000.0);
   std::uint64_t enabled = 0, disabled = 0;
-  for (const auto& [id, sub] : subscriptions_.snapshot()->all()) (sub->enabled ? enabled : disabled)++;
+  for (const auto& [id, sub] : snapshot->all()) {
+    (sub->enabled ? enabled : disabled)++;
+    const auto l = lanes_.find(id);
+    metrics_.set_circuit_state(id, l == lanes_.end() ? 0 : static_cast<int>(l->second->circuit));
+  }
   metrics_.set_subscriptions(enabled, disabled);
 }
 

@@ -5,18 +5,28 @@
 //
 // Memory stays bounded however many retries are scheduled: the `schedule` column family is
 // the queue, and only a window of it is in memory. Invariant: every schedule key below
-// `cursor_` is in memory (waiting, ready or in flight), except those of a parked subscription:
-// one that reached its share of memory (lane_memory_limit) keeps its deliveries from its
-// `parked_from` key on on disk, and once it has drained to half its share a lane reload reads
-// them back, in due order, from `parked_from` up to the cursor. Keys at or above the cursor
-// live on disk only and are loaded, in key (= due time) order, by a bounded scan on the
-// blocking pool when memory has room and their due time is near. Both scans skip the keys of a
-// lane without room by the subscription stored in the key's value, without decoding a record.
-// New deliveries below the cursor go straight to memory, so a fresh event is attempted at once,
-// without a polling delay. The share keeps a subscriber that is slow, rate-limited or held from
-// filling memory and starving the others.
+// `cursor_` is in memory (waiting, ready or in flight), except those of a parked subscription,
+// whose keys from its `parked_from` key on may be on disk only; a lane reload reads them back,
+// in due order, from `parked_from` up to the cursor once the lane has drained to half its
+// budget. Keys at or above the cursor live on disk only and are loaded, in key (= due time)
+// order, by a bounded scan on the blocking pool when memory has room and their due time is near.
+// Both scans skip the keys of a lane without room by the subscription stored in the key's
+// value, without decoding a record. New deliveries below the cursor go straight to memory, so a
+// fresh event is attempted at once, without a polling delay.
 //
-// Isolation: each subscription has its own ready queue, in-flight count, token bucket
+// Isolation at any backlog size. A lane keeps in memory only what it can dispatch soon, its
+// *budget*: lane_memory_limit for a lane that can dispatch; none for a disabled subscription;
+// blocked_lane_memory_limit beyond the attempts it has running for a lane with an open (or
+// half-open) circuit, or whose max_in_flight is full with no answer for stall_ms; and about two
+// seconds of its rate for a rate-limited one. A lane that finds itself above its budget (its
+// circuit opened, its subscriber stalled, it was disabled) is cut back on the next tick: its
+// latest-due deliveries not in flight leave memory and it parks at the first of them (their
+// schedule keys stay on disk). Loads compute each subscription's room from its budget, after a
+// restart too (from its stored settings), so the deliveries of lanes that cannot dispatch never
+// fill memory and never keep the loader from the deliveries of lanes that can: a healthy
+// subscription's next delivery waits at most for one load, whatever the backlog.
+//
+// Each subscription has its own ready queue, in-flight count, token bucket
 // (rate_limit_per_second) and circuit breaker; dispatch takes turns between subscriptions,
 // bounded by the global --max-in-flight. Disabled subscriptions and open circuits hold their
 // deliveries without using up attempts.
@@ -44,6 +54,7 @@
 #include "relay/model/delivery.h"
 #include "relay/subscriptions/subscription_registry.h"
 #include "storage/commit_pipeline.h"
+#include "storage/queries.h"
 #include "storage/store.h"
 
 namespace relay {
@@ -59,6 +70,10 @@ struct SchedulerOptions {
   std::int64_t lookahead_ms = 30'000;         // how far ahead of now the loader reads
   std::uint32_t circuit_failure_threshold = 20;
   std::int64_t circuit_probe_interval_ms = 30'000;
+  // What a lane that cannot dispatch keeps in memory beyond its running attempts (see above).
+  std::size_t blocked_lane_memory_limit = 32;
+  // A lane whose max_in_flight is full counts as stalled after this long without an answer.
+  std::int64_t stall_ms = 1'000;
 };
 
 enum class CircuitState { closed = 0, half_open = 1, open = 2 };
@@ -118,7 +133,8 @@ class DeliveryScheduler {
   void attempt(Item& item, const Subscription& sub);
   void on_attempt_done(const std::string& delivery_id, const std::string& subscription_id, UnixMillis started_at,
                        const EgressResponse& response);
-  void on_recorded(const std::string& delivery_id, UnixMillis old_due, const Status& status,
+  void on_recorded(const std::string& delivery_id, const std::string& subscription_id, UnixMillis old_due,
+                   const Status& status,
                    const Delivery& updated);
   void record_circuit(Lane& lane, const std::string& subscription_id, bool success, UnixMillis now);
   void discard_orphans(Lane& lane, const std::string& subscription_id);
@@ -130,14 +146,28 @@ class DeliveryScheduler {
   void arm_timer(UnixMillis wake_at);
   void tick();
   void publish_gauges();
+  // Counts the due keys on disk on the blocking pool, for the depth gauges.
+  void count_due();
+  // Keys in `schedule` came (+) or went (-) for a subscription.
+  void count_scheduled(const std::string& subscription_id, std::int64_t delta);
   void finish_drain_if_idle();
   Lane& lane(const std::string& subscription_id);
   void forget(const std::string& delivery_id);
   // Admits a delivery to memory if its subscription has room, else parks it on disk.
-  bool admit(const Delivery& delivery, const std::string& key);
+  bool admit(const Delivery& delivery, const std::string& key, const SubscriptionSet& subscriptions);
   // Leaves a lane's deliveries from `key` on on disk; they come back by a reload of the lane.
-  void park(Lane& lane, const std::string& subscription_id, const std::string& key);
-  void maybe_queue_reload(Lane& lane, const std::string& subscription_id);
+  void park(Lane& lane, const std::string& subscription_id, const std::string& key, std::size_t budget);
+  void maybe_queue_reload(Lane& lane, const std::string& subscription_id, std::size_t budget);
+  // How many of its deliveries a lane may hold in memory: what it can dispatch soon. `lane` may
+  // be null (no state yet), `sub` too (deleted: its deliveries are discarded when due).
+  std::size_t lane_budget(const Lane* lane, const Subscription* sub, UnixMillis now) const;
+  std::size_t lane_budget(const Lane& lane, const std::string& subscription_id, UnixMillis now) const;
+  // Cuts every lane above its budget back to it (evicting its latest-due deliveries to disk) and
+  // queues reloads for parked lanes whose budget has room again.
+  void fit_lanes_to_budgets();
+  // The retry window keeps running while a circuit is open: a waiting delivery of such a lane
+  // whose window has ended goes dead without an attempt.
+  void expire_ended_windows();
   void lower_cursor(const std::string& key);
 
   boost::asio::io_context& io_;
@@ -174,6 +204,10 @@ class DeliveryScheduler {
   bool draining_ = false;
   std::function<void()> drained_;
   std::uint64_t scheduled_total_ = 0;  // keys in `schedule`
+  std::unordered_map<std::string, std::uint64_t> scheduled_by_subscription_;  // the same, by subscription
+  queries::DueSchedule due_;   // the last count of due keys on disk
+  bool counting_due_ = false;
+  UnixMillis due_counted_at_ = 0;
   std::uint64_t dead_total_ = 0;       // keys in `dead_letters`
   boost::asio::steady_timer wake_timer_;
   UnixMillis wake_at_ = 0;

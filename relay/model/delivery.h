@@ -24,6 +24,9 @@ struct Delivery {
   UnixMillis created_at = 0;    // when the event was ingested (or redelivered)
   UnixMillis next_attempt_at = 0;
   UnixMillis window_start = 0;  // first attempt of the current retry window; 0 before it
+  // The subscription's paused_ms() when the window started (or the delivery was created): the
+  // time it has been disabled since then extends the window.
+  std::int64_t window_pause_mark = 0;
   std::uint32_t attempts = 0;   // attempts made so far
   UnixMillis completed_at = 0;  // when it reached succeeded or dead
   std::string last_error;       // outcome class of the last failed attempt

@@ -51,6 +51,8 @@ json to_record(const Subscription& s) {
           {"signature_header", s.signature_header},
           {"headers", s.headers},
           {"enabled", s.enabled},
+          {"disabled_at", s.disabled_at},
+          {"disabled_ms", s.disabled_ms},
           {"description", s.description},
           {"retry_initial_ms", optional_ms(s.retry.initial_ms)},
           {"retry_max_delay_ms", optional_ms(s.retry.max_delay_ms)},
@@ -74,6 +76,9 @@ Subscription subscription_from_record(const json& j) {
   s.signature_header = j.at("signature_header").get<std::string>();
   s.headers = j.at("headers").get<std::map<std::string, std::string>>();
   s.enabled = j.at("enabled").get<bool>();
+  // Absent in records written before the pause was kept.
+  s.disabled_at = j.value("disabled_at", UnixMillis{0});
+  s.disabled_ms = j.value("disabled_ms", std::int64_t{0});
   s.description = j.at("description").get<std::string>();
   s.retry.initial_ms = read_optional_ms(j, "retry_initial_ms");
   s.retry.max_delay_ms = read_optional_ms(j, "retry_max_delay_ms");

@@ -31,6 +31,9 @@ struct Subscription {
   std::string signature_header = "X-Webhook-Signature";  // used by hmac_sha256_hex only
   std::map<std::string, std::string> headers;
   bool enabled = true;
+  // Time spent disabled does not count against a delivery's retry window (see paused_ms).
+  UnixMillis disabled_at = 0;        // when it was last disabled; 0 while enabled
+  std::int64_t disabled_ms = 0;      // total time disabled before disabled_at
   std::string description;
   RetryOverrides retry;
   std::optional<std::int64_t> timeout_ms;
@@ -39,5 +42,13 @@ struct Subscription {
   UnixMillis created_at = 0;
   UnixMillis updated_at = 0;
 };
+
+// Enables or disables `sub` at `now`, keeping the account of the time it spent disabled.
+void set_enabled(Subscription& sub, bool enabled, UnixMillis now);
+
+// The subscription's pause clock: how long it has been disabled in all, up to `now`. A delivery
+// notes it when its window starts (Delivery::window_pause_mark); the difference since then is
+// added to its window.
+std::int64_t paused_ms(const Subscription& sub, UnixMillis now);
 
 }  // namespace relay

@@ -549,10 +549,21 @@ TEST_F(Deliveries, BlackholedSubscriberDoesNotDelayAHealthyOne) {
   ASSERT_FALSE(stuck_id.empty() || healthy_id.empty());
 
   constexpr std::size_t kEvents = 60;
-  for (std::size_t i = 0; i < kEvents; ++i) publish("meeting.completed", {{"n", i}}, 2);
+  std::vector<Clock::time_point> published_at;  // by payload "n": when its event was accepted
+  for (std::size_t i = 0; i < kEvents; ++i) {
+    published_at.push_back(Clock::now());
+    publish("meeting.completed", {{"n", i}}, 2);
+  }
   // Well inside the blackhole's 30s attempt timeout.
   ASSERT_TRUE(healthy.wait_for_requests(kEvents, 25s))
       << "healthy subscriber got " << healthy.request_count() << " of " << kEvents << " while another hangs";
+  // The contract allows a healthy subscription's delivery a second's delay; each event is
+  // measured from its own publication, with room for a loaded test machine.
+  for (const RecordedRequest& r : healthy.requests()) {
+    const std::size_t n = json::parse(r.body).value("n", kEvents);
+    ASSERT_LT(n, kEvents) << r.body;
+    EXPECT_LE(r.received_at - published_at[n], 5s) << "event " << n << " reached the healthy subscriber late";
+  }
   // The blackhole really is holding attempts open, and none of them has finished.
   EXPECT_GE(blackhole.request_count(), 1u);
   EXPECT_LE(blackhole.request_count(), 8u) << "per-subscription max_in_flight";
@@ -649,6 +660,26 @@ TEST_F(Deliveries, FailingSubscriberOpensItsCircuitWithoutDelayingAHealthyOne) {
   EXPECT_EQ(failing.request_count(), 20u);
 }
 
+// Spec 3 (1.1): the window keeps running while the circuit is open. With a 2 s window every
+// delivery's window has ended long before the next probe (30 s): all go dead, unattempted ones
+// included, with the reason as their last error.
+TEST_F(Deliveries, OpenCircuitDoesNotStopRetryWindowsFromEnding) {
+  TestSubscriber failing;
+  failing.respond(Reply::status(500, "down"));
+  start(kFastRetries);
+  const std::string sub_id = subscribe_id({{"url", failing.url("/hook")}, {"max_in_flight", 1}});
+  ASSERT_FALSE(sub_id.empty());
+  constexpr std::size_t kEvents = 60;
+  for (std::size_t i = 0; i < kEvents; ++i) publish("meeting.completed", {{"n", i}}, 1);
+  const std::string dead_path = "/v1/deliveries?limit=100&state=dead&subscription_id=" + sub_id;
+  EXPECT_TRUE(eventually([&] { return items(dead_path).size() == kEvents; }, 20s))
+      << items(dead_path).size() << " of " << kEvents << " dead; attempts made: " << failing.request_count();
+  std::size_t expired = 0;
+  for (const json& d : items(dead_path)) expired += d.contains("last_error") && d["last_error"] == "window_expired" ? 1 : 0;
+  EXPECT_GE(expired, 1u) << "deliveries whose window ended behind the open circuit";
+  EXPECT_LT(failing.request_count(), kEvents) << "expired deliveries are not attempted";
+}
+
 // ---------------------------------------------------------------------------------------------
 // Egress guard
 
@@ -729,6 +760,32 @@ TEST_F(Deliveries, DisabledSubscriptionHoldsItsDeliveriesUntilEnabled) {
   std::set<std::string> received;
   for (const RecordedRequest& r : sub.requests()) received.insert(header_or_empty(r, "webhook-id"));
   EXPECT_EQ(received, std::set<std::string>(event_ids.begin(), event_ids.end()));
+}
+
+// Spec 2: the time spent disabled does not count against the retry window. Disabled for 4 s
+// just after its first failed attempt, a delivery with a 3 s window still has that window's
+// rest after being enabled again, so it is retried more than once before it goes dead.
+TEST_F(Deliveries, TimeSpentDisabledDoesNotCountAgainstTheRetryWindow) {
+  TestSubscriber failing;
+  failing.respond(Reply::status(500, "down"));
+  start({"--allow-cidr", "127.0.0.0/8", "--retry-initial", "1s", "--retry-max-delay", "1s", "--retry-window", "3s"});
+  const std::string sub_id = subscribe_id({{"url", failing.url("/hook")}});
+  ASSERT_FALSE(sub_id.empty());
+  const std::string dlv_id = delivery_id(publish("meeting.completed", {{"n", 1}}, 1), sub_id);
+  ASSERT_TRUE(failing.wait_for_requests(1, kWait));
+  const auto first_attempt_at = Clock::now();
+  // Disabled before the retry, due a second (+-20%) after the first attempt.
+  ASSERT_EQ(call("PATCH", "/v1/subscriptions/" + sub_id, R"({"enabled": false})").status, 200);
+  // The window (3 s) passes while the subscription is disabled; the wait is what is tested.
+  while (Clock::now() < first_attempt_at + 4s) {
+    ASSERT_EQ(failing.request_count(), 1u) << "a disabled subscription was attempted";
+    std::this_thread::sleep_for(100ms);
+  }
+  ASSERT_EQ(call("PATCH", "/v1/subscriptions/" + sub_id, R"({"enabled": true})").status, 200);
+  const json dead = await_state(dlv_id, "dead");
+  // Counting the pause, the window ended at once: one more attempt, then dead. Without it, about
+  // 3 s of window are left: retries a second apart.
+  EXPECT_GE(attempts_of(dead).size(), 3u) << dead.dump();
 }
 
 TEST_F(Deliveries, RedeliverCreatesNewDeliveriesToMatchingSubscriptions) {

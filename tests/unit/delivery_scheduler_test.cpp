@@ -8,15 +8,20 @@
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/post.hpp>
+#include <algorithm>
+#include <functional>
 #include <future>
 #include <map>
+#include <optional>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "metrics/relay_metrics.h"
 #include "relay/delivery/egress_client.h"
 #include "storage/mutations.h"
 #include "tests/support/egress_fixtures.h"
+#include "tests/support/relayd_api_test.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/test_subscriber.h"
 
@@ -73,10 +78,12 @@ class DeliverySchedulerTest : public ::testing::Test {
     return deliveries;
   }
 
-  void start_scheduler(std::size_t memory_limit, std::size_t lane_memory_limit = 4'000) {
+  void start_scheduler(std::size_t memory_limit, std::size_t lane_memory_limit = 4'000,
+                       const std::function<void(SchedulerOptions&)>& configure = {}) {
     SchedulerOptions options;
     options.memory_limit = memory_limit;
     options.lane_memory_limit = lane_memory_limit;
+    if (configure) configure(options);
     scheduler_ = std::make_unique<DeliveryScheduler>(io_, options, clock_, logger_, *store_, pipeline_, registry_,
                                                      egress_, metrics_, pool_);
     std::promise<void> started;
@@ -101,6 +108,52 @@ class DeliverySchedulerTest : public ::testing::Test {
           return ids.size() == count;
         },
         60s);
+  }
+
+  // A subscription for `event_types` delivering to `path`, stored and registered.
+  Subscription add_subscription(const std::string& path, const std::string& event_types,
+                                const std::function<void(Subscription&)>& configure = {}) {
+    Subscription sub;
+    sub.id = ids_.next(keys::kSubscriptionPrefix);
+    sub.url = subscriber_.url(path);
+    sub.secret = subscription_.secret;
+    sub.event_types = {event_types};
+    if (configure) configure(sub);
+    commit([&](WriteTxn& txn) { return mutations::put_subscription(txn, sub); });
+    registry_.upsert(sub);
+    return sub;
+  }
+
+  // Stores events for a subscription that is disabled afterwards (disabled ones match nothing new).
+  void disable(Subscription sub) {
+    sub.enabled = false;
+    commit([&](WriteTxn& txn) { return mutations::put_subscription(txn, sub); });
+    registry_.upsert(sub);
+  }
+
+  std::size_t requests_to(const std::string& path) { return subscriber_.requests(path).size(); }
+
+  bool wait_for_requests_to(const std::string& path, std::size_t count, std::chrono::milliseconds timeout) {
+    return subscriber_.wait_until(
+        [&](const std::vector<test::RecordedRequest>& requests) {
+          return static_cast<std::size_t>(std::count_if(requests.begin(), requests.end(),
+                                                        [&](const auto& r) { return r.path == path; })) >= count;
+        },
+        timeout);
+  }
+
+  // Hands freshly stored deliveries to the running scheduler, as the ingest handler does.
+  void enqueue(std::vector<Delivery> deliveries) {
+    asio::post(io_, [this, deliveries = std::move(deliveries)]() mutable { scheduler_->enqueue(std::move(deliveries), nullptr); });
+  }
+
+  // The value of one exposed series (name with labels), if exposed.
+  std::optional<double> metric(const std::string& series) {
+    std::istringstream in(metrics_.scrape());
+    for (std::string line; std::getline(in, line);) {
+      if (line.starts_with(series + " ")) return std::stod(line.substr(series.size() + 1));
+    }
+    return std::nullopt;
   }
 
   std::size_t held() {
@@ -262,6 +315,154 @@ TEST_F(DeliverySchedulerTest, AHeldSubscriptionsBacklogDoesNotStarveAnother) {
       30s));
   EXPECT_TRUE(subscriber_.requests("/hook").empty());
   EXPECT_LE(held(), 40u);
+}
+
+// Isolation at any backlog size, scaled down (memory window 50, 10 per lane; relayd has 20,000
+// and 4,000): hanging, failing and disabled subscriptions, each with three times its share due,
+// filled the whole window and a healthy subscription got nothing. Stored before the scheduler
+// starts, as after a restart, the healthy deliveries come after the whole backlog in due order.
+TEST_F(DeliverySchedulerTest, LanesThatCannotDispatchDoNotStarveAHealthyOne) {
+  constexpr std::size_t kLaneLimit = 10;
+  constexpr int kBacklog = 3 * kLaneLimit;
+  subscription_.event_types = {"meeting.*"};  // the healthy one, at /hook
+  commit([&](WriteTxn& txn) { return mutations::put_subscription(txn, subscription_); });
+  registry_.upsert(subscription_);
+  subscriber_.respond("/hook", test::Reply::ok());
+  subscriber_.respond("/hang", test::Reply::blackhole());
+  subscriber_.respond("/fail", test::Reply::status(500));
+  const auto two_at_a_time = [](Subscription& s) { s.max_in_flight = 2; };
+  add_subscription("/hang", "backlog.*", two_at_a_time);
+  add_subscription("/hang", "backlog.*", two_at_a_time);
+  add_subscription("/fail", "backlog.*", two_at_a_time);
+  add_subscription("/fail", "backlog.*", two_at_a_time);
+  const Subscription paused = add_subscription("/paused", "backlog.*");
+  ASSERT_EQ(store_events(kBacklog, "backlog.item").size(), 5u * kBacklog);
+  disable(paused);
+  store_events(10, "meeting.completed");
+
+  start_scheduler(/*memory_limit=*/5 * kLaneLimit, kLaneLimit, [](SchedulerOptions& o) {
+    o.blocked_lane_memory_limit = 1;
+    o.circuit_failure_threshold = 3;
+    o.attempt_timeout_ms = 120'000;  // hanging attempts stay open for the whole test
+  });
+  EXPECT_TRUE(wait_for_requests_to("/hook", 10, 20s)) << requests_to("/hook") << " of 10 after the backlog";
+  // New deliveries while the blocked lanes still hold their backlogs.
+  enqueue(store_events(10, "meeting.completed"));
+  EXPECT_TRUE(wait_for_requests_to("/hook", 20, 20s)) << requests_to("/hook") << " of 20 while the backlog waits";
+  EXPECT_TRUE(subscriber_.requests("/paused").empty());
+  EXPECT_LE(held(), 5 * kLaneLimit);
+}
+
+// Subscribers that accept and never answer look healthy until their max_in_flight is full and
+// nothing comes back: then they keep only what they have running (and one more), and the
+// memory their backlogs took is free for the others again.
+TEST_F(DeliverySchedulerTest, StalledSubscribersAreCutBackToWhatTheyHaveRunning) {
+  constexpr std::size_t kLaneLimit = 10;
+  subscription_.event_types = {"meeting.*"};
+  commit([&](WriteTxn& txn) { return mutations::put_subscription(txn, subscription_); });
+  registry_.upsert(subscription_);
+  subscriber_.respond("/hook", test::Reply::ok());
+  subscriber_.respond("/hang", test::Reply::blackhole());
+  for (int i = 0; i < 5; ++i) add_subscription("/hang", "backlog.*", [](Subscription& s) { s.max_in_flight = 2; });
+  store_events(3 * kLaneLimit, "backlog.item");
+  store_events(10, "meeting.completed");
+
+  start_scheduler(/*memory_limit=*/5 * kLaneLimit, kLaneLimit, [](SchedulerOptions& o) {
+    o.blocked_lane_memory_limit = 1;
+    o.attempt_timeout_ms = 120'000;
+  });
+  EXPECT_TRUE(wait_for_requests_to("/hook", 10, 20s)) << requests_to("/hook") << " of 10 behind stalled subscribers";
+  EXPECT_TRUE(test::eventually([&] { return held() <= 5u * 3; }, 20s)) << held() << " held";
+}
+
+// Fifty lanes that cannot dispatch (disabled, or rate-limited to one a second), each with three
+// times its share due: together they hold what they can dispatch soon, not the whole window.
+TEST_F(DeliverySchedulerTest, FiftyBlockedLanesLeaveRoomForAHealthyOne) {
+  constexpr std::size_t kLaneLimit = 20;
+  constexpr int kBacklog = 3 * kLaneLimit;
+  subscription_.event_types = {"meeting.*"};
+  commit([&](WriteTxn& txn) { return mutations::put_subscription(txn, subscription_); });
+  registry_.upsert(subscription_);
+  subscriber_.respond(test::Reply::ok());
+  std::vector<Subscription> paused;
+  for (int i = 0; i < 25; ++i) paused.push_back(add_subscription("/paused", "backlog.*"));
+  for (int i = 0; i < 25; ++i) {
+    add_subscription("/slow", "backlog.*", [](Subscription& s) { s.rate_limit_per_second = 1; });
+  }
+  ASSERT_EQ(store_events(kBacklog, "backlog.item").size(), 50u * kBacklog);
+  for (const auto& sub : paused) disable(sub);
+  store_events(10, "meeting.completed");
+
+  start_scheduler(/*memory_limit=*/10 * kLaneLimit, kLaneLimit,
+                  [](SchedulerOptions& o) { o.blocked_lane_memory_limit = 1; });
+  EXPECT_TRUE(wait_for_requests_to("/hook", 10, 20s)) << requests_to("/hook") << " of 10 after the backlog";
+  enqueue(store_events(10, "meeting.completed"));
+  EXPECT_TRUE(wait_for_requests_to("/hook", 20, 20s)) << requests_to("/hook") << " of 20 while the backlog waits";
+  EXPECT_TRUE(subscriber_.requests("/paused").empty());
+  // A rate-limited lane keeps about two seconds of its rate, not its share.
+  EXPECT_LE(held(), 25u * 2 + 5);
+}
+
+// The depth gauges count what is on disk: before, `pending` counted only the scheduler's memory
+// (at most its window, 16 here, of a backlog of 300) and a disabled subscription's deliveries
+// counted as pending and aged the oldest pending delivery.
+TEST_F(DeliverySchedulerTest, DepthGaugesCountTheBacklogOnDiskAndHoldDisabledSubscriptionsApart) {
+  subscription_.rate_limit_per_second = 1;  // the backlog stays due
+  subscription_.event_types = {"meeting.*"};
+  commit([&](WriteTxn& txn) { return mutations::put_subscription(txn, subscription_); });
+  registry_.upsert(subscription_);
+  subscriber_.respond(test::Reply::ok());
+  const Subscription paused = add_subscription("/paused", "calendar.*");
+  store_events(50, "calendar.sync");
+  disable(paused);
+  store_events(300, "meeting.completed");
+
+  start_scheduler(/*memory_limit=*/16, /*lane_memory_limit=*/8);
+  const auto pending = [&] { return metric("relay_deliveries{state=\"pending\"}").value_or(0); };
+  const auto held_gauge = [&] { return metric("relay_deliveries{state=\"held\"}").value_or(0); };
+  EXPECT_TRUE(test::eventually([&] { return pending() >= 280 && held_gauge() == 50; }, 20s))
+      << "pending " << pending() << ", held " << held_gauge();
+  const double age = metric("relay_oldest_pending_age_seconds").value_or(-1);
+  EXPECT_GE(age, 0);
+  EXPECT_LT(age, 60) << "the disabled subscription's deliveries are not pending";
+}
+
+// Deleting a subscription removes its series for good: before, the next gauge tick recreated
+// relay_circuit_state for it, and new subscriptions had no dead-letter series until a death.
+TEST_F(DeliverySchedulerTest, ASubscriptionsSeriesComeWithItAndGoWithIt) {
+  subscriber_.respond(test::Reply::ok());
+  store_events(1);
+  start_scheduler(1'000);
+  ASSERT_TRUE(subscriber_.wait_for_requests(1, 20s));
+  const std::string dead_series = "relay_deliveries_dead_total{subscription=\"" + subscription_.id + "\"}";
+  const std::string circuit_series = "relay_circuit_state{subscription=\"" + subscription_.id + "\"}";
+  EXPECT_EQ(metric(dead_series), 0.0) << "exists from the start, before any death";
+
+  Subscription added;
+  std::promise<void> announced;
+  added = add_subscription("/other", "other.*");
+  asio::post(io_, [&] {
+    scheduler_->subscription_changed(added.id);
+    announced.set_value();
+  });
+  announced.get_future().wait();
+  EXPECT_EQ(metric("relay_deliveries_dead_total{subscription=\"" + added.id + "\"}"), 0.0);
+  const auto enabled_count = [&] { return metric("relay_subscriptions{enabled=\"true\"}"); };
+  ASSERT_TRUE(test::eventually([&] { return enabled_count() == 2.0; }, 20s));
+
+  // Deleted as the API does: registry, scheduler, then the metrics.
+  std::promise<void> deleted;
+  asio::post(io_, [&] {
+    registry_.erase(subscription_.id);
+    scheduler_->subscription_changed(subscription_.id);
+    metrics_.forget_subscription(subscription_.id);
+    deleted.set_value();
+  });
+  deleted.get_future().wait();
+  // The gauge tick publishes the subscription count: once it reads 1 again, a tick has run.
+  EXPECT_TRUE(test::eventually([&] { return enabled_count() == 1.0; }, 20s));
+  EXPECT_FALSE(metric(circuit_series)) << "the gauge tick recreated the deleted subscription's circuit state";
+  EXPECT_FALSE(metric(dead_series));
 }
 
 }  // namespace

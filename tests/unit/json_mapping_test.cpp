@@ -35,6 +35,7 @@ Subscription full_subscription() {
   s.rate_limit_per_second = 5;
   s.created_at = kT;
   s.updated_at = kT + 1;
+  s.disabled_ms = 4'000;
   return s;
 }
 
@@ -55,6 +56,34 @@ TEST(JsonMappingTest, SubscriptionRecordRoundTrips) {
     ASSERT_TRUE(decoded);
     EXPECT_EQ(to_record(*decoded), record);
   }
+}
+
+TEST(JsonMappingTest, SubscriptionRecordsWrittenBeforeThePauseAccountReadAsNeverDisabled) {
+  json record = to_record(full_subscription());
+  EXPECT_EQ(record.at("disabled_ms"), 4'000);
+  record.erase("disabled_at");
+  record.erase("disabled_ms");
+  const Subscription back = subscription_from_record(record);
+  EXPECT_EQ(back.disabled_at, 0);
+  EXPECT_EQ(back.disabled_ms, 0);
+}
+
+TEST(JsonMappingTest, TheTimeASubscriptionSpendsDisabledIsAccounted) {
+  Subscription s;
+  EXPECT_EQ(paused_ms(s, kT), 0);
+  set_enabled(s, false, kT);
+  EXPECT_FALSE(s.enabled);
+  EXPECT_EQ(paused_ms(s, kT + 3'000), 3'000);  // still disabled: the pause runs
+  set_enabled(s, false, kT + 5'000);            // no change: the pause started at kT
+  set_enabled(s, true, kT + 10'000);
+  EXPECT_TRUE(s.enabled);
+  EXPECT_EQ(paused_ms(s, kT + 60'000), 10'000);  // enabled again: it stopped
+  set_enabled(s, true, kT + 70'000);
+  set_enabled(s, false, kT + 80'000);
+  set_enabled(s, true, kT + 82'000);
+  EXPECT_EQ(paused_ms(s, kT + 90'000), 12'000);
+  // Not in the API form: it is bookkeeping.
+  EXPECT_FALSE(to_api(s).contains("disabled_ms"));
 }
 
 TEST(JsonMappingTest, FormatTimeIsRfc3339UtcWithMilliseconds) {
@@ -136,6 +165,7 @@ TEST(JsonMappingTest, SubscriptionApiFormIsValidInputAgain) {
     back.previous_secret_expires_at = s.previous_secret_expires_at;
     back.created_at = s.created_at;
     back.updated_at = s.updated_at;
+    back.disabled_ms = s.disabled_ms;  // bookkeeping, not input
     const Status status = apply_subscription_fields(input, back, /*creating=*/false);
     ASSERT_TRUE(status.ok()) << status.error().message << " in " << input.dump();
     EXPECT_EQ(to_record(back), to_record(s));

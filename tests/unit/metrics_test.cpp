@@ -292,6 +292,42 @@ TEST(MetricsTest, ForgetSubscriptionRemovesOnlyItsSeries) {
   EXPECT_EQ(after.count("relay_delivery_attempts_total{outcome=\"timeout\",subscription=\"sub_gone\"}"), 0u);
 }
 
+TEST(MetricsTest, ASubscriptionsSeriesExistAtZeroFromItsCreationAndGoWithIt) {
+  // Before: relay_deliveries_dead_total{subscription} appeared only with the first death, so
+  // rate() and alerts over it saw nothing for a new subscription.
+  RelayMetrics metrics("1.2.3");
+  metrics.add_subscription("sub_new");
+  metrics.add_subscription("sub_new");  // idempotent
+  auto s = samples(metrics.scrape());
+  EXPECT_EQ(s.at("relay_deliveries_dead_total{subscription=\"sub_new\"}"), 0);
+  EXPECT_EQ(s.at("relay_deliveries_succeeded_total{subscription=\"sub_new\"}"), 0);
+  EXPECT_EQ(s.at("relay_circuit_state{subscription=\"sub_new\"}"), 0);
+  EXPECT_EQ(s.at("relay_delivery_attempt_duration_seconds_count{subscription=\"sub_new\"}"), 0);
+  for (const char* outcome : {"success", "http_4xx", "http_5xx", "timeout", "connect_error", "dns_error", "tls_error",
+                              "blocked_destination", "other"}) {
+    const std::string series =
+        std::string("relay_delivery_attempts_total{outcome=\"") + outcome + "\",subscription=\"sub_new\"}";
+    EXPECT_EQ(s.count(series), 1u) << series;
+  }
+  // Recording keeps counting in the same series.
+  metrics.delivery_dead("sub_new");
+  metrics.attempt("sub_new", AttemptOutcome::timeout, 1);
+  s = samples(metrics.scrape());
+  EXPECT_EQ(s.at("relay_deliveries_dead_total{subscription=\"sub_new\"}"), 1);
+  EXPECT_EQ(s.at("relay_delivery_attempts_total{outcome=\"timeout\",subscription=\"sub_new\"}"), 1);
+  metrics.forget_subscription("sub_new");
+  const std::string text = metrics.scrape();
+  EXPECT_EQ(text.find("sub_new"), std::string::npos) << text;
+}
+
+TEST(MetricsTest, HeldDeliveriesAreAStateOfTheirOwn) {
+  RelayMetrics metrics("1.2.3");
+  metrics.set_deliveries(1, 2, 3, 4, 5);
+  const auto s = samples(metrics.scrape());
+  EXPECT_EQ(s.at("relay_deliveries{state=\"pending\"}"), 1);
+  EXPECT_EQ(s.at("relay_deliveries{state=\"held\"}"), 5);
+}
+
 TEST(MetricsTest, ProcessMetricsDescribeThisProcess) {
   RelayMetrics metrics("1.2.3");
   const auto s = samples(metrics.scrape());

@@ -355,6 +355,48 @@ TEST_F(MutationsTest, RecordAttemptToDeadWritesTheDeadLetterKey) {
   EXPECT_EQ(stored_delivery(id).state, DeliveryState::dead);
 }
 
+TEST_F(MutationsTest, ExpireDeliveryMovesAWaitingDeliveryToTheDeadLettersWithoutAnAttempt) {
+  const auto sub = subscription();
+  const auto out = ingest({sub});
+  const Delivery waiting = out.deliveries[0];
+  Delivery d;
+  ASSERT_TRUE(run([&](WriteTxn& txn) {
+                return mutations::expire_delivery(txn, waiting, "window_expired", kStart + 7'000, d);
+              }).ok());
+  EXPECT_EQ(d.state, DeliveryState::dead);
+  EXPECT_EQ(d.completed_at, kStart + 7'000);
+  EXPECT_EQ(d.last_error, "window_expired");
+  EXPECT_EQ(d.attempts, 0u);
+  EXPECT_TRUE(family(Family::schedule).empty());
+  EXPECT_EQ(family(Family::dead_letters),
+            (std::vector<KV>{{keys::dead_letter_key(kStart + 7'000, waiting.id), keys::subscription_key(sub->id)}}));
+  EXPECT_EQ(stored_delivery(waiting.id).state, DeliveryState::dead);
+  EXPECT_TRUE(family(Family::attempts).empty());
+
+  // A copy whose schedule key is gone (it moved or finished meanwhile) changes nothing.
+  const auto before = everything();
+  EXPECT_EQ(run([&](WriteTxn& txn) {
+              return mutations::expire_delivery(txn, waiting, "window_expired", kStart + 8'000, d);
+            }).error().code,
+            Errc::conflict);
+  EXPECT_EQ(everything(), before);
+}
+
+TEST_F(MutationsTest, TheWindowNotesTheSubscriptionsPauseClockWhenItStarts) {
+  auto paused_before = std::make_shared<Subscription>(*subscription());
+  set_enabled(*paused_before, false, kStart - 10'000);
+  set_enabled(*paused_before, true, kStart - 4'000);  // disabled for 6 s before this event
+  const auto out = ingest({paused_before});
+  EXPECT_EQ(out.deliveries[0].window_pause_mark, 6'000);
+  EXPECT_EQ(stored_delivery(out.deliveries[0].id).window_pause_mark, 6'000);
+  Delivery d;
+  ASSERT_TRUE(attempt(out.deliveries[0].id, AttemptOutcome::http_5xx, {DeliveryState::pending, kStart + 5'000, 9'000}, d).ok());
+  EXPECT_EQ(d.window_pause_mark, 9'000);  // the window starts with this attempt
+  clock_.advance(5'000);
+  ASSERT_TRUE(attempt(d.id, AttemptOutcome::http_5xx, {DeliveryState::pending, kStart + 15'000, 12'000}, d).ok());
+  EXPECT_EQ(d.window_pause_mark, 9'000);  // and only then
+}
+
 TEST_F(MutationsTest, RecordAttemptOnAnAbsentDeliveryIsNotFound) {
   Delivery d;
   const Status status = attempt(ids_.next(keys::kDeliveryPrefix), AttemptOutcome::success, {DeliveryState::succeeded, 0}, d);

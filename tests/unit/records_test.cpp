@@ -44,7 +44,8 @@ class Bytes {
 };
 
 constexpr std::uint8_t kEventTag = 0x01;
-constexpr std::uint8_t kDeliveryTag = 0x02;
+constexpr std::uint8_t kDeliveryV1Tag = 0x02;  // before window_pause_mark
+constexpr std::uint8_t kDeliveryTag = 0x05;
 constexpr std::uint8_t kAttemptTag = 0x03;
 constexpr std::uint8_t kEventTypeCountTag = 0x04;
 
@@ -71,6 +72,7 @@ Delivery sample_delivery(DeliveryState state = DeliveryState::dead) {
   d.attempts = 7;
   d.completed_at = kT + 9;
   d.last_error = "connect_error";
+  d.window_pause_mark = 90'000;
   return d;
 }
 
@@ -107,6 +109,7 @@ void expect_same(const Delivery& a, const Delivery& b) {
   EXPECT_EQ(a.attempts, b.attempts);
   EXPECT_EQ(a.completed_at, b.completed_at);
   EXPECT_EQ(a.last_error, b.last_error);
+  EXPECT_EQ(a.window_pause_mark, b.window_pause_mark);
 }
 
 void expect_same(const Attempt& a, const Attempt& b) {
@@ -209,6 +212,7 @@ TEST(RecordsTest, TheLayoutIsTheDocumentedOne) {
                                            .u(d.attempts)
                                            .s(d.completed_at)
                                            .str(d.last_error)
+                                           .s(d.window_pause_mark)
                                            .bytes());
   const Attempt a = sample_attempt(AttemptOutcome::http_5xx);
   EXPECT_EQ(records::encode_record(a), Bytes(kAttemptTag)
@@ -224,6 +228,27 @@ TEST(RecordsTest, TheLayoutIsTheDocumentedOne) {
   // Small and negative integers take one byte; a time of 2026 takes six.
   EXPECT_EQ(Bytes(0).s(-1).bytes().size(), 2u);
   EXPECT_EQ(records::encode_record(EventTypeStats{"t", 1, kT}).size(), 1u + 1u + 6u);
+}
+
+TEST(RecordsTest, DeliveriesWrittenBeforeThePauseMarkStillDecode) {
+  Delivery d = sample_delivery(DeliveryState::pending);
+  const std::string v1 = Bytes(kDeliveryV1Tag)
+                             .str(d.id)
+                             .str(d.event_id)
+                             .str(d.subscription_id)
+                             .str(d.event_type)
+                             .u(0)  // pending
+                             .s(d.created_at)
+                             .s(d.next_attempt_at)
+                             .s(d.window_start)
+                             .u(d.attempts)
+                             .s(d.completed_at)
+                             .str(d.last_error)
+                             .bytes();
+  const auto decoded = records::decode_delivery(v1);
+  ASSERT_TRUE(decoded);
+  d.window_pause_mark = 0;  // none was noted: every pause counts, so no window ends early
+  expect_same(*decoded, d);
 }
 
 // Every prefix of a valid record is a record cut short, and one byte more is not a record either.
@@ -285,6 +310,7 @@ TEST(RecordsTest, DecodingRefusesEnumeratorsOutOfRange) {
         .u(d.attempts)
         .s(d.completed_at)
         .str(d.last_error)
+        .s(d.window_pause_mark)
         .bytes();
   };
   EXPECT_TRUE(records::decode_delivery(delivery_with_state(3)));

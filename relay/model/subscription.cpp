@@ -1,0 +1,23 @@
+#include "relay/model/subscription.h"
+
+#include <algorithm>
+
+namespace relay {
+
+void set_enabled(Subscription& sub, bool enabled, UnixMillis now) {
+  if (sub.enabled == enabled) return;
+  sub.enabled = enabled;
+  if (!enabled) {
+    sub.disabled_at = now;
+  } else {
+    sub.disabled_ms += std::max<std::int64_t>(0, now - sub.disabled_at);
+    sub.disabled_at = 0;
+  }
+}
+
+std::int64_t paused_ms(const Subscription& sub, UnixMillis now) {
+  const std::int64_t running = sub.enabled || sub.disabled_at == 0 ? 0 : std::max<std::int64_t>(0, now - sub.disabled_at);
+  return sub.disabled_ms + running;
+}
+
+}  // namespace relay

@@ -14,6 +14,7 @@ packages=(
   strace  # the fsync-before-acknowledge test watches relayd's system calls
 )
 [ "${RELAY_BENCH_DEPS:-0}" = 1 ] && packages+=(wrk nginx-light)
+[ "${RELAY_FUZZ_DEPS:-0}" = 1 ] && packages+=(clang libclang-rt-14-dev)  # tests/fuzz/run_libfuzzer.sh
 
 missing=()
 for p in "${packages[@]}"; do

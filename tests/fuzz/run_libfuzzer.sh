@@ -16,6 +16,7 @@ if [ ${#targets[@]} -eq 0 ]; then
   targets=(parse_event json_scan subscription_fields config duration time query parse_id records)
 fi
 
+RELAY_FUZZ_DEPS=1 "$src/deploy/install-deps.sh"
 cmake -S "$src" -B "$build" -DCMAKE_CXX_COMPILER=clang++ -DRELAY_LIBFUZZER=ON -DRELAY_BENCHMARKS=OFF \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$build" -j2 --target "${targets[@]/#/fuzz_}"

@@ -8,8 +8,10 @@ Steps (each failure is listed at the end; exit status 1 if there is any):
   2. relayd on a free loopback port with a fresh data dir, a local subscriber answering 200 on
      /ok, 500 on /fail and 410 on /gone, one subscription per path, events published through
      the API (single, batch, a duplicate, a few 4xx) and a dead-letter redrive.
-  3. relayd's /metrics: `promtool check metrics` passes and every metric of spec section 5 is
-     exposed.
+  3. relayd's /metrics: `promtool check metrics` passes, every metric of spec section 5 is
+     exposed, and the counters and gauges hold the values the run's actions imply (events
+     ingested and deduplicated, deliveries created, succeeded and dead per subscription,
+     redriven, and deliveries by state once everything has ended).
   4. A real Prometheus (scrape interval 1s) scrapes relayd and loads alerts.yml. Through its HTTP
      API: every alert rule loaded, parses as a query and evaluates without error; every
      dashboard expression (template variables substituted) parses and returns data; every
@@ -435,8 +437,64 @@ def redrive(relayd, gone_id, deadline, failures):
     status, answer = relayd.api("POST", "/v1/dlq/retry", {"subscription_id": gone_id})
     if status != 200 or not isinstance(answer, dict) or not answer.get("retried"):
         failures.add("POST /v1/dlq/retry", f"status {status}: {answer}")
-    else:
-        log(f"  ok   redrove {answer['retried']} dead deliveries")
+        return 0
+    log(f"  ok   redrove {answer['retried']} dead deliveries")
+    return answer["retried"]
+
+
+def parse_samples(text):
+    """{(name, frozenset of (label, value))): value} of a Prometheus text exposition."""
+    samples = {}
+    for line in text.splitlines():
+        match = re.fullmatch(r"([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)", line)
+        if not match:
+            continue
+        labels = frozenset(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', match.group(2) or ""))
+        samples[(match.group(1), labels)] = float(match.group(3))
+    return samples
+
+
+def check_values(relayd, ids, events, redriven, deadline, failures):
+    """The counters and gauges tell what the run did: every number below follows from the
+    actions of publish() and redrive() and from the three subscribers' answers."""
+    log("== relayd /metrics: values after known actions")
+    published = events + 5 + 1  # single events, the batch, the first of the duplicate pair
+    expected = [
+        ("relay_events_ingested_total", {}, published),
+        ("relay_events_deduplicated_total", {}, 1),
+        ("relay_deliveries_created_total", {}, 3 * published),
+        ("relay_dlq_redriven_total", {}, redriven),
+        # /gone answers 410: every delivery dies at once, and the redriven ones die again.
+        ("relay_deliveries_dead_total", {"subscription": ids.get("gone", "")}, published + redriven),
+        # /fail answers 500 until its 3s window closes.
+        ("relay_deliveries_dead_total", {"subscription": ids.get("fail", "")}, published),
+        ("relay_deliveries_succeeded_total", {"subscription": ids.get("ok", "")}, published),
+        ("relay_deliveries_succeeded_total", {"subscription": ids.get("gone", "")}, 0),
+        # Everything has ended: what is dead is on disk, nothing waits or runs.
+        ("relay_deliveries", {"state": "dead"}, 2 * published),
+        ("relay_deliveries", {"state": "pending"}, 0),
+        ("relay_deliveries", {"state": "scheduled"}, 0),
+        ("relay_deliveries", {"state": "in_flight"}, 0),
+    ]
+
+    def value(samples, name, labels):
+        matching = [v for (n, ls), v in samples.items() if n == name and set(labels.items()) <= ls]
+        return sum(matching) if matching else None
+
+    def mismatches():
+        status, text = http("GET", relayd.url("/metrics"))
+        samples = parse_samples(text) if status == 200 else {}
+        return [(name, labels, want, value(samples, name, labels)) for name, labels, want in expected
+                if value(samples, name, labels) != want]
+
+    wrong = mismatches()
+    while wrong and time.monotonic() < deadline:
+        time.sleep(0.5)
+        wrong = mismatches()
+    for name, labels, want, got in wrong:
+        failures.add("metric value", f"{name}{labels}: {got}, expected {want}")
+    if not wrong:
+        log(f"  ok   {len(expected)} counters and gauges hold the expected values")
 
 
 def check_exposition(relayd, promtool, deadline, failures):
@@ -605,9 +663,9 @@ def main():
             publish(relayd, failures, args.events)
             if not subscriber.wait_for("/ok", args.events, max(0.0, deadline - time.monotonic())):
                 failures.add("deliveries", f"/ok received {subscriber.counts['/ok']} of {args.events}")
-            if "gone" in ids:
-                redrive(relayd, ids["gone"], deadline, failures)
+            redriven = redrive(relayd, ids["gone"], deadline, failures) if "gone" in ids else 0
             check_exposition(relayd, args.promtool, deadline, failures)
+            check_values(relayd, ids, args.events, redriven, deadline, failures)
             check_rules(prometheus, rule_count, deadline, failures)
             check_dashboard(prometheus, dashboard, deadline, failures)
         except (RuntimeError, TimeoutError, OSError) as error:

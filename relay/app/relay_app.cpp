@@ -114,6 +114,7 @@ int run_relay(const Config& base_config) {
   scheduler_options.retry = RetryPolicy{config.retry_initial_ms, config.retry_max_delay_ms, config.retry_window_ms};
   scheduler_options.attempt_timeout_ms = config.attempt_timeout_ms;
   scheduler_options.max_in_flight = config.max_in_flight;
+  scheduler_options.circuit_probe_interval_ms = config.circuit_probe_interval_ms;
   DeliveryScheduler scheduler(io, scheduler_options, clock, logger, *store, pipeline, subscriptions, egress, metrics,
                               blocking_pool);
   RetentionCleaner cleaner(io, RetentionOptions{config.retention_ms, config.dlq_retention_ms,

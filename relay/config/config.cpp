@@ -154,6 +154,10 @@ std::vector<Flag> flags() {
        [](Config& c, const std::string& v) { c.retention_interval_ms = duration_value("retention-interval", v); }},
       {"shutdown-grace", true, false,
        [](Config& c, const std::string& v) { c.shutdown_grace_ms = duration_value("shutdown-grace", v, true); }},
+      {"circuit-probe-interval", true, false,
+       [](Config& c, const std::string& v) {
+         c.circuit_probe_interval_ms = duration_value("circuit-probe-interval", v);
+       }},
       {"allow-private-networks", false, false,
        [](Config& c, const std::string&) { c.allow_private_networks = true; }},
       {"allow-cidr", true, true, [](Config& c, const std::string& v) { c.allow_cidrs.push_back(v); }},
@@ -271,6 +275,7 @@ std::string usage() {
   --max-connections 10000     open ingress connections; at the cap the longest idle one is closed
   --max-pending-deliveries N  ingest answers 429 while N deliveries are unfinished (0: no bound, default)
   --retention 72h  --dlq-retention 7d  --retention-interval 30s  --shutdown-grace 10s
+  --circuit-probe-interval 30s  how often an open circuit lets one probe attempt through
   --allow-private-networks    deliver to loopback/private addresses
   --allow-cidr CIDR           repeatable; allow deliveries to these addresses
   --log-level debug|info|warn|error

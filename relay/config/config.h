@@ -41,6 +41,7 @@ struct Config {
   std::int64_t dlq_retention_ms = 7 * 86'400'000LL;
   std::int64_t retention_interval_ms = 30'000;  // pause between the cleaner's passes
   std::int64_t shutdown_grace_ms = 10'000;
+  std::int64_t circuit_probe_interval_ms = 30'000;  // an open circuit's probe period
   bool allow_private_networks = false;
   std::vector<std::string> allow_cidrs;
   LogLevel log_level = LogLevel::info;

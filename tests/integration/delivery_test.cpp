@@ -628,7 +628,9 @@ TEST_F(Deliveries, FailingSubscriberOpensItsCircuitWithoutDelayingAHealthyOne) {
   TestSubscriber healthy;
   TestSubscriber failing;
   failing.respond(Reply::status(500, "down"));
-  start({"--allow-cidr", "127.0.0.0/8", "--retry-initial", "100ms", "--retry-max-delay", "400ms", "--retry-window", "10m"});
+  // The probe interval is far beyond the test: the count of 20 cannot race a probe.
+  start({"--allow-cidr", "127.0.0.0/8", "--retry-initial", "100ms", "--retry-max-delay", "400ms", "--retry-window", "10m",
+         "--circuit-probe-interval", "1h"});
   // One attempt at a time makes the count of attempts before the circuit opens exact.
   const std::string failing_id = subscribe_id({{"url", failing.url("/hook")}, {"max_in_flight", 1}});
   const std::string healthy_id = subscribe_id({{"url", healthy.url("/hook")}});
@@ -645,7 +647,7 @@ TEST_F(Deliveries, FailingSubscriberOpensItsCircuitWithoutDelayingAHealthyOne) {
   EXPECT_TRUE(eventually([&] { return circuit_state(failing_id) == 2.0; })) << "relay_circuit_state{subscription} must read 2 (open)";
   EXPECT_EQ(circuit_state(healthy_id), 0.0);
 
-  // Held deliveries wait without using up attempts: 20 failures, then nothing until the probe (30s).
+  // Held deliveries wait without using up attempts: 20 failures, then nothing until the probe.
   EXPECT_EQ(failing.request_count(), 20u);
   std::size_t attempts = 0;
   for (const std::string& event_id : event_ids) {
@@ -658,6 +660,33 @@ TEST_F(Deliveries, FailingSubscriberOpensItsCircuitWithoutDelayingAHealthyOne) {
   }
   EXPECT_EQ(attempts, 20u);
   EXPECT_EQ(failing.request_count(), 20u);
+}
+
+// Spec 3: an open circuit lets one probe through per interval; while the probe runs the circuit
+// is half-open (relay_circuit_state 1) and nothing else is sent; a failed probe opens it again
+// (2), a successful one closes it (0) and the held deliveries flow. The subscriber's answers are
+// scripted in order, so no step races a timer: 20 failures, a probe that hangs until its 4s
+// timeout, then success.
+TEST_F(Deliveries, HalfOpenProbeReopensOnFailureAndClosesOnSuccess) {
+  TestSubscriber sub;
+  for (int i = 0; i < 20; ++i) sub.enqueue(Reply::status(500, "down"));
+  sub.enqueue(Reply::blackhole());
+  sub.respond(Reply::ok());
+  start({"--allow-cidr", "127.0.0.0/8", "--retry-initial", "100ms", "--retry-max-delay", "400ms", "--retry-window", "10m",
+         "--circuit-probe-interval", "3s"});
+  const std::string sub_id = subscribe_id({{"url", sub.url("/hook")}, {"max_in_flight", 1}, {"timeout", "4s"}});
+  ASSERT_FALSE(sub_id.empty());
+  std::vector<std::string> event_ids;
+  for (int i = 0; i < 25; ++i) event_ids.push_back(publish("meeting.completed", {{"n", i}}, 1));
+
+  ASSERT_TRUE(sub.wait_for_requests(21, kWait)) << "no probe after the circuit opened: " << sub.request_count();
+  EXPECT_TRUE(eventually([&] { return circuit_state(sub_id) == 1.0; })) << "relay_circuit_state must read 1 (half-open)";
+  EXPECT_EQ(sub.request_count(), 21u) << "one probe at a time while half-open";
+  EXPECT_TRUE(eventually([&] { return circuit_state(sub_id) == 2.0; })) << "the failed probe must open the circuit again";
+  EXPECT_EQ(sub.request_count(), 21u) << "nothing is sent between probes";
+
+  for (const std::string& event_id : event_ids) await_state(delivery_id(event_id, sub_id), "succeeded");
+  EXPECT_TRUE(eventually([&] { return circuit_state(sub_id) == 0.0; })) << "a successful probe closes the circuit";
 }
 
 // Spec 3 (1.1): the window keeps running while the circuit is open. With a 2 s window every
@@ -714,11 +743,12 @@ TEST_F(Deliveries, LoopbackAndPrivateDestinationsAreRefusedWithoutAllowCidr) {
 
 TEST_F(Deliveries, DisabledSubscriptionHoldsItsDeliveriesUntilEnabled) {
   TestSubscriber sub;
-  // The first request hangs until the subscription's 1s timeout; with one attempt at a time the
+  // The first request hangs until the subscription's timeout; with one attempt at a time the
   // other deliveries queue behind it, so they are pending and unattempted when it is disabled.
+  // The test must disable it before that timeout: 3s leaves a loaded machine room for one PATCH.
   sub.enqueue("/hook", Reply::blackhole());
   start(kFastRetries);  // window 2s: held deliveries would age out quickly if waiting aged them
-  const std::string sub_id = subscribe_id({{"url", sub.url("/hook")}, {"max_in_flight", 1}, {"timeout", "1s"}});
+  const std::string sub_id = subscribe_id({{"url", sub.url("/hook")}, {"max_in_flight", 1}, {"timeout", "3s"}});
   std::vector<std::string> event_ids;
   for (int i = 0; i < 3; ++i) event_ids.push_back(publish("meeting.completed", {{"n", i}}, 1));
   ASSERT_TRUE(sub.wait_for_requests(1, kWait));
@@ -739,7 +769,7 @@ TEST_F(Deliveries, DisabledSubscriptionHoldsItsDeliveriesUntilEnabled) {
 
   // Watch past the point where the retry was due and the 2s window is over: nothing is
   // attempted and nothing ages into the dead-letter queue.
-  const auto watch_until = first_request_at + 1s + 2s + 1s;
+  const auto watch_until = first_request_at + 3s + 2s + 1s;
   while (Clock::now() < watch_until) {
     ASSERT_EQ(sub.request_count(), 1u) << "a disabled subscription was attempted";
     for (const std::string& id : dlv_ids) {

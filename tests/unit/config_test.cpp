@@ -78,7 +78,9 @@ TEST(ConfigTest, EveryFlagIsApplied) {
                           "--max-body", "512KiB",
                           "--retention", "1d",
                           "--dlq-retention", "14d",
+                          "--retention-interval", "5s",
                           "--shutdown-grace", "0s",
+                          "--circuit-probe-interval", "2s",
                           "--allow-private-networks",
                           "--allow-cidr", "10.0.0.0/8",
                           "--log-level", "debug",
@@ -101,7 +103,9 @@ TEST(ConfigTest, EveryFlagIsApplied) {
   EXPECT_EQ(c.max_body_bytes, 512u << 10);
   EXPECT_EQ(c.retention_ms, 86'400'000);
   EXPECT_EQ(c.dlq_retention_ms, 14LL * 86'400'000);
+  EXPECT_EQ(c.retention_interval_ms, 5'000);
   EXPECT_EQ(c.shutdown_grace_ms, 0);
+  EXPECT_EQ(c.circuit_probe_interval_ms, 2'000);
   EXPECT_TRUE(c.allow_private_networks);
   EXPECT_EQ(c.allow_cidrs, (std::vector<std::string>{"10.0.0.0/8"}));
   EXPECT_EQ(c.log_level, LogLevel::debug);
@@ -259,6 +263,8 @@ TEST(ConfigTest, EveryBadValueIsOneLineConfigError) {
       {{"--retention", "3w"}, {}},
       {{"--dlq-retention", "0d"}, {}},
       {{"--shutdown-grace", "soon"}, {}},
+      {{"--retention-interval", "0s"}, {}},
+      {{"--circuit-probe-interval", "0ms"}, {}},
       {{"--ca-file", ""}, {}},
       {{"--ca-file", "/nonexistent/ca.pem"}, {}},
       {{"--ca-file", "/tmp"}, {}},  // a directory

@@ -1,3 +1,7 @@
+// Over 450 lines, on purpose: curl's socket, timer, open/close-socket and write callbacks and the
+// transfer lifecycle all act on one Impl's state (watches, sockets we own, transfers, idle
+// handles) on one thread; apart, that state would have to be shared between files. What is pure
+// (outcome classification) lives in attempt_classification.
 #include "relay/delivery/egress_client.h"
 
 #include <curl/curl.h>

@@ -1,3 +1,7 @@
+// Over 450 lines, on purpose: curl's socket, timer, open/close-socket and write callbacks and the
+// transfer lifecycle all act on one Impl's state (watches, sockets we own, transfers, idle
+// handles) on one thread; apart, that state would have to be shared between files. What is pure
+// (outcome classification) lives in attempt_classification.
 #include "relay/delivery/egress_client.h"
 
 #include <curl/curl.h>
@@ -15,6 +19,8 @@
 #include <stdexcept>
 #include <unordered_map>
 #include <unordered_set>
+
+#include "relay/delivery/attempt_classification.h"
 
 namespace relay {
 namespace {
@@ -45,40 +51,24 @@ bool header_is_safe(const std::pair<std::string, std::string>& header) {
          std::none_of(header.second.begin(), header.second.end(), bad);
 }
 
-AttemptOutcome classify_status(long status) {
-  if (status >= 200 && status < 300) return AttemptOutcome::success;
-  if (status >= 400 && status < 500) return AttemptOutcome::http_4xx;
-  if (status >= 500 && status < 600) return AttemptOutcome::http_5xx;
-  return AttemptOutcome::other;  // 1xx as final, 3xx (redirects are not followed), nonsense
-}
+struct EasyCleanup {
+  void operator()(CURL* easy) const { curl_easy_cleanup(easy); }
+};
+struct SlistFree {
+  void operator()(curl_slist* list) const { curl_slist_free_all(list); }
+};
+// An easy handle owned here; one still in the multi handle must be removed from it first.
+using EasyHandle = std::unique_ptr<CURL, EasyCleanup>;
+using HeaderList = std::unique_ptr<curl_slist, SlistFree>;
 
-AttemptOutcome classify_error(CURLcode code) {
-  switch (code) {
-    case CURLE_OPERATION_TIMEDOUT:
-      return AttemptOutcome::timeout;
-    case CURLE_COULDNT_RESOLVE_HOST:
-      return AttemptOutcome::dns_error;
-    case CURLE_COULDNT_CONNECT:
-      return AttemptOutcome::connect_error;
-    case CURLE_SSL_CONNECT_ERROR:
-    case CURLE_SSL_ENGINE_NOTFOUND:
-    case CURLE_SSL_ENGINE_SETFAILED:
-    case CURLE_SSL_CERTPROBLEM:
-    case CURLE_SSL_CIPHER:
-    case CURLE_PEER_FAILED_VERIFICATION:
-    case CURLE_USE_SSL_FAILED:
-    case CURLE_SSL_ENGINE_INITFAILED:
-    case CURLE_SSL_CACERT_BADFILE:
-    case CURLE_SSL_SHUTDOWN_FAILED:
-    case CURLE_SSL_CRL_BADFILE:
-    case CURLE_SSL_ISSUER_ERROR:
-    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
-    case CURLE_SSL_INVALIDCERTSTATUS:
-    case CURLE_SSL_CLIENTCERT:
-      return AttemptOutcome::tls_error;
-    default:
-      return AttemptOutcome::other;
-  }
+// curl_slist_append returns the list's head, or null (leaving the list as it was) when out of
+// memory.
+bool append(HeaderList& list, const std::string& line) {
+  curl_slist* head = curl_slist_append(list.get(), line.c_str());
+  if (head == nullptr) return false;
+  static_cast<void>(list.release());
+  list.reset(head);
+  return true;
 }
 
 }  // namespace
@@ -111,11 +101,11 @@ class EgressClient::Impl : public std::enable_shared_from_this<EgressClient::Imp
 
   // One attempt in flight.
   struct Transfer {
-    CURL* easy = nullptr;
+    EasyHandle easy;
     Impl* owner = nullptr;
     EgressRequest request;
     Callback done;
-    curl_slist* headers = nullptr;
+    HeaderList headers;
     Steady::time_point started;
     std::string excerpt;
     std::size_t body_bytes = 0;
@@ -160,7 +150,7 @@ class EgressClient::Impl : public std::enable_shared_from_this<EgressClient::Imp
   std::unordered_map<curl_socket_t, std::shared_ptr<Watch>> watches_;
   std::unordered_set<curl_socket_t> own_sockets_;  // opened by on_open_socket, not yet closed
   std::unordered_map<CURL*, std::unique_ptr<Transfer>> transfers_;
-  std::vector<CURL*> idle_easies_;
+  std::vector<EasyHandle> idle_easies_;
   std::atomic<std::size_t> in_flight_{0};
   bool shut_down_ = false;
 };
@@ -196,14 +186,9 @@ void EgressClient::Impl::shutdown() {
   if (shut_down_) return;
   shut_down_ = true;
   timer_.cancel();
-  for (auto& [easy, t] : transfers_) {
-    curl_multi_remove_handle(multi_, easy);
-    curl_easy_cleanup(easy);
-    curl_slist_free_all(t->headers);
-  }
+  for (auto& entry : transfers_) curl_multi_remove_handle(multi_, entry.first);
   transfers_.clear();
   in_flight_.store(0);
-  for (CURL* easy : idle_easies_) curl_easy_cleanup(easy);
   idle_easies_.clear();
   // Closes the cached connections through on_close_socket, which still needs `this`.
   curl_multi_cleanup(multi_);
@@ -442,21 +427,16 @@ std::size_t EgressClient::Impl::on_write(char* data, std::size_t size, std::size
 // --- send / complete -----------------------------------------------------------------------
 
 bool EgressClient::Impl::configure(Transfer& t) {
-  CURL* e = t.easy;
+  CURL* e = t.easy.get();
   const EgressRequest& r = t.request;
   for (const auto& header : r.headers) {
-    const std::string line = header.first + ": " + header.second;
-    curl_slist* next = curl_slist_append(t.headers, line.c_str());
-    if (next == nullptr) return false;
-    t.headers = next;
+    if (!append(t.headers, header.first + ": " + header.second)) return false;
   }
   // Suppress what curl would add on its own: Expect: 100-continue costs a round trip (or a
   // 1 s stall against servers that ignore it), and Accept / the form Content-Type are not ours.
   for (const char* name : {"Expect", "Accept", "Content-Type"}) {
     if (has_header(r.headers, name)) continue;
-    curl_slist* next = curl_slist_append(t.headers, (std::string(name) + ":").c_str());
-    if (next == nullptr) return false;
-    t.headers = next;
+    if (!append(t.headers, std::string(name) + ":")) return false;
   }
   const char* body = r.body ? r.body->data() : "";
   const curl_off_t body_size = r.body ? static_cast<curl_off_t>(r.body->size()) : 0;
@@ -475,7 +455,7 @@ bool EgressClient::Impl::configure(Transfer& t) {
   set(CURLOPT_PIPEWAIT, tls ? 1L : 0L);
   set(CURLOPT_POSTFIELDSIZE_LARGE, body_size);
   set(CURLOPT_POSTFIELDS, body);
-  set(CURLOPT_HTTPHEADER, t.headers);
+  set(CURLOPT_HTTPHEADER, t.headers.get());
   set(CURLOPT_TIMEOUT_MS, static_cast<long>(std::max<std::int64_t>(r.timeout_ms, 0)));
   set(CURLOPT_WRITEDATA, static_cast<void*>(&t));
   set(CURLOPT_OPENSOCKETDATA, static_cast<void*>(&t));
@@ -522,23 +502,21 @@ void EgressClient::Impl::send(EgressRequest request, Callback done) {
     fail_now(std::move(done), "invalid header name or value", started);
     return;
   }
-  CURL* easy = nullptr;
+  EasyHandle easy;
   if (!idle_easies_.empty()) {
-    easy = idle_easies_.back();
+    easy = std::move(idle_easies_.back());
     idle_easies_.pop_back();
   } else {
-    easy = curl_easy_init();
-    if (easy != nullptr && !configure_handle(easy)) {
-      curl_easy_cleanup(easy);
-      easy = nullptr;
-    }
+    easy.reset(curl_easy_init());
+    if (easy != nullptr && !configure_handle(easy.get())) easy.reset();
   }
   if (easy == nullptr) {
     fail_now(std::move(done), "curl_easy_init failed", started);
     return;
   }
+  CURL* raw_easy = easy.get();
   auto t = std::make_unique<Transfer>();
-  t->easy = easy;
+  t->easy = std::move(easy);
   t->owner = this;
   t->request = std::move(request);
   t->done = std::move(done);
@@ -550,10 +528,10 @@ void EgressClient::Impl::send(EgressRequest request, Callback done) {
     return;
   }
   Transfer* raw = t.get();
-  transfers_.emplace(easy, std::move(t));
+  transfers_.emplace(raw_easy, std::move(t));
   in_flight_.store(transfers_.size(), std::memory_order_relaxed);
-  if (curl_multi_add_handle(multi_, easy) != CURLM_OK) {
-    auto node = transfers_.extract(easy);
+  if (curl_multi_add_handle(multi_, raw_easy) != CURLM_OK) {
+    auto node = transfers_.extract(raw_easy);
     Callback cb = std::move(raw->done);
     release(std::move(node.mapped()));
     fail_now(std::move(cb), "curl_multi_add_handle failed", started);
@@ -564,52 +542,40 @@ EgressResponse EgressClient::Impl::make_response(Transfer& t, CURLcode result) {
   EgressResponse response;
   response.duration_ms = elapsed_ms(t.started);
   long status = 0;
-  curl_easy_getinfo(t.easy, CURLINFO_RESPONSE_CODE, &status);
+  curl_easy_getinfo(t.easy.get(), CURLINFO_RESPONSE_CODE, &status);
   response.http_status = static_cast<int>(status);
   response.body_excerpt = std::move(t.excerpt);
   curl_header* retry_after = nullptr;
-  if (status > 0 &&
-      curl_easy_header(t.easy, "Retry-After", 0, CURLH_HEADER, -1, &retry_after) == CURLHE_OK) {
+  if (status > 0 && curl_easy_header(t.easy.get(), "Retry-After", 0, CURLH_HEADER, -1,
+                                     &retry_after) == CURLHE_OK) {
     response.retry_after = retry_after->value;
   }
-
-  if (status > 0 && (result == CURLE_OK || (result == CURLE_WRITE_ERROR && t.body_over_cap))) {
-    response.outcome = classify_status(status);
-    if (response.outcome == AttemptOutcome::other) {
-      response.error = "unexpected HTTP status " + std::to_string(status) +
-                       (status >= 300 && status < 400 ? " (redirects are not followed)" : "");
-    }
-    return response;
-  }
-  if (!t.blocked_reason.empty() && result == CURLE_COULDNT_CONNECT) {
-    response.outcome = AttemptOutcome::blocked_destination;
-    response.error = "destination refused: " + t.blocked_reason;
-    return response;
-  }
-  response.outcome = classify_error(result);
-  response.error = t.error_buffer[0] != '\0' ? std::string(t.error_buffer)
-                                             : std::string(curl_easy_strerror(result));
+  AttemptClassification c = classify_attempt({.http_status = status,
+                                              .result = result,
+                                              .body_over_cap = t.body_over_cap,
+                                              .blocked_reason = t.blocked_reason,
+                                              .curl_error = t.error_buffer});
+  response.outcome = c.outcome;
+  response.error = std::move(c.error);
   return response;
 }
 
 void EgressClient::Impl::release(std::unique_ptr<Transfer> t) {
-  if (multi_ != nullptr) curl_multi_remove_handle(multi_, t->easy);  // OK if never added
-  curl_slist_free_all(t->headers);
-  t->headers = nullptr;
+  if (multi_ != nullptr) curl_multi_remove_handle(multi_, t->easy.get());  // OK if never added
+  t->headers.reset();
   in_flight_.store(transfers_.size(), std::memory_order_relaxed);
   if (idle_easies_.size() < kMaxIdleEasyHandles) {
     // An idle handle keeps its constant options (configure_handle) but no pointer into `t`.
-    CURL* e = t->easy;
+    CURL* e = t->easy.get();
     curl_easy_setopt(e, CURLOPT_PRIVATE, nullptr);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, nullptr);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, nullptr);
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, nullptr);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, nullptr);
     curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, nullptr);
-    idle_easies_.push_back(e);
-  } else {
-    curl_easy_cleanup(t->easy);
+    idle_easies_.push_back(std::move(t->easy));
   }
+  // Otherwise the handle is cleaned up with `t`.
 }
 
 void EgressClient::Impl::fail_now(Callback done, std::string error, Steady::time_point started) {

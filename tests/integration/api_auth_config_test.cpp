@@ -14,8 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "tests/support/http_client.h"
-#include "tests/support/relayd_process.h"
+#include "tests/support/relayd_api_test.h"
 
 namespace relay::test {
 namespace {
@@ -26,36 +25,24 @@ const std::string kEvent = R"({"type": "meeting.completed", "payload": {"bot_id"
 const std::string kBatch = R"({"events": [{"type": "meeting.completed", "payload": {"n": 1}}]})";
 const std::string kSubscription = R"({"url": "http://127.0.0.1:9/hook"})";
 
-class Auth : public ::testing::Test {
+class Auth : public RelaydApiTest {
  protected:
-  RelaydProcess& relayd() {
-    if (!relayd_) relayd_.emplace();
-    return *relayd_;
-  }
-  void start(RelaydOptions options) { relayd_.emplace(std::move(options)); }
-  HttpResponse call(std::string_view method, std::string_view path, const std::string& body,
-                    const Headers& headers) {
-    return http_.request(method, relayd().url(path), body, headers);
-  }
-  HttpResponse admin(std::string_view method, std::string_view path, const std::string& body = {}) {
-    return call(method, path, body, {bearer(kAdminKey)});
-  }
   std::string new_event() {
-    const HttpResponse r = admin("POST", "/v1/events", kEvent);
+    const HttpResponse r = call("POST", "/v1/events", kEvent);
     EXPECT_EQ(r.status, 202) << r.describe();
     return r.json().is_object() ? r.json().value("id", "") : "";
   }
   std::string new_subscription() {
-    const HttpResponse r = admin("POST", "/v1/subscriptions", kSubscription);
+    const HttpResponse r = call("POST", "/v1/subscriptions", kSubscription);
     EXPECT_EQ(r.status, 201) << r.describe();
     return r.json().is_object() ? r.json().value("id", "") : "";
   }
   std::size_t subscription_count() {
-    const json doc = admin("GET", "/v1/subscriptions").json();
+    const json doc = call("GET", "/v1/subscriptions").json();
     return doc.is_object() && doc.contains("items") ? doc["items"].size() : 0;
   }
   std::size_t event_type_count() {
-    const json doc = admin("GET", "/v1/event-types").json();
+    const json doc = call("GET", "/v1/event-types").json();
     return doc.is_object() && doc.contains("items") ? doc["items"].size() : 0;
   }
 
@@ -81,9 +68,6 @@ class Auth : public ::testing::Test {
         {"POST", "/v1/dlq/retry", "{}"},
     };
   }
-
-  std::optional<RelaydProcess> relayd_;
-  HttpClient http_;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -116,8 +100,8 @@ TEST_F(Auth, MissingOrWrongKeyIs401) {
   }
   // Nothing was done on behalf of the rejected requests.
   EXPECT_EQ(subscription_count(), 1u);
-  EXPECT_EQ(admin("GET", "/v1/subscriptions/" + sub_id).json().value("enabled", false), true);
-  const json types = admin("GET", "/v1/event-types").json();
+  EXPECT_EQ(call("GET", "/v1/subscriptions/" + sub_id).json().value("enabled", false), true);
+  const json types = call("GET", "/v1/event-types").json();
   ASSERT_EQ(types["items"].size(), 1u) << types.dump();
   EXPECT_EQ(types["items"][0].value("count", 0), 1);
 }
@@ -159,15 +143,14 @@ TEST_F(Auth, IngestKeyMayOnlyIngest) {
   }
   // The forbidden writes did not happen.
   EXPECT_EQ(subscription_count(), 1u);
-  const json sub = admin("GET", "/v1/subscriptions/" + sub_id).json();
+  const json sub = call("GET", "/v1/subscriptions/" + sub_id).json();
   EXPECT_EQ(sub.value("enabled", false), true);
-  const json event = admin("GET", "/v1/events/" + event_id).json();
+  const json event = call("GET", "/v1/events/" + event_id).json();
   EXPECT_EQ(event.value("deliveries", json::array()).size(), 0u);
 }
 
 TEST_F(Auth, SeveralKeysPerScopeAllWork) {
-  start(RelaydOptions::with_args(
-      {"--api-key", "admin:second-admin-key-7d1e", "--api-key", "ingest:second-ingest-key-93aa"}));
+  start({"--api-key", "admin:second-admin-key-7d1e", "--api-key", "ingest:second-ingest-key-93aa"});
   for (const std::string_view key : {kAdminKey, std::string_view("second-admin-key-7d1e")}) {
     EXPECT_EQ(call("GET", "/v1/subscriptions", "", {bearer(key)}).status, 200) << key;
   }
@@ -178,7 +161,7 @@ TEST_F(Auth, SeveralKeysPerScopeAllWork) {
 }
 
 TEST_F(Auth, InsecureNoAuthNeedsNoKey) {
-  start(RelaydOptions::with_args({"--insecure-no-auth"}).without_api_keys());
+  relayd_.emplace(RelaydOptions::with_args({"--insecure-no-auth"}).without_api_keys());
   EXPECT_EQ(call("POST", "/v1/events", kEvent, {}).status, 202);
   EXPECT_EQ(call("POST", "/v1/subscriptions", kSubscription, {}).status, 201);
   EXPECT_EQ(call("GET", "/v1/subscriptions", "", {}).status, 200);

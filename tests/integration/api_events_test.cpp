@@ -11,8 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "tests/support/http_client.h"
-#include "tests/support/relayd_process.h"
+#include "tests/support/relayd_api_test.h"
 
 namespace relay::test {
 namespace {
@@ -43,18 +42,8 @@ constexpr std::string_view kPublishedPayload = R"({
 constexpr std::string_view kCompactPayload =
     R"({"zeta":1,"alpha":[2.0,1e3,-0.50E+2],"text":"caf\u00e9 \/ \"quoted\"","big":123456789012345678901234567890,"empty":{}})";
 
-class EventsApi : public ::testing::Test {
+class EventsApi : public RelaydApiTest {
  protected:
-  RelaydProcess& relayd() {
-    if (!relayd_) relayd_.emplace();
-    return *relayd_;
-  }
-  void start(RelaydOptions options) { relayd_.emplace(std::move(options)); }
-
-  HttpResponse call(std::string_view method, std::string_view path, const std::string& body = {},
-                    std::string_view key = kAdminKey) {
-    return http_.request(method, relayd().url(path), body, {bearer(key)});
-  }
   HttpResponse post_event(const json& event, const Headers& extra = {}) {
     Headers headers{bearer(kAdminKey)};
     headers.insert(headers.end(), extra.begin(), extra.end());
@@ -62,15 +51,11 @@ class EventsApi : public ::testing::Test {
   }
   HttpResponse get_event(const std::string& id) { return call("GET", "/v1/events/" + id); }
 
-  // Creates a subscription; returns its id, or "" after recording a failure.
-  std::string subscribe(json body) {
+  // Creates a subscription to kNowhere unless `body` names a url; its id, or "" after recording a
+  // failure.
+  std::string subscribe_nowhere(json body) {
     if (!body.contains("url")) body["url"] = kNowhere;
-    const HttpResponse r = call("POST", "/v1/subscriptions", body.dump());
-    if (r.status != 201 || !r.json().is_object() || !r.json().contains("id")) {
-      ADD_FAILURE() << "creating subscription " << body.dump() << ": " << r.describe();
-      return {};
-    }
-    return r.json()["id"].get<std::string>();
+    return subscribe_id(body);
   }
 
   // The count GET /v1/event-types reports for `type`; nullopt when the type is not listed.
@@ -91,9 +76,6 @@ class EventsApi : public ::testing::Test {
     const json doc = call("GET", "/v1/event-types").json();
     return doc.is_object() && doc.contains("items") ? doc["items"].size() : 0;
   }
-
-  std::optional<RelaydProcess> relayd_;
-  HttpClient http_;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -259,7 +241,7 @@ TEST_F(EventsApi, ClientIdThatIsNotAStringIsInvalidField) {
 }
 
 TEST_F(EventsApi, OversizeBodyIs413AndStoresNothing) {
-  start(RelaydOptions::with_args({"--max-body", "1024"}));
+  start({"--max-body", "1024"});
   const std::string filler(2000, 'x');
   const HttpResponse single = post_event({{"type", "big.single"}, {"payload", {{"blob", filler}}}});
   EXPECT_EQ(single.status, 413) << single.describe();
@@ -314,7 +296,7 @@ TEST_F(EventsApi, WrongMethodIs405) {
 // Idempotency
 
 TEST_F(EventsApi, RepeatedClientIdAnswers200WithTheFirstEvent) {
-  ASSERT_FALSE(subscribe({{"event_types", {"meeting.*"}}}).empty());
+  ASSERT_FALSE(subscribe_nowhere({{"event_types", {"meeting.*"}}}).empty());
   const json first{{"type", "meeting.completed"}, {"payload", {{"v", 1}}}, {"id", "client-evt-1"}};
   const HttpResponse created = post_event(first);
   ASSERT_EQ(created.status, 202) << created.describe();
@@ -381,15 +363,15 @@ TEST_F(EventsApi, IdempotencyKeyThatIsNotUtf8IsInvalidFieldAndStoresNothing) {
 }
 
 TEST_F(EventsApi, RepeatReportsTheFirstCountAndCreatesNoDeliveries) {
-  ASSERT_FALSE(subscribe({{"event_types", {"*"}}}).empty());
-  ASSERT_FALSE(subscribe({{"event_types", {"meeting.completed"}}}).empty());
+  ASSERT_FALSE(subscribe_nowhere({{"event_types", {"*"}}}).empty());
+  ASSERT_FALSE(subscribe_nowhere({{"event_types", {"meeting.completed"}}}).empty());
   const json body{{"type", "meeting.completed"}, {"payload", {{"v", 1}}}, {"id", "repeat-me"}};
   const HttpResponse created = post_event(body);
   ASSERT_EQ(created.status, 202) << created.describe();
   ASSERT_EQ(created.json().value("deliveries", -1), 2);
 
   // A subscription added later must not get deliveries out of a repeat.
-  ASSERT_FALSE(subscribe({{"event_types", {"meeting.*"}}}).empty());
+  ASSERT_FALSE(subscribe_nowhere({{"event_types", {"meeting.*"}}}).empty());
   const HttpResponse again = post_event(body);
   EXPECT_EQ(again.status, 200) << again.describe();
   EXPECT_EQ(again.json().value("deliveries", -1), 2);
@@ -401,12 +383,12 @@ TEST_F(EventsApi, RepeatReportsTheFirstCountAndCreatesNoDeliveries) {
 // Fan-out: deliveries = matching enabled subscriptions
 
 TEST_F(EventsApi, DeliveriesMatchExactWildcardAndPrefixPatterns) {
-  const std::string all = subscribe({{"event_types", {"*"}}});
-  const std::string exact = subscribe({{"event_types", {"meeting.completed"}}});
-  const std::string prefix = subscribe({{"event_types", {"meeting.*"}}});
-  const std::string calendar = subscribe({{"event_types", {"calendar.sync_events", "bot.*"}}});
-  const std::string defaulted = subscribe(json::object());  // event_types defaults to ["*"]
-  const std::string disabled = subscribe({{"event_types", {"*"}}, {"enabled", false}});
+  const std::string all = subscribe_nowhere({{"event_types", {"*"}}});
+  const std::string exact = subscribe_nowhere({{"event_types", {"meeting.completed"}}});
+  const std::string prefix = subscribe_nowhere({{"event_types", {"meeting.*"}}});
+  const std::string calendar = subscribe_nowhere({{"event_types", {"calendar.sync_events", "bot.*"}}});
+  const std::string defaulted = subscribe_nowhere(json::object());  // event_types defaults to ["*"]
+  const std::string disabled = subscribe_nowhere({{"event_types", {"*"}}, {"enabled", false}});
   ASSERT_FALSE(::testing::Test::HasFailure());
 
   const std::vector<std::pair<std::string, std::set<std::string>>> cases{
@@ -434,8 +416,8 @@ TEST_F(EventsApi, DeliveriesMatchExactWildcardAndPrefixPatterns) {
 }
 
 TEST_F(EventsApi, DisabledSubscriptionsMatchNothing) {
-  ASSERT_FALSE(subscribe({{"event_types", {"meeting.*"}}, {"enabled", false}}).empty());
-  ASSERT_FALSE(subscribe({{"event_types", {"*"}}, {"enabled", false}}).empty());
+  ASSERT_FALSE(subscribe_nowhere({{"event_types", {"meeting.*"}}, {"enabled", false}}).empty());
+  ASSERT_FALSE(subscribe_nowhere({{"event_types", {"*"}}, {"enabled", false}}).empty());
   const HttpResponse r = post_event({{"type", "meeting.completed"}, {"payload", 1}});
   ASSERT_EQ(r.status, 202) << r.describe();
   EXPECT_EQ(r.json().value("deliveries", -1), 0);
@@ -466,7 +448,7 @@ TEST_F(EventsApi, PayloadBytesAsPublishedOnSingleAndBatchAndGet) {
 // Batch
 
 TEST_F(EventsApi, BatchAnswersPerItemWithErrorsInline) {
-  ASSERT_FALSE(subscribe({{"event_types", {"meeting.*"}}}).empty());
+  ASSERT_FALSE(subscribe_nowhere({{"event_types", {"meeting.*"}}}).empty());
   const json batch{{"events", json::array({
                                   {{"type", "meeting.started"}, {"payload", {{"n", 0}}}},
                                   {{"type", "bad type"}, {"payload", {{"n", 1}}}},

@@ -14,8 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "relay/core/duration.h"
-#include "tests/support/http_client.h"
-#include "tests/support/relayd_process.h"
+#include "tests/support/relayd_api_test.h"
 
 namespace relay::test {
 namespace {
@@ -46,16 +45,8 @@ std::optional<std::int64_t> duration_ms(const json& value) {
   return std::nullopt;
 }
 
-class SubscriptionsApi : public ::testing::Test {
+class SubscriptionsApi : public RelaydApiTest {
  protected:
-  RelaydProcess& relayd() {
-    if (!relayd_) relayd_.emplace();
-    return *relayd_;
-  }
-
-  HttpResponse call(std::string_view method, std::string_view path, const std::string& body = {}) {
-    return http_.request(method, relayd().url(path), body, {bearer(kAdminKey)});
-  }
   HttpResponse create(const json& body) { return call("POST", "/v1/subscriptions", body.dump()); }
   // Creates a subscription and returns the stored object; records a failure otherwise.
   json create_ok(json body) {
@@ -66,7 +57,7 @@ class SubscriptionsApi : public ::testing::Test {
     EXPECT_TRUE(created.is_object() && created.value("id", "").starts_with("sub_")) << r.describe();
     return created.is_object() ? created : json::object();
   }
-  HttpResponse get(const std::string& id) { return call("GET", "/v1/subscriptions/" + id); }
+  HttpResponse get_subscription(const std::string& id) { return call("GET", "/v1/subscriptions/" + id); }
   std::vector<json> list() {
     const HttpResponse r = call("GET", "/v1/subscriptions");
     EXPECT_EQ(r.status, 200) << r.describe();
@@ -82,9 +73,6 @@ class SubscriptionsApi : public ::testing::Test {
     EXPECT_EQ(r.status, 202) << r.describe();
     return r.json().is_object() ? r.json().value("deliveries", -1) : -1;
   }
-
-  std::optional<RelaydProcess> relayd_;
-  HttpClient http_;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -100,7 +88,7 @@ TEST_F(SubscriptionsApi, CreateWithOnlyUrlFillsDefaultsAndGeneratesSecret) {
   EXPECT_EQ(sub.value("enabled", false), true);
   EXPECT_TRUE(is_generated_secret(sub.value("secret", ""))) << sub.value("secret", "");
 
-  const HttpResponse got = get(sub["id"].get<std::string>());
+  const HttpResponse got = get_subscription(sub["id"].get<std::string>());
   ASSERT_EQ(got.status, 200) << got.describe();
   EXPECT_EQ(got.json().value("id", ""), sub["id"]);
   EXPECT_EQ(got.json().value("url", ""), "https://hooks.example.com/relay");
@@ -137,7 +125,7 @@ TEST_F(SubscriptionsApi, CreateStoresEveryField) {
   ASSERT_EQ(r.status, 201) << r.describe();
   const std::string id = r.json().value("id", "");
 
-  const HttpResponse got = get(id);
+  const HttpResponse got = get_subscription(id);
   ASSERT_EQ(got.status, 200) << got.describe();
   for (const json& sub : {r.json(), got.json()}) {
     SCOPED_TRACE(sub.dump());
@@ -176,7 +164,7 @@ TEST_F(SubscriptionsApi, UrlIsStoredExactlyQueryStringIncluded) {
        }) {
     const json sub = create_ok({{"url", url}});
     EXPECT_EQ(sub.value("url", ""), url);
-    EXPECT_EQ(get(sub.value("id", "")).json().value("url", ""), url);
+    EXPECT_EQ(get_subscription(sub.value("id", "")).json().value("url", ""), url);
   }
 }
 
@@ -305,7 +293,7 @@ TEST_F(SubscriptionsApi, PatchChangesOnlyTheGivenFields) {
   const HttpResponse patched = call("PATCH", "/v1/subscriptions/" + id,
                                     json{{"url", "https://b.example.com/hook?token=t"}, {"enabled", false}}.dump());
   ASSERT_EQ(patched.status, 200) << patched.describe();
-  for (const json& now : {patched.json(), get(id).json()}) {
+  for (const json& now : {patched.json(), get_subscription(id).json()}) {
     SCOPED_TRACE(now.dump());
     EXPECT_EQ(now.value("id", ""), id);
     EXPECT_EQ(now.value("url", ""), "https://b.example.com/hook?token=t");
@@ -341,7 +329,7 @@ TEST_F(SubscriptionsApi, InvalidPatchChangesNothing) {
   EXPECT_EQ(bad_json.status, 400) << bad_json.describe();
   EXPECT_EQ(bad_json.error_code(), "invalid_json") << bad_json.describe();
 
-  const json now = get(id).json();
+  const json now = get_subscription(id).json();
   EXPECT_EQ(now.value("url", ""), "https://a.example.com/hook");
   EXPECT_EQ(now.value("event_types", json()), json::array({"meeting.*"}));
   EXPECT_NE(now.value("description", ""), "half");
@@ -356,7 +344,7 @@ TEST_F(SubscriptionsApi, DeleteRemovesTheSubscriptionAndItsMatching) {
   const HttpResponse deleted = call("DELETE", "/v1/subscriptions/" + gone);
   EXPECT_EQ(deleted.status, 204) << deleted.describe();
   EXPECT_TRUE(deleted.body.empty()) << deleted.describe();
-  EXPECT_EQ(get(gone).status, 404);
+  EXPECT_EQ(get_subscription(gone).status, 404);
   const std::vector<json> items = list();
   ASSERT_EQ(items.size(), 1u);
   EXPECT_EQ(items[0].value("id", ""), keep);
@@ -389,7 +377,7 @@ TEST_F(SubscriptionsApi, RotateSecretReturnsANewSecret) {
   const std::string fresh = generated.json().value("secret", "");
   EXPECT_TRUE(is_generated_secret(fresh)) << generated.describe();
   EXPECT_NE(fresh, original);
-  const json after_generated = get(id).json();
+  const json after_generated = get_subscription(id).json();
   ASSERT_TRUE(after_generated.contains("secret")) << after_generated.dump();
   EXPECT_EQ(after_generated["secret"], fresh);
 
@@ -408,7 +396,7 @@ TEST_F(SubscriptionsApi, RotateSecretReturnsANewSecret) {
     EXPECT_EQ(bad.status, 400) << body << " -> " << bad.describe();
     EXPECT_EQ(bad.error_code(), "invalid_field") << bad.describe();
   }
-  const json after_refused = get(id).json();
+  const json after_refused = get_subscription(id).json();
   ASSERT_TRUE(after_refused.contains("secret")) << after_refused.dump();
   EXPECT_EQ(after_refused["secret"], latest);
 }

@@ -88,17 +88,14 @@ void send_events(Publishing& shared, std::atomic<int>& next) {
   shared.changed.notify_all();
 }
 
-TEST(DeliveryCrash, EveryAcknowledgedEventIsDeliveredAcrossKillNineRestarts) {
+class DeliveryCrash : public RelaydApiTest {};
+
+TEST_F(DeliveryCrash, EveryAcknowledgedEventIsDeliveredAcrossKillNineRestarts) {
   TestSubscriber subscriber;  // answers 200 and records every request
-  RelaydProcess relayd(RelaydOptions::with_args(
-      {"--allow-cidr", "127.0.0.0/8", "--durability", "fsync", "--retry-initial", "100ms", "--retry-max-delay", "1s"}));
-  {
-    HttpClient http;
-    const HttpResponse sub = http.post(relayd.url("/v1/subscriptions"),
-                                       json{{"url", subscriber.url("/hook")}, {"event_types", {"crash.*"}}}.dump(),
-                                       {bearer(kAdminKey)});
-    ASSERT_EQ(sub.status, 201) << sub.describe();
-  }
+  start({"--allow-cidr", "127.0.0.0/8", "--durability", "fsync", "--retry-initial", "100ms", "--retry-max-delay", "1s"});
+  const HttpResponse sub =
+      call("POST", "/v1/subscriptions", json{{"url", subscriber.url("/hook")}, {"event_types", {"crash.*"}}}.dump());
+  ASSERT_EQ(sub.status, 201) << sub.describe();
 
   // RELAY_TEST_SEED replays a run: the seed is printed at the start and recorded in the result.
   const char* given_seed = std::getenv("RELAY_TEST_SEED");
@@ -114,7 +111,7 @@ TEST(DeliveryCrash, EveryAcknowledgedEventIsDeliveredAcrossKillNineRestarts) {
   }
 
   Publishing shared;
-  shared.events_url = relayd.url("/v1/events");
+  shared.events_url = relayd().url("/v1/events");
   std::atomic<int> next{0};
   std::vector<std::thread> senders;
   for (int t = 0; t < kSenders; ++t) senders.emplace_back([&] { send_events(shared, next); });
@@ -126,11 +123,11 @@ TEST(DeliveryCrash, EveryAcknowledgedEventIsDeliveredAcrossKillNineRestarts) {
       shared.changed.wait_for(lock, 60s, [&] { return shared.acked.size() >= threshold || shared.senders_done == kSenders; });
       if (shared.senders_done == kSenders) break;
     }
-    relayd.kill9();  // with publishers mid-request and deliveries in flight
+    relayd().kill9();  // with publishers mid-request and deliveries in flight
     ++kills;
-    relayd.restart();
+    relayd().restart();
     std::lock_guard lock(shared.mutex);
-    shared.events_url = relayd.url("/v1/events");
+    shared.events_url = relayd().url("/v1/events");
     shared.changed.notify_all();
   }
   for (std::thread& sender : senders) sender.join();
@@ -154,21 +151,19 @@ TEST(DeliveryCrash, EveryAcknowledgedEventIsDeliveredAcrossKillNineRestarts) {
                             << (missing.empty() ? "" : *missing.begin());
 
   // And relayd knows it: nothing is left pending (on disk, in flight counts as pending) or dead.
-  HttpClient http;
-  const Headers admin{bearer(kAdminKey)};
   const auto empty_listing = [&](const std::string& path) {
-    const HttpResponse r = http.get(relayd.url(path), admin);
+    const HttpResponse r = call("GET", path);
     return r.status == 200 && r.json().is_object() && r.json().value("items", json::array()).empty();
   };
   EXPECT_TRUE(eventually([&] { return empty_listing("/v1/deliveries?state=pending&limit=1"); }, 60s))
-      << "deliveries still pending: " << http.get(relayd.url("/v1/deliveries?state=pending&limit=5"), admin).body;
-  EXPECT_TRUE(empty_listing("/v1/dlq?limit=1")) << http.get(relayd.url("/v1/dlq?limit=5"), admin).body;
+      << "deliveries still pending: " << call("GET", "/v1/deliveries?state=pending&limit=5").body;
+  EXPECT_TRUE(empty_listing("/v1/dlq?limit=1")) << call("GET", "/v1/dlq?limit=5").body;
 
   // A sample of events read back: one delivery each, succeeded.
   std::size_t sampled = 0;
   for (const std::string& id : acked) {
     if (sampled++ % 30 != 0) continue;
-    const HttpResponse r = http.get(relayd.url("/v1/events/" + id), admin);
+    const HttpResponse r = call("GET", "/v1/events/" + id);
     ASSERT_EQ(r.status, 200) << id << ": " << r.describe();
     const json deliveries = r.json().value("deliveries", json::array());
     ASSERT_EQ(deliveries.size(), 1u) << r.body;

@@ -14,8 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "tests/support/http_client.h"
-#include "tests/support/relayd_process.h"
+#include "tests/support/relayd_api_test.h"
 
 namespace relay::test {
 namespace {
@@ -23,12 +22,6 @@ namespace {
 using nlohmann::json;
 
 constexpr const char* kNowhere = "http://127.0.0.1:9/hook";
-
-json get_json(HttpClient& http, const RelaydProcess& relayd, const std::string& path) {
-  const HttpResponse r = http.get(relayd.url(path), {bearer(kAdminKey)});
-  EXPECT_EQ(r.status, 200) << path << " -> " << r.describe();
-  return r.json();
-}
 
 // The fields of a subscription that a restart must not change.
 json subscription_essence(const json& sub) {
@@ -39,71 +32,71 @@ json subscription_essence(const json& sub) {
   return out;
 }
 
-std::map<std::string, json> subscriptions_by_id(HttpClient& http, const RelaydProcess& relayd) {
-  std::map<std::string, json> out;
-  const json doc = get_json(http, relayd, "/v1/subscriptions");
-  for (const json& item : doc.value("items", json::array())) out[item.value("id", "")] = subscription_essence(item);
-  return out;
-}
+class Durability : public RelaydApiTest {
+ protected:
+  std::map<std::string, json> subscriptions_by_id() {
+    std::map<std::string, json> out;
+    for (const json& item : get("/v1/subscriptions").value("items", json::array())) {
+      out[item.value("id", "")] = subscription_essence(item);
+    }
+    return out;
+  }
 
-std::map<std::string, long> event_type_counts(HttpClient& http, const RelaydProcess& relayd) {
-  std::map<std::string, long> out;
-  const json doc = get_json(http, relayd, "/v1/event-types");
-  for (const json& item : doc.value("items", json::array())) out[item.value("type", "")] = item.value("count", -1L);
-  return out;
-}
+  std::map<std::string, long> event_type_counts() {
+    std::map<std::string, long> out;
+    for (const json& item : get("/v1/event-types").value("items", json::array())) {
+      out[item.value("type", "")] = item.value("count", -1L);
+    }
+    return out;
+  }
+};
 
-TEST(Durability, GracefulRestartKeepsSubscriptionsAndEvents) {
-  RelaydProcess relayd;
-  HttpClient http;
-  const Headers admin{bearer(kAdminKey)};
-
+TEST_F(Durability, GracefulRestartKeepsSubscriptionsAndEvents) {
   for (const json& body : {json{{"url", kNowhere}, {"event_types", {"meeting.*"}}, {"description", "one"}},
                            json{{"url", "https://hooks.example.com/x?token=t"}, {"enabled", false}},
                            json{{"url", kNowhere}, {"headers", {{"X-Static", "v"}}}, {"secret", "given-secret"}}}) {
-    ASSERT_EQ(http.post(relayd.url("/v1/subscriptions"), body.dump(), admin).status, 201);
+    ASSERT_EQ(call("POST", "/v1/subscriptions", body.dump()).status, 201);
   }
   std::vector<std::string> event_ids;
   for (const json& body : {json{{"type", "meeting.completed"}, {"payload", {{"n", 1}}}},
                            json{{"type", "calendar.sync_events"}, {"payload", json::array({1, 2})}},
                            json{{"type", "meeting.started"}, {"payload", "text"}, {"id", "client-abc"}}}) {
-    const HttpResponse r = http.post(relayd.url("/v1/events"), body.dump(), admin);
+    const HttpResponse r = call("POST", "/v1/events", body.dump());
     ASSERT_EQ(r.status, 202) << r.describe();
     event_ids.push_back(r.json().value("id", ""));
   }
-  const HttpResponse batch = http.post(
-      relayd.url("/v1/events/batch"),
-      json{{"events", json::array({{{"type", "bot.joined"}, {"payload", 1}}, {{"type", "meeting.completed"}, {"payload", 2}}})}}.dump(),
-      admin);
+  const HttpResponse batch = call(
+      "POST", "/v1/events/batch",
+      json{{"events", json::array({{{"type", "bot.joined"}, {"payload", 1}}, {{"type", "meeting.completed"}, {"payload", 2}}})}}.dump());
   ASSERT_EQ(batch.status, 200) << batch.describe();
   const json results = batch.json()["results"];
   for (const json& result : results) event_ids.push_back(result.value("id", ""));
 
-  const auto subs_before = subscriptions_by_id(http, relayd);
-  const auto types_before = event_type_counts(http, relayd);
+  const auto subs_before = subscriptions_by_id();
+  const auto types_before = event_type_counts();
   std::map<std::string, json> events_before;
-  for (const std::string& id : event_ids) events_before[id] = get_json(http, relayd, "/v1/events/" + id);
+  for (const std::string& id : event_ids) events_before[id] = get("/v1/events/" + id);
   ASSERT_EQ(subs_before.size(), 3u);
   ASSERT_EQ(events_before.size(), 5u);
 
-  relayd.terminate();
-  ASSERT_EQ(relayd.wait_exit(), 0);
-  relayd.restart();
+  relayd().terminate();
+  ASSERT_EQ(relayd().wait_exit(), 0);
+  relayd().restart();
 
-  EXPECT_EQ(subscriptions_by_id(http, relayd), subs_before);
-  EXPECT_EQ(event_type_counts(http, relayd), types_before);
+  EXPECT_EQ(subscriptions_by_id(), subs_before);
+  EXPECT_EQ(event_type_counts(), types_before);
   for (const auto& [id, before] : events_before) {
-    const json after = get_json(http, relayd, "/v1/events/" + id);
+    const json after = get("/v1/events/" + id);
     EXPECT_EQ(after.value("type", ""), before.value("type", "")) << id;
     EXPECT_EQ(after["payload"], before["payload"]) << id;
     EXPECT_EQ(after["deliveries"].size(), before["deliveries"].size()) << id;
   }
   // The client id is still known, and new ids still sort after the old ones.
-  const HttpResponse repeat = http.post(
-      relayd.url("/v1/events"), json{{"type", "meeting.started"}, {"payload", "text"}, {"id", "client-abc"}}.dump(), admin);
+  const HttpResponse repeat =
+      call("POST", "/v1/events", json{{"type", "meeting.started"}, {"payload", "text"}, {"id", "client-abc"}}.dump());
   EXPECT_EQ(repeat.status, 200) << repeat.describe();
   EXPECT_EQ(repeat.json().value("id", ""), event_ids[2]);
-  const HttpResponse fresh = http.post(relayd.url("/v1/events"), json{{"type", "a.b"}, {"payload", 0}}.dump(), admin);
+  const HttpResponse fresh = call("POST", "/v1/events", json{{"type", "a.b"}, {"payload", 0}}.dump());
   ASSERT_EQ(fresh.status, 202) << fresh.describe();
   for (const std::string& id : event_ids) EXPECT_GT(fresh.json().value("id", ""), id);
 }
@@ -114,16 +107,14 @@ struct Ack {
   json payload;
 };
 
-TEST(Durability, KillNineDuringBurstLosesNoAcknowledgedEvent) {
-  RelaydProcess relayd(RelaydOptions::with_args({"--durability", "fsync"}));
-  HttpClient http;
-  const HttpResponse sub = http.post(relayd.url("/v1/subscriptions"),
-                                     json{{"url", kNowhere}, {"event_types", {"burst.*"}}}.dump(), {bearer(kAdminKey)});
+TEST_F(Durability, KillNineDuringBurstLosesNoAcknowledgedEvent) {
+  start({"--durability", "fsync"});
+  const HttpResponse sub = call("POST", "/v1/subscriptions", json{{"url", kNowhere}, {"event_types", {"burst.*"}}}.dump());
   ASSERT_EQ(sub.status, 201) << sub.describe();
 
   constexpr int kThreads = 6;
   constexpr std::size_t kTarget = 2000;
-  const std::string url = relayd.url("/v1/events");
+  const std::string url = relayd().url("/v1/events");
   std::mutex mutex;
   std::condition_variable progressed;
   std::vector<Ack> acked;
@@ -167,15 +158,15 @@ TEST(Durability, KillNineDuringBurstLosesNoAcknowledgedEvent) {
                         [&] { return acked.size() >= kTarget || threads_done == kThreads; });
   }
   // Senders are still firing: some requests are in flight when relayd dies.
-  relayd.kill9();
+  relayd().kill9();
   for (std::thread& sender : senders) sender.join();
   ASSERT_TRUE(unexpected.empty()) << unexpected.size() << " unexpected answers, first: " << unexpected.front();
   ASSERT_GE(acked.size(), kTarget) << "the burst did not finish before the timeout";
 
-  relayd.restart();
+  relayd().restart();
   std::size_t missing = 0;
   for (const Ack& ack : acked) {
-    const HttpResponse r = http.get(relayd.url("/v1/events/" + ack.id), {bearer(kAdminKey)});
+    const HttpResponse r = call("GET", "/v1/events/" + ack.id);
     if (r.status != 200) {
       if (++missing <= 10) ADD_FAILURE() << "acknowledged event " << ack.id << " lost: " << r.describe();
       continue;
@@ -192,11 +183,11 @@ TEST(Durability, KillNineDuringBurstLosesNoAcknowledgedEvent) {
   for (const Ack& ack : acked) {
     if (ack.client_id.empty() || ++checked > 100) continue;
     const json body{{"type", "burst.event"}, {"payload", ack.payload}, {"id", ack.client_id}};
-    const HttpResponse r = http.post(relayd.url("/v1/events"), body.dump(), {bearer(kIngestKey)});
+    const HttpResponse r = call("POST", "/v1/events", body.dump(), {bearer(kIngestKey)});
     EXPECT_EQ(r.status, 200) << ack.client_id << ": " << r.describe();
     EXPECT_EQ(r.json().value("id", ""), ack.id) << ack.client_id;
   }
-  const auto counts = event_type_counts(http, relayd);
+  const auto counts = event_type_counts();
   EXPECT_GE(counts.count("burst.event") ? counts.at("burst.event") : 0, static_cast<long>(acked.size()));
 }
 

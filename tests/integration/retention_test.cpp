@@ -21,11 +21,8 @@ namespace {
 using nlohmann::json;
 using namespace std::chrono_literals;
 
-class Retention : public ::testing::Test {
+class Retention : public RelaydApiTest {
  protected:
-  HttpResponse call(std::string_view method, const std::string& path, const std::string& body = {}) {
-    return http_.request(method, relayd_->url(path), body, {bearer(kAdminKey)});
-  }
   std::string create(const std::string& method_path, const json& body, int expected) {
     const HttpResponse r = call("POST", method_path, body.dump());
     EXPECT_EQ(r.status, expected) << method_path << " " << body.dump() << " -> " << r.describe();
@@ -42,16 +39,13 @@ class Retention : public ::testing::Test {
   }
 
   TestSubscriber subscriber_;
-  HttpClient http_;
-  std::optional<RelaydProcess> relayd_;
 };
 
 TEST_F(Retention, ExpiredRecordsAreRemovedInTheBackgroundAndPendingOnesStay) {
   // Dead deliveries are kept far longer than succeeded ones: the succeeded event goes first
   // while the dead one, finished at the same moment, must still be there.
-  relayd_.emplace(RelaydOptions::with_args({"--allow-cidr", "127.0.0.0/8", "--retention", "1s", "--dlq-retention",
-                                            "12s", "--retention-interval", "200ms", "--retry-initial", "100ms",
-                                            "--retry-window", "1s"}));
+  start({"--allow-cidr", "127.0.0.0/8", "--retention", "1s", "--dlq-retention", "12s", "--retention-interval", "200ms",
+         "--retry-initial", "100ms", "--retry-window", "1s"});
   subscriber_.respond("/ok", Reply::ok());
   subscriber_.respond("/gone", Reply::status(410));
   create("/v1/subscriptions", {{"url", subscriber_.url("/ok")}, {"event_types", {"meeting.*"}}}, 201);

@@ -18,8 +18,18 @@ void RelaydApiTest::start(std::vector<std::string> args) {
   relayd_.emplace(RelaydOptions::with_args(std::move(args)));
 }
 
+RelaydProcess& RelaydApiTest::relayd() {
+  if (!relayd_) relayd_.emplace();
+  return *relayd_;
+}
+
 HttpResponse RelaydApiTest::call(std::string_view method, std::string_view path, const std::string& body) {
-  return http_.request(method, relayd_->url(path), body, {bearer(kAdminKey)});
+  return call(method, path, body, {bearer(kAdminKey)});
+}
+
+HttpResponse RelaydApiTest::call(std::string_view method, std::string_view path, const std::string& body,
+                                 const Headers& headers) {
+  return http_.request(method, relayd().url(path), body, headers);
 }
 
 nlohmann::json RelaydApiTest::get(const std::string& path) {
@@ -38,7 +48,9 @@ nlohmann::json RelaydApiTest::subscribe(const json& body) {
   const HttpResponse r = call("POST", "/v1/subscriptions", body.dump());
   EXPECT_EQ(r.status, 201) << body.dump() << " -> " << r.describe();
   const json created = r.json();
-  return r.status == 201 && created.is_object() && created.contains("id") ? created : json::object();
+  const bool ok = r.status == 201 && created.is_object() && created.contains("id");
+  EXPECT_TRUE(ok || r.status != 201) << "created without an id: " << r.describe();
+  return ok ? created : json::object();
 }
 
 std::string RelaydApiTest::subscribe_id(const json& body) { return subscribe(body).value("id", ""); }

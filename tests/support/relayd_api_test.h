@@ -31,10 +31,14 @@ class RelaydApiTest : public ::testing::Test {
 
   // Starts relayd with the default flags of RelaydProcess plus `args`.
   void start(std::vector<std::string> args);
-  RelaydProcess& relayd() { return *relayd_; }
+  // The running relayd; one with the default flags if the test started none.
+  RelaydProcess& relayd();
 
   // A request with the admin key.
   HttpResponse call(std::string_view method, std::string_view path, const std::string& body = {});
+  // A request with exactly `headers` (none: unauthenticated).
+  HttpResponse call(std::string_view method, std::string_view path, const std::string& body,
+                    const Headers& headers);
   // GET that must answer 200; the JSON body (an empty object after recording a failure).
   json get(const std::string& path);
   // The items of one page of a listing.

@@ -7,7 +7,6 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
-#include <chrono>
 #include <future>
 #include <mutex>
 #include <stdexcept>
@@ -15,12 +14,10 @@
 #include <vector>
 
 #include "storage/records.h"
-#include "tests/support/temp_dir.h"
+#include "tests/support/store_fixture.h"
 
 namespace relay {
 namespace {
-
-constexpr auto kTimeout = std::chrono::seconds(30);
 
 // Group sizes as reported to the commit observer.
 class GroupLog {
@@ -42,36 +39,10 @@ class GroupLog {
   std::vector<std::size_t> sizes_;
 };
 
-class CommitPipelineTest : public ::testing::Test {
+// Each test makes its own pipelines over store_, with the observer it needs.
+class CommitPipelineTest : public test::StoreFixture {
  protected:
-  void SetUp() override { store_ = Store::open(StoreOptions{dir_.str() + "/db", true, 8 << 20}); }
-
-  // Submits and returns a future of the command's final status.
-  static std::future<Status> submit(CommitPipeline& pipeline, CommitPipeline::Command command) {
-    auto promise = std::make_shared<std::promise<Status>>();
-    auto future = promise->get_future();
-    pipeline.submit(std::move(command), [promise](const Status& status) { promise->set_value(status); });
-    return future;
-  }
-
-  static Status wait(std::future<Status>& future) {
-    if (future.wait_for(kTimeout) != std::future_status::ready) return make_error(Errc::internal, "timed out");
-    return future.get();
-  }
-
-  // Submits a blocker and returns once it runs: its group is closed, so every command
-  // submitted afterwards queues up behind it.
-  static std::future<Status> hold_writer(CommitPipeline& pipeline, std::shared_future<void> release) {
-    auto started = std::make_shared<std::promise<void>>();
-    auto running = started->get_future();
-    auto held = submit(pipeline, [started, release](WriteTxn&) -> Status {
-      started->set_value();
-      release.wait();
-      return Ok{};
-    });
-    EXPECT_EQ(running.wait_for(kTimeout), std::future_status::ready);
-    return held;
-  }
+  CommitPipelineTest() : StoreFixture({.sync_writes = true, .pipeline = false}) {}
 
   static CommitPipeline::Command put(std::string key, std::string value) {
     return [key, value](WriteTxn& txn) -> Status {
@@ -79,9 +50,6 @@ class CommitPipelineTest : public ::testing::Test {
       return Ok{};
     };
   }
-
-  test::TempDir dir_;
-  std::unique_ptr<Store> store_;
 };
 
 TEST_F(CommitPipelineTest, ManyThreadsSubmitConcurrentlyAndAllComplete) {
@@ -427,8 +395,7 @@ TEST_F(CommitPipelineTest, CommittedWritesSurviveReopen) {
     auto done = submit(pipeline, put("durable", "yes"));
     ASSERT_TRUE(wait(done).ok());
   }
-  store_.reset();
-  store_ = Store::open(StoreOptions{dir_.str() + "/db", true, 8 << 20});
+  reopen();
   EXPECT_EQ(store_->get(Family::events, "durable"), "yes");
 }
 

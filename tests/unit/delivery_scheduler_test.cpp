@@ -22,7 +22,7 @@
 #include "storage/mutations.h"
 #include "tests/support/egress_fixtures.h"
 #include "tests/support/relayd_api_test.h"
-#include "tests/support/temp_dir.h"
+#include "tests/support/store_fixture.h"
 #include "tests/support/test_subscriber.h"
 
 namespace relay {
@@ -31,12 +31,10 @@ namespace {
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
 
-class DeliverySchedulerTest : public ::testing::Test {
+class DeliverySchedulerTest : public test::StoreFixture {
  protected:
   DeliverySchedulerTest()
-      : store_(Store::open(StoreOptions{dir_.str(), false})),
-        pipeline_(*store_, nullptr),
-        registry_({}),
+      : registry_({}),
         ids_(clock_, 1),
         egress_(io_, test::loopback_allowed()),
         metrics_("test") {
@@ -52,15 +50,11 @@ class DeliverySchedulerTest : public ::testing::Test {
     if (loop_.joinable()) loop_.join();
     pool_.join();
     // As relayd does: no commit may complete (and post to io_) once the members go away.
-    pipeline_.stop();
+    pipeline_->stop();
     scheduler_.reset();
   }
 
-  void commit(CommitPipeline::Command command) {
-    std::promise<Status> done;
-    pipeline_.submit(std::move(command), [&](const Status& s) { done.set_value(s); });
-    ASSERT_TRUE(done.get_future().get().ok());
-  }
+  void commit(CommitPipeline::Command command) { ASSERT_TRUE(StoreFixture::commit(std::move(command)).ok()); }
 
   // Stores `n` events for the subscription, as ingest would; returns their delivery ids.
   std::vector<Delivery> store_events(int n, const std::string& type = "meeting.completed") {
@@ -84,7 +78,7 @@ class DeliverySchedulerTest : public ::testing::Test {
     options.memory_limit = memory_limit;
     options.lane_memory_limit = lane_memory_limit;
     if (configure) configure(options);
-    scheduler_ = std::make_unique<DeliveryScheduler>(io_, options, clock_, logger_, *store_, pipeline_, registry_,
+    scheduler_ = std::make_unique<DeliveryScheduler>(io_, options, clock_, logger_, *store_, *pipeline_, registry_,
                                                      egress_, metrics_, pool_);
     std::promise<void> started;
     scheduler_->start([&] { started.set_value(); });
@@ -162,11 +156,8 @@ class DeliverySchedulerTest : public ::testing::Test {
     return result.get_future().get();
   }
 
-  test::TempDir dir_;
   SystemClock clock_;
   Logger logger_{LogLevel::error};
-  std::unique_ptr<Store> store_;
-  CommitPipeline pipeline_;
   SubscriptionRegistry registry_;
   keys::IdGenerator ids_;
   asio::io_context io_;
@@ -265,16 +256,7 @@ TEST_F(DeliverySchedulerTest, AnAnsweredAttemptFreesItsSubscriptionsSlotBeforeIt
   constexpr std::size_t kEvents = 3;
   store_events(kEvents);
 
-  std::promise<void> release;
-  std::promise<void> stalled;
-  pipeline_.submit(
-      [&, resume = release.get_future().share()](WriteTxn&) -> Status {
-        stalled.set_value();
-        resume.wait();
-        return Ok{};
-      },
-      [](const Status&) {});
-  stalled.get_future().wait();
+  std::promise<void> release = hold_writer();
   start_scheduler(1'000);
   std::size_t most_held = 0;
   const bool delivered = wait_for_distinct_deliveries(kEvents, most_held);

@@ -11,7 +11,7 @@
 
 #include "storage/queries.h"
 #include "storage/records.h"
-#include "tests/support/temp_dir.h"
+#include "tests/support/store_fixture.h"
 
 namespace relay {
 namespace {
@@ -21,23 +21,12 @@ using KV = std::pair<std::string, std::string>;
 
 constexpr UnixMillis kStart = 1'760'000'000'000;
 
-class MutationsTest : public ::testing::Test {
+class MutationsTest : public test::StoreFixture {
  protected:
-  MutationsTest()
-      : store_(Store::open(StoreOptions{dir_.str() + "/db", false, 8 << 20})),
-        pipeline_(std::make_unique<CommitPipeline>(*store_, nullptr)),
-        ids_(clock_, store_->instance_id()) {}
+  MutationsTest() : ids_(clock_, store_->instance_id()) {}
 
-  // Runs one command through the pipeline and waits for its durable result.
-  Status run(std::function<Status(WriteTxn&)> command) {
-    std::promise<Status> promise;
-    auto future = promise.get_future();
-    pipeline_->submit(std::move(command), [&promise](const Status& s) { promise.set_value(s); });
-    if (future.wait_for(std::chrono::seconds(30)) != std::future_status::ready) {
-      return make_error(Errc::internal, "timed out");
-    }
-    return future.get();
-  }
+  // What the tests below call commit().
+  Status run(CommitPipeline::Command command) { return commit(std::move(command)); }
 
   std::shared_ptr<const Subscription> subscription() {
     auto sub = std::make_shared<Subscription>();
@@ -80,20 +69,6 @@ class MutationsTest : public ::testing::Test {
     return attempt_of(queries::delivery(*store_, id).value_or(absent), outcome, resolution, out, duration_ms);
   }
 
-  // Holds the writer until the returned promise is fulfilled, and returns once it is held: the
-  // holding command's group is closed, so commands submitted afterwards form one group.
-  std::promise<void> hold_writer() {
-    std::promise<void> release;
-    std::promise<void> started;
-    pipeline_->submit([released = release.get_future().share(), &started](WriteTxn&) -> Status {
-      started.set_value();
-      released.wait();
-      return Ok{};
-    }, [](const Status&) {});
-    started.get_future().wait();
-    return release;
-  }
-
   std::vector<KV> family(Family f) const {
     std::vector<KV> out;
     store_->scan(f, ScanRange{}, [&](std::string_view k, std::string_view v) {
@@ -119,9 +94,6 @@ class MutationsTest : public ::testing::Test {
     return d.value_or(Delivery{});
   }
 
-  test::TempDir dir_;
-  std::unique_ptr<Store> store_;
-  std::unique_ptr<CommitPipeline> pipeline_;
   ManualClock clock_{kStart};
   keys::IdGenerator ids_;
 };

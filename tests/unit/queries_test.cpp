@@ -4,12 +4,10 @@
 
 #include <gtest/gtest.h>
 
-#include <chrono>
-#include <future>
 #include <set>
 
 #include "storage/mutations.h"
-#include "tests/support/temp_dir.h"
+#include "tests/support/store_fixture.h"
 
 namespace relay {
 namespace {
@@ -24,22 +22,9 @@ std::vector<std::string> ids_of(const std::vector<Delivery>& items) {
   return out;
 }
 
-class QueriesTest : public ::testing::Test {
+class QueriesTest : public test::StoreFixture {
  protected:
-  QueriesTest()
-      : store_(Store::open(StoreOptions{dir_.str() + "/db", false, 8 << 20})),
-        pipeline_(*store_, nullptr),
-        ids_(clock_, store_->instance_id()) {}
-
-  Status run(std::function<Status(WriteTxn&)> command) {
-    std::promise<Status> promise;
-    auto future = promise.get_future();
-    pipeline_.submit(std::move(command), [&promise](const Status& s) { promise.set_value(s); });
-    if (future.wait_for(std::chrono::seconds(30)) != std::future_status::ready) {
-      return make_error(Errc::internal, "timed out");
-    }
-    return future.get();
-  }
+  QueriesTest() : ids_(clock_, store_->instance_id()) {}
 
   std::shared_ptr<const Subscription> subscription() {
     auto sub = std::make_shared<Subscription>();
@@ -51,7 +36,7 @@ class QueriesTest : public ::testing::Test {
   mutations::IngestedEvent ingest(const Targets& targets, const std::string& type = "meeting.completed") {
     mutations::NewEvent input{"", type, std::make_shared<const std::string>("{}")};
     mutations::IngestedEvent out;
-    EXPECT_TRUE(run([&](WriteTxn& txn) { return mutations::ingest(txn, input, targets, ids_, clock_.now_ms(), out); }).ok());
+    EXPECT_TRUE(commit([&](WriteTxn& txn) { return mutations::ingest(txn, input, targets, ids_, clock_.now_ms(), out); }).ok());
     clock_.advance(1'000);
     return out;
   }
@@ -63,7 +48,7 @@ class QueriesTest : public ::testing::Test {
     a.outcome = AttemptOutcome::http_4xx;
     const Delivery attempted = queries::delivery(*store_, id).value();
     Delivery out;
-    EXPECT_TRUE(run([&](WriteTxn& txn) {
+    EXPECT_TRUE(commit([&](WriteTxn& txn) {
                   return mutations::record_attempt(txn, attempted, a, {DeliveryState::dead, 0}, out);
                 }).ok());
     clock_.advance(1'000);
@@ -75,7 +60,7 @@ class QueriesTest : public ::testing::Test {
     a.outcome = AttemptOutcome::success;
     const Delivery attempted = queries::delivery(*store_, id).value();
     Delivery out;
-    EXPECT_TRUE(run([&](WriteTxn& txn) {
+    EXPECT_TRUE(commit([&](WriteTxn& txn) {
                   return mutations::record_attempt(txn, attempted, a, {DeliveryState::succeeded, 0}, out);
                 }).ok());
   }
@@ -99,9 +84,6 @@ class QueriesTest : public ::testing::Test {
     return out;
   }
 
-  test::TempDir dir_;
-  std::unique_ptr<Store> store_;
-  CommitPipeline pipeline_;
   ManualClock clock_{kStart};
   keys::IdGenerator ids_;
 };
@@ -185,7 +167,7 @@ TEST_F(QueriesTest, ListDeliveriesByEventHonoursTimeBounds) {
   const auto sub = subscription();
   const auto event = ingest({sub});
   std::vector<Delivery> redelivered;
-  ASSERT_TRUE(run([&](WriteTxn& txn) -> Status {
+  ASSERT_TRUE(commit([&](WriteTxn& txn) -> Status {
                 redelivered = mutations::add_deliveries(txn, event.event, {sub}, ids_, clock_.now_ms());
                 return Ok{};
               }).ok());
@@ -204,7 +186,7 @@ TEST_F(QueriesTest, ListDeliveriesByEventPaginates) {
   std::vector<std::string> made{event.deliveries[0].id};
   for (int i = 0; i < 4; ++i) {
     std::vector<Delivery> added;
-    ASSERT_TRUE(run([&](WriteTxn& txn) -> Status {
+    ASSERT_TRUE(commit([&](WriteTxn& txn) -> Status {
                   added = mutations::add_deliveries(txn, event.event, {sub}, ids_, clock_.now_ms());
                   return Ok{};
                 }).ok());
@@ -319,7 +301,7 @@ TEST_F(QueriesTest, ListDeadRejectsBadCursors) {
 TEST_F(QueriesTest, SubscriptionsEventTypesAndKeyCounts) {
   Subscription sub = *subscription();
   sub.url = "https://a.example/";
-  ASSERT_TRUE(run([&](WriteTxn& txn) { return mutations::put_subscription(txn, sub); }).ok());
+  ASSERT_TRUE(commit([&](WriteTxn& txn) { return mutations::put_subscription(txn, sub); }).ok());
   const auto subs = queries::subscriptions(*store_);
   ASSERT_EQ(subs.size(), 1u);
   EXPECT_EQ(subs[0].id, sub.id);

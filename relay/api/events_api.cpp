@@ -6,6 +6,7 @@
 #include <string>
 
 #include "metrics/relay_metrics.h"
+#include "relay/api/event_parsing.h"
 #include "relay/api/http_responses.h"
 #include "relay/api/request_parsing.h"
 #include "relay/api/route.h"

@@ -43,6 +43,22 @@ TEST(ParseJsonObjectTest, RefusesOtherMediaTypesAndBadBodies) {
   }
 }
 
+// The bound nlohmann's parser callback keeps: 256 levels of arrays and objects, the body's own
+// included, and no more, wherever they are (also in a body that ends before they close).
+TEST(ParseJsonObjectTest, BoundsNestingAt256Levels) {
+  const auto nested = [](std::size_t levels) {
+    return R"({"a": )" + std::string(levels - 1, '[') + std::string(levels - 1, ']') + "}";
+  };
+  ASSERT_TRUE(parse_json_object(request(nested(256))).ok());
+  for (const std::string& body : {nested(257), R"({"a": 1, "b": )" + std::string(300, '['),
+                                  std::string(257, '[') + std::string(257, ']')}) {
+    const auto parsed = parse_json_object(request(body));
+    ASSERT_FALSE(parsed.ok()) << body.substr(0, 40);
+    EXPECT_EQ(parsed.error().code, Errc::invalid_json);
+    EXPECT_EQ(parsed.error().message, "the request body nests deeper than 256 levels");
+  }
+}
+
 // ---- parse_time
 
 TEST(ParseTimeTest, AcceptsRfc3339UtcAndUnixMillis) {

@@ -237,5 +237,33 @@ TEST(ApplySubscriptionFieldsTest, CreateRequiresAUrl) {
   EXPECT_TRUE(target.description.empty());
 }
 
+// rotate-secret takes a secret by the rules of the field, with the field's errors.
+TEST(ValidateSecretTest, TakesWhatTheSecretFieldTakes) {
+  const std::string kBadLength =
+      "field 'secret' must be 8-256 characters (a whsec_ secret must be valid base64 of at least 8 bytes)";
+  for (const json& value : {json("12345678"), json(std::string(256, 's')), json(kWhsec)}) {
+    EXPECT_TRUE(validate_secret(value).ok()) << value.dump();
+    EXPECT_TRUE(apply_fields(json{{"secret", value}}.dump(), false).ok()) << value.dump();
+  }
+  const std::vector<std::pair<json, std::string>> refused = {
+      {json(42), "field 'secret' must be a string"},
+      {json(nullptr), "field 'secret' must be a string"},
+      {json("1234567"), kBadLength},
+      {json(std::string(257, 's')), kBadLength},
+      {json("whsec_AAEC"), kBadLength},         // 3 bytes
+      {json("whsec_not base64!!"), kBadLength},
+  };
+  for (const auto& [value, message] : refused) {
+    const Status status = validate_secret(value);
+    ASSERT_FALSE(status.ok()) << value.dump();
+    EXPECT_EQ(status.error().code, Errc::invalid_field);
+    EXPECT_EQ(status.error().message, message) << value.dump();
+    // The same error as the field of a PATCH.
+    const auto patched = apply_fields(json{{"secret", value}}.dump(), false);
+    ASSERT_FALSE(patched.ok());
+    EXPECT_EQ(patched.error().message, message);
+  }
+}
+
 }  // namespace
 }  // namespace relay

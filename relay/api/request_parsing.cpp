@@ -17,29 +17,54 @@ Error too_deep_error() { return make_error(Errc::invalid_json, "the request body
 Error not_json_error() { return make_error(Errc::invalid_json, "the request body is not valid JSON"); }
 Error not_object_error() { return make_error(Errc::invalid_json, "the request body must be a JSON object"); }
 
-// nlohmann's parse of `text`, bounded: an array or object deeper than kMaxJsonDepth is dropped
-// and sets `too_deep` (the parse goes on without building it, iteratively, so the bound costs
-// nothing but the check). nlohmann ends the text at a NUL byte.
-json parse_bounded(std::string_view text, bool& too_deep) {
-  const json::parser_callback_t bound_depth = [&too_deep](int depth, json::parse_event_t event, json&) {
-    const bool opens = event == json::parse_event_t::object_start || event == json::parse_event_t::array_start;
-    if (!opens || depth < kMaxJsonDepth) return true;  // `depth` counts the enclosing levels
-    too_deep = true;
-    return false;
-  };
-  return json::parse(text, bound_depth, /*allow_exceptions=*/false);
-}
+// Counts the levels of a text as nlohmann's parser reads it, and ends the parse at the first
+// level too deep. A SAX handler rather than a parser callback: a callback can drop a value but
+// not end the parse, which then reads the rest of a 1 MiB body of brackets at nlohmann's speed
+// (60 ms on the event loop, against well under 1 ms here).
+class DepthBound final : public json::json_sax_t {
+ public:
+  bool too_deep() const { return too_deep_; }
+
+  bool start_object(std::size_t) override { return open(); }
+  bool start_array(std::size_t) override { return open(); }
+  bool end_object() override { return close(); }
+  bool end_array() override { return close(); }
+  bool null() override { return true; }
+  bool boolean(bool) override { return true; }
+  bool number_integer(number_integer_t) override { return true; }
+  bool number_unsigned(number_unsigned_t) override { return true; }
+  bool number_float(number_float_t, const string_t&) override { return true; }
+  bool string(string_t&) override { return true; }
+  bool binary(binary_t&) override { return true; }
+  bool key(string_t&) override { return true; }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override { return false; }
+
+ private:
+  bool open() {
+    too_deep_ = ++depth_ > kMaxJsonDepth;
+    return !too_deep_;
+  }
+  bool close() {
+    --depth_;
+    return true;
+  }
+
+  int depth_ = 0;
+  bool too_deep_ = false;
+};
 
 // Whether some part of `text` nests too deep. The depth check covers all of a body: what follows
-// a NUL byte is read as the text it would start (only a part longer than the bound can hold too
-// many levels, so a body of NUL bytes is not parsed piece by piece).
+// a NUL byte (where nlohmann ends a text) is read as the text it would start. A part with no more
+// opening brackets than the bound cannot hold too many levels, and is not parsed.
 bool nests_too_deep(std::string_view text) {
   for (;;) {
     const std::size_t nul = text.find('\0');
-    if (const std::string_view part = text.substr(0, nul); part.size() > static_cast<std::size_t>(kMaxJsonDepth)) {
-      bool too_deep = false;
-      parse_bounded(part, too_deep);
-      if (too_deep) return true;
+    const std::string_view part = text.substr(0, nul);
+    const auto opening = std::count_if(part.begin(), part.end(), [](char c) { return c == '[' || c == '{'; });
+    if (opening > kMaxJsonDepth) {
+      DepthBound bound;
+      const bool valid = json::sax_parse(part, &bound, json::input_format_t::json, /*strict=*/true);
+      if (!valid && bound.too_deep()) return true;
     }
     if (nul == std::string_view::npos) return false;
     text.remove_prefix(nul + 1);
@@ -67,13 +92,10 @@ Status check_json_content_type(const HttpRequest& request) {
 
 Result<json> parse_json_object(const HttpRequest& request) {
   if (auto checked = check_json_content_type(request); !checked) return checked.error();
-  const std::string_view text = request.body();
-  bool too_deep = false;
-  json body = parse_bounded(text, too_deep);  // up to the first NUL byte
+  if (nests_too_deep(request.body())) return too_deep_error();
   // nlohmann stops reading at a NUL byte; valid JSON text holds none (not even in a string).
-  const std::size_t nul = text.find('\0');
-  if (too_deep || (nul != std::string_view::npos && nests_too_deep(text.substr(nul + 1)))) return too_deep_error();
-  if (nul != std::string_view::npos) return not_json_error();
+  if (request.body().find('\0') != std::string::npos) return not_json_error();
+  json body = json::parse(request.body(), nullptr, /*allow_exceptions=*/false);
   if (body.is_discarded()) return not_json_error();
   if (!body.is_object()) return not_object_error();
   return body;

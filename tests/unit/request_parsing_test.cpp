@@ -43,7 +43,7 @@ TEST(ParseJsonObjectTest, RefusesOtherMediaTypesAndBadBodies) {
   }
 }
 
-// The bound nlohmann's parser callback keeps: 256 levels of arrays and objects, the body's own
+// The bound nlohmann's parser keeps: 256 levels of arrays and objects, the body's own
 // included, and no more, wherever they are (also in a body that ends before they close).
 TEST(ParseJsonObjectTest, BoundsNestingAt256Levels) {
   const auto nested = [](std::size_t levels) {

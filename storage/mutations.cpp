@@ -139,6 +139,20 @@ std::vector<Delivery> add_deliveries(WriteTxn& txn, const Event& event,
   return stage_deliveries(txn, event, targets, ids, now, EventOrigin::stored);
 }
 
+Status redeliver_event(WriteTxn& txn, const std::string& event_id, const RedeliveryTargets& targets,
+                       keys::IdGenerator& ids, UnixMillis now, Redelivery& out) {
+  // An id of another kind names no event (and no key of the family).
+  auto bytes = keys::parse_id(event_id, keys::kEventPrefix) ? txn.get(Family::events, keys::event_key(event_id))
+                                                             : std::nullopt;
+  auto stored = bytes ? records::decode_event(*bytes) : std::nullopt;
+  if (!stored) return make_error(Errc::not_found, "no event " + event_id);
+  auto chosen = targets(*stored);
+  if (!chosen) return chosen.error();
+  out.deliveries = add_deliveries(txn, *stored, *chosen, ids, now);
+  out.event = std::move(*stored);
+  return Ok{};
+}
+
 Status ingest(WriteTxn& txn, const NewEvent& input, const std::vector<std::shared_ptr<const Subscription>>& targets,
               keys::IdGenerator& ids, UnixMillis now, IngestedEvent& out) {
   if (!input.client_id.empty()) {
@@ -251,13 +265,11 @@ Status record_attempt(WriteTxn& txn, const Delivery& attempted, Attempt attempt,
   return Ok{};
 }
 
-Status reschedule_now(WriteTxn& txn, const std::string& delivery_id, UnixMillis now, Delivery& out) {
-  auto current = load_delivery(txn, delivery_id);
-  if (!current) return make_error(Errc::not_found, "no delivery " + delivery_id);
-  if (current->state == DeliveryState::succeeded) {
-    return make_error(Errc::conflict, "delivery " + delivery_id + " already succeeded");
-  }
-  Delivery d = std::move(*current);
+namespace {
+
+// reschedule_now of the stored record `d`.
+Status reschedule_stored(WriteTxn& txn, Delivery d, UnixMillis now, Delivery& out) {
+  if (d.state == DeliveryState::succeeded) return make_error(Errc::conflict, "delivery " + d.id + " already succeeded");
   remove_state_key(txn, d);
   // The key must move even when the delivery is already due this millisecond: record_attempt
   // trusts a copy whose schedule key still exists, and this changes the record (window, state).
@@ -269,6 +281,23 @@ Status reschedule_now(WriteTxn& txn, const std::string& delivery_id, UnixMillis 
   txn.put(Family::deliveries, keys::delivery_key(d.id), records::encode_record(d));
   put_state_key(txn, d);
   out = std::move(d);
+  return Ok{};
+}
+
+}  // namespace
+
+Status reschedule_now(WriteTxn& txn, const std::string& delivery_id, UnixMillis now, Delivery& out) {
+  auto current = load_delivery(txn, delivery_id);
+  if (!current) return make_error(Errc::not_found, "no delivery " + delivery_id);
+  return reschedule_stored(txn, std::move(*current), now, out);
+}
+
+Status retry_delivery(WriteTxn& txn, const std::string& delivery_id, UnixMillis now, RetriedDelivery& out) {
+  auto current = load_delivery(txn, delivery_id);
+  if (!current) return make_error(Errc::not_found, "no delivery " + delivery_id);
+  const bool was_dead = current->state == DeliveryState::dead;
+  if (auto status = reschedule_stored(txn, std::move(*current), now, out.delivery); !status) return status;
+  out.was_dead = was_dead;
   return Ok{};
 }
 

@@ -45,6 +45,21 @@ std::vector<Delivery> add_deliveries(WriteTxn& txn, const Event& event,
                                      const std::vector<std::shared_ptr<const Subscription>>& targets,
                                      keys::IdGenerator& ids, UnixMillis now);
 
+// The subscriptions a redelivery goes to, chosen once the event is read (they depend on its
+// type); an error refuses the redelivery and writes nothing.
+using RedeliveryTargets =
+    std::function<Result<std::vector<std::shared_ptr<const Subscription>>>(const Event& event)>;
+
+struct Redelivery {
+  Event event;                       // as stored
+  std::vector<Delivery> deliveries;  // created now, for the scheduler
+};
+
+// POST /v1/events/{id}/redeliver: reads the stored event through the txn and adds a delivery
+// to each of `targets(event)` (add_deliveries). not_found when there is no such event.
+Status redeliver_event(WriteTxn& txn, const std::string& event_id, const RedeliveryTargets& targets,
+                       keys::IdGenerator& ids, UnixMillis now, Redelivery& out);
+
 Status put_subscription(WriteTxn& txn, const Subscription& subscription);
 // not_found when absent. The subscription's deliveries stay; the scheduler discards them
 // when they come due (see DeliveryScheduler).
@@ -84,6 +99,13 @@ Status record_attempt(WriteTxn& txn, const Delivery& attempted, Attempt attempt,
 // A pending or dead delivery becomes due `now` (now + 1 when it is due exactly now: see above)
 // with a fresh retry window (retry / redrive). conflict when it succeeded; not_found when absent.
 Status reschedule_now(WriteTxn& txn, const std::string& delivery_id, UnixMillis now, Delivery& out);
+
+struct RetriedDelivery {
+  Delivery delivery;      // as stored now
+  bool was_dead = false;  // it left the dead-letter queue (counted as a redrive)
+};
+// POST /v1/deliveries/{id}/retry: reschedule_now, telling what state the delivery left.
+Status retry_delivery(WriteTxn& txn, const std::string& delivery_id, UnixMillis now, RetriedDelivery& out);
 
 // Removes a delivery with its attempts and index keys, and its event with the event's
 // idempotency key when no other delivery of the event is left. not_found when absent.

@@ -8,6 +8,7 @@
 
 #include <string>
 
+#include "relay/api/event_parsing.h"
 #include "relay/api/request_parsing.h"
 #include "relay/model/json_mapping.h"
 #include "benchmarks/micro/event_payload.h"
@@ -95,7 +96,7 @@ void BM_ParseEventRequest(benchmark::State& state) {
 }
 BENCHMARK(BM_ParseEventRequest);
 
-// The ingest hot path: what publish_event does with the body (relay/api/request_parsing.h).
+// The ingest hot path: what publish_event does with the body (relay/api/event_parsing.h).
 void BM_ParseEventBody(benchmark::State& state) {
   const HttpRequest request = post_request();
   for (auto _ : state) {

@@ -11,7 +11,6 @@
 #include "relay/model/json_mapping.h"
 #include "storage/mutations.h"
 #include "storage/queries.h"
-#include "storage/records.h"
 
 namespace relay {
 
@@ -129,22 +128,17 @@ asio::awaitable<HttpResponse> get_delivery(ApiContext& ctx, const RouteRequest& 
 asio::awaitable<HttpResponse> retry_delivery(ApiContext& ctx, const RouteRequest& req) {
   const std::string id = req.id;
   if (!keys::parse_id(id, keys::kDeliveryPrefix)) co_return error_response(Errc::not_found, "no delivery " + id);
-  auto updated = std::make_shared<Delivery>();
-  auto was_dead = std::make_shared<bool>(false);
-  const CommitPipeline::Command command = [&ctx, id, updated, was_dead](WriteTxn& txn) -> Status {
-    if (auto bytes = txn.get(Family::deliveries, keys::delivery_key(id))) {
-      auto current = records::decode_delivery(*bytes);
-      *was_dead = current && current->state == DeliveryState::dead;
-    }
-    return mutations::reschedule_now(txn, id, ctx.clock.now_ms(), *updated);
+  auto retried = std::make_shared<mutations::RetriedDelivery>();
+  const CommitPipeline::Command command = [&ctx, id, retried](WriteTxn& txn) {
+    return mutations::retry_delivery(txn, id, ctx.clock.now_ms(), *retried);
   };
   const Status status = co_await async_commit(ctx.pipeline, command, asio::use_awaitable);
   if (!status) co_return error_response(status.error());
-  if (*was_dead) ctx.metrics.dlq_redriven(1);
-  const json out = to_api(*updated);
+  if (retried->was_dead) ctx.metrics.dlq_redriven(1);
+  const json out = to_api(retried->delivery);
   ctx.scheduler.enqueue(
-      {*updated}, nullptr,
-      *was_dead ? DeliveryScheduler::Origin::redriven_dead : DeliveryScheduler::Origin::rescheduled_pending);
+      {retried->delivery}, nullptr,
+      retried->was_dead ? DeliveryScheduler::Origin::redriven_dead : DeliveryScheduler::Origin::rescheduled_pending);
   co_return json_response(200, out);
 }
 

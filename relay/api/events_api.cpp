@@ -6,6 +6,7 @@
 #include <string>
 
 #include "metrics/relay_metrics.h"
+#include "relay/api/event_parsing.h"
 #include "relay/api/http_responses.h"
 #include "relay/api/request_parsing.h"
 #include "relay/api/route.h"
@@ -14,7 +15,6 @@
 #include "relay/model/json_mapping.h"
 #include "storage/mutations.h"
 #include "storage/queries.h"
-#include "storage/records.h"
 
 namespace relay {
 
@@ -172,30 +172,28 @@ asio::awaitable<HttpResponse> redeliver_event(ApiContext& ctx, const RouteReques
     co_return error_response(Errc::not_found, "no subscription " + only_subscription);
   }
   const std::string id = req.id;
-  auto created = std::make_shared<std::vector<Delivery>>();
-  auto event = std::make_shared<Event>();
-  const CommitPipeline::Command command = [&ctx, id, only_subscription, created, event](WriteTxn& txn) -> Status {
-    auto bytes = keys::parse_id(id, keys::kEventPrefix) ? txn.get(Family::events, keys::event_key(id)) : std::nullopt;
-    auto stored = bytes ? records::decode_event(*bytes) : std::nullopt;
-    if (!stored) return make_error(Errc::not_found, "no event " + id);
-    *event = std::move(*stored);
-    auto targets = ctx.subscriptions.snapshot()->matching(event->type);
-    if (!only_subscription.empty()) {
-      std::erase_if(targets, [&](const auto& sub) { return sub->id != only_subscription; });
-      if (targets.empty()) {
+  auto redelivery = std::make_shared<mutations::Redelivery>();
+  const CommitPipeline::Command command = [&ctx, id, only_subscription, redelivery](WriteTxn& txn) {
+    const mutations::RedeliveryTargets targets =
+        [&ctx, &only_subscription](const Event& event) -> Result<std::vector<std::shared_ptr<const Subscription>>> {
+      auto matching = ctx.subscriptions.snapshot()->matching(event.type);
+      if (only_subscription.empty()) return matching;
+      std::erase_if(matching, [&](const auto& sub) { return sub->id != only_subscription; });
+      if (matching.empty()) {
         return make_error(Errc::conflict,
                           "subscription " + only_subscription + " is disabled or does not match this event's type");
       }
-    }
-    *created = mutations::add_deliveries(txn, *event, targets, ctx.ids, ctx.clock.now_ms());
-    return Ok{};
+      return matching;
+    };
+    return mutations::redeliver_event(txn, id, targets, ctx.ids, ctx.clock.now_ms(), *redelivery);
   };
   const Status status = co_await async_commit(ctx.pipeline, command, asio::use_awaitable);
   if (!status) co_return error_response(status.error());
+  auto& created = redelivery->deliveries;
   json items = json::array();
-  for (const auto& d : *created) items.push_back(to_api(d));
-  ctx.metrics.deliveries_created(created->size());
-  if (!created->empty()) ctx.scheduler.enqueue(std::move(*created), event->payload);
+  for (const auto& d : created) items.push_back(to_api(d));
+  ctx.metrics.deliveries_created(created.size());
+  if (!created.empty()) ctx.scheduler.enqueue(std::move(created), redelivery->event.payload);
   co_return json_response(202, {{"event_id", id}, {"deliveries", items}});
 }
 

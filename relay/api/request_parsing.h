@@ -1,46 +1,40 @@
 #pragma once
-// Validation of API input: JSON bodies, subscription fields, query parameters. Every function
-// returns a clear invalid_json / invalid_field error and never a partially applied value.
+// Validation of API input common to the routes: the JSON body, query parameters, times. Every
+// function returns a clear invalid_json / invalid_field error and never a partially applied
+// value. Events are read by relay/api/event_parsing.h, subscription fields by
+// relay/api/subscription_fields.h.
 
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
-#include <vector>
+#include <string_view>
 
+#include "relay/core/clock.h"
 #include "relay/core/result.h"
 #include "relay/http/http_server.h"
-#include "relay/model/subscription.h"
-#include "storage/mutations.h"
 
 namespace relay {
+
+// Deepest nesting of arrays and objects accepted in a body. JSON parsing is iterative, but
+// serializing and comparing nested values recurse: without a bound, a 1 MiB body of brackets
+// would overflow the stack.
+inline constexpr int kMaxJsonDepth = 256;
+
+// invalid_field: "field '<field>' <what>".
+Error field_error(const std::string& field, const std::string& what);
+
+// 415 unless the Content-Type is absent or JSON (or form-encoded, as curl -d sends).
+Status check_json_content_type(const HttpRequest& request);
 
 // The body as a JSON object (415 for a non-JSON Content-Type, 400 for bad JSON or a non-object;
 // a NUL byte, where nlohmann would stop reading, is bad JSON like any other trailing byte).
 Result<nlohmann::json> parse_json_object(const HttpRequest& request);
 
-// An event from a parsed JSON tree; `idempotency_key` is the header, if any. The payload is
-// nlohmann's dump (keys sorted, numbers rewritten): the reference the scanning parsers below
-// are tested against, not how relay ingests.
-Result<mutations::NewEvent> parse_new_event(const nlohmann::json& body, std::string_view idempotency_key);
-
-// The body of POST /v1/events, with the same rules and errors as parse_json_object followed by
-// parse_new_event, but without building a JSON tree: the text is validated, the payload is kept
-// as compacted text (the bytes as published, whitespace between tokens removed: keys keep their
-// order, numbers and escapes stay as written), and only `type` and `id` are decoded. This is the
-// ingest hot path.
-Result<mutations::NewEvent> parse_event_body(const HttpRequest& request, std::string_view idempotency_key);
-
-// The body of POST /v1/events/batch, `{"events": [...]}`, read in one pass like
-// parse_event_body: each event's payload is kept as compacted text, so that the batch stores
-// the same bytes as POST /v1/events. The whole body answers one error (invalid JSON, no
-// "events" array of 1 to 1000 elements, another member); otherwise each element gets its
-// event or its own invalid_field error, in order.
-Result<std::vector<Result<mutations::NewEvent>>> parse_event_batch_body(const HttpRequest& request);
-
-// Applies the fields present in `body` to `sub` (all of them on create, some on PATCH).
-// On error `sub` is unchanged.
-Status apply_subscription_fields(const nlohmann::json& body, Subscription& sub, bool creating);
+// The 400 that parse_json_object gives a body that is not a JSON object, for parsers that read
+// a body without building a tree: `valid_text` when the body is JSON text (another value than
+// an object). For invalid text the body is parsed again to tell a too deep one: not for hot paths.
+Error json_body_error(std::string_view body, bool valid_text);
 
 // Query string parameters, percent-decoded. Error for a malformed query.
 Result<std::map<std::string, std::string>> parse_query(std::string_view target);

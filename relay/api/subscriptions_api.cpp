@@ -13,6 +13,7 @@
 #include "relay/api/http_responses.h"
 #include "relay/api/request_parsing.h"
 #include "relay/api/route.h"
+#include "relay/api/subscription_fields.h"
 #include "relay/core/duration.h"
 #include "relay/delivery/delivery_scheduler.h"
 #include "relay/delivery/signature.h"
@@ -172,10 +173,8 @@ asio::awaitable<HttpResponse> rotate_subscription_secret(ApiContext& ctx, const 
                                    "such as \"24h\" or \"0s\"");
         grace_ms = *ms;
       } else if (key == "secret") {
-        Subscription probe;
-        if (auto ok = apply_subscription_fields({{"secret", value}}, probe, false); !ok)
-          co_return error_response(ok.error());
-        new_secret = probe.secret;
+        if (auto valid = validate_secret(value); !valid) co_return error_response(valid.error());
+        new_secret = value.get<std::string>();
       } else {
         co_return error_response(Errc::invalid_field, "field '" + key + "' is not known here");
       }

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <string_view>
 
+#include "relay/api/event_parsing.h"
 #include "relay/api/request_parsing.h"
 #include "relay/model/event_type.h"
 #include "storage/records.h"

@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <string_view>
 
-#include "relay/api/request_parsing.h"
+#include "relay/api/subscription_fields.h"
 #include "relay/model/event_type.h"
 #include "relay/model/json_mapping.h"
 #include "storage/records.h"

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include "relay/api/request_parsing.h"
+#include "relay/api/subscription_fields.h"
 #include "storage/records.h"
 
 namespace relay {

@@ -843,5 +843,120 @@ TEST_F(MutationsTest, StateSurvivesReopen) {
   EXPECT_FALSE(ingest({sub}, "durable").created);
 }
 
+TEST_F(MutationsTest, RetryDeliveryTellsWhetherTheDeliveryLeftTheDeadLetterQueue) {
+  const auto sub = subscription();
+  const std::string dead_id = ingest({sub}).deliveries[0].id;
+  const std::string pending_id = ingest({sub}).deliveries[0].id;
+  Delivery d;
+  ASSERT_TRUE(attempt(dead_id, AttemptOutcome::http_5xx, {DeliveryState::dead, 0}, d).ok());
+  ASSERT_TRUE(attempt(pending_id, AttemptOutcome::http_5xx, {DeliveryState::pending, kStart + 600'000}, d).ok());
+  clock_.advance(60'000);
+
+  mutations::RetriedDelivery dead, pending;
+  ASSERT_TRUE(run([&](WriteTxn& txn) {
+                return mutations::retry_delivery(txn, dead_id, clock_.now_ms(), dead);
+              }).ok());
+  ASSERT_TRUE(run([&](WriteTxn& txn) {
+                return mutations::retry_delivery(txn, pending_id, clock_.now_ms(), pending);
+              }).ok());
+  EXPECT_TRUE(dead.was_dead);
+  EXPECT_FALSE(pending.was_dead);
+  for (const auto* retried : {&dead, &pending}) {
+    EXPECT_EQ(retried->delivery.state, DeliveryState::pending);
+    EXPECT_EQ(retried->delivery.next_attempt_at, kStart + 60'000);
+    EXPECT_EQ(retried->delivery.window_start, 0);
+    EXPECT_EQ(stored_delivery(retried->delivery.id).state, DeliveryState::pending);
+  }
+  EXPECT_TRUE(family(Family::dead_letters).empty());
+  EXPECT_EQ(family(Family::schedule),
+            (std::vector<KV>{{keys::schedule_key(kStart + 60'000, std::min(dead_id, pending_id)),
+                              keys::subscription_key(sub->id)},
+                             {keys::schedule_key(kStart + 60'000, std::max(dead_id, pending_id)),
+                              keys::subscription_key(sub->id)}}));
+}
+
+TEST_F(MutationsTest, RetryDeliveryRefusesSucceededAndAbsentDeliveriesAndWritesNothing) {
+  const std::string id = ingest({subscription()}).deliveries[0].id;
+  Delivery d;
+  ASSERT_TRUE(attempt(id, AttemptOutcome::success, {DeliveryState::succeeded, 0}, d).ok());
+  const auto before = everything();
+  mutations::RetriedDelivery retried;
+  Status status = run([&](WriteTxn& txn) { return mutations::retry_delivery(txn, id, clock_.now_ms(), retried); });
+  ASSERT_FALSE(status.ok());
+  EXPECT_EQ(status.error().code, Errc::conflict);
+  EXPECT_EQ(status.error().message, "delivery " + id + " already succeeded");
+  const std::string absent = ids_.next(keys::kDeliveryPrefix);
+  status = run([&](WriteTxn& txn) { return mutations::retry_delivery(txn, absent, clock_.now_ms(), retried); });
+  ASSERT_FALSE(status.ok());
+  EXPECT_EQ(status.error().code, Errc::not_found);
+  EXPECT_EQ(status.error().message, "no delivery " + absent);
+  EXPECT_EQ(everything(), before);
+}
+
+TEST_F(MutationsTest, RedeliverEventChoosesTargetsByTheStoredEvent) {
+  const auto first = subscription();
+  const auto out = ingest({first}, "redeliver-me", "invoice.paid");
+  clock_.advance(5'000);
+  const auto second = subscription();
+  std::vector<std::string> types_seen;
+  const mutations::RedeliveryTargets targets =
+      [&](const Event& event) -> Result<std::vector<std::shared_ptr<const Subscription>>> {
+    types_seen.push_back(event.type);
+    return Targets{first, second};
+  };
+  mutations::Redelivery redelivery;
+  ASSERT_TRUE(run([&](WriteTxn& txn) {
+                return mutations::redeliver_event(txn, out.event.id, targets, ids_, clock_.now_ms(), redelivery);
+              }).ok());
+  EXPECT_EQ(types_seen, std::vector<std::string>{"invoice.paid"});
+  EXPECT_EQ(redelivery.event.id, out.event.id);
+  EXPECT_EQ(redelivery.event.client_id, "redeliver-me");
+  ASSERT_NE(redelivery.event.payload, nullptr);
+  EXPECT_EQ(*redelivery.event.payload, R"({"n":1})");
+  ASSERT_EQ(redelivery.deliveries.size(), 2u);
+  EXPECT_EQ(redelivery.deliveries[0].subscription_id, first->id);
+  EXPECT_EQ(redelivery.deliveries[1].subscription_id, second->id);
+  for (const auto& d : redelivery.deliveries) {
+    EXPECT_EQ(d.event_id, out.event.id);
+    EXPECT_EQ(d.next_attempt_at, kStart + 5'000);
+    EXPECT_EQ(stored_delivery(d.id).state, DeliveryState::pending);
+    EXPECT_TRUE(has(Family::schedule, keys::schedule_key(kStart + 5'000, d.id)));
+    EXPECT_TRUE(has(Family::event_deliveries, keys::event_delivery_key(out.event.id, d.id)));
+  }
+  EXPECT_EQ(queries::deliveries_of_event(*store_, out.event.id).size(), 3u);
+}
+
+TEST_F(MutationsTest, ARefusedOrMissingRedeliveryWritesNothing) {
+  const auto out = ingest({subscription()});
+  const auto before = everything();
+  bool asked = false;
+  const mutations::RedeliveryTargets refuse =
+      [&](const Event&) -> Result<std::vector<std::shared_ptr<const Subscription>>> {
+    asked = true;
+    return make_error(Errc::conflict, "not this one");
+  };
+  mutations::Redelivery redelivery;
+  Status status = run([&](WriteTxn& txn) {
+    return mutations::redeliver_event(txn, out.event.id, refuse, ids_, clock_.now_ms(), redelivery);
+  });
+  ASSERT_FALSE(status.ok());
+  EXPECT_TRUE(asked);
+  EXPECT_EQ(status.error().code, Errc::conflict);
+  EXPECT_EQ(status.error().message, "not this one");
+
+  // An absent event, and an id of another kind: not_found before any target is chosen.
+  asked = false;
+  for (const std::string& id : {ids_.next(keys::kEventPrefix), out.deliveries[0].id, std::string("evt_")}) {
+    status = run([&](WriteTxn& txn) {
+      return mutations::redeliver_event(txn, id, refuse, ids_, clock_.now_ms(), redelivery);
+    });
+    ASSERT_FALSE(status.ok()) << id;
+    EXPECT_EQ(status.error().code, Errc::not_found) << id;
+    EXPECT_EQ(status.error().message, "no event " + id);
+  }
+  EXPECT_FALSE(asked);
+  EXPECT_EQ(everything(), before);
+}
+
 }  // namespace
 }  // namespace relay

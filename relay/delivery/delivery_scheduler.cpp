@@ -1,3 +1,7 @@
+// DeliveryScheduler: dispatch (fair turns, bucket and circuit), attempts and their records, in-flight
+// accounting and drain. Filling the window (admission, parking, cut-backs, loads) is in
+// delivery_scheduler_loads.cpp. A little over 450 lines: dispatch and recording share the
+// in-flight accounting, and splitting them would spread one invariant over two files.
 #include "relay/delivery/delivery_scheduler.h"
 
 #include <algorithm>

@@ -17,12 +17,6 @@ namespace relay {
 namespace asio = boost::asio;
 using keys::ScheduleKey;
 
-namespace {
-
-ScheduleKey key_of(const Delivery& d) { return {d.next_attempt_at, d.id}; }
-
-}  // namespace
-
 bool DeliveryScheduler::admit(const Delivery& delivery, const ScheduleKey& key, const SubscriptionSet& subscriptions) {
   Lane& l = lane(delivery.subscription_id);
   const auto sub = subscriptions.find(delivery.subscription_id);
@@ -79,7 +73,7 @@ void DeliveryScheduler::fit_lanes_to_budgets(const std::string* only) {
       if (item.in_flight) {
         ++cut->second.running;
       } else {
-        cut->second.idle.emplace_back(key_of(item.delivery), id);
+        cut->second.idle.emplace_back(schedule_key_of(item.delivery), id);
       }
     }
     for (auto& [subscription_id, cut] : cuts) {

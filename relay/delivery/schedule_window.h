@@ -36,6 +36,9 @@ struct WindowItem {
   bool in_flight = false;  // from dispatch until the attempt's record is written
 };
 
+// A delivery's key in `schedule`.
+inline keys::ScheduleKey schedule_key_of(const Delivery& d) { return {d.next_attempt_at, d.id}; }
+
 // What the loader reads. A global load reads [lower, upper) for every subscription; a lane
 // reload reads the parked deliveries of one subscription below the cursor. Either way a
 // subscription without room is reported with its first key left on disk, so that it parks there.

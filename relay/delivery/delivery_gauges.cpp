@@ -66,7 +66,7 @@ asio::awaitable<void> DeliveryGauges::count_due(UnixMillis now) {
   due_ = co_await run_blocking(blocking_pool_, count, asio::use_awaitable);
   counting_due_ = false;
   due_counted_at_ = now;
-  if (scheduler_.dispatching()) publish();
+  publish();
 }
 
 void DeliveryGauges::publish() {

@@ -32,6 +32,7 @@
 #include <functional>
 #include <list>
 #include <memory>
+#include <optional>
 #include <random>
 #include <set>
 #include <string>

@@ -140,6 +140,13 @@ TimedKey decode_schedule_key(std::string_view key) {
   return {static_cast<UnixMillis>(read_u64(key)), format_id(kDeliveryPrefix, key.substr(8, kIdBytes))};
 }
 
+std::string ScheduleKey::encode() const { return id.empty() ? time_bound(due) : schedule_key(due, id); }
+
+ScheduleKey ScheduleKey::decode(std::string_view key) {
+  auto timed = decode_schedule_key(key);
+  return {timed.time, std::move(timed.id)};
+}
+
 TimedKey decode_dead_letter_key(std::string_view key) { return decode_schedule_key(key); }
 
 CompletedEntry decode_completed_key(std::string_view key) {

@@ -20,6 +20,7 @@
 //   event_types       type (text)              -> EventTypeStats record
 
 #include <array>
+#include <compare>
 #include <atomic>
 #include <cstdint>
 #include <optional>
@@ -85,6 +86,19 @@ struct TimedKey {
   std::string id;
 };
 TimedKey decode_schedule_key(std::string_view key);     // id as "dlv_..."
+
+// A `schedule` key as a value: due time, then delivery id, ordered as their encoding is (textual
+// ids sort as their bytes). An empty id is the first key of its millisecond, a bound; {0, ""} is
+// below every key. Due times are never negative.
+struct ScheduleKey {
+  UnixMillis due = 0;
+  std::string id;  // "dlv_..."
+
+  friend auto operator<=>(const ScheduleKey&, const ScheduleKey&) = default;
+  friend bool operator==(const ScheduleKey&, const ScheduleKey&) = default;
+  std::string encode() const;
+  static ScheduleKey decode(std::string_view key);
+};
 TimedKey decode_dead_letter_key(std::string_view key);  // id as "dlv_..."
 struct CompletedEntry {
   UnixMillis time = 0;

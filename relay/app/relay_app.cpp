@@ -117,6 +117,7 @@ int run_relay(const Config& base_config) {
   scheduler_options.circuit_probe_interval_ms = config.circuit_probe_interval_ms;
   DeliveryScheduler scheduler(io, scheduler_options, clock, logger, *store, pipeline, subscriptions, egress, metrics,
                               blocking_pool);
+  DeliveryGauges gauges(io, clock, *store, subscriptions, scheduler, metrics, blocking_pool);
   RetentionCleaner cleaner(io, RetentionOptions{config.retention_ms, config.dlq_retention_ms,
                                                  std::chrono::milliseconds(config.retention_interval_ms)}, clock, logger, *store,
                            pipeline, blocking_pool, [&scheduler](std::size_t n) { scheduler.dead_removed(n); });
@@ -149,6 +150,7 @@ int run_relay(const Config& base_config) {
   asio::steady_timer storage_timer(io);
   publish_storage_bytes(io, blocking_pool, *store, metrics, storage_timer);
   scheduler.start(nullptr);
+  gauges.start();
   cleaner.start();
   server.start();
   logger.info("listening", {{"address", endpoint.address().to_string()},

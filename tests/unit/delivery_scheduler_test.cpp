@@ -51,6 +51,7 @@ class DeliverySchedulerTest : public test::StoreFixture {
     pool_.join();
     // As relayd does: no commit may complete (and post to io_) once the members go away.
     pipeline_->stop();
+    gauges_.reset();
     scheduler_.reset();
   }
 
@@ -80,8 +81,10 @@ class DeliverySchedulerTest : public test::StoreFixture {
     if (configure) configure(options);
     scheduler_ = std::make_unique<DeliveryScheduler>(io_, options, clock_, logger_, *store_, *pipeline_, registry_,
                                                      egress_, metrics_, pool_);
+    gauges_ = std::make_unique<DeliveryGauges>(io_, clock_, *store_, registry_, *scheduler_, metrics_, pool_);
     std::promise<void> started;
     scheduler_->start([&] { started.set_value(); });
+    gauges_->start();
     loop_ = std::thread([this] {
       auto guard = asio::make_work_guard(io_);
       io_.run();
@@ -167,6 +170,7 @@ class DeliverySchedulerTest : public test::StoreFixture {
   test::TestSubscriber subscriber_;
   Subscription subscription_;
   std::unique_ptr<DeliveryScheduler> scheduler_;
+  std::unique_ptr<DeliveryGauges> gauges_;
   std::thread loop_;
 };
 

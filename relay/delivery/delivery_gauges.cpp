@@ -1,0 +1,107 @@
+#include "relay/delivery/delivery_gauges.h"
+
+#include <algorithm>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "metrics/relay_metrics.h"
+#include "relay/core/async_bridge.h"
+#include "relay/delivery/delivery_scheduler.h"
+
+namespace relay {
+
+namespace asio = boost::asio;
+
+void ScheduleCounts::count_scheduled(const std::string& subscription_id, std::int64_t delta) {
+  std::uint64_t& count = scheduled_by_subscription[subscription_id];
+  if (delta >= 0) {
+    count += static_cast<std::uint64_t>(delta);
+    scheduled += static_cast<std::uint64_t>(delta);
+  } else {
+    const std::uint64_t gone = std::min(count, static_cast<std::uint64_t>(-delta));
+    count -= gone;
+    scheduled -= std::min(scheduled, gone);
+    if (count == 0) scheduled_by_subscription.erase(subscription_id);
+  }
+}
+
+DeliveryGauges::DeliveryGauges(asio::io_context& io, const Clock& clock, Store& store,
+                               SubscriptionRegistry& subscriptions, const DeliveryScheduler& scheduler,
+                               RelayMetrics& metrics, asio::thread_pool& blocking_pool)
+    : io_(io),
+      clock_(clock),
+      store_(store),
+      subscriptions_(subscriptions),
+      scheduler_(scheduler),
+      metrics_(metrics),
+      blocking_pool_(blocking_pool),
+      timer_(io) {}
+
+void DeliveryGauges::start() {
+  for (const auto& [id, sub] : subscriptions_.snapshot()->all()) metrics_.add_subscription(id);
+  asio::co_spawn(io_, run(), asio::detached);
+}
+
+asio::awaitable<void> DeliveryGauges::run() {
+  constexpr std::int64_t kDueCountEveryMs = 5'000;
+  constexpr std::int64_t kPublishEveryMs = 1'000;
+  for (;;) {
+    if (scheduler_.dispatching()) {
+      const UnixMillis now = clock_.now_ms();
+      if (!counting_due_ && now - due_counted_at_ >= kDueCountEveryMs) asio::co_spawn(io_, count_due(now), asio::detached);
+      publish();
+    }
+    timer_.expires_after(std::chrono::milliseconds(kPublishEveryMs));
+    co_await timer_.async_wait(asio::use_awaitable);
+  }
+}
+
+asio::awaitable<void> DeliveryGauges::count_due(UnixMillis now) {
+  // Visits at most this many keys per pass: a backlog of millions costs a bounded scan every few
+  // seconds on the pool, and the gauges then count the oldest million.
+  constexpr std::size_t kDueScanBudget = 1'000'000;
+  counting_due_ = true;
+  const auto count = [&store = store_, now] { return queries::due_by_subscription(store, now, kDueScanBudget); };
+  due_ = co_await run_blocking(blocking_pool_, count, asio::use_awaitable);
+  counting_due_ = false;
+  due_counted_at_ = now;
+  publish();
+}
+
+void DeliveryGauges::publish() {
+  // Counted from disk: the schedule's keys by subscription (kept up to date from the startup
+  // count) and the due ones among them (the last periodic pass). A disabled subscription's
+  // deliveries are `held`, in no other state and not in the oldest age.
+  const ScheduleCounts& counts = scheduler_.counts();
+  const UnixMillis now = clock_.now_ms();
+  const auto snapshot = subscriptions_.snapshot();
+  std::uint64_t held = 0;
+  for (const auto& [subscription_id, count] : counts.scheduled_by_subscription) {
+    const auto sub = snapshot->find(subscription_id);
+    if (sub && !sub->enabled) held += count;
+  }
+  std::uint64_t due = 0;
+  UnixMillis oldest_due = now;
+  for (const auto& [subscription_id, d] : due_.by_subscription) {
+    const auto sub = snapshot->find(subscription_id);
+    if (!sub || !sub->enabled) continue;
+    due += d.count;
+    oldest_due = std::min(oldest_due, d.oldest);
+  }
+  // A delivery is in flight from its dispatch until its attempt is recorded; its key is due.
+  const std::uint64_t in_flight = scheduler_.attempts_unrecorded();
+  const std::uint64_t pending = due > in_flight ? due - in_flight : 0;
+  const std::uint64_t accounted = held + pending + in_flight;
+  metrics_.set_deliveries(pending, counts.scheduled > accounted ? counts.scheduled - accounted : 0, in_flight,
+                          counts.dead, held);
+  metrics_.set_oldest_pending_age(pending == 0 ? 0.0 : static_cast<double>(now - oldest_due) / 1000.0);
+  std::uint64_t enabled = 0, disabled = 0;
+  for (const auto& [id, sub] : snapshot->all()) {
+    (sub->enabled ? enabled : disabled)++;
+    metrics_.set_circuit_state(id, static_cast<int>(scheduler_.circuit_state(id)));
+  }
+  metrics_.set_subscriptions(enabled, disabled);
+}
+
+}  // namespace relay

@@ -1,0 +1,192 @@
+// DeliveryScheduler, what becomes of deliveries: an attempt's answer updates the lane's circuit
+// and is recorded through the pipeline (attempt_builder.h builds the record); a recorded delivery
+// moves in the window or leaves it; deliveries of open circuits whose window ended expire; those
+// of deleted subscriptions are discarded.
+#include <algorithm>
+#include <boost/asio/post.hpp>
+#include <random>
+
+#include "metrics/relay_metrics.h"
+#include "relay/delivery/attempt_builder.h"
+#include "relay/delivery/delivery_scheduler.h"
+#include "storage/keys.h"
+#include "storage/mutations.h"
+
+namespace relay {
+
+namespace asio = boost::asio;
+using keys::ScheduleKey;
+
+namespace {
+
+// After a failed write of an attempt record the delivery is tried again this much later.
+constexpr std::int64_t kStorageRetryMs = 5'000;
+
+}  // namespace
+
+void DeliveryScheduler::on_attempt_done(const std::string& delivery_id, const std::string& subscription_id,
+                                        UnixMillis started_at, const EgressResponse& response) {
+  Lane& l = lane(subscription_id);
+  --l.in_flight;
+  --in_flight_;
+  l.last_progress_at = clock_.now_ms();
+  const auto it = items_.find(delivery_id);
+  if (response.cancelled || it == items_.end()) {
+    // Shutdown: the delivery stays pending on disk and is attempted again after a restart.
+    if (it != items_.end()) it->second.in_flight = false;
+    finish_drain_if_idle();
+    return;
+  }
+  // The subscriber has answered: its health and the attempt's metrics do not wait for the record.
+  metrics_.attempt(subscription_id, response.outcome, static_cast<double>(response.duration_ms) / 1000.0);
+  record_circuit(l, subscription_id, response.outcome == AttemptOutcome::success, clock_.now_ms());
+  const Delivery& d = it->second.delivery;
+  const auto sub = subscriptions_.snapshot()->find(subscription_id);
+  const AttemptResult result = resolve_attempt(d, sub.get(), options_.retry, started_at, response,
+                                               std::uniform_real_distribution<double>(0.0, 1.0)(random_));
+  auto updated = std::make_shared<Delivery>();
+  record(d,
+         [attempted = d, result, updated](WriteTxn& txn) {
+           return mutations::record_attempt(txn, attempted, result.attempt, result.resolution, *updated);
+         },
+         updated);
+  request_pump();  // the lane has a free slot again
+}
+
+void DeliveryScheduler::record(const Delivery& d, CommitPipeline::Command command, std::shared_ptr<Delivery> updated) {
+  ++recording_;
+  pipeline_.submit(
+      std::move(command),
+      [this, &io = io_, alive = alive_, id = d.id, sub_id = d.subscription_id, old_due = d.next_attempt_at,
+       updated](const Status& status) {
+        asio::post(io, [=, this] {
+          if (*alive) on_recorded(id, sub_id, old_due, status, *updated);
+        });
+      },
+      CommitPipeline::Priority::background);
+}
+
+void DeliveryScheduler::on_recorded(const std::string& delivery_id, const std::string& subscription_id,
+                                    UnixMillis old_due, const Status& status, const Delivery& updated) {
+  --recording_;
+  const UnixMillis now = clock_.now_ms();
+
+  const auto it = items_.find(delivery_id);
+  window_.removed({old_due, delivery_id});
+  if (!status) {
+    if (status.error().code == Errc::unavailable && it != items_.end()) {
+      logger_.error("cannot record attempt", {{"delivery", delivery_id}, {"error", status.error().message}});
+      it->second.in_flight = false;
+      waiting_.erase({it->second.delivery.next_attempt_at, delivery_id});
+      it->second.delivery.next_attempt_at = now + kStorageRetryMs;
+      place(it->second);
+    } else {
+      // Removed or changed meanwhile (discarded, subscription deleted): nothing left to do.
+      forget(delivery_id);
+      counts_.count_scheduled(subscription_id, -1);
+    }
+  } else if (updated.state == DeliveryState::pending) {
+    ScheduleKey key = schedule_key_of(updated);
+    if (it != items_.end() && window_.covers(key)) {
+      it->second.in_flight = false;
+      it->second.delivery = updated;
+      place(it->second);
+    } else {
+      if (it != items_.end()) window_.arrived(std::move(key), WindowItem{updated, it->second.payload, false});
+      forget(delivery_id);
+    }
+  } else {
+    counts_.count_scheduled(subscription_id, -1);
+    if (updated.state == DeliveryState::succeeded) {
+      metrics_.delivery_succeeded(updated.subscription_id, static_cast<double>(now - updated.created_at) / 1000.0);
+    } else {
+      ++counts_.dead;
+      metrics_.delivery_dead(updated.subscription_id);
+      logger_.warn("delivery dead", {{"delivery", delivery_id},
+                                     {"subscription", updated.subscription_id},
+                                     {"attempts", updated.attempts},
+                                     {"last_error", updated.last_error}});
+    }
+    forget(delivery_id);
+  }
+  request_pump();
+  finish_drain_if_idle();
+}
+
+void DeliveryScheduler::record_circuit(Lane& l, const std::string& subscription_id, bool success, UnixMillis now) {
+  switch (l.circuit.record(success, now, circuit_options_)) {
+    case CircuitBreaker::Change::none:
+      return;
+    case CircuitBreaker::Change::closed:
+      logger_.info("circuit closed", {{"subscription", subscription_id}});
+      return;
+    case CircuitBreaker::Change::opened:
+      logger_.warn("circuit opened",
+                   {{"subscription", subscription_id}, {"consecutive_failures", l.circuit.consecutive_failures()}});
+      arm_timer(l.circuit.probe_at());
+      // Its budget shrank: the lane is cut back once this answer is handled.
+      asio::post(io_, [this, alive = alive_] {
+        if (*alive) fit_lanes_to_budgets();
+      });
+      return;
+    case CircuitBreaker::Change::reopened:
+      arm_timer(l.circuit.probe_at());
+      return;
+  }
+}
+
+void DeliveryScheduler::discard_orphans(Lane& l, const std::string& subscription_id) {
+  // The subscription was deleted: its deliveries have nowhere to go.
+  auto ids = std::make_shared<std::vector<std::string>>();
+  for (const auto& id : l.ready) {
+    const auto it = items_.find(id);
+    if (it == items_.end() || it->second.in_flight) continue;
+    ids->push_back(id);
+    window_.removed(schedule_key_of(it->second.delivery));
+    forget(id);
+  }
+  l.ready.clear();
+  if (ids->empty()) return;
+  counts_.count_scheduled(subscription_id, -static_cast<std::int64_t>(ids->size()));
+  logger_.info("discarding deliveries of a deleted subscription",
+               {{"subscription", subscription_id}, {"deliveries", ids->size()}});
+  pipeline_.submit(
+      [ids](WriteTxn& txn) -> Status {
+        for (const auto& id : *ids) mutations::remove_delivery(txn, id);
+        return Ok{};
+      },
+      [](const Status&) {});
+}
+
+void DeliveryScheduler::expire_ended_windows() {
+  const bool any_open = std::any_of(lanes_.begin(), lanes_.end(), [](const auto& entry) {
+    return entry.second->circuit.state() != CircuitState::closed && entry.second->held != 0;
+  });
+  if (!any_open || draining_) return;
+  const UnixMillis now = clock_.now_ms();
+  const auto snapshot = subscriptions_.snapshot();
+  std::vector<WindowItem*> ended;
+  for (auto& [id, item] : items_) {
+    const Delivery& d = item.delivery;
+    if (item.in_flight || lane(d.subscription_id).circuit.state() == CircuitState::closed) continue;
+    const auto sub = snapshot->find(d.subscription_id);
+    if (!sub || !sub->enabled) continue;  // a disabled subscription's windows do not run
+    // Not attempted yet: its window starts when it became due (created or redriven).
+    const UnixMillis start = (d.window_start != 0 ? d.window_start : d.next_attempt_at) + paused_since(d, sub.get(), now);
+    if (start + effective_policy(options_.retry, sub->retry).window_ms > now) continue;
+    ended.push_back(&item);
+  }
+  for (WindowItem* item : ended) {
+    // Marked in flight until the write lands: neither dispatched nor evicted meanwhile.
+    item->in_flight = true;
+    waiting_.erase({item->delivery.next_attempt_at, item->delivery.id});
+    auto updated = std::make_shared<Delivery>();
+    record(item->delivery,
+           [waiting = item->delivery, now, updated](WriteTxn& txn) {
+             return mutations::expire_delivery(txn, waiting, "window_expired", now, *updated);
+           },
+           updated);
+  }
+}
+
+}  // namespace relay

@@ -746,9 +746,12 @@ TEST_F(Deliveries, DisabledSubscriptionHoldsItsDeliveriesUntilEnabled) {
   // The first request hangs until the subscription's timeout; with one attempt at a time the
   // other deliveries queue behind it, so they are pending and unattempted when it is disabled.
   // The test must disable it before that timeout: 3s leaves a loaded machine room for one PATCH.
+  // The window (5s) outlasts the timeout, so the first delivery is retried, not dead, after it;
+  // held deliveries would still age out quickly if waiting aged them.
   sub.enqueue("/hook", Reply::blackhole());
-  start(kFastRetries);  // window 2s: held deliveries would age out quickly if waiting aged them
-  const std::string sub_id = subscribe_id({{"url", sub.url("/hook")}, {"max_in_flight", 1}, {"timeout", "3s"}});
+  start(kFastRetries);
+  const std::string sub_id = subscribe_id(
+      {{"url", sub.url("/hook")}, {"max_in_flight", 1}, {"timeout", "3s"}, {"retry", {{"window", "5s"}}}});
   std::vector<std::string> event_ids;
   for (int i = 0; i < 3; ++i) event_ids.push_back(publish("meeting.completed", {{"n", i}}, 1));
   ASSERT_TRUE(sub.wait_for_requests(1, kWait));
@@ -767,9 +770,9 @@ TEST_F(Deliveries, DisabledSubscriptionHoldsItsDeliveriesUntilEnabled) {
     return d.value("state", "") == "pending" && attempts_of(d).size() == 1;
   })) << delivery(first).dump();
 
-  // Watch past the point where the retry was due and the 2s window is over: nothing is
+  // Watch past the point where the retry was due and the 5s window is over: nothing is
   // attempted and nothing ages into the dead-letter queue.
-  const auto watch_until = first_request_at + 3s + 2s + 1s;
+  const auto watch_until = first_request_at + 3s + 5s + 1s;
   while (Clock::now() < watch_until) {
     ASSERT_EQ(sub.request_count(), 1u) << "a disabled subscription was attempted";
     for (const std::string& id : dlv_ids) {

@@ -5,9 +5,9 @@
 #include <memory>
 #include <type_traits>
 
-#include "relay/model/json_mapping.h"
-
 namespace relay::records {
+
+using nlohmann::json;
 
 namespace {
 
@@ -141,6 +141,12 @@ class Reader {
   const char* end_;
 };
 
+json optional_ms(const std::optional<std::int64_t>& v) { return v ? json(*v) : json(nullptr); }
+std::optional<std::int64_t> read_optional_ms(const json& j, const char* key) {
+  if (!j.contains(key) || j.at(key).is_null()) return std::nullopt;
+  return j.at(key).get<std::int64_t>();
+}
+
 }  // namespace
 
 std::string encode_record(const Event& e) {
@@ -239,6 +245,58 @@ std::optional<EventTypeStats> decode_event_type_stats(std::string_view type, std
   }
   stats.type.assign(type);
   return stats;
+}
+
+json to_record(const Subscription& s) {
+  return {{"id", s.id},
+          {"url", s.url},
+          {"event_types", s.event_types},
+          {"secret", s.secret},
+          {"previous_secret", s.previous_secret},
+          {"previous_secret_expires_at", s.previous_secret_expires_at},
+          {"signature_scheme", signature_scheme_name(s.signature_scheme)},
+          {"signature_header", s.signature_header},
+          {"headers", s.headers},
+          {"enabled", s.enabled},
+          {"disabled_at", s.disabled_at},
+          {"disabled_ms", s.disabled_ms},
+          {"description", s.description},
+          {"retry_initial_ms", optional_ms(s.retry.initial_ms)},
+          {"retry_max_delay_ms", optional_ms(s.retry.max_delay_ms)},
+          {"retry_window_ms", optional_ms(s.retry.window_ms)},
+          {"timeout_ms", optional_ms(s.timeout_ms)},
+          {"max_in_flight", s.max_in_flight},
+          {"rate_limit_per_second", s.rate_limit_per_second},
+          {"created_at", s.created_at},
+          {"updated_at", s.updated_at}};
+}
+
+Subscription subscription_from_record(const json& j) {
+  Subscription s;
+  s.id = j.at("id").get<std::string>();
+  s.url = j.at("url").get<std::string>();
+  s.event_types = j.at("event_types").get<std::vector<std::string>>();
+  s.secret = j.at("secret").get<std::string>();
+  s.previous_secret = j.at("previous_secret").get<std::string>();
+  s.previous_secret_expires_at = j.at("previous_secret_expires_at").get<UnixMillis>();
+  s.signature_scheme =
+      parse_signature_scheme(j.at("signature_scheme").get<std::string>()).value_or(SignatureScheme::standard);
+  s.signature_header = j.at("signature_header").get<std::string>();
+  s.headers = j.at("headers").get<std::map<std::string, std::string>>();
+  s.enabled = j.at("enabled").get<bool>();
+  // Absent in records written before the pause was kept.
+  s.disabled_at = j.value("disabled_at", UnixMillis{0});
+  s.disabled_ms = j.value("disabled_ms", std::int64_t{0});
+  s.description = j.at("description").get<std::string>();
+  s.retry.initial_ms = read_optional_ms(j, "retry_initial_ms");
+  s.retry.max_delay_ms = read_optional_ms(j, "retry_max_delay_ms");
+  s.retry.window_ms = read_optional_ms(j, "retry_window_ms");
+  s.timeout_ms = read_optional_ms(j, "timeout_ms");
+  s.max_in_flight = j.at("max_in_flight").get<std::uint32_t>();
+  s.rate_limit_per_second = j.at("rate_limit_per_second").get<std::uint32_t>();
+  s.created_at = j.at("created_at").get<UnixMillis>();
+  s.updated_at = j.at("updated_at").get<UnixMillis>();
+  return s;
 }
 
 std::string encode_record(const Subscription& subscription) {

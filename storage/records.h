@@ -5,12 +5,13 @@
 // attempt, so they have a compact binary layout made for speed: a first byte naming the kind of
 // record and its version, then each field in a fixed order, integers as varints (signed ones
 // zigzag-encoded) and strings as a varint length and the bytes. Subscriptions, rarely written,
-// are their JSON mapping (relay/model/json_mapping.h) encoded as MessagePack.
+// are their JSON record (to_record below) encoded as MessagePack.
 //
 // Decoding takes any bytes: what is not one whole, valid record of the expected kind is nullopt
 // (never written by relay; logged by the caller). A length is checked against the bytes left
 // before anything is allocated.
 
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -36,5 +37,12 @@ std::optional<Attempt> decode_attempt(std::string_view bytes);
 std::optional<Subscription> decode_subscription(std::string_view bytes);
 // `type` is the record's key.
 std::optional<EventTypeStats> decode_event_type_stats(std::string_view type, std::string_view bytes);
+
+// The stored form of a subscription before MessagePack: every field, integer times. Fields
+// added later are optional when read, so records written before them still decode.
+nlohmann::json to_record(const Subscription& subscription);
+// Throws nlohmann::json::exception for a missing or mistyped field (decode_subscription
+// answers nullopt).
+Subscription subscription_from_record(const nlohmann::json& record);
 
 }  // namespace relay::records

@@ -9,9 +9,9 @@
 #include <string>
 
 #include "relay/api/event_parsing.h"
-#include "relay/api/request_parsing.h"
-#include "relay/model/json_mapping.h"
 #include "benchmarks/micro/event_payload.h"
+#include "relay/api/api_json.h"
+#include "relay/api/request_parsing.h"
 #include "storage/records.h"
 
 namespace relay {

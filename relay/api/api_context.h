@@ -17,7 +17,6 @@ namespace relay {
 
 class RelayMetrics;
 class DeliveryScheduler;
-class DlqRedriver;
 
 struct ApiContext {
   const Config& config;

@@ -7,12 +7,13 @@
 
 #include "metrics/relay_metrics.h"
 #include "relay/api/event_parsing.h"
+#include "relay/api/api_json.h"
 #include "relay/api/http_responses.h"
 #include "relay/api/request_parsing.h"
 #include "relay/api/route.h"
 #include "relay/core/async_bridge.h"
 #include "relay/delivery/delivery_scheduler.h"
-#include "relay/model/json_mapping.h"
+#include "storage/async_commit.h"
 #include "storage/mutations.h"
 #include "storage/queries.h"
 

@@ -4,8 +4,6 @@
 #include <boost/beast/core/string.hpp>
 #include <boost/url/parse.hpp>
 #include <boost/url/url_view.hpp>
-#include <charconv>
-#include <ctime>
 
 namespace relay {
 
@@ -112,34 +110,6 @@ Result<std::map<std::string, std::string>> parse_query(std::string_view target) 
   if (!parsed) return make_error(Errc::invalid_field, "the query string is malformed");
   for (const auto& param : parsed->params()) out[std::string(param.key)] = std::string(param.value);
   return out;
-}
-
-std::optional<UnixMillis> parse_time(std::string_view text) {
-  if (!text.empty() && std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-    UnixMillis ms = 0;
-    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), ms);
-    if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
-    return ms;
-  }
-  if (text.find('\0') != std::string_view::npos) return std::nullopt;
-  std::tm tm{};
-  const std::string copy(text);
-  const char* rest = strptime(copy.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
-  if (rest == nullptr) return std::nullopt;
-  int millis = 0;
-  if (*rest == '.') {
-    ++rest;
-    int digits = 0;
-    while (*rest >= '0' && *rest <= '9') {
-      if (digits < 3) millis = millis * 10 + (*rest - '0');
-      ++digits;
-      ++rest;
-    }
-    if (digits == 0) return std::nullopt;
-    for (; digits < 3; ++digits) millis *= 10;
-  }
-  if (std::string_view(rest) != "Z") return std::nullopt;
-  return static_cast<UnixMillis>(timegm(&tm)) * 1000 + millis;
 }
 
 }  // namespace relay

@@ -39,8 +39,4 @@ Error json_body_error(std::string_view body, bool valid_text);
 // Query string parameters, percent-decoded. Error for a malformed query.
 Result<std::map<std::string, std::string>> parse_query(std::string_view target);
 
-// RFC 3339 / ISO 8601 UTC time ("2026-11-26T10:00:00Z", fraction optional) or Unix
-// milliseconds as digits.
-std::optional<UnixMillis> parse_time(std::string_view text);
-
 }  // namespace relay

@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "metrics/relay_metrics.h"
+#include "relay/api/api_json.h"
 #include "relay/api/http_responses.h"
 #include "relay/api/request_parsing.h"
 #include "relay/api/route.h"
@@ -17,7 +18,6 @@
 #include "relay/core/duration.h"
 #include "relay/delivery/delivery_scheduler.h"
 #include "relay/delivery/signature.h"
-#include "relay/model/json_mapping.h"
 #include "storage/mutations.h"
 
 namespace relay {

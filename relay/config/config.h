@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "relay/core/logger.h"
+
 namespace relay {
 
 enum class ApiScope { ingest, admin };
@@ -16,8 +18,6 @@ struct ApiKey {
   ApiScope scope;
   std::string key;
 };
-
-enum class LogLevel { debug, info, warn, error };
 
 struct Config {
   std::string listen_host = "127.0.0.1";

@@ -3,7 +3,7 @@
 #include <cstdio>
 
 #include "relay/core/clock.h"
-#include "relay/model/json_mapping.h"
+#include "relay/core/time.h"
 
 namespace relay {
 

@@ -6,9 +6,9 @@
 #include <nlohmann/json.hpp>
 #include <string_view>
 
-#include "relay/config/config.h"
-
 namespace relay {
+
+enum class LogLevel { debug, info, warn, error };
 
 class Logger {
  public:

@@ -8,7 +8,8 @@
 
 namespace relay {
 
-// Error kinds map one-to-one onto the error codes of the HTTP contract (spec section 2).
+// Error kinds map one-to-one onto the error codes of the HTTP contract (spec section 2);
+// relay/api/http_responses.cpp gives each its code and status.
 enum class Errc {
   invalid_json,
   invalid_field,
@@ -28,11 +29,6 @@ struct Error {
   Errc code;
   std::string message;
 };
-
-// The snake_case name used in the error JSON, e.g. "invalid_field".
-const char* errc_name(Errc code);
-// The HTTP status the contract assigns to the error kind.
-int errc_http_status(Errc code);
 
 template <typename T>
 class Result {

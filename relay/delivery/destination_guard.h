@@ -63,8 +63,6 @@ class DestinationGuard {
   // For a sockaddr handed over by curl; anything but AF_INET/AF_INET6 is refused.
   DestinationVerdict check(const sockaddr* addr, socklen_t len) const;
 
-  bool allowed(const boost::asio::ip::address& addr) const { return check(addr).allowed; }
-
  private:
   // Whether `addr` (normalized) is an address of one of this host's interfaces.
   bool is_own_address(const boost::asio::ip::address& addr) const;

@@ -1,7 +1,12 @@
 #include "relay/delivery/retention_cleaner.h"
 
-#include <boost/asio/post.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <exception>
 
+#include "relay/core/async_bridge.h"
+#include "storage/async_commit.h"
 #include "storage/keys.h"
 #include "storage/mutations.h"
 
@@ -14,6 +19,8 @@ struct RetentionCleaner::Expired {
   std::vector<std::pair<std::string, std::string>> events;  // (id, completed key): no deliveries, past --retention
   std::vector<std::string> dead;        // past --dlq-retention
   bool full = false;                    // a chunk limit was hit: more may be waiting
+
+  bool empty() const { return deliveries.empty() && events.empty() && dead.empty(); }
 };
 
 RetentionCleaner::RetentionCleaner(asio::io_context& io, RetentionOptions options, const Clock& clock, Logger& logger,
@@ -27,80 +34,82 @@ RetentionCleaner::RetentionCleaner(asio::io_context& io, RetentionOptions option
       pipeline_(pipeline),
       blocking_pool_(blocking_pool),
       dead_removed_(std::move(dead_removed)),
-      timer_(io),
-      alive_(std::make_shared<bool>(true)) {}
+      timer_(io) {}
 
-RetentionCleaner::~RetentionCleaner() { *alive_ = false; }
-
-void RetentionCleaner::start() { schedule_next(std::chrono::milliseconds(0)); }
+void RetentionCleaner::start() {
+  // A failure other than a storage Status (a throwing scan) ends relayd as it would on the pool.
+  asio::co_spawn(io_, run(), [](const std::exception_ptr& error) {
+    if (error) std::rethrow_exception(error);
+  });
+}
 
 void RetentionCleaner::stop() {
-  *alive_ = false;
+  stopped_ = true;
   timer_.cancel();
 }
 
-void RetentionCleaner::schedule_next(std::chrono::milliseconds delay) {
-  timer_.expires_after(delay);
-  timer_.async_wait([this, alive = alive_](const boost::system::error_code& ec) {
-    if (!ec && *alive) run_once();
-  });
+asio::awaitable<void> RetentionCleaner::run() {
+  std::chrono::milliseconds delay{0};
+  while (!stopped_) {
+    timer_.expires_after(delay);
+    boost::system::error_code ec;
+    co_await timer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    if (ec || stopped_) co_return;
+    delay = co_await clean_once();
+  }
 }
 
-void RetentionCleaner::run_once() {
+asio::awaitable<std::chrono::milliseconds> RetentionCleaner::clean_once() {
   const UnixMillis now = clock_.now_ms();
-  asio::post(blocking_pool_, [this, alive = alive_, now] {
-    auto expired = std::make_shared<Expired>();
-    std::size_t seen = 0;
-    store_.scan(Family::completed, ScanRange{"", keys::time_bound(now - options_.retention_ms)},
-                [&](std::string_view key, auto) {
-                  const auto entry = keys::decode_completed_key(key);
-                  if (entry.kind == keys::CompletedKind::event) {
-                    expired->events.emplace_back(entry.id, std::string(key));
-                  } else {
-                    expired->deliveries.push_back(entry.id);
-                  }
-                  return ++seen < options_.chunk;
-                });
-    expired->full = seen >= options_.chunk;
-    seen = 0;
-    store_.scan(Family::dead_letters, ScanRange{"", keys::time_bound(now - options_.dlq_retention_ms)},
-                [&](std::string_view key, auto) {
-                  expired->dead.push_back(keys::decode_dead_letter_key(key).id);
-                  return ++seen < options_.chunk;
-                });
-    expired->full = expired->full || seen >= options_.chunk;
-    if (expired->deliveries.empty() && expired->events.empty() && expired->dead.empty()) {
-      asio::post(io_, [this, alive] {
-        if (*alive) schedule_next(options_.interval);
-      });
-      return;
+  const auto scan = [this, now] { return find_expired(now); };
+  const Expired expired = co_await run_blocking(blocking_pool_, scan, asio::use_awaitable);
+  if (stopped_ || expired.empty()) co_return options_.interval;
+  // The coroutine waits for the commit, so `expired` outlives the command.
+  const CommitPipeline::Command removal = [&expired](WriteTxn& txn) -> Status {
+    for (const auto& id : expired.deliveries) mutations::remove_delivery(txn, id);
+    for (const auto& id : expired.dead) mutations::remove_delivery(txn, id);
+    for (const auto& [id, key] : expired.events) {
+      mutations::remove_event_if_orphan(txn, id);
+      txn.del(Family::completed, key);
     }
-    pipeline_.submit(
-        [expired](WriteTxn& txn) -> Status {
-          for (const auto& id : expired->deliveries) mutations::remove_delivery(txn, id);
-          for (const auto& id : expired->dead) mutations::remove_delivery(txn, id);
-          for (const auto& [id, key] : expired->events) {
-            mutations::remove_event_if_orphan(txn, id);
-            txn.del(Family::completed, key);
-          }
-          return Ok{};
-        },
-        [this, alive, expired](const Status& status) {
-          asio::post(io_, [this, alive, expired, status] {
-            if (!*alive) return;
-            if (status) {
-              dead_removed_(expired->dead.size());
-              logger_.debug("retention removed expired records", {{"succeeded", expired->deliveries.size()},
-                                                                  {"dead", expired->dead.size()},
-                                                                  {"events", expired->events.size()}});
-            } else {
-              logger_.error("retention cleanup failed", {{"error", status.error().message}});
-            }
-            // A full chunk means more is waiting: continue soon, yet let other work in between.
-            schedule_next(expired->full && status ? std::chrono::milliseconds(10) : options_.interval);
-          });
-        });
-  });
+    return Ok{};
+  };
+  const Status status = co_await async_commit(pipeline_, removal, asio::use_awaitable);
+  if (stopped_) co_return options_.interval;
+  if (status) {
+    dead_removed_(expired.dead.size());
+    logger_.debug("retention removed expired records", {{"succeeded", expired.deliveries.size()},
+                                                        {"dead", expired.dead.size()},
+                                                        {"events", expired.events.size()}});
+  } else {
+    logger_.error("retention cleanup failed", {{"error", status.error().message}});
+  }
+  // A full chunk means more is waiting: continue soon, yet let other work in between.
+  co_return expired.full && status ? std::chrono::milliseconds(10) : options_.interval;
+}
+
+RetentionCleaner::Expired RetentionCleaner::find_expired(UnixMillis now) const {
+  Expired expired;
+  std::size_t seen = 0;
+  store_.scan(Family::completed, ScanRange{"", keys::time_bound(now - options_.retention_ms)},
+              [&](std::string_view key, auto) {
+                const auto entry = keys::decode_completed_key(key);
+                if (entry.kind == keys::CompletedKind::event) {
+                  expired.events.emplace_back(entry.id, std::string(key));
+                } else {
+                  expired.deliveries.push_back(entry.id);
+                }
+                return ++seen < options_.chunk;
+              });
+  expired.full = seen >= options_.chunk;
+  seen = 0;
+  store_.scan(Family::dead_letters, ScanRange{"", keys::time_bound(now - options_.dlq_retention_ms)},
+              [&](std::string_view key, auto) {
+                expired.dead.push_back(keys::decode_dead_letter_key(key).id);
+                return ++seen < options_.chunk;
+              });
+  expired.full = expired.full || seen >= options_.chunk;
+  return expired;
 }
 
 }  // namespace relay

@@ -3,13 +3,14 @@
 // without deliveries after --retention, dead deliveries after --dlq-retention, each with its
 // attempts, and an event once its last delivery is gone. Runs in the background in small
 // chunks: scans on the blocking pool, removals as separate commits, so the hot path never waits
-// behind a large delete.
+// behind a large delete. One coroutine on the event loop runs the rounds (timer, scan, commit).
 
+#include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
+#include <chrono>
 #include <functional>
-#include <memory>
 
 #include "relay/core/clock.h"
 #include "relay/core/logger.h"
@@ -31,15 +32,20 @@ class RetentionCleaner {
   RetentionCleaner(boost::asio::io_context& io, RetentionOptions options, const Clock& clock, Logger& logger,
                    Store& store, CommitPipeline& pipeline, boost::asio::thread_pool& blocking_pool,
                    std::function<void(std::size_t)> dead_removed);
-  ~RetentionCleaner();
 
+  // Starts the rounds; the first runs at once.
   void start();
+  // Ends the rounds: a wait ends at once, a scan or commit under way finishes but nothing after
+  // it runs (no count, no log, no next round). The cleaner must outlive the io_context's run.
   void stop();
 
  private:
   struct Expired;
-  void schedule_next(std::chrono::milliseconds delay);
-  void run_once();
+  boost::asio::awaitable<void> run();
+  // One round; answers when the next one is due.
+  boost::asio::awaitable<std::chrono::milliseconds> clean_once();
+  // On the blocking pool: up to a chunk of each kind of expired record, as of `now`.
+  Expired find_expired(UnixMillis now) const;
 
   boost::asio::io_context& io_;
   RetentionOptions options_;
@@ -50,7 +56,7 @@ class RetentionCleaner {
   boost::asio::thread_pool& blocking_pool_;
   std::function<void(std::size_t)> dead_removed_;
   boost::asio::steady_timer timer_;
-  std::shared_ptr<bool> alive_;
+  bool stopped_ = false;
 };
 
 }  // namespace relay

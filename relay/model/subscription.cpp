@@ -4,6 +4,16 @@
 
 namespace relay {
 
+const char* signature_scheme_name(SignatureScheme scheme) {
+  return scheme == SignatureScheme::standard ? "standard" : "hmac-sha256-hex";
+}
+
+std::optional<SignatureScheme> parse_signature_scheme(std::string_view name) {
+  if (name == "standard") return SignatureScheme::standard;
+  if (name == "hmac-sha256-hex") return SignatureScheme::hmac_sha256_hex;
+  return std::nullopt;
+}
+
 void set_enabled(Subscription& sub, bool enabled, UnixMillis now) {
   if (sub.enabled == enabled) return;
   sub.enabled = enabled;

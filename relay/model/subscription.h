@@ -5,6 +5,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "relay/core/clock.h"
@@ -12,6 +13,10 @@
 namespace relay {
 
 enum class SignatureScheme { standard, hmac_sha256_hex };
+
+// The scheme's name in the API and in stored subscriptions: "standard" or "hmac-sha256-hex".
+const char* signature_scheme_name(SignatureScheme scheme);
+std::optional<SignatureScheme> parse_signature_scheme(std::string_view name);
 
 struct RetryOverrides {
   std::optional<std::int64_t> initial_ms;

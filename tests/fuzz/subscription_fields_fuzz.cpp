@@ -7,9 +7,10 @@
 #include <cstdint>
 #include <string_view>
 
+#include "relay/api/api_json.h"
+#include "relay/api/request_parsing.h"
 #include "relay/api/subscription_fields.h"
 #include "relay/model/event_type.h"
-#include "relay/model/json_mapping.h"
 #include "storage/records.h"
 #include "tests/fuzz/fuzz_check.h"
 
@@ -58,7 +59,7 @@ void check_api_round_trip(const relay::Subscription& s) {
   again.previous_secret_expires_at = s.previous_secret_expires_at;
   const relay::Status status = relay::apply_subscription_fields(input, again, false);
   check(status.ok(), "the API form is valid input");
-  check(relay::to_record(again) == relay::to_record(s), "the API form means the same subscription");
+  check(relay::records::to_record(again) == relay::records::to_record(s), "the API form means the same subscription");
 }
 
 void apply(const json& body, bool creating) {
@@ -67,13 +68,13 @@ void apply(const json& body, bool creating) {
   const relay::Status status = relay::apply_subscription_fields(body, target, creating);
   if (!status.ok()) {
     check(status.error().code == relay::Errc::invalid_field, "errors are invalid_field");
-    check(relay::to_record(target) == relay::to_record(original), "a refused body changes nothing");
+    check(relay::records::to_record(target) == relay::records::to_record(original), "a refused body changes nothing");
     return;
   }
   check_bounds(target);
   const auto decoded = relay::records::decode_subscription(relay::records::encode_record(target));
   check(decoded.has_value(), "the stored subscription decodes");
-  check(relay::to_record(*decoded) == relay::to_record(target), "the stored subscription round-trips");
+  check(relay::records::to_record(*decoded) == relay::records::to_record(target), "the stored subscription round-trips");
   check_api_round_trip(target);
 }
 

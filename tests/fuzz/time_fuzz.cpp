@@ -5,8 +5,7 @@
 #include <cstdint>
 #include <string_view>
 
-#include "relay/api/request_parsing.h"
-#include "relay/model/json_mapping.h"
+#include "relay/core/time.h"
 #include "tests/fuzz/fuzz_check.h"
 
 using relay::fuzz::check;

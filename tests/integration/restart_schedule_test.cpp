@@ -11,7 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "relay/api/request_parsing.h"
+#include "relay/core/time.h"
 #include "tests/support/relayd_api_test.h"
 #include "tests/support/test_subscriber.h"
 

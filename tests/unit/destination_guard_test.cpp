@@ -31,7 +31,7 @@ TEST(DestinationGuard, RefusesEverySpecialPurposeRangeByDefault) {
            "::ffff:127.0.0.1", "::ffff:10.1.2.3", "::ffff:169.254.169.254", "::ffff:0.0.0.0",
            "64:ff9b::7f00:1", "2002:7f00:1::1", "2002:a00:1::", "::7f00:1", "100::1",
        }) {
-    EXPECT_FALSE(guard.allowed(make_address(text))) << text;
+    EXPECT_FALSE(guard.check(make_address(text)).allowed) << text;
   }
 }
 
@@ -49,15 +49,15 @@ TEST(DestinationGuard, RefusesAnAddressOfThisHostUnlessAllowed) {
   EXPECT_FALSE(verdict.allowed) << own->to_string();
   EXPECT_EQ(verdict.reason, own->to_string() + " is an address of this host");
   if (own->is_v4()) {
-    EXPECT_FALSE(default_guard().allowed(make_address("::ffff:" + own->to_string())));
+    EXPECT_FALSE(default_guard().check(make_address("::ffff:" + own->to_string())).allowed);
   }
 
   DestinationPolicy with_cidr;
   with_cidr.allow_cidrs.push_back(cidr(own->to_string()));
-  EXPECT_TRUE(DestinationGuard(with_cidr).allowed(*own));
+  EXPECT_TRUE(DestinationGuard(with_cidr).check(*own).allowed);
   DestinationPolicy private_networks;
   private_networks.allow_private_networks = true;
-  EXPECT_TRUE(DestinationGuard(private_networks).allowed(*own));
+  EXPECT_TRUE(DestinationGuard(private_networks).check(*own).allowed);
 }
 
 TEST(DestinationGuard, AllowsPublicUnicast) {
@@ -66,7 +66,7 @@ TEST(DestinationGuard, AllowsPublicUnicast) {
                            "100.63.255.255", "100.128.0.1", "169.253.1.1", "192.169.0.1",
                            "223.255.255.255", "2606:4700:4700::1111", "2a00:1450:4001::1",
                            "::ffff:8.8.8.8", "64:ff9b::808:808", "2002:808:808::1"}) {
-    EXPECT_TRUE(guard.allowed(make_address(text))) << text;
+    EXPECT_TRUE(guard.check(make_address(text)).allowed) << text;
   }
 }
 
@@ -85,26 +85,26 @@ TEST(DestinationGuard, ReasonNamesTheKind) {
 TEST(DestinationGuard, AllowPrivateNetworksAllowsEverything) {
   const DestinationGuard guard(DestinationPolicy{true, {}});
   for (const char* text : {"127.0.0.1", "169.254.169.254", "::1", "10.0.0.1", "8.8.8.8"}) {
-    EXPECT_TRUE(guard.allowed(make_address(text))) << text;
+    EXPECT_TRUE(guard.check(make_address(text)).allowed) << text;
   }
 }
 
 TEST(DestinationGuard, AllowCidrAllowsOnlyMatchingAddresses) {
   const DestinationGuard guard(DestinationPolicy{false, {cidr("127.0.0.0/8"), cidr("fd00::/8")}});
-  EXPECT_TRUE(guard.allowed(make_address("127.0.0.1")));
-  EXPECT_TRUE(guard.allowed(make_address("127.10.0.1")));
-  EXPECT_TRUE(guard.allowed(make_address("::ffff:127.0.0.1")));  // mapped form of an allowed one
-  EXPECT_TRUE(guard.allowed(make_address("fd12:3456::1")));
-  EXPECT_FALSE(guard.allowed(make_address("::1")));
-  EXPECT_FALSE(guard.allowed(make_address("10.0.0.1")));
-  EXPECT_FALSE(guard.allowed(make_address("fc00::1")));
-  EXPECT_FALSE(guard.allowed(make_address("169.254.169.254")));
+  EXPECT_TRUE(guard.check(make_address("127.0.0.1")).allowed);
+  EXPECT_TRUE(guard.check(make_address("127.10.0.1")).allowed);
+  EXPECT_TRUE(guard.check(make_address("::ffff:127.0.0.1")).allowed);  // mapped form of an allowed one
+  EXPECT_TRUE(guard.check(make_address("fd12:3456::1")).allowed);
+  EXPECT_FALSE(guard.check(make_address("::1")).allowed);
+  EXPECT_FALSE(guard.check(make_address("10.0.0.1")).allowed);
+  EXPECT_FALSE(guard.check(make_address("fc00::1")).allowed);
+  EXPECT_FALSE(guard.check(make_address("169.254.169.254")).allowed);
 }
 
 TEST(DestinationGuard, AllowCidrForASingleHost) {
   const DestinationGuard guard(DestinationPolicy{false, {cidr("10.1.2.3")}});
-  EXPECT_TRUE(guard.allowed(make_address("10.1.2.3")));
-  EXPECT_FALSE(guard.allowed(make_address("10.1.2.4")));
+  EXPECT_TRUE(guard.check(make_address("10.1.2.3")).allowed);
+  EXPECT_FALSE(guard.check(make_address("10.1.2.4")).allowed);
 }
 
 TEST(DestinationGuard, ChecksSockaddrs) {

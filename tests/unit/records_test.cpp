@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/sample_subscription.h"
+
 namespace relay {
 namespace {
 
@@ -387,6 +389,37 @@ TEST(RecordsTest, DecodingRefusesSubscriptionRecordsWithMissingOrMistypedFields)
   EXPECT_FALSE(records::decode_subscription(encoded(record)));
   EXPECT_FALSE(records::decode_subscription(std::string_view(bytes).substr(0, bytes.size() - 3)));
   EXPECT_FALSE(records::decode_subscription("\xc1"));  // never used in MessagePack
+}
+
+// The stored form of a subscription round-trips exactly (record -> struct -> record, and
+// through its MessagePack encoding).
+TEST(RecordsTest, SubscriptionRecordRoundTrips) {
+  for (Subscription s : {full_subscription(), Subscription{}}) {
+    const nlohmann::json record = records::to_record(s);
+    const Subscription back = records::subscription_from_record(record);
+    EXPECT_EQ(records::to_record(back), record);
+    EXPECT_EQ(back.retry.initial_ms, s.retry.initial_ms);
+    EXPECT_EQ(back.retry.max_delay_ms, s.retry.max_delay_ms);
+    EXPECT_EQ(back.retry.window_ms, s.retry.window_ms);
+    EXPECT_EQ(back.timeout_ms, s.timeout_ms);
+    EXPECT_EQ(back.headers, s.headers);
+    EXPECT_EQ(back.event_types, s.event_types);
+    EXPECT_EQ(back.signature_scheme, s.signature_scheme);
+    EXPECT_EQ(back.previous_secret, s.previous_secret);
+    const auto decoded = records::decode_subscription(records::encode_record(s));
+    ASSERT_TRUE(decoded);
+    EXPECT_EQ(records::to_record(*decoded), record);
+  }
+}
+
+TEST(RecordsTest, SubscriptionRecordsWrittenBeforeThePauseAccountReadAsNeverDisabled) {
+  nlohmann::json record = records::to_record(full_subscription());
+  EXPECT_EQ(record.at("disabled_ms"), 4'000);
+  record.erase("disabled_at");
+  record.erase("disabled_ms");
+  const Subscription back = records::subscription_from_record(record);
+  EXPECT_EQ(back.disabled_at, 0);
+  EXPECT_EQ(back.disabled_ms, 0);
 }
 
 }  // namespace

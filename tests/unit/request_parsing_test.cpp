@@ -1,4 +1,4 @@
-// Validation of API input common to the routes: request bodies, times and queries (events in
+// Validation of API input common to the routes: request bodies and queries (events in
 // event_parsing_test.cpp, subscription fields in subscription_fields_test.cpp).
 
 #include "relay/api/request_parsing.h"
@@ -7,8 +7,6 @@
 
 namespace relay {
 namespace {
-
-constexpr UnixMillis kNov26 = 1'795'687'200'000;  // 2026-11-26T10:00:00Z
 
 HttpRequest request(std::string body, std::string content_type = "application/json") {
   HttpRequest req{boost::beast::http::verb::post, "/v1/events", 11};
@@ -56,29 +54,6 @@ TEST(ParseJsonObjectTest, BoundsNestingAt256Levels) {
     ASSERT_FALSE(parsed.ok()) << body.substr(0, 40);
     EXPECT_EQ(parsed.error().code, Errc::invalid_json);
     EXPECT_EQ(parsed.error().message, "the request body nests deeper than 256 levels");
-  }
-}
-
-// ---- parse_time
-
-TEST(ParseTimeTest, AcceptsRfc3339UtcAndUnixMillis) {
-  EXPECT_EQ(parse_time("2026-11-26T10:00:00Z"), kNov26);
-  EXPECT_EQ(parse_time("2026-11-26T10:00:00.5Z"), kNov26 + 500);
-  EXPECT_EQ(parse_time("2026-11-26T10:00:00.05Z"), kNov26 + 50);
-  EXPECT_EQ(parse_time("2026-11-26T10:00:00.123Z"), kNov26 + 123);
-  EXPECT_EQ(parse_time("2026-11-26T10:00:00.123999Z"), kNov26 + 123);  // truncated to ms
-  EXPECT_EQ(parse_time("1970-01-01T00:00:00Z"), 0);
-  EXPECT_EQ(parse_time("2000-02-29T23:59:59Z"), 951'868'799'000);
-  EXPECT_EQ(parse_time("1795687200000"), kNov26);
-  EXPECT_EQ(parse_time("0"), 0);
-}
-
-TEST(ParseTimeTest, RejectsEverythingElse) {
-  for (const std::string& text : std::vector<std::string>{"", "2026-11-26", "2026-11-26T10:00:00", "2026-11-26T10:00:00+01:00", "2026-11-26T10:00:00.Z",
-        "2026-11-26T10:00:00ZZ", "2026-11-26T10:00Z", "2026-13-01T00:00:00Z", "2026-11-32T00:00:00Z",
-        "2026-11-26T25:00:00Z", "2026-11-26 10:00:00Z", "yesterday", "-5", "1.5", "12ab", "99999999999999999999",
-        "2026-11-26T10:00:00Z\n", std::string("2026-11-26T10:00:00Z\0x", 22)}) {
-    EXPECT_FALSE(parse_time(text).has_value()) << text;
   }
 }
 

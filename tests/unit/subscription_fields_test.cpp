@@ -5,7 +5,7 @@
 
 #include <gtest/gtest.h>
 
-#include "relay/model/json_mapping.h"
+#include "storage/records.h"
 
 namespace relay {
 namespace {
@@ -91,7 +91,7 @@ TEST(ApplySubscriptionFieldsTest, PatchTouchesOnlyTheGivenFields) {
   ASSERT_TRUE(sub.ok());
   Subscription expected = start;
   expected.description = "d";
-  EXPECT_EQ(to_record(*sub), to_record(expected));
+  EXPECT_EQ(records::to_record(*sub), records::to_record(expected));
 
   // null clears the optional overrides; headers are replaced as a whole.
   sub = apply_fields(R"({"retry": {"initial": null}, "timeout": null, "headers": {}})", false, start);
@@ -106,7 +106,7 @@ TEST(ApplySubscriptionFieldsTest, PatchTouchesOnlyTheGivenFields) {
   EXPECT_EQ(sub->signature_header, start.signature_header);
   sub = apply_fields(R"({"signature": {}})", false, start);
   ASSERT_TRUE(sub.ok());
-  EXPECT_EQ(to_record(*sub), to_record(start));
+  EXPECT_EQ(records::to_record(*sub), records::to_record(start));
 
   for (const std::string& secret : std::vector<std::string>{"12345678", std::string(256, 's'), std::string("whsec_AAECAwQFBgc=")}) {
     sub = apply_fields(json{{"secret", secret}}.dump(), false, start);
@@ -220,12 +220,12 @@ TEST(ApplySubscriptionFieldsTest, EveryInvalidValueIsRefusedAndLeavesTheTargetUn
     ASSERT_FALSE(status.ok()) << body.dump();
     EXPECT_EQ(status.error().code, Errc::invalid_field) << body.dump();
     EXPECT_EQ(status.error().message.find('\n'), std::string::npos);
-    EXPECT_EQ(to_record(target), to_record(start)) << body.dump();
+    EXPECT_EQ(records::to_record(target), records::to_record(start)) << body.dump();
   }
   // Against the stored max_delay too.
   Subscription target = start;
   EXPECT_FALSE(apply_subscription_fields(json{{"retry", {{"initial", "2m"}}}}, target, false).ok());
-  EXPECT_EQ(to_record(target), to_record(start));
+  EXPECT_EQ(records::to_record(target), records::to_record(start));
 }
 
 TEST(ApplySubscriptionFieldsTest, CreateRequiresAUrl) {

@@ -1,0 +1,84 @@
+#include "relay/api/api_json.h"
+
+#include "relay/core/duration.h"
+#include "relay/core/time.h"
+
+namespace relay {
+
+using nlohmann::json;
+
+namespace {
+
+json optional_duration(const std::optional<std::int64_t>& v) {
+  return v ? json(format_duration(*v)) : json(nullptr);
+}
+json time_or_null(UnixMillis t) { return t > 0 ? json(format_time(t)) : json(nullptr); }
+
+}  // namespace
+
+std::string to_api_text(const Event& e, json extra) {
+  json members = std::move(extra);
+  members["id"] = e.id;
+  members["type"] = e.type;
+  members["created_at"] = format_time(e.created_at);
+  if (!e.client_id.empty()) members["client_id"] = e.client_id;
+  std::string text = members.dump(-1, ' ', false, json::error_handler_t::replace);
+  text.pop_back();  // the closing brace: the payload goes last
+  text += R"(,"payload":)";
+  text += e.payload ? std::string_view(*e.payload) : std::string_view("null");
+  text += '}';
+  return text;
+}
+
+json to_api(const Subscription& s) {
+  json signature = {{"scheme", signature_scheme_name(s.signature_scheme)}};
+  if (s.signature_scheme == SignatureScheme::hmac_sha256_hex) signature["header"] = s.signature_header;
+  json out = {{"id", s.id},
+              {"url", s.url},
+              {"event_types", s.event_types},
+              {"secret", s.secret},
+              {"signature", std::move(signature)},
+              {"headers", s.headers},
+              {"enabled", s.enabled},
+              {"description", s.description},
+              {"retry",
+               {{"initial", optional_duration(s.retry.initial_ms)},
+                {"max_delay", optional_duration(s.retry.max_delay_ms)},
+                {"window", optional_duration(s.retry.window_ms)}}},
+              {"timeout", optional_duration(s.timeout_ms)},
+              {"max_in_flight", s.max_in_flight},
+              {"rate_limit_per_second", s.rate_limit_per_second},
+              {"created_at", format_time(s.created_at)},
+              {"updated_at", format_time(s.updated_at)}};
+  if (!s.previous_secret.empty()) out["previous_secret_expires_at"] = format_time(s.previous_secret_expires_at);
+  return out;
+}
+
+json to_api(const Delivery& d) {
+  return {{"id", d.id},
+          {"event_id", d.event_id},
+          {"subscription_id", d.subscription_id},
+          {"event_type", d.event_type},
+          {"state", delivery_state_name(d.state)},
+          {"created_at", format_time(d.created_at)},
+          {"next_attempt_at", d.state == DeliveryState::pending ? time_or_null(d.next_attempt_at) : json(nullptr)},
+          {"attempt_count", d.attempts},
+          {"completed_at", time_or_null(d.completed_at)},
+          {"last_error", d.last_error.empty() ? json(nullptr) : json(d.last_error)}};
+}
+
+json to_api(const Attempt& a) {
+  return {{"number", a.number},
+          {"started_at", format_time(a.started_at)},
+          {"duration_ms", a.duration_ms},
+          {"http_status", a.http_status > 0 ? json(a.http_status) : json(nullptr)},
+          {"outcome", attempt_outcome_name(a.outcome)},
+          {"error", a.error.empty() ? json(nullptr) : json(a.error)},
+          {"response_body", a.response_body}};
+}
+
+json to_api(const EventTypeStats& s) {
+  return {{"type", s.type}, {"count", s.count}, {"last_seen", format_time(s.last_seen)}};
+}
+
+}  // namespace relay

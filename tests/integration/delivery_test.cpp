@@ -143,6 +143,28 @@ class Deliveries : public RelaydApiTest {
     const json& attempts = delivery.contains("attempts") ? delivery["attempts"] : json();
     return attempts.is_array() ? attempts.get<std::vector<json>>() : std::vector<json>{};
   }
+  // `receiver` serves /stuck, which never answers (relayd's attempt timeout must be far longer
+  // than this check), and /ok: once the first connection to the host hangs, 20 events still
+  // reach /ok well before /stuck's attempt times out.
+  void expect_hanging_endpoint_does_not_delay_its_neighbour(TestSubscriber& receiver) {
+    receiver.respond("/stuck", Reply::blackhole());
+    const std::string stuck_id = subscribe_id({{"url", receiver.url("/stuck")}, {"max_in_flight", 4}});
+    const std::string healthy_id = subscribe_id({{"url", receiver.url("/ok")}, {"event_types", {"meeting.*"}}});
+    ASSERT_FALSE(stuck_id.empty() || healthy_id.empty());
+    publish("bot.joined", {{"n", 0}}, 1);
+    ASSERT_TRUE(receiver.wait_for_requests(1, kWait));
+    constexpr std::size_t kEvents = 20;
+    for (std::size_t i = 0; i < kEvents; ++i) publish("meeting.completed", {{"n", i}}, 2);
+    EXPECT_TRUE(receiver.wait_until(
+        [&](const std::vector<RecordedRequest>& requests) {
+          return static_cast<std::size_t>(std::count_if(requests.begin(), requests.end(), [](const RecordedRequest& r) {
+                   return r.path == "/ok";
+                 })) >= kEvents;
+        },
+        std::chrono::seconds(15)))
+        << "/ok got " << receiver.requests("/ok").size() << " of " << kEvents << " while /stuck on the same host hangs";
+    EXPECT_GE(receiver.requests("/stuck").size(), 1u);
+  }
   // The value of relay_circuit_state for a subscription, if exported.
   std::optional<double> circuit_state(const std::string& subscription_id) {
     const HttpResponse r = http_.get(relayd_->url("/metrics"));
@@ -577,26 +599,8 @@ TEST_F(Deliveries, BlackholedSubscriberDoesNotDelayAHealthyOne) {
 // tenant or event family): a hanging endpoint there must not hold back the others.
 TEST_F(Deliveries, BlackholedEndpointDoesNotDelayAnotherEndpointOnTheSameHost) {
   TestSubscriber receiver;
-  receiver.respond("/stuck", Reply::blackhole());
   start({"--allow-cidr", "127.0.0.0/8", "--attempt-timeout", "20s"});
-  const std::string stuck_id = subscribe_id({{"url", receiver.url("/stuck")}, {"max_in_flight", 4}});
-  const std::string healthy_id = subscribe_id({{"url", receiver.url("/ok")}, {"event_types", {"meeting.*"}}});
-  ASSERT_FALSE(stuck_id.empty() || healthy_id.empty());
-
-  // The first connection to this host:port hangs before any response has come back on it.
-  publish("bot.joined", {{"n", 0}}, 1);
-  ASSERT_TRUE(receiver.wait_for_requests(1, kWait));
-  constexpr std::size_t kEvents = 20;
-  for (std::size_t i = 0; i < kEvents; ++i) publish("meeting.completed", {{"n", i}}, 2);
-  // Well inside the 20s attempt timeout of the hanging endpoint.
-  EXPECT_TRUE(receiver.wait_until(
-      [&](const std::vector<RecordedRequest>& requests) {
-        return static_cast<std::size_t>(std::count_if(requests.begin(), requests.end(),
-                                                      [](const RecordedRequest& r) { return r.path == "/ok"; })) >= kEvents;
-      },
-      15s))
-      << "/ok got " << receiver.requests("/ok").size() << " of " << kEvents << " while /stuck on the same host hangs";
-  EXPECT_GE(receiver.requests("/stuck").size(), 1u);
+  expect_hanging_endpoint_does_not_delay_its_neighbour(receiver);
 }
 
 // The same over TLS, where relay sets CURLOPT_PIPEWAIT so that attempts to one host share an
@@ -605,23 +609,8 @@ TEST_F(Deliveries, BlackholedEndpointDoesNotDelayAnotherEndpointOnTheSameHost) {
 // endpoint's answer, or /ok would get nothing until /stuck's attempt times out.
 TEST_F(Deliveries, BlackholedEndpointDoesNotDelayAnotherEndpointOnTheSameTlsHost) {
   TestSubscriber receiver(TestSubscriber::Transport::tls);
-  receiver.respond("/stuck", Reply::blackhole());
   start({"--allow-cidr", "127.0.0.0/8", "--attempt-timeout", "20s", "--ca-file", TestSubscriber::tls_ca_file()});
-  const std::string stuck_id = subscribe_id({{"url", receiver.url("/stuck")}, {"max_in_flight", 4}});
-  const std::string healthy_id = subscribe_id({{"url", receiver.url("/ok")}, {"event_types", {"meeting.*"}}});
-  ASSERT_FALSE(stuck_id.empty() || healthy_id.empty());
-
-  publish("bot.joined", {{"n", 0}}, 1);
-  ASSERT_TRUE(receiver.wait_for_requests(1, kWait));
-  constexpr std::size_t kEvents = 20;
-  for (std::size_t i = 0; i < kEvents; ++i) publish("meeting.completed", {{"n", i}}, 2);
-  EXPECT_TRUE(receiver.wait_until(
-      [&](const std::vector<RecordedRequest>& requests) {
-        return static_cast<std::size_t>(std::count_if(requests.begin(), requests.end(),
-                                                      [](const RecordedRequest& r) { return r.path == "/ok"; })) >= kEvents;
-      },
-      15s))
-      << "/ok got " << receiver.requests("/ok").size() << " of " << kEvents << " while /stuck on the same TLS host hangs";
+  expect_hanging_endpoint_does_not_delay_its_neighbour(receiver);
 }
 
 TEST_F(Deliveries, FailingSubscriberOpensItsCircuitWithoutDelayingAHealthyOne) {

@@ -19,7 +19,7 @@ constexpr std::int64_t kVectorTimestamp = 1614265330;
 constexpr const char* kVectorBody = R"({"test": 2432232314})";
 constexpr const char* kVectorSignature = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=";
 
-// Compact JSON as relay sends it, shaped like the Meeting BaaS payloads in /work/shared/seeds.
+// Compact JSON as relay sends it, shaped like a meeting-bot platform's "meeting completed" payload.
 constexpr const char* kMeetingCompleted =
     R"({"event":"meeting.completed","data":{"bot_id":"123e4567-e89b-12d3-a456-426614174000",)"
     R"("mp4":"https://example.com/recordings/abc.mp4?X-Amz-Signature=1a2b&token=x y",)"

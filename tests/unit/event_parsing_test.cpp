@@ -9,17 +9,15 @@
 
 #include "relay/api/request_parsing.h"
 
+#include "tests/support/json_post_request.h"
+
 namespace relay {
 namespace {
 
 using nlohmann::json;
 
 HttpRequest request(std::string body, std::string content_type = "application/json") {
-  HttpRequest req{boost::beast::http::verb::post, "/v1/events", 11};
-  if (!content_type.empty()) req.set(boost::beast::http::field::content_type, content_type);
-  req.body() = std::move(body);
-  req.prepare_payload();
-  return req;
+  return test::json_post_request(std::move(body), std::move(content_type));
 }
 
 // ---- parse_new_event

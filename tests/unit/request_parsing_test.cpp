@@ -5,15 +5,13 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/support/json_post_request.h"
+
 namespace relay {
 namespace {
 
 HttpRequest request(std::string body, std::string content_type = "application/json") {
-  HttpRequest req{boost::beast::http::verb::post, "/v1/events", 11};
-  if (!content_type.empty()) req.set(boost::beast::http::field::content_type, content_type);
-  req.body() = std::move(body);
-  req.prepare_payload();
-  return req;
+  return test::json_post_request(std::move(body), std::move(content_type));
 }
 
 // ---- parse_json_object

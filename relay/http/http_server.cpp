@@ -245,14 +245,14 @@ bool HttpServer::make_room_after_exhaustion() {
 
 asio::awaitable<void> HttpServer::accept_loop() {
   asio::steady_timer backoff(io_);
-  auto last_logged = std::chrono::steady_clock::time_point::min();
+  std::optional<std::chrono::steady_clock::time_point> last_logged;  // of the exhaustion warning
   for (;;) {
     auto [ec, socket] = co_await acceptor_.async_accept(kUseTuple);
     if (ec == asio::error::operation_aborted) co_return;
     if (out_of_descriptors(ec)) {
       // The listening socket stays readable, so accepting again at once would spin the loop.
       const auto now = std::chrono::steady_clock::now();
-      if (now - last_logged >= kExhaustedLogInterval) {
+      if (!last_logged || now - *last_logged >= kExhaustedLogInterval) {
         last_logged = now;
         logger_.warn("out of file descriptors: closing idle connections and shedding new ones",
                      {{"error", ec.message()}, {"connections", shared_->connections()}});

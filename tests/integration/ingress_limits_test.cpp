@@ -221,6 +221,12 @@ TEST_F(IngressLimits, BodiesInFlightShareTheBodyMemoryBudget) {
 }
 
 TEST_F(IngressLimits, IdleConnectionsBeyondTheDescriptorLimitNeitherLockOutHealthNorSpin) {
+#ifdef __SANITIZE_ADDRESS__
+  // UBSan's vptr check probes memory through a pipe; with every descriptor taken it cannot, and
+  // reports a valid object (Boost's error_category) as one with an invalid vptr. The release
+  // build runs this test.
+  GTEST_SKIP() << "needs a free file descriptor for the sanitizers' own memory probes";
+#endif
   relayd_.emplace(RelaydOptions{}.limit_open_files(128));
   // More idle connections than relayd has descriptors (the kernel completes them all in the
   // listen queue).

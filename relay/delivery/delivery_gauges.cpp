@@ -1,6 +1,7 @@
 #include "relay/delivery/delivery_gauges.h"
 
 #include <algorithm>
+#include <chrono>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -49,7 +50,9 @@ asio::awaitable<void> DeliveryGauges::run() {
   for (;;) {
     if (scheduler_.dispatching()) {
       const UnixMillis now = clock_.now_ms();
-      if (!counting_due_ && now - due_counted_at_ >= kDueCountEveryMs) asio::co_spawn(io_, count_due(now), asio::detached);
+      if (!counting_due_ && now - due_counted_at_ >= std::max(kDueCountEveryMs, due_count_every_ms_)) {
+        asio::co_spawn(io_, count_due(now), asio::detached);
+      }
       publish();
     }
     timer_.expires_after(std::chrono::milliseconds(kPublishEveryMs));
@@ -61,9 +64,17 @@ asio::awaitable<void> DeliveryGauges::count_due(UnixMillis now) {
   // Visits at most this many keys per pass: a backlog of millions costs a bounded scan every few
   // seconds on the pool, and the gauges then count the oldest million.
   constexpr std::size_t kDueScanBudget = 1'000'000;
+  // The pass may take at most 1/kDutyCycle of a pool thread: on a backlog of hundreds of
+  // thousands of overdue deliveries a pass takes about a second, and one every 5 s cost durable
+  // ingest 15-25% in benchmark scenario 1 (benchmarks/COMPARE.md). The gauges are then staler.
+  constexpr std::int64_t kDutyCycle = 20;
   counting_due_ = true;
+  const auto started = std::chrono::steady_clock::now();
   const auto count = [&store = store_, now] { return queries::due_by_subscription(store, now, kDueScanBudget); };
   due_ = co_await run_blocking(blocking_pool_, count, asio::use_awaitable);
+  const auto took_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
+  due_count_every_ms_ = took_ms * kDutyCycle;
   counting_due_ = false;
   due_counted_at_ = now;
   publish();

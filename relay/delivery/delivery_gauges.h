@@ -61,6 +61,7 @@ class DeliveryGauges {
   queries::DueSchedule due_;  // the last count of due keys on disk
   bool counting_due_ = false;
   UnixMillis due_counted_at_ = 0;
+  std::int64_t due_count_every_ms_ = 0;  // at least 5 s; longer after a long pass (see count_due)
 };
 
 }  // namespace relay

@@ -243,10 +243,12 @@ Status validate_secret(const json& value) {
 Status apply_subscription_fields(const json& body, Subscription& target, bool creating) {
   Subscription sub = target;
   if (creating && !body.contains("url")) return field_error("url", "is required");
-  for (const auto& [key, value] : body.items()) {
+  for (const auto& item : body.items()) {
+    // Not a structured binding: clang 14 (the libFuzzer build) cannot capture one in a lambda.
+    const std::string& key = item.key();
     const auto field = std::find_if(kFields.begin(), kFields.end(), [&key](const Field& f) { return f.name == key; });
     if (field == kFields.end()) return field_error(key, "is not a known subscription field");
-    if (auto applied = field->apply(value, sub, creating); !applied) return applied;
+    if (auto applied = field->apply(item.value(), sub, creating); !applied) return applied;
   }
   if (sub.retry.initial_ms && sub.retry.max_delay_ms && *sub.retry.initial_ms > *sub.retry.max_delay_ms) {
     return field_error("retry.initial", "must not exceed retry.max_delay");

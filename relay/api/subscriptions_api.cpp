@@ -1,9 +1,5 @@
 // Subscriptions: create, list, read, update, delete, rotate the signing secret.
 
-#include <boost/asio/any_io_executor.hpp>
-#include <boost/asio/async_result.hpp>
-#include <boost/asio/executor_work_guard.hpp>
-#include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <functional>
 #include <memory>
@@ -18,6 +14,7 @@
 #include "relay/core/duration.h"
 #include "relay/delivery/delivery_scheduler.h"
 #include "relay/delivery/signature.h"
+#include "storage/async_commit.h"
 #include "storage/mutations.h"
 
 namespace relay {
@@ -29,30 +26,6 @@ namespace {
 
 constexpr std::int64_t kDefaultRotationGraceMs = 24 * 3'600'000LL;
 
-// Commits a subscription change and, on the writer thread right after the group holding it is
-// durable, runs `publish` (a registry update); then completes on the event loop. Publishing
-// there happens in commit order, so the registry ends equal to the disk whatever order the
-// handlers resume in, two changes of one group included. Arguments by reference, copied by
-// async_initiate: see relay/core/async_bridge.h on g++ 12 and temporaries in co_await.
-asio::awaitable<Status> commit_and_publish(ApiContext& ctx, const CommitPipeline::Command& command,
-                                           const std::function<void()>& publish) {
-  co_return co_await asio::async_initiate<decltype(asio::use_awaitable), void(Status)>(
-      [&ctx](auto handler, CommitPipeline::Command cmd, std::function<void()> pub) {
-        auto shared = std::make_shared<decltype(handler)>(std::move(handler));
-        auto work =
-            std::make_shared<asio::executor_work_guard<asio::any_io_executor>>(asio::get_associated_executor(*shared));
-        ctx.pipeline.submit(std::move(cmd), [shared, work, pub = std::move(pub)](const Status& status) {
-          if (status) pub();
-          auto executor = asio::get_associated_executor(*shared);
-          asio::post(executor, [shared, status, work]() mutable {
-            std::move (*shared)(status);
-            work->reset();
-          });
-        });
-      },
-      asio::use_awaitable, command, publish);
-}
-
 // Commits a read-modify-write of subscription `id` (see mutations::update_subscription); on
 // success `result` holds the stored subscription, already in the registry.
 asio::awaitable<Status> change_subscription(ApiContext& ctx, const std::string& id,
@@ -60,7 +33,7 @@ asio::awaitable<Status> change_subscription(ApiContext& ctx, const std::string& 
                                             const std::shared_ptr<Subscription>& result) {
   const CommitPipeline::Command command = [mutate, result](WriteTxn& txn) { return mutate(txn, *result); };
   const std::function<void()> publish = [&registry = ctx.subscriptions, result] { registry.upsert(*result); };
-  const Status status = co_await commit_and_publish(ctx, command, publish);
+  const Status status = co_await async_commit(ctx.pipeline, command, publish, asio::use_awaitable);
   if (status) ctx.scheduler.subscription_changed(id);
   co_return status;
 }
@@ -87,7 +60,7 @@ asio::awaitable<HttpResponse> create_subscription(ApiContext& ctx, const RouteRe
     return mutations::put_subscription(txn, *created);
   };
   const std::function<void()> publish = [&registry = ctx.subscriptions, created] { registry.upsert(*created); };
-  if (auto stored = co_await commit_and_publish(ctx, command, publish); !stored) {
+  if (auto stored = co_await async_commit(ctx.pipeline, command, publish, asio::use_awaitable); !stored) {
     co_return error_response(stored.error());
   }
   ctx.scheduler.subscription_changed(sub.id);
@@ -149,7 +122,7 @@ asio::awaitable<HttpResponse> delete_subscription(ApiContext& ctx, const RouteRe
   const std::string id = req.id;
   const CommitPipeline::Command command = [id](WriteTxn& txn) { return mutations::delete_subscription(txn, id); };
   const std::function<void()> publish = [&registry = ctx.subscriptions, id] { registry.erase(id); };
-  const Status status = co_await commit_and_publish(ctx, command, publish);
+  const Status status = co_await async_commit(ctx.pipeline, command, publish, asio::use_awaitable);
   if (!status) co_return error_response(status.error());
   ctx.scheduler.subscription_changed(id);
   ctx.metrics.forget_subscription(id);

@@ -25,6 +25,7 @@ void remove_state_key(WriteTxn& txn, const Delivery& d) {
       txn.del(Family::dead_letters, keys::dead_letter_key(d.completed_at, d.id));
       break;
     case DeliveryState::succeeded:
+    case DeliveryState::superseded:  // kept for --retention like a success
       txn.del(Family::completed, keys::completed_key(d.completed_at, keys::CompletedKind::delivery, d.id));
       break;
   }
@@ -52,6 +53,7 @@ void put_state_key(WriteTxn& txn, const Delivery& d, bool reachable = true) {
       txn.put(Family::dead_letters, keys::dead_letter_key(d.completed_at, d.id), keys::subscription_key(d.subscription_id));
       break;
     case DeliveryState::succeeded:
+    case DeliveryState::superseded:
       txn.put(Family::completed, keys::completed_key(d.completed_at, keys::CompletedKind::delivery, d.id), "");
       break;
   }
@@ -117,6 +119,8 @@ std::vector<Delivery> stage_deliveries(WriteTxn& txn, const Event& event,
     d.event_id = event.id;
     d.subscription_id = sub->id;
     d.event_type = event.type;
+    d.tenant = event.tenant;
+    d.ordering_key = event.ordering_key;
     d.state = DeliveryState::pending;
     d.created_at = now;
     d.next_attempt_at = now;
@@ -172,6 +176,8 @@ Status ingest(WriteTxn& txn, const NewEvent& input, const std::vector<std::share
   event.id = ids.next(keys::kEventPrefix);
   event.client_id = input.client_id;
   event.type = input.type;
+  event.tenant = input.tenant;
+  event.ordering_key = input.ordering_key;
   event.payload = input.payload;
   event.created_at = now;
   put_maybe_new(txn, group_can_reach(event, EventOrigin::minted), Family::events, keys::event_key(event.id),

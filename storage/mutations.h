@@ -26,6 +26,8 @@ struct NewEvent {
   std::string client_id;  // empty: no idempotency
   std::string type;
   std::shared_ptr<const std::string> payload;  // compact JSON
+  std::string tenant = {};        // empty: none
+  std::string ordering_key = {};  // empty: none
 };
 
 struct IngestedEvent {

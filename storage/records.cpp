@@ -15,12 +15,15 @@ namespace {
 // starts a map with (0x80-0x8f, 0xde, 0xdf), so a subscription never passes for one of these.
 // A new layout takes a new tag; decoders of the old one stay until no database holds it.
 // delivery_v2 appends window_pause_mark; v1 records (written before it) read with a mark of 0.
+// event_v2 and delivery_v3 append tenant and ordering key (1.1); older records read with none.
 enum class Tag : std::uint8_t {
   event_v1 = 0x01,
   delivery_v1 = 0x02,
   attempt_v1 = 0x03,
   event_type_count_v1 = 0x04,
   delivery_v2 = 0x05,
+  event_v2 = 0x06,
+  delivery_v3 = 0x07,
 };
 
 constexpr std::size_t kMaxVarintBytes = 10;  // 64 bits, 7 per byte
@@ -151,21 +154,27 @@ std::optional<std::int64_t> read_optional_ms(const json& j, const char* key) {
 
 std::string encode_record(const Event& e) {
   const std::string_view payload = e.payload ? std::string_view(*e.payload) : std::string_view("null");
-  Writer out(Tag::event_v1, 5, e.id.size() + e.client_id.size() + e.type.size() + payload.size());
+  Writer out(Tag::event_v2, 7,
+             e.id.size() + e.client_id.size() + e.type.size() + payload.size() + e.tenant.size() +
+                 e.ordering_key.size());
   out.bytes(e.id);
   out.bytes(e.client_id);
   out.bytes(e.type);
   out.bytes(payload);
   out.signed_int(e.created_at);
+  out.bytes(e.tenant);
+  out.bytes(e.ordering_key);
   return out.take();
 }
 
 std::optional<Event> decode_event(std::string_view bytes) {
   Reader in(bytes);
+  const bool current = in.tag(Tag::event_v2);
   Event e;
   std::string_view payload;
-  if (!(in.tag(Tag::event_v1) && in.string(e.id) && in.string(e.client_id) && in.string(e.type) && in.bytes(payload) &&
-        in.signed_int(e.created_at) && in.finished())) {
+  if (!((current || in.tag(Tag::event_v1)) && in.string(e.id) && in.string(e.client_id) && in.string(e.type) &&
+        in.bytes(payload) && in.signed_int(e.created_at) &&
+        (!current || (in.string(e.tenant) && in.string(e.ordering_key))) && in.finished())) {
     return std::nullopt;
   }
   e.payload = std::make_shared<const std::string>(payload);
@@ -173,8 +182,9 @@ std::optional<Event> decode_event(std::string_view bytes) {
 }
 
 std::string encode_record(const Delivery& d) {
-  Writer out(Tag::delivery_v2, 12,
-             d.id.size() + d.event_id.size() + d.subscription_id.size() + d.event_type.size() + d.last_error.size());
+  Writer out(Tag::delivery_v3, 14,
+             d.id.size() + d.event_id.size() + d.subscription_id.size() + d.event_type.size() + d.last_error.size() +
+                 d.tenant.size() + d.ordering_key.size());
   out.bytes(d.id);
   out.bytes(d.event_id);
   out.bytes(d.subscription_id);
@@ -187,19 +197,24 @@ std::string encode_record(const Delivery& d) {
   out.signed_int(d.completed_at);
   out.bytes(d.last_error);
   out.signed_int(d.window_pause_mark);
+  out.bytes(d.tenant);
+  out.bytes(d.ordering_key);
   return out.take();
 }
 
 std::optional<Delivery> decode_delivery(std::string_view bytes) {
-  Reader v2(bytes);
-  const bool current = v2.tag(Tag::delivery_v2);
-  Reader in = current ? v2 : Reader(bytes);
+  // The layout's version: 1 (no pause mark), 2 (pause mark), 3 (and tenant, ordering key).
+  Reader in(bytes);
+  const int version = in.tag(Tag::delivery_v3) ? 3 : in.tag(Tag::delivery_v2) ? 2 : in.tag(Tag::delivery_v1) ? 1 : 0;
   Delivery d;
-  if (!((current || in.tag(Tag::delivery_v1)) && in.string(d.id) && in.string(d.event_id) &&
-        in.string(d.subscription_id) && in.string(d.event_type) && in.enumerator(d.state, DeliveryState::dead) &&
-        in.signed_int(d.created_at) && in.signed_int(d.next_attempt_at) && in.signed_int(d.window_start) &&
-        in.unsigned_int(d.attempts) && in.signed_int(d.completed_at) && in.string(d.last_error) &&
-        (!current || in.signed_int(d.window_pause_mark)) && in.finished())) {
+  // superseded exists since v3 only.
+  const DeliveryState last_state = version >= 3 ? DeliveryState::superseded : DeliveryState::dead;
+  if (!(version != 0 && in.string(d.id) && in.string(d.event_id) && in.string(d.subscription_id) &&
+        in.string(d.event_type) && in.enumerator(d.state, last_state) && in.signed_int(d.created_at) &&
+        in.signed_int(d.next_attempt_at) && in.signed_int(d.window_start) && in.unsigned_int(d.attempts) &&
+        in.signed_int(d.completed_at) && in.string(d.last_error) &&
+        (version < 2 || in.signed_int(d.window_pause_mark)) &&
+        (version < 3 || (in.string(d.tenant) && in.string(d.ordering_key))) && in.finished())) {
     return std::nullopt;
   }
   return d;
@@ -251,6 +266,10 @@ json to_record(const Subscription& s) {
   return {{"id", s.id},
           {"url", s.url},
           {"event_types", s.event_types},
+          {"tenant", s.tenant},
+          {"filter", s.filter},
+          {"ordering", ordering_name(s.ordering)},
+          {"coalesce", s.coalesce},
           {"secret", s.secret},
           {"previous_secret", s.previous_secret},
           {"previous_secret_expires_at", s.previous_secret_expires_at},
@@ -276,6 +295,11 @@ Subscription subscription_from_record(const json& j) {
   s.id = j.at("id").get<std::string>();
   s.url = j.at("url").get<std::string>();
   s.event_types = j.at("event_types").get<std::vector<std::string>>();
+  // Absent in records written before 1.1.
+  s.tenant = j.value("tenant", std::string());
+  s.filter = j.value("filter", std::string());
+  s.ordering = parse_ordering(j.value("ordering", std::string("none"))).value_or(Ordering::none);
+  s.coalesce = j.value("coalesce", false);
   s.secret = j.at("secret").get<std::string>();
   s.previous_secret = j.at("previous_secret").get<std::string>();
   s.previous_secret_expires_at = j.at("previous_secret_expires_at").get<UnixMillis>();

@@ -13,6 +13,7 @@ json optional_duration(const std::optional<std::int64_t>& v) {
   return v ? json(format_duration(*v)) : json(nullptr);
 }
 json time_or_null(UnixMillis t) { return t > 0 ? json(format_time(t)) : json(nullptr); }
+json text_or_null(const std::string& text) { return text.empty() ? json(nullptr) : json(text); }
 
 }  // namespace
 
@@ -22,6 +23,8 @@ std::string to_api_text(const Event& e, json extra) {
   members["type"] = e.type;
   members["created_at"] = format_time(e.created_at);
   if (!e.client_id.empty()) members["client_id"] = e.client_id;
+  if (!e.tenant.empty()) members["tenant"] = e.tenant;
+  if (!e.ordering_key.empty()) members["ordering_key"] = e.ordering_key;
   std::string text = members.dump(-1, ' ', false, json::error_handler_t::replace);
   text.pop_back();  // the closing brace: the payload goes last
   text += R"(,"payload":)";
@@ -36,6 +39,11 @@ json to_api(const Subscription& s) {
   json out = {{"id", s.id},
               {"url", s.url},
               {"event_types", s.event_types},
+              {"tenant", text_or_null(s.tenant)},
+              // Stored as the compact text it was given as: valid JSON.
+              {"filter", s.filter.empty() ? json(nullptr) : json::parse(s.filter)},
+              {"ordering", ordering_name(s.ordering)},
+              {"coalesce", s.coalesce},
               {"secret", s.secret},
               {"signature", std::move(signature)},
               {"headers", s.headers},
@@ -59,6 +67,8 @@ json to_api(const Delivery& d) {
           {"event_id", d.event_id},
           {"subscription_id", d.subscription_id},
           {"event_type", d.event_type},
+          {"tenant", text_or_null(d.tenant)},
+          {"ordering_key", text_or_null(d.ordering_key)},
           {"state", delivery_state_name(d.state)},
           {"created_at", format_time(d.created_at)},
           {"next_attempt_at", d.state == DeliveryState::pending ? time_or_null(d.next_attempt_at) : json(nullptr)},

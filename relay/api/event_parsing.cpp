@@ -15,6 +15,7 @@ using nlohmann::json;
 namespace {
 
 constexpr std::size_t kMaxClientIdLength = 256;
+constexpr std::size_t kMaxOrderingKeyLength = 256;
 constexpr std::size_t kMaxBatchEvents = 1000;
 
 // Well-formed UTF-8 (Unicode table 3-7: no overlong forms, no surrogates, nothing above
@@ -58,6 +59,13 @@ struct EventFields {
   std::shared_ptr<const std::string> payload;  // compact JSON; null when the member is missing
   bool has_id = false;                         // the member is present and not null
   std::optional<std::string> id;               // set when the member is a string
+  // Optional strings: absent or null is none; `present` and not a string is an error.
+  struct OptionalText {
+    bool present = false;
+    std::optional<std::string> text;
+  };
+  OptionalText tenant;
+  OptionalText ordering_key;
 };
 
 Result<mutations::NewEvent> build_event(EventFields&& fields, std::string_view idempotency_key) {
@@ -67,6 +75,19 @@ Result<mutations::NewEvent> build_event(EventFields&& fields, std::string_view i
   if (!is_valid_event_type(event.type)) return field_error("type", "must be 1-128 characters of [A-Za-z0-9._:-]");
   if (!fields.payload) return field_error("payload", "is required (any JSON value)");
   event.payload = std::move(fields.payload);
+  if (fields.tenant.present) {
+    if (!fields.tenant.text || !is_valid_tenant(*fields.tenant.text)) {
+      return field_error("tenant", "must be 1-128 characters of [A-Za-z0-9._:-]");
+    }
+    event.tenant = std::move(*fields.tenant.text);
+  }
+  if (fields.ordering_key.present) {
+    if (!fields.ordering_key.text || fields.ordering_key.text->empty() ||
+        fields.ordering_key.text->size() > kMaxOrderingKeyLength) {
+      return field_error("ordering_key", "must be a string of 1-256 characters");
+    }
+    event.ordering_key = std::move(*fields.ordering_key.text);
+  }
   if (fields.has_id) {
     if (!fields.id) return field_error("id", "must be a string");
     event.client_id = std::move(*fields.id);
@@ -111,6 +132,8 @@ enum class BodyShape { object, other_value, invalid };
 struct EventMembers {
   std::optional<std::string_view> type;
   std::optional<std::string_view> id;
+  std::optional<std::string_view> tenant;
+  std::optional<std::string_view> ordering_key;
   std::optional<std::string_view> unknown_name;  // the first member name that is none of these
   std::string payload;                           // compacted, when has_payload
   bool has_payload = false;
@@ -174,6 +197,10 @@ bool scan_event_member(JsonScanner& scanner, std::string_view name, int member_d
     members.type = value;
   } else if (is_member(name, "id")) {
     members.id = value;
+  } else if (is_member(name, "tenant")) {
+    members.tenant = value;
+  } else if (is_member(name, "ordering_key")) {
+    members.ordering_key = value;
   } else if (!members.unknown_name) {
     members.unknown_name = name;
   }
@@ -186,6 +213,15 @@ bool scan_event_members(JsonScanner& scanner, int member_depth, EventMembers& me
                       [&](std::string_view name) { return scan_event_member(scanner, name, member_depth, members); });
 }
 
+// An optional string member as written (absent or null: not present).
+EventFields::OptionalText optional_text(const std::optional<std::string_view>& value) {
+  EventFields::OptionalText out;
+  if (!value || *value == "null") return out;
+  out.present = true;
+  if (value->front() == '"') out.text = decode_string(*value);
+  return out;
+}
+
 // The event of scanned, valid members.
 Result<mutations::NewEvent> event_from_members(EventMembers&& members, std::string_view idempotency_key) {
   if (members.unknown_name) return field_error(decode_string(*members.unknown_name), "is not a known event field");
@@ -196,6 +232,8 @@ Result<mutations::NewEvent> event_from_members(EventMembers&& members, std::stri
     fields.has_id = true;
     if (members.id->front() == '"') fields.id = decode_string(*members.id);
   }
+  fields.tenant = optional_text(members.tenant);
+  fields.ordering_key = optional_text(members.ordering_key);
   return build_event(std::move(fields), idempotency_key);
 }
 
@@ -221,6 +259,10 @@ Result<mutations::NewEvent> parse_new_event(const json& body, std::string_view i
     } else if (key == "id") {
       fields.has_id = !value.is_null();
       if (value.is_string()) fields.id = value.get<std::string>();
+    } else if (key == "tenant" || key == "ordering_key") {
+      auto& slot = key == "tenant" ? fields.tenant : fields.ordering_key;
+      slot.present = !value.is_null();
+      if (value.is_string()) slot.text = value.get<std::string>();
     } else {
       return field_error(key, "is not a known event field");
     }

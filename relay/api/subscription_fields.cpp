@@ -97,6 +97,41 @@ Status apply_event_types(const json& value, Subscription& sub, bool) {
   return Ok{};
 }
 
+Status apply_tenant(const json& value, Subscription& sub, bool) {
+  if (value.is_null()) {
+    sub.tenant.clear();
+    return Ok{};
+  }
+  if (!value.is_string() || !is_valid_tenant(value.get_ref<const std::string&>())) {
+    return field_error("tenant", "must be null or 1-128 characters of [A-Za-z0-9._:-]");
+  }
+  sub.tenant = value.get<std::string>();
+  return Ok{};
+}
+
+Status apply_filter(const json& value, Subscription& sub, bool) {
+  if (value.is_null()) {
+    sub.filter.clear();
+    return Ok{};
+  }
+  if (!value.is_object()) return field_error("filter", "must be null or an object");
+  sub.filter = value.dump();
+  return Ok{};
+}
+
+Status apply_ordering(const json& value, Subscription& sub, bool) {
+  const auto ordering = value.is_string() ? parse_ordering(value.get_ref<const std::string&>()) : std::nullopt;
+  if (!ordering) return field_error("ordering", "must be \"none\" or \"key\"");
+  sub.ordering = *ordering;
+  return Ok{};
+}
+
+Status apply_coalesce(const json& value, Subscription& sub, bool) {
+  if (!value.is_boolean()) return field_error("coalesce", "must be true or false");
+  sub.coalesce = value.get<bool>();
+  return Ok{};
+}
+
 Status apply_secret(const json& value, Subscription& sub, bool creating) {
   if (value.is_null() && creating) return Ok{};  // the handler generates one
   if (auto valid = validate_secret(value); !valid) return valid;
@@ -215,6 +250,10 @@ struct Field {
 constexpr std::array kFields{
     Field{"url", apply_url},
     Field{"event_types", apply_event_types},
+    Field{"tenant", apply_tenant},
+    Field{"filter", apply_filter},
+    Field{"ordering", apply_ordering},
+    Field{"coalesce", apply_coalesce},
     Field{"secret", apply_secret},
     Field{"signature", apply_signature},
     Field{"headers", apply_headers},
@@ -252,6 +291,9 @@ Status apply_subscription_fields(const json& body, Subscription& target, bool cr
   }
   if (sub.retry.initial_ms && sub.retry.max_delay_ms && *sub.retry.initial_ms > *sub.retry.max_delay_ms) {
     return field_error("retry.initial", "must not exceed retry.max_delay");
+  }
+  if (sub.coalesce && sub.ordering != Ordering::key) {
+    return field_error("coalesce", "needs \"ordering\": \"key\" (coalescing works per ordering key)");
   }
   target = std::move(sub);
   return Ok{};

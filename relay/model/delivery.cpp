@@ -8,13 +8,14 @@ const char* delivery_state_name(DeliveryState state) {
     case DeliveryState::in_flight: return "in_flight";
     case DeliveryState::succeeded: return "succeeded";
     case DeliveryState::dead: return "dead";
+    case DeliveryState::superseded: return "superseded";
   }
   return "pending";
 }
 
 std::optional<DeliveryState> parse_delivery_state(std::string_view name) {
   for (DeliveryState s : {DeliveryState::pending, DeliveryState::in_flight, DeliveryState::succeeded,
-                          DeliveryState::dead}) {
+                          DeliveryState::dead, DeliveryState::superseded}) {
     if (name == delivery_state_name(s)) return s;
   }
   return std::nullopt;

@@ -10,7 +10,15 @@
 
 namespace relay {
 
-enum class DeliveryState { pending, in_flight, succeeded, dead };
+// superseded (since 1.1): final, never attempted; a newer delivery of its ordering key replaced
+// it (coalescing). New states go last: stored records hold the enumerator's number.
+enum class DeliveryState { pending, in_flight, succeeded, dead, superseded };
+
+// Whether a delivery in `state` is finished for good (nothing more is attempted unless an
+// operator retries it).
+inline bool is_final(DeliveryState state) {
+  return state == DeliveryState::succeeded || state == DeliveryState::dead || state == DeliveryState::superseded;
+}
 
 const char* delivery_state_name(DeliveryState state);
 std::optional<DeliveryState> parse_delivery_state(std::string_view name);
@@ -20,6 +28,8 @@ struct Delivery {
   std::string event_id;
   std::string subscription_id;
   std::string event_type;       // copied from the event so listings can filter without a join
+  std::string tenant;           // copied from the event, likewise; empty: none
+  std::string ordering_key;     // copied from the event; empty: none
   DeliveryState state = DeliveryState::pending;
   UnixMillis created_at = 0;    // when the event was ingested (or redelivered)
   UnixMillis next_attempt_at = 0;

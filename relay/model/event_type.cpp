@@ -13,6 +13,8 @@ bool is_type_char(char c) {
 
 }  // namespace
 
+bool is_valid_tenant(std::string_view tenant) { return is_valid_event_type(tenant); }
+
 bool is_valid_event_type(std::string_view type) {
   return !type.empty() && type.size() <= 128 && std::all_of(type.begin(), type.end(), is_type_char);
 }

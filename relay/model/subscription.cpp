@@ -14,6 +14,14 @@ std::optional<SignatureScheme> parse_signature_scheme(std::string_view name) {
   return std::nullopt;
 }
 
+const char* ordering_name(Ordering ordering) { return ordering == Ordering::key ? "key" : "none"; }
+
+std::optional<Ordering> parse_ordering(std::string_view name) {
+  if (name == "none") return Ordering::none;
+  if (name == "key") return Ordering::key;
+  return std::nullopt;
+}
+
 void set_enabled(Subscription& sub, bool enabled, UnixMillis now) {
   if (sub.enabled == enabled) return;
   sub.enabled = enabled;

@@ -14,9 +14,15 @@ namespace relay {
 
 enum class SignatureScheme { standard, hmac_sha256_hex };
 
+// How deliveries to a subscription are ordered: not at all, or one at a time per ordering key.
+enum class Ordering { none, key };
+
 // The scheme's name in the API and in stored subscriptions: "standard" or "hmac-sha256-hex".
 const char* signature_scheme_name(SignatureScheme scheme);
 std::optional<SignatureScheme> parse_signature_scheme(std::string_view name);
+// "none" or "key", in the API and in stored subscriptions.
+const char* ordering_name(Ordering ordering);
+std::optional<Ordering> parse_ordering(std::string_view name);
 
 struct RetryOverrides {
   std::optional<std::int64_t> initial_ms;
@@ -28,6 +34,14 @@ struct Subscription {
   std::string id;  // "sub_..."
   std::string url;
   std::vector<std::string> event_types{"*"};
+  std::string tenant;  // receives only this tenant's events; empty: every tenant's
+  // The payload filter as compact JSON text, empty for none. The registry compiles it
+  // (relay/routing/payload_filter.h); the model only carries it.
+  std::string filter;
+  Ordering ordering = Ordering::none;
+  // With Ordering::key: of several waiting deliveries of a key only the newest is attempted, the
+  // older ones end superseded.
+  bool coalesce = false;
   std::string secret;
   // Set during a rotation: the previous secret keeps signing until previous_secret_expires_at.
   std::string previous_secret;

@@ -133,6 +133,43 @@ TEST(ParseEventBodyTest, KeepsThePayloadAsWrittenWithoutWhitespace) {
   }
 }
 
+// Tenant and ordering key (1.1): optional, null is none, both parsers agree on value and error.
+TEST(ParseEventBodyTest, TakesTenantAndOrderingKey) {
+  const auto both = [](const std::string& body) {
+    auto fast = parse_event_body(request(body), "");
+    auto tree = parse_with_tree(request(body), "");
+    EXPECT_EQ(fast.ok(), tree.ok()) << body;
+    if (fast.ok() && tree.ok()) {
+      EXPECT_EQ(fast->tenant, tree->tenant) << body;
+      EXPECT_EQ(fast->ordering_key, tree->ordering_key) << body;
+    } else if (!fast.ok() && !tree.ok()) {
+      EXPECT_EQ(fast.error().message, tree.error().message) << body;
+    }
+    return fast;
+  };
+  auto event = both(R"({"type":"t","payload":1,"tenant":"customer_42","ordering_key":"cal 7 é"})");
+  ASSERT_TRUE(event.ok()) << event.error().message;
+  EXPECT_EQ(event->tenant, "customer_42");
+  EXPECT_EQ(event->ordering_key, "cal 7 \xc3\xa9");
+  event = both(R"({"type":"t","payload":1,"tenant":null,"ordering_key":null})");
+  ASSERT_TRUE(event.ok());
+  EXPECT_TRUE(event->tenant.empty());
+  EXPECT_TRUE(event->ordering_key.empty());
+
+  for (const std::string& tenant :
+       std::vector<std::string>{R"("")", R"("a b")", R"("é")", "1", "[]", '"' + std::string(129, 'a') + '"'}) {
+    event = both(R"({"type":"t","payload":1,"tenant":)" + tenant + "}");
+    ASSERT_FALSE(event.ok()) << tenant;
+    EXPECT_EQ(event.error().message, "field 'tenant' must be 1-128 characters of [A-Za-z0-9._:-]");
+  }
+  for (const std::string& key : std::vector<std::string>{R"("")", "7", '"' + std::string(257, 'k') + '"'}) {
+    event = both(R"({"type":"t","payload":1,"ordering_key":)" + key + "}");
+    ASSERT_FALSE(event.ok()) << key;
+    EXPECT_EQ(event.error().message, "field 'ordering_key' must be a string of 1-256 characters");
+  }
+  EXPECT_TRUE(both(R"({"type":"t","payload":1,"ordering_key":")" + std::string(256, 'k') + R"("})").ok());
+}
+
 TEST(ParseEventBodyTest, AcceptsWhatTheTreeParserAccepts) {
   const std::vector<std::pair<std::string, std::string>> cases = {
       {R"({"type":"t","payload":1})", ""},

@@ -45,9 +45,11 @@ class Bytes {
   std::string out_;
 };
 
-constexpr std::uint8_t kEventTag = 0x01;
+constexpr std::uint8_t kEventV1Tag = 0x01;     // before tenant and ordering key
+constexpr std::uint8_t kEventTag = 0x06;
 constexpr std::uint8_t kDeliveryV1Tag = 0x02;  // before window_pause_mark
-constexpr std::uint8_t kDeliveryTag = 0x05;
+constexpr std::uint8_t kDeliveryV2Tag = 0x05;  // before tenant and ordering key
+constexpr std::uint8_t kDeliveryTag = 0x07;
 constexpr std::uint8_t kAttemptTag = 0x03;
 constexpr std::uint8_t kEventTypeCountTag = 0x04;
 
@@ -58,6 +60,8 @@ Event sample_event() {
   e.type = "meeting.completed";
   e.payload = std::make_shared<const std::string>(R"({"bot_id":"x","n":[1,2.5,null],"s":"é"})");
   e.created_at = kT;
+  e.tenant = "customer_42";
+  e.ordering_key = "cal_7";
   return e;
 }
 
@@ -75,6 +79,8 @@ Delivery sample_delivery(DeliveryState state = DeliveryState::dead) {
   d.completed_at = kT + 9;
   d.last_error = "connect_error";
   d.window_pause_mark = 90'000;
+  d.tenant = "customer_42";
+  d.ordering_key = "cal_7";
   return d;
 }
 
@@ -97,6 +103,8 @@ void expect_same(const Event& a, const Event& b) {
   ASSERT_TRUE(a.payload && b.payload);
   EXPECT_EQ(*a.payload, *b.payload);  // byte for byte: it is the body of every attempt
   EXPECT_EQ(a.created_at, b.created_at);
+  EXPECT_EQ(a.tenant, b.tenant);
+  EXPECT_EQ(a.ordering_key, b.ordering_key);
 }
 
 void expect_same(const Delivery& a, const Delivery& b) {
@@ -112,6 +120,8 @@ void expect_same(const Delivery& a, const Delivery& b) {
   EXPECT_EQ(a.completed_at, b.completed_at);
   EXPECT_EQ(a.last_error, b.last_error);
   EXPECT_EQ(a.window_pause_mark, b.window_pause_mark);
+  EXPECT_EQ(a.tenant, b.tenant);
+  EXPECT_EQ(a.ordering_key, b.ordering_key);
 }
 
 void expect_same(const Attempt& a, const Attempt& b) {
@@ -151,7 +161,8 @@ TEST(RecordsTest, AnEventWithoutPayloadIsStoredWithTheJsonNull) {
 
 TEST(RecordsTest, DeliveryRoundTripsEveryFieldInEveryState) {
   for (DeliveryState state :
-       {DeliveryState::pending, DeliveryState::in_flight, DeliveryState::succeeded, DeliveryState::dead}) {
+       {DeliveryState::pending, DeliveryState::in_flight, DeliveryState::succeeded, DeliveryState::dead,
+        DeliveryState::superseded}) {
     const Delivery d = sample_delivery(state);
     const auto back = records::decode_delivery(records::encode_record(d));
     ASSERT_TRUE(back) << delivery_state_name(state);
@@ -200,7 +211,15 @@ TEST(RecordsTest, EventTypeStatsRoundTripWithTheTypeFromTheKey) {
 TEST(RecordsTest, TheLayoutIsTheDocumentedOne) {
   const Event e = sample_event();
   EXPECT_EQ(records::encode_record(e),
-            Bytes(kEventTag).str(e.id).str(e.client_id).str(e.type).str(*e.payload).s(e.created_at).bytes());
+            Bytes(kEventTag)
+                .str(e.id)
+                .str(e.client_id)
+                .str(e.type)
+                .str(*e.payload)
+                .s(e.created_at)
+                .str(e.tenant)
+                .str(e.ordering_key)
+                .bytes());
   const Delivery d = sample_delivery();
   EXPECT_EQ(records::encode_record(d), Bytes(kDeliveryTag)
                                            .str(d.id)
@@ -215,6 +234,8 @@ TEST(RecordsTest, TheLayoutIsTheDocumentedOne) {
                                            .s(d.completed_at)
                                            .str(d.last_error)
                                            .s(d.window_pause_mark)
+                                           .str(d.tenant)
+                                           .str(d.ordering_key)
                                            .bytes());
   const Attempt a = sample_attempt(AttemptOutcome::http_5xx);
   EXPECT_EQ(records::encode_record(a), Bytes(kAttemptTag)
@@ -250,7 +271,44 @@ TEST(RecordsTest, DeliveriesWrittenBeforeThePauseMarkStillDecode) {
   const auto decoded = records::decode_delivery(v1);
   ASSERT_TRUE(decoded);
   d.window_pause_mark = 0;  // none was noted: every pause counts, so no window ends early
+  d.tenant.clear();
+  d.ordering_key.clear();
   expect_same(*decoded, d);
+}
+
+TEST(RecordsTest, RecordsWrittenBeforeTenantsStillDecodeWithoutOne) {
+  Delivery d = sample_delivery(DeliveryState::dead);
+  d.tenant.clear();
+  d.ordering_key.clear();
+  const std::string v2 = Bytes(kDeliveryV2Tag)
+                             .str(d.id)
+                             .str(d.event_id)
+                             .str(d.subscription_id)
+                             .str(d.event_type)
+                             .u(3)  // dead
+                             .s(d.created_at)
+                             .s(d.next_attempt_at)
+                             .s(d.window_start)
+                             .u(d.attempts)
+                             .s(d.completed_at)
+                             .str(d.last_error)
+                             .s(d.window_pause_mark)
+                             .bytes();
+  const auto delivery = records::decode_delivery(v2);
+  ASSERT_TRUE(delivery);
+  expect_same(*delivery, d);
+  // superseded came with the new layout: an older record holding it is not one relay wrote.
+  std::string superseded = v2;
+  superseded[1 + 1 + d.id.size() + 1 + d.event_id.size() + 1 + d.subscription_id.size() + 1 + d.event_type.size()] = 4;
+  EXPECT_FALSE(records::decode_delivery(superseded));
+
+  Event e = sample_event();
+  e.tenant.clear();
+  e.ordering_key.clear();
+  const auto event = records::decode_event(
+      Bytes(kEventV1Tag).str(e.id).str(e.client_id).str(e.type).str(*e.payload).s(e.created_at).bytes());
+  ASSERT_TRUE(event);
+  expect_same(*event, e);
 }
 
 // Every prefix of a valid record is a record cut short, and one byte more is not a record either.
@@ -313,10 +371,12 @@ TEST(RecordsTest, DecodingRefusesEnumeratorsOutOfRange) {
         .s(d.completed_at)
         .str(d.last_error)
         .s(d.window_pause_mark)
+        .str(d.tenant)
+        .str(d.ordering_key)
         .bytes();
   };
-  EXPECT_TRUE(records::decode_delivery(delivery_with_state(3)));
-  EXPECT_FALSE(records::decode_delivery(delivery_with_state(4)));
+  EXPECT_TRUE(records::decode_delivery(delivery_with_state(4)));
+  EXPECT_FALSE(records::decode_delivery(delivery_with_state(5)));
   EXPECT_FALSE(records::decode_delivery(delivery_with_state(~std::uint64_t{0})));
 
   const Attempt a = sample_attempt();

@@ -82,6 +82,54 @@ TEST(ApplySubscriptionFieldsTest, EveryFieldIsApplied) {
   EXPECT_EQ(sub->created_at, 1);
 }
 
+// Routing fields (1.1): tenant, filter, ordering, coalesce; null clears tenant and filter.
+TEST(ApplySubscriptionFieldsTest, RoutingFieldsAreAppliedAndChecked) {
+  auto sub = apply_fields(R"({"tenant": "customer_42", "filter": {"payload.data.calendar_id": "cal_42"},
+                              "ordering": "key", "coalesce": true})",
+                          false);
+  ASSERT_TRUE(sub.ok()) << sub.error().message;
+  EXPECT_EQ(sub->tenant, "customer_42");
+  EXPECT_EQ(sub->filter, R"({"payload.data.calendar_id":"cal_42"})");
+  EXPECT_EQ(sub->ordering, Ordering::key);
+  EXPECT_TRUE(sub->coalesce);
+
+  sub = apply_fields(R"({"tenant": null, "filter": null, "coalesce": false, "ordering": "none"})", false, *sub);
+  ASSERT_TRUE(sub.ok()) << sub.error().message;
+  EXPECT_TRUE(sub->tenant.empty());
+  EXPECT_TRUE(sub->filter.empty());
+  EXPECT_EQ(sub->ordering, Ordering::none);
+
+  const std::vector<std::pair<std::string, std::string>> refused = {
+      {R"({"tenant": ""})", "field 'tenant' must be null or 1-128 characters of [A-Za-z0-9._:-]"},
+      {R"({"tenant": "a/b"})", "field 'tenant' must be null or 1-128 characters of [A-Za-z0-9._:-]"},
+      {R"({"filter": ["payload.a"]})", "field 'filter' must be null or an object"},
+      {R"({"ordering": "fifo"})", R"(field 'ordering' must be "none" or "key")"},
+      {R"({"coalesce": 1})", "field 'coalesce' must be true or false"},
+      {R"({"coalesce": true})", R"(field 'coalesce' needs "ordering": "key" (coalescing works per ordering key))"},
+      {R"({"coalesce": true, "ordering": "none"})",
+       R"(field 'coalesce' needs "ordering": "key" (coalescing works per ordering key))"},
+  };
+  for (const auto& [body, message] : refused) {
+    const auto refused_sub = apply_fields(body, false);
+    ASSERT_FALSE(refused_sub.ok()) << body;
+    EXPECT_EQ(refused_sub.error().message, message) << body;
+  }
+}
+
+TEST(ApplySubscriptionFieldsTest, RoutingFieldsSurviveTheStoredRecord) {
+  Subscription s = base_subscription();
+  s.tenant = "customer_42";
+  s.filter = R"({"payload.n":{"$gt":1.5}})";
+  s.ordering = Ordering::key;
+  s.coalesce = true;
+  const auto back = records::decode_subscription(records::encode_record(s));
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back->tenant, s.tenant);
+  EXPECT_EQ(back->filter, s.filter);
+  EXPECT_EQ(back->ordering, Ordering::key);
+  EXPECT_TRUE(back->coalesce);
+}
+
 TEST(ApplySubscriptionFieldsTest, PatchTouchesOnlyTheGivenFields) {
   Subscription start = base_subscription();
   start.retry.initial_ms = 1'000;

@@ -12,8 +12,8 @@
 //   starting with `$` is refused. Anything but an object is refused (a stored `null` is the
 //   caller's: it means "no filter").
 // - A *value* (what a path is tested with) is a JSON scalar, meaning `$eq` with it, or an
-//   *operator object*: a non-empty object whose keys are all operators, which holds when every
-//   operator holds (`{"$gte": 1, "$lt": 5}` is a range). In an operator object `$and` / `$or`
+//   *operator object*: a non-empty object whose keys are all operators (`{}` is refused), which
+//   holds when every operator holds (`{"$gte": 1, "$lt": 5}` is a range). In it `$and` / `$or`
 //   (non-empty arrays of values) and `$not` (a value) combine tests of the same path:
 //   `{"payload.n": {"$not": {"$in": [1, 2]}}}`. An array value is refused (use `$in`), and so is
 //   an object with a key that is not an operator: equality with an array or object is not part
@@ -101,6 +101,7 @@ class FilterSubject {
   State state_ = State::unindexed;
 };
 
+// A compiled filter: immutable, so one instance may be shared by registry snapshots and threads.
 class PayloadFilter {
  public:
   static constexpr std::size_t kMaxConditions = 64;

@@ -13,7 +13,8 @@ seconds="${1:-60}"
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(parse_event json_scan subscription_fields config duration time query parse_id records)
+  targets=(parse_event json_scan subscription_fields config duration time query parse_id records filter_compile
+    filter_match)
 fi
 
 RELAY_FUZZ_DEPS=1 "$src/deploy/install-deps.sh"

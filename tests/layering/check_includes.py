@@ -9,6 +9,7 @@ here fails until it is given a place. The layers, lowest first:
   relay/config                  flags and environment; core only (the log level is the logger's)
   storage                       RocksDB, keys, records, commits; core and model only
   metrics                       Prometheus families; labels come from model (delivery states)
+  relay/routing                 payload filters; core and model only
   relay/subscriptions           the in-memory registry of subscriptions
   relay/http                    the HTTP server; counts connections in metrics
   relay/delivery                scheduling, egress, retention; everything below it
@@ -27,6 +28,7 @@ MODEL = "relay/model"
 CONFIG = "relay/config"
 STORAGE = "storage"
 METRICS = "metrics"
+ROUTING = "relay/routing"
 SUBSCRIPTIONS = "relay/subscriptions"
 HTTP = "relay/http"
 DELIVERY = "relay/delivery"
@@ -39,11 +41,12 @@ ALLOWED = {
     CONFIG: {CORE, CONFIG},
     STORAGE: {CORE, MODEL, STORAGE},
     METRICS: {CORE, MODEL, METRICS},
-    SUBSCRIPTIONS: {CORE, MODEL, SUBSCRIPTIONS},
+    ROUTING: {CORE, MODEL, ROUTING},
+    SUBSCRIPTIONS: {CORE, MODEL, ROUTING, SUBSCRIPTIONS},
     HTTP: {CORE, METRICS, HTTP},
-    DELIVERY: {CORE, MODEL, STORAGE, METRICS, SUBSCRIPTIONS, DELIVERY},
-    API: {CORE, MODEL, CONFIG, STORAGE, METRICS, SUBSCRIPTIONS, HTTP, DELIVERY, API},
-    APP: {CORE, MODEL, CONFIG, STORAGE, METRICS, SUBSCRIPTIONS, HTTP, DELIVERY, API, APP},
+    DELIVERY: {CORE, MODEL, STORAGE, METRICS, ROUTING, SUBSCRIPTIONS, DELIVERY},
+    API: {CORE, MODEL, CONFIG, STORAGE, METRICS, ROUTING, SUBSCRIPTIONS, HTTP, DELIVERY, API},
+    APP: {CORE, MODEL, CONFIG, STORAGE, METRICS, ROUTING, SUBSCRIPTIONS, HTTP, DELIVERY, API, APP},
     "relay/main.cpp": {CORE, CONFIG, APP},
 }
 

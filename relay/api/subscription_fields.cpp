@@ -14,6 +14,7 @@
 #include "relay/core/duration.h"
 #include "relay/delivery/signature.h"
 #include "relay/model/event_type.h"
+#include "relay/routing/payload_filter.h"
 
 namespace relay {
 
@@ -115,6 +116,8 @@ Status apply_filter(const json& value, Subscription& sub, bool) {
     return Ok{};
   }
   if (!value.is_object()) return field_error("filter", "must be null or an object");
+  // Compiled here only to refuse a bad filter with its path; the registry compiles the stored text.
+  if (auto compiled = PayloadFilter::compile(value); !compiled) return compiled.error();
   sub.filter = value.dump();
   return Ok{};
 }

@@ -103,6 +103,7 @@ TEST(ApplySubscriptionFieldsTest, RoutingFieldsAreAppliedAndChecked) {
       {R"({"tenant": ""})", "field 'tenant' must be null or 1-128 characters of [A-Za-z0-9._:-]"},
       {R"({"tenant": "a/b"})", "field 'tenant' must be null or 1-128 characters of [A-Za-z0-9._:-]"},
       {R"({"filter": ["payload.a"]})", "field 'filter' must be null or an object"},
+      {R"({"filter": {"payload.n": {"$gt": true}}})", "filter: payload.n: $gt takes a number or a string"},
       {R"({"ordering": "fifo"})", R"(field 'ordering' must be "none" or "key")"},
       {R"({"coalesce": 1})", "field 'coalesce' must be true or false"},
       {R"({"coalesce": true})", R"(field 'coalesce' needs "ordering": "key" (coalescing works per ordering key))"},

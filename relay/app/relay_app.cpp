@@ -33,11 +33,7 @@ constexpr auto kStorageGaugeInterval = std::chrono::seconds(10);
 DestinationPolicy destination_policy(const Config& config) {
   DestinationPolicy policy;
   policy.allow_private_networks = config.allow_private_networks || config.dev;
-  for (const auto& text : config.allow_cidrs) {
-    auto cidr = parse_cidr(text);
-    if (!cidr) throw ConfigError("invalid value '" + text + "' for --allow-cidr: expected an address range such as 10.0.0.0/8");
-    policy.allow_cidrs.push_back(*cidr);
-  }
+  policy.allow_cidrs = config.allow_cidrs;
   return policy;
 }
 
@@ -72,14 +68,6 @@ void publish_storage_bytes(asio::io_context& io, asio::thread_pool& pool, Store&
 
 int run_relay(const Config& base_config) {
   const DestinationPolicy destinations = destination_policy(base_config);
-  const auto listen_address = [&] {
-    boost::system::error_code ec;
-    auto address = asio::ip::make_address(base_config.listen_host, ec);
-    if (ec) throw ConfigError("invalid value '" + base_config.listen_host + "' for --listen: expected an IP address");
-    return address;
-  }();
-  (void)listen_address;
-
   std::filesystem::create_directories(base_config.data_dir);
   const Config config = with_dev_key(base_config);
   Logger logger(config.log_level);

@@ -1,5 +1,6 @@
 #include "relay/config/config.h"
 
+#include <boost/asio/ip/address.hpp>
 #include <charconv>
 #include <filesystem>
 #include <fstream>
@@ -78,6 +79,10 @@ std::vector<Flag> flags() {
          if (c.listen_host.size() > 2 && c.listen_host.front() == '[' && c.listen_host.back() == ']') {
            c.listen_host = c.listen_host.substr(1, c.listen_host.size() - 2);
          }
+         // An address, not a name: relayd binds exactly where it is told, never where DNS says.
+         boost::system::error_code ec;
+         boost::asio::ip::make_address(c.listen_host, ec);
+         if (ec) fail("listen", v, "HOST:PORT with HOST an IP address");
          c.listen_port = *port;
        }},
       {"data-dir", true, false,
@@ -160,7 +165,12 @@ std::vector<Flag> flags() {
        }},
       {"allow-private-networks", false, false,
        [](Config& c, const std::string&) { c.allow_private_networks = true; }},
-      {"allow-cidr", true, true, [](Config& c, const std::string& v) { c.allow_cidrs.push_back(v); }},
+      {"allow-cidr", true, true,
+       [](Config& c, const std::string& v) {
+         auto cidr = parse_cidr(v);
+         if (!cidr) fail("allow-cidr", v, "an address range such as 10.0.0.0/8");
+         c.allow_cidrs.push_back(*cidr);
+       }},
       {"log-level", true, false,
        [](Config& c, const std::string& v) {
          if (v == "debug") c.log_level = LogLevel::debug;

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "relay/core/cidr.h"
 #include "relay/core/logger.h"
 
 namespace relay {
@@ -43,7 +44,7 @@ struct Config {
   std::int64_t shutdown_grace_ms = 10'000;
   std::int64_t circuit_probe_interval_ms = 30'000;  // an open circuit's probe period
   bool allow_private_networks = false;
-  std::vector<std::string> allow_cidrs;
+  std::vector<Cidr> allow_cidrs;
   LogLevel log_level = LogLevel::info;
   // Development mode: without --api-key, an admin key is generated once, kept in
   // <data-dir>/dev-api-key and printed; private networks are allowed.

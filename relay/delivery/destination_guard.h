@@ -15,25 +15,9 @@
 #include <string_view>
 #include <vector>
 
-#include "relay/core/result.h"
+#include "relay/core/cidr.h"
 
 namespace relay {
-
-// An IPv4 or IPv6 network such as "10.0.0.0/8" or "fd00::/8".
-struct Cidr {
-  boost::asio::ip::address network;  // host bits are zero
-  unsigned prefix_length = 0;
-
-  // True when `addr` lies in the network. IPv4-mapped IPv6 addresses (::ffff:a.b.c.d) are
-  // matched as the IPv4 address they carry, so "127.0.0.0/8" also covers ::ffff:127.0.0.1.
-  bool contains(const boost::asio::ip::address& addr) const;
-  std::string to_string() const;  // canonical, e.g. "10.0.0.0/8"
-};
-
-// Parses "ADDR/LEN" (or a bare address, taken as a single host). Host bits set in ADDR are an
-// error ("10.0.0.1/8") because they usually mean a typo in a flag. Errc::invalid_field on
-// failure, with a message fit for the startup error line.
-Result<Cidr> parse_cidr(std::string_view text);
 
 // Why an address is not a public unicast destination, e.g. "loopback" or "metadata";
 // nullopt for an ordinary public address. IPv4-mapped and other IPv4-embedding IPv6 forms

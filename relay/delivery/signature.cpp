@@ -152,22 +152,6 @@ std::optional<std::string> secret_key_bytes(std::string_view secret) {
   return key;
 }
 
-std::string standard_signature(std::string_view secret, std::string_view msg_id, std::int64_t timestamp_s,
-                               std::string_view body) {
-  const MacContext key = signing_key(SignatureScheme::standard, secret);
-  return key ? standard_value(*key, msg_id, timestamp_s, body) : std::string();
-}
-
-std::string hmac_sha256_hex(std::string_view secret, std::string_view body) {
-  const MacContext key = signing_key(SignatureScheme::hmac_sha256_hex, secret);
-  return key ? hex_value(*key, body) : std::string();
-}
-
-void append_signature_headers(const Subscription& sub, std::string_view event_id, std::int64_t timestamp_s,
-                              std::string_view body, UnixMillis now, HeaderList& out) {
-  SubscriptionSigner(sub).append_headers(event_id, timestamp_s, body, now, out);
-}
-
 struct SubscriptionSigner::Keys {
   MacContext current;
   MacContext previous;

@@ -36,24 +36,9 @@ std::string generate_secret();
 // with this before storing them.
 std::optional<std::string> secret_key_bytes(std::string_view secret);
 
-// "v1,BASE64(HMAC-SHA256(key, "{msg_id}.{timestamp_s}.{body}"))"; empty when secret_key_bytes
-// rejects the secret (never the case for a stored secret).
-std::string standard_signature(std::string_view secret, std::string_view msg_id, std::int64_t timestamp_s,
-                               std::string_view body);
-
-// Lowercase hex of HMAC-SHA256 keyed with the secret's raw bytes ("whsec_" included, if any).
-std::string hmac_sha256_hex(std::string_view secret, std::string_view body);
-
-// Appends the signature header(s) of one attempt for `sub` to `out`: `webhook-signature` for the
-// standard scheme, only `sub.signature_header` (default X-Webhook-Signature) for the hex scheme.
-// While `now < sub.previous_secret_expires_at`, the previous secret also signs (standard) or signs
-// instead of the new one (hex).
-void append_signature_headers(const Subscription& sub, std::string_view event_id, std::int64_t timestamp_s,
-                              std::string_view body, UnixMillis now, HeaderList& out);
-
-// append_signature_headers for many attempts of one subscription: the secrets are decoded and
-// the HMAC keys set up once, which for a 1 KiB body was about half the cost of a signature.
-// Not thread-safe; the scheduler keeps one per subscription on the event loop.
+// Signs the attempts of one subscription: the secrets are decoded and the HMAC keys set up once,
+// which for a 1 KiB body was about half the cost of a signature. Not thread-safe; the scheduler
+// keeps one per subscription on the event loop.
 class SubscriptionSigner {
  public:
   explicit SubscriptionSigner(const Subscription& sub);
@@ -61,10 +46,14 @@ class SubscriptionSigner {
   SubscriptionSigner(SubscriptionSigner&&) noexcept;
   SubscriptionSigner& operator=(SubscriptionSigner&&) noexcept;
 
-  // Whether `sub` still signs as this signer does (same secrets, scheme and header).
-  bool signs_for(const Subscription& sub) const;
+  // Appends the signature header(s) of one attempt: `webhook-signature` for the standard
+  // scheme, only the subscription's signature_header (default X-Webhook-Signature) for the hex
+  // scheme. While `now < previous_secret_expires_at`, the previous secret also signs (standard)
+  // or signs instead of the new one (hex).
   void append_headers(std::string_view event_id, std::int64_t timestamp_s, std::string_view body, UnixMillis now,
                       HeaderList& out) const;
+  // Whether `sub` still signs as this signer does (same secrets, scheme and header).
+  bool signs_for(const Subscription& sub) const;
 
  private:
   struct Keys;

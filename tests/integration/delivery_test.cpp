@@ -8,8 +8,6 @@
 // request to arrive) it polls that API until a deadline.
 
 #include <gtest/gtest.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 
 #include <algorithm>
 #include <atomic>
@@ -30,6 +28,7 @@
 
 #include "tests/support/relayd_api_test.h"
 #include "tests/support/test_subscriber.h"
+#include "tests/support/webhook_verifier.h"
 
 namespace relay::test {
 namespace {
@@ -61,48 +60,6 @@ const json kMeetingPayload = json::parse(R"({
   }
 })");
 
-std::string base64(std::string_view bytes) {
-  std::string out(4 * ((bytes.size() + 2) / 3), '\0');
-  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<int>(bytes.size()));
-  out.resize(static_cast<std::size_t>(n));
-  return out;
-}
-
-std::string unbase64(std::string_view text) {
-  std::string out(3 * (text.size() / 4), '\0');
-  const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(text.data()), static_cast<int>(text.size()));
-  if (n < 0) return {};
-  out.resize(static_cast<std::size_t>(n));
-  // EVP_DecodeBlock counts padding characters as zero bytes.
-  for (auto it = text.rbegin(); it != text.rend() && *it == '='; ++it) out.pop_back();
-  return out;
-}
-
-std::string hmac_sha256(std::string_view key, std::string_view message) {
-  unsigned char mac[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(message.data()),
-       message.size(), mac, &length);
-  return std::string(reinterpret_cast<const char*>(mac), length);
-}
-
-std::string hex(std::string_view bytes) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out;
-  for (const unsigned char c : bytes) {
-    out += kDigits[c >> 4];
-    out += kDigits[c & 15];
-  }
-  return out;
-}
-
-// The Standard Webhooks key of a secret, computed here independently of relay's code.
-std::string standard_key(const std::string& secret) {
-  return secret.starts_with("whsec_") ? unbase64(secret.substr(6)) : secret;
-}
-
 // The signatures of a `webhook-signature` header ("v1,SIG v1,SIG ...").
 std::vector<std::string> split_words(const std::string& text) {
   std::istringstream in(text);
@@ -111,11 +68,15 @@ std::vector<std::string> split_words(const std::string& text) {
   return words;
 }
 
+using test::base64;
+using test::hex;
+using test::hmac_sha256;
+using test::unbase64;
+
 // "v1," + base64 HMAC over "{webhook-id}.{webhook-timestamp}.{body}" as the receiver computes it.
 std::string expected_standard_signature(const std::string& secret, const RecordedRequest& request) {
-  const std::string signed_text =
-      request.header("webhook-id").value_or("") + "." + request.header("webhook-timestamp").value_or("") + "." + request.body;
-  return "v1," + base64(hmac_sha256(standard_key(secret), signed_text));
+  return test::standard_signature(secret, request.header("webhook-id").value_or(""),
+                                  request.header("webhook-timestamp").value_or(""), request.body);
 }
 
 std::string header_or_empty(const RecordedRequest& request, std::string_view name) {

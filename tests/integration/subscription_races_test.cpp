@@ -14,9 +14,9 @@
 #include <thread>
 #include <vector>
 
-#include "relay/delivery/signature.h"
 #include "tests/support/relayd_api_test.h"
 #include "tests/support/test_subscriber.h"
+#include "tests/support/webhook_verifier.h"
 
 namespace relay::test {
 namespace {
@@ -116,8 +116,8 @@ std::set<std::string> signatures_of(const RecordedRequest& r) {
 }
 
 std::string signature_by(const std::string& secret, const RecordedRequest& r) {
-  return standard_signature(secret, r.header("webhook-id").value_or(""),
-                            std::stoll(r.header("webhook-timestamp").value_or("0")), r.body);
+  return test::standard_signature(secret, r.header("webhook-id").value_or(""),
+                                  r.header("webhook-timestamp").value_or(""), r.body);
 }
 
 TEST_F(SubscriptionRaces, ConcurrentSecretRotationsChainAndSignTogether) {

@@ -10,6 +10,12 @@
 namespace relay {
 namespace {
 
+std::vector<std::string> cidr_texts(const Config& c) {
+  std::vector<std::string> out;
+  for (const Cidr& cidr : c.allow_cidrs) out.push_back(cidr.to_string());
+  return out;
+}
+
 using Args = std::vector<std::string>;
 using Env = std::map<std::string, std::string>;
 
@@ -107,19 +113,33 @@ TEST(ConfigTest, EveryFlagIsApplied) {
   EXPECT_EQ(c.shutdown_grace_ms, 0);
   EXPECT_EQ(c.circuit_probe_interval_ms, 2'000);
   EXPECT_TRUE(c.allow_private_networks);
-  EXPECT_EQ(c.allow_cidrs, (std::vector<std::string>{"10.0.0.0/8"}));
+  ASSERT_EQ(c.allow_cidrs.size(), 1u);
+  EXPECT_EQ(c.allow_cidrs[0].to_string(), "10.0.0.0/8");
   EXPECT_EQ(c.log_level, LogLevel::debug);
   EXPECT_TRUE(c.insecure_no_auth);
   EXPECT_TRUE(c.dev);
 }
 
-TEST(ConfigTest, ListenAcceptsIpv6PortZeroAndHostnames) {
+TEST(ConfigTest, ListenTakesAnIpAddressAndAnyPort) {
   Config c = parse({"--insecure-no-auth", "--listen", "[::1]:0"});
   EXPECT_EQ(c.listen_host, "::1");
   EXPECT_EQ(c.listen_port, 0);
-  c = parse({"--insecure-no-auth", "--listen=localhost:65535"});
-  EXPECT_EQ(c.listen_host, "localhost");
+  c = parse({"--insecure-no-auth", "--listen=0.0.0.0:65535"});
+  EXPECT_EQ(c.listen_host, "0.0.0.0");
   EXPECT_EQ(c.listen_port, 65535);
+  // A name is refused here, with the flag's one-line error, not later when relayd binds.
+  try {
+    parse({"--insecure-no-auth", "--listen=localhost:8080"});
+    ADD_FAILURE() << "a host name was accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_STREQ(e.what(), "invalid value 'localhost:8080' for --listen: expected HOST:PORT with HOST an IP address");
+  }
+  try {
+    parse({"--insecure-no-auth", "--allow-cidr=10.0.0.1/8"});
+    ADD_FAILURE() << "a CIDR with host bits was accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_STREQ(e.what(), "invalid value '10.0.0.1/8' for --allow-cidr: expected an address range such as 10.0.0.0/8");
+  }
 }
 
 TEST(ConfigTest, SizesAndLogLevels) {
@@ -160,7 +180,7 @@ TEST(ConfigTest, EnvironmentVariablesSetEveryKindOfFlag) {
   EXPECT_EQ(c.max_in_flight, 7u);
   EXPECT_EQ(c.max_body_bytes, 1024u);
   EXPECT_TRUE(c.allow_private_networks);
-  EXPECT_EQ(c.allow_cidrs, (std::vector<std::string>{"10.0.0.0/8", "192.168.0.0/16"}));
+  EXPECT_EQ(cidr_texts(c), (std::vector<std::string>{"10.0.0.0/8", "192.168.0.0/16"}));
   EXPECT_EQ(c.log_level, LogLevel::warn);
   EXPECT_EQ(c.shutdown_grace_ms, 3'000);
 }
@@ -187,7 +207,7 @@ TEST(ConfigTest, FlagsWinOverTheEnvironment) {
   EXPECT_EQ(c.listen_port, 1);
   ASSERT_EQ(c.api_keys.size(), 1u);
   EXPECT_EQ(c.api_keys[0].key, "0123456789abcdef");
-  EXPECT_EQ(c.allow_cidrs, (std::vector<std::string>{"10.1.0.0/16"}));
+  EXPECT_EQ(cidr_texts(c), (std::vector<std::string>{"10.1.0.0/16"}));
   EXPECT_EQ(c.log_level, LogLevel::error);  // not given as a flag: the environment applies
 
   // A flag wins even when the environment's value for it is bad, whatever the order.
@@ -200,7 +220,7 @@ TEST(ConfigTest, RepeatableFlagsAccumulate) {
   ASSERT_EQ(c.api_keys.size(), 2u);
   EXPECT_EQ(c.api_keys[0].key, "firstkey1");
   EXPECT_EQ(c.api_keys[1].key, "secondkey");
-  EXPECT_EQ(c.allow_cidrs, (std::vector<std::string>{"10.0.0.0/8", "fd00::/8"}));
+  EXPECT_EQ(cidr_texts(c), (std::vector<std::string>{"10.0.0.0/8", "fd00::/8"}));
   // A key may itself contain ':' and '=' characters.
   EXPECT_EQ(parse({"--api-key=admin:a:b=c-long"}).api_keys[0].key, "a:b=c-long");
 }

@@ -30,6 +30,31 @@ constexpr const char* kCalendarSync =
     R"("last_updated_ts":"2023-05-01T12:00:00Z","affected_event_uuids":)"
     R"(["123e4567-e89b-12d3-a456-426614174001","123e4567-e89b-12d3-a456-426614174002"]}})";
 
+// One attempt's headers, through the signer the scheduler uses.
+void append_signature_headers(const Subscription& sub, std::string_view event_id, std::int64_t timestamp_s,
+                              std::string_view body, UnixMillis now, HeaderList& out) {
+  SubscriptionSigner(sub).append_headers(event_id, timestamp_s, body, now, out);
+}
+
+// The signature one secret gives alone (no rotation), or "" when it signs nothing.
+std::string standard_signature(std::string_view secret, std::string_view id, std::int64_t timestamp_s,
+                               std::string_view body) {
+  Subscription sub;
+  sub.secret = std::string(secret);
+  HeaderList headers;
+  append_signature_headers(sub, id, timestamp_s, body, 0, headers);
+  return headers.empty() ? std::string() : headers.front().second;
+}
+
+std::string hmac_sha256_hex(std::string_view secret, std::string_view body) {
+  Subscription sub;
+  sub.secret = std::string(secret);
+  sub.signature_scheme = SignatureScheme::hmac_sha256_hex;
+  HeaderList headers;
+  append_signature_headers(sub, "", 0, body, 0, headers);
+  return headers.empty() ? std::string() : headers.front().second;
+}
+
 Subscription standard_subscription(std::string secret) {
   Subscription sub;
   sub.id = "sub_test";

@@ -11,7 +11,8 @@ body is validated against the schema of the operation's response for that status
 resolved); an answer with a status the operation does not document is a failure. Request bodies
 meant to be accepted must validate against the operation's request schema, and those meant to be
 refused for their shape must not, so that the document is neither looser nor stricter than
-relayd. At the end, every operation of the document must have been called.
+relayd. At the end, every operation of the document must have been called. The document's own
+examples are validated against their schemas first.
 
 Needs Debian's python3-jsonschema (draft 2020-12) and python3-yaml (deploy/install-deps.sh).
 Prints each failure as `METHOD PATH -> STATUS: problem` and exits 1 if there is any.
@@ -331,6 +332,24 @@ def observe_1_1(value, filled):
         observe_1_1(child, filled)
 
 
+def check_examples(check):
+    """The document's own examples (request bodies and responses) against their schemas."""
+    spec = check.spec
+    for template, method in sorted(spec.operations):
+        operation = spec.operation(template, method)
+        bodies = [("request", spec._deref(operation["requestBody"]))] if "requestBody" in operation else []
+        bodies += [(status, spec._deref(r)) for status, r in operation["responses"].items()]
+        for where, body in bodies:
+            for media, content in body.get("content", {}).items():
+                examples = [("example", content["example"])] if "example" in content else []
+                examples += [(name, e["value"]) for name, e in content.get("examples", {}).items()]
+                for name, value in examples:
+                    if media != "application/json":
+                        continue
+                    for error in spec.errors(content["schema"], value)[:3]:
+                        check.fail(f"{method} {template} {where} example {name}", describe(error))
+
+
 def scopes_of(spec, template, method):
     """The key scopes an operation's security requirements name ([] when it needs no key)."""
     requirements = spec.operation(template, method).get("security", spec.doc.get("security", []))
@@ -647,6 +666,8 @@ def main():
     try:
         relayd = Relayd(args.relayd, os.path.join(work, "data"))
         check = Check(spec, relayd)
+        log("== the document's examples")
+        check_examples(check)
         try:
             run(check, subscriber)
         except RuntimeError as error:

@@ -12,7 +12,11 @@ packages=(
   prometheus  # promtool and a real Prometheus for the observability test
   nghttp2-server  # nghttpd: an HTTP/2 subscriber for the egress tests
   strace  # the fsync-before-acknowledge test watches relayd's system calls
+  python3-jsonschema python3-yaml  # tests/openapi: relayd's answers against docs/openapi.yaml
 )
+# Node.js and npm install the pinned Redocly CLI (below). A machine whose Node.js already brings
+# npm keeps it (NodeSource's nodejs package does, and conflicts with Debian's npm).
+command -v npm >/dev/null || packages+=(nodejs npm)
 [ "${RELAY_BENCH_DEPS:-0}" = 1 ] && packages+=(wrk nginx-light)
 [ "${RELAY_FUZZ_DEPS:-0}" = 1 ] && packages+=(clang libclang-rt-14-dev)  # tests/fuzz/run_libfuzzer.sh
 
@@ -20,12 +24,21 @@ missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo_cmd=()
+  [ "$(id -u)" -ne 0 ] && sudo_cmd=(sudo)
+  echo "installing: ${missing[*]}" >&2
+  "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  # The prometheus package would start its own service where systemd runs; policy-rc.d-free
+  # containers simply skip that.
+  "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
 
-sudo_cmd=()
-[ "$(id -u)" -ne 0 ] && sudo_cmd=(sudo)
-echo "installing: ${missing[*]}" >&2
-"${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-# The prometheus package would start its own service where systemd runs; policy-rc.d-free
-# containers simply skip that.
-"${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# Redocly CLI, exactly as pinned by tests/openapi/package-lock.json, into tests/openapi/node_modules
+# (tests/openapi/lint.sh runs it), again only when that lock changed. No install scripts run.
+lint_dir="$(cd "$(dirname "$0")/../tests/openapi" && pwd)"
+if ! cmp -s "$lint_dir/package-lock.json" "$lint_dir/node_modules/.relay-installed-lock"; then
+  echo "installing the pinned Redocly CLI into tests/openapi/node_modules" >&2
+  (cd "$lint_dir" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null)
+  cp "$lint_dir/package-lock.json" "$lint_dir/node_modules/.relay-installed-lock"
+fi

@@ -128,6 +128,7 @@ struct RelayMetrics::Impl {
   Gauge& storage_sst;
   Gauge& storage_wal;
   Gauge& storage_writable;
+  std::array<Gauge*, std::size(kJobStates)> jobs{};  // relay_jobs by JobState
 
   // The io thread and the storage writer thread both record; these guard the label caches.
   // Subscription series can be removed, so they are updated under sub_mutex; route series live
@@ -209,6 +210,9 @@ RelayMetrics::Impl::Impl(std::string_view version)
                               registry)
                            .Add({})) {
   storage_writable.Set(1);
+  auto& jobs_family = family(prometheus::BuildGauge(), "relay_jobs",
+                             "Replay and DLQ-retry jobs stored, by state: running, done, failed, cancelled.", registry);
+  for (JobState state : kJobStates) jobs[static_cast<std::size_t>(state)] = &jobs_family.Add({{"state", job_state_name(state)}});
   family(prometheus::BuildGauge(), "relay_build_info", "Build information; the value is always 1.", registry)
       .Add({{"version", std::string(version)}})
       .Set(1);
@@ -336,6 +340,10 @@ void RelayMetrics::set_storage_bytes(std::uint64_t sst, std::uint64_t wal) {
 }
 
 void RelayMetrics::set_storage_writable(bool writable) { impl_->storage_writable.Set(writable ? 1 : 0); }
+
+void RelayMetrics::set_jobs(JobState state, std::uint64_t count) {
+  impl_->jobs[static_cast<std::size_t>(state)]->Set(static_cast<double>(count));
+}
 
 void RelayMetrics::add_subscription(std::string_view subscription) {
   std::lock_guard lock(impl_->sub_mutex);

@@ -19,6 +19,7 @@
 #include <string_view>
 
 #include "relay/model/delivery.h"
+#include "relay/model/job.h"
 
 namespace relay {
 
@@ -65,6 +66,8 @@ class RelayMetrics {
   void set_storage_bytes(std::uint64_t sst, std::uint64_t wal);
   // relay_storage_writable: 1, or 0 while writes are refused (full disk, RocksDB error).
   void set_storage_writable(bool writable);
+  // relay_jobs{state}: jobs stored in `state` (every state's series exists from the start, at 0).
+  void set_jobs(JobState state, std::uint64_t count);
 
   // Creates every series labelled with this subscription id that does not exist yet, at 0
   // (circuit closed), so that rates and alerts see a subscription before its first attempt.

@@ -87,6 +87,7 @@ std::string raw(std::string_view id) {
 std::string event_key(std::string_view event_id) { return raw(event_id); }
 std::string delivery_key(std::string_view delivery_id) { return raw(delivery_id); }
 std::string subscription_key(std::string_view subscription_id) { return raw(subscription_id); }
+std::string job_key(std::string_view job_id) { return raw(job_id); }
 
 std::string schedule_key(UnixMillis due, std::string_view delivery_id) {
   std::string key = time_bound(due);

@@ -18,6 +18,7 @@
 //   subscriptions     sub                      -> Subscription record
 //   idempotency       client id (text)         -> evt
 //   event_types       type (text)              -> EventTypeStats record
+//   jobs              job                      -> Job record
 
 #include <array>
 #include <compare>
@@ -37,6 +38,7 @@ using RawId = std::array<char, kIdBytes>;
 inline constexpr std::string_view kEventPrefix = "evt_";
 inline constexpr std::string_view kSubscriptionPrefix = "sub_";
 inline constexpr std::string_view kDeliveryPrefix = "dlv_";
+inline constexpr std::string_view kJobPrefix = "job_";
 
 // Makes unique, time-ordered ids. Thread-safe.
 class IdGenerator {
@@ -67,6 +69,7 @@ std::string raw(std::string_view id);
 std::string event_key(std::string_view event_id);
 std::string delivery_key(std::string_view delivery_id);
 std::string subscription_key(std::string_view subscription_id);
+std::string job_key(std::string_view job_id);
 std::string schedule_key(UnixMillis due, std::string_view delivery_id);
 std::string dead_letter_key(UnixMillis dead_at, std::string_view delivery_id);
 

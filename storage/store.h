@@ -29,6 +29,7 @@ enum class Family : std::size_t {
   subscriptions,
   idempotency,
   event_types,  // counters, written with Merge (storage/event_type_merge.h)
+  jobs,         // replay and DLQ-retry jobs (storage/job_records.h)
   count_,
 };
 

@@ -17,6 +17,7 @@ namespace relay {
 
 class RelayMetrics;
 class DeliveryScheduler;
+class JobRunner;
 
 struct ApiContext {
   const Config& config;
@@ -30,6 +31,7 @@ struct ApiContext {
   DeliveryScheduler& scheduler;
   boost::asio::thread_pool& blocking_pool;  // scans and point reads of the read API
   const std::atomic<bool>& draining;        // set on SIGTERM: ingress answers 503
+  JobRunner& jobs;                          // replay and large DLQ retries (relay/delivery/job_runner.h)
 };
 
 }  // namespace relay

@@ -91,4 +91,30 @@ json to_api(const EventTypeStats& s) {
   return {{"type", s.type}, {"count", s.count}, {"last_seen", format_time(s.last_seen)}};
 }
 
+json to_api(const Job& j) {
+  json params;
+  if (j.kind == JobKind::replay) {
+    params = {{"subscription_id", j.replay.subscription_id},
+              {"since", format_time(j.replay.since)},
+              {"until", format_time(j.replay.until)},
+              {"event_types", j.replay.event_types},
+              {"only_failed", j.replay.only_failed}};
+  } else {
+    params = {{"subscription_id", text_or_null(j.dlq.subscription_id)},
+              {"event_type", text_or_null(j.dlq.event_type)},
+              {"since", time_or_null(j.dlq.since)},
+              {"until", format_time(j.dlq.until)},
+              {"limit", j.dlq.limit}};
+  }
+  return {{"id", j.id},
+          {"kind", job_kind_name(j.kind)},
+          {"state", job_state_name(j.state)},
+          {"params", std::move(params)},
+          {"matched", j.matched},
+          {"created", j.created},
+          {"created_at", format_time(j.created_at)},
+          {"finished_at", time_or_null(j.finished_at)},
+          {"error", text_or_null(j.error)}};
+}
+
 }  // namespace relay

@@ -9,6 +9,7 @@
 #include "relay/model/delivery.h"
 #include "relay/model/event.h"
 #include "relay/model/event_type_stats.h"
+#include "relay/model/job.h"
 #include "relay/model/subscription.h"
 
 namespace relay {
@@ -21,5 +22,7 @@ nlohmann::json to_api(const Subscription& sub);
 nlohmann::json to_api(const Delivery& delivery);
 nlohmann::json to_api(const Attempt& attempt);
 nlohmann::json to_api(const EventTypeStats& stats);
+// A job as GET /v1/jobs/{id} shows it: its cursor is internal and not shown.
+nlohmann::json to_api(const Job& job);
 
 }  // namespace relay

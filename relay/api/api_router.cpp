@@ -55,6 +55,10 @@ constexpr std::array kRoutes = {
     Route{http::verb::get, "/v1/dlq", Access::admin, &list_dead_letters},
     Route{http::verb::post, "/v1/dlq/retry", Access::admin, &redrive_dead_letters},
     Route{http::verb::delete_, "/v1/dlq/{id}", Access::admin, &discard_dead_letter},
+    Route{http::verb::post, "/v1/subscriptions/{id}/replay", Access::admin, &replay_subscription},
+    Route{http::verb::get, "/v1/jobs", Access::admin, &list_jobs},
+    Route{http::verb::get, "/v1/jobs/{id}", Access::admin, &get_job},
+    Route{http::verb::post, "/v1/jobs/{id}/cancel", Access::admin, &cancel_job},
 };
 
 // Matches `path` against a route template; on success `id` holds the {id}

@@ -11,6 +11,7 @@
 #include "relay/core/time.h"
 #include "relay/delivery/delivery_scheduler.h"
 #include "storage/async_commit.h"
+#include "storage/job_queries.h"
 #include "storage/mutations.h"
 #include "storage/queries.h"
 
@@ -27,6 +28,9 @@ constexpr std::size_t kMaxPageSize = 1000;
 // commits interleave with it instead of waiting behind one huge write.
 constexpr std::size_t kRedriveChunk = 500;
 constexpr std::size_t kMaxRedrive = 1'000'000;
+// Up to this many matching dead letters are redriven inline (200 {"retried"}); more become a
+// dlq_retry job (202 {"job"}, relay/delivery/job_runner.h).
+constexpr std::size_t kInlineRedrive = 1000;
 
 // Reads filter fields from query parameters or a JSON body (both are string ->
 // value maps).
@@ -167,6 +171,15 @@ asio::awaitable<HttpResponse> redrive_dead_letters(ApiContext& ctx, const RouteR
   if (!filter) co_return error_response(filter.error());
   if (filter->state || !filter->event_id.empty()) {
     co_return error_response(Errc::invalid_field, "a redrive filters by subscription_id, event_type, since and until");
+  }
+  // Counting stops one past the inline bound: the whole queue is never counted here.
+  const auto count = [&store = ctx.store, f = *filter] { return queries::count_dead(store, f, kInlineRedrive + 1); };
+  const auto matching = co_await run_blocking(ctx.blocking_pool, count, asio::use_awaitable);
+  if (!matching) co_return error_response(matching.error());
+  if (std::min(*matching, filter->limit) > kInlineRedrive) {
+    // Every filter of the request must reach the job's params (DlqRetryParams).
+    co_return co_await start_dlq_retry_job(
+        ctx, DlqRetryParams{filter->subscription_id, filter->event_type, filter->since, filter->until, filter->limit});
   }
   std::size_t retried = 0;
   std::size_t remaining = filter->limit;

@@ -7,6 +7,7 @@
 
 #include "relay/api/api_context.h"
 #include "relay/http/http_server.h"
+#include "relay/model/job.h"
 
 namespace relay {
 
@@ -40,5 +41,13 @@ boost::asio::awaitable<HttpResponse> retry_delivery(ApiContext&, const RouteRequ
 boost::asio::awaitable<HttpResponse> list_dead_letters(ApiContext&, const RouteRequest&);
 boost::asio::awaitable<HttpResponse> redrive_dead_letters(ApiContext&, const RouteRequest&);
 boost::asio::awaitable<HttpResponse> discard_dead_letter(ApiContext&, const RouteRequest&);
+
+// Replay and jobs (relay/api/jobs_api.cpp)
+boost::asio::awaitable<HttpResponse> replay_subscription(ApiContext&, const RouteRequest&);
+boost::asio::awaitable<HttpResponse> list_jobs(ApiContext&, const RouteRequest&);
+boost::asio::awaitable<HttpResponse> get_job(ApiContext&, const RouteRequest&);
+boost::asio::awaitable<HttpResponse> cancel_job(ApiContext&, const RouteRequest&);
+// Stores a dlq_retry job for a redrive too large to answer inline (POST /v1/dlq/retry).
+boost::asio::awaitable<HttpResponse> start_dlq_retry_job(ApiContext&, DlqRetryParams params);
 
 }  // namespace relay

@@ -17,6 +17,7 @@
 #include "relay/delivery/delivery_scheduler.h"
 #include "relay/delivery/destination_guard.h"
 #include "relay/delivery/egress_thread.h"
+#include "relay/delivery/job_runner.h"
 #include "relay/delivery/retention_cleaner.h"
 #include "relay/http/http_server.h"
 #include "storage/keys.h"
@@ -110,8 +111,13 @@ int run_relay(const Config& base_config) {
                                                  std::chrono::milliseconds(config.retention_interval_ms)}, clock, logger, *store,
                            pipeline, blocking_pool, [&scheduler](std::size_t n) { scheduler.dead_removed(n); });
 
+  JobRunnerOptions job_options;
+  job_options.chunk = config.job_chunk;
+  JobRunner jobs(io, job_options, clock, logger, *store, pipeline, subscriptions, ids, scheduler, metrics,
+                 blocking_pool);
+
   ApiContext context{config, clock, logger, *store, pipeline, subscriptions, ids, metrics, scheduler, blocking_pool,
-                     draining};
+                     draining, jobs};
   ApiRouter router(context);
   HttpServerOptions server_options;
   server_options.max_body_bytes = config.max_body_bytes;
@@ -132,6 +138,7 @@ int run_relay(const Config& base_config) {
     draining = true;
     server.drain();
     cleaner.stop();
+    jobs.stop();
     scheduler.drain(std::chrono::milliseconds(config.shutdown_grace_ms), [&io] { io.stop(); });
   });
 
@@ -140,6 +147,7 @@ int run_relay(const Config& base_config) {
   scheduler.start(nullptr);
   gauges.start();
   cleaner.start();
+  jobs.start();
   server.start();
   logger.info("listening", {{"address", endpoint.address().to_string()},
                             {"port", endpoint.port()},

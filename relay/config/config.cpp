@@ -163,6 +163,12 @@ std::vector<Flag> flags() {
        [](Config& c, const std::string& v) {
          c.circuit_probe_interval_ms = duration_value("circuit-probe-interval", v);
        }},
+      {"job-chunk", true, false,
+       [](Config& c, const std::string& v) {
+         const auto n = parse_number<std::uint32_t>(v);
+         if (!n || *n == 0 || *n > 10'000) fail("job-chunk", v, "an integer from 1 to 10000");
+         c.job_chunk = *n;
+       }},
       {"allow-private-networks", false, false,
        [](Config& c, const std::string&) { c.allow_private_networks = true; }},
       {"allow-cidr", true, true,
@@ -286,6 +292,7 @@ std::string usage() {
   --max-pending-deliveries N  ingest answers 429 while N deliveries are unfinished (0: no bound, default)
   --retention 72h  --dlq-retention 7d  --retention-interval 30s  --shutdown-grace 10s
   --circuit-probe-interval 30s  how often an open circuit lets one probe attempt through
+  --job-chunk 200             events or dead letters a replay or DLQ-retry job handles per commit
   --allow-private-networks    deliver to loopback/private addresses
   --allow-cidr CIDR           repeatable; allow deliveries to these addresses
   --log-level debug|info|warn|error

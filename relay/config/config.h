@@ -43,6 +43,7 @@ struct Config {
   std::int64_t retention_interval_ms = 30'000;  // pause between the cleaner's passes
   std::int64_t shutdown_grace_ms = 10'000;
   std::int64_t circuit_probe_interval_ms = 30'000;  // an open circuit's probe period
+  std::size_t job_chunk = 200;  // events or dead letters a replay / DLQ-retry job handles per commit
   bool allow_private_networks = false;
   std::vector<Cidr> allow_cidrs;
   LogLevel log_level = LogLevel::info;

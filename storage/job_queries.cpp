@@ -1,0 +1,92 @@
+#include "storage/job_queries.h"
+
+#include "storage/job_records.h"
+#include "storage/keys.h"
+#include "storage/records.h"
+
+namespace relay::queries {
+
+namespace {
+
+// Ids begin with 6 bytes of creation milliseconds: the smallest id key at or after `t`.
+std::string id_time_bound(UnixMillis t) { return keys::time_bound(t).substr(2); }
+
+}  // namespace
+
+std::optional<Job> job(const Store& store, const std::string& id) {
+  if (!keys::parse_id(id, keys::kJobPrefix)) return std::nullopt;
+  auto bytes = store.get(Family::jobs, keys::job_key(id));
+  return bytes ? records::decode_job(*bytes) : std::nullopt;
+}
+
+Result<JobPage> list_jobs(const Store& store, std::size_t limit, const std::string& cursor) {
+  JobPage page;
+  ScanRange range{"", "", true};
+  if (!cursor.empty()) {
+    // Like the deliveries' cursor: the id of the last item, exclusive upper bound of the next page.
+    const auto raw = keys::parse_id(cursor, keys::kJobPrefix);
+    if (!raw) return make_error(Errc::invalid_field, "cursor is not valid");
+    range.upper.assign(raw->data(), raw->size());
+  }
+  store.scan(Family::jobs, range, [&](auto, std::string_view value) {
+    if (auto j = records::decode_job(value)) page.items.push_back(std::move(*j));
+    return page.items.size() <= limit;
+  });
+  if (page.items.size() > limit) {
+    page.items.pop_back();
+    page.next_cursor = page.items.back().id;
+  }
+  return page;
+}
+
+std::vector<Job> all_jobs(const Store& store) {
+  std::vector<Job> out;
+  store.scan(Family::jobs, ScanRange{}, [&](auto, std::string_view value) {
+    if (auto j = records::decode_job(value)) out.push_back(std::move(*j));
+    return true;
+  });
+  return out;
+}
+
+EventRun events_in_range(const Store& store, UnixMillis since, UnixMillis until, const std::string& after_id,
+                         std::size_t budget) {
+  EventRun run;
+  ScanRange range{id_time_bound(since), id_time_bound(until)};
+  if (!after_id.empty()) {
+    std::string after = keys::event_key(after_id);
+    after.push_back('\0');  // the first key after it
+    if (after > range.lower) range.lower = std::move(after);
+  }
+  if (range.lower >= range.upper) {
+    run.reached_end = true;
+    return run;
+  }
+  std::size_t visited = 0;
+  run.reached_end = true;
+  store.scan(Family::events, range, [&](std::string_view key, std::string_view value) {
+    if (visited == budget) {
+      run.reached_end = false;  // one more key exists
+      return false;
+    }
+    ++visited;
+    run.last_id = keys::format_id(keys::kEventPrefix, key);
+    if (auto e = records::decode_event(value)) run.events.push_back(std::move(*e));
+    return true;
+  });
+  return run;
+}
+
+Result<std::size_t> count_dead(const Store& store, DeliveryFilter filter, std::size_t stop_at) {
+  std::size_t n = 0;
+  filter.cursor.clear();
+  for (;;) {
+    filter.limit = stop_at - n;
+    auto page = list_dead(store, filter);
+    if (!page) return page.error();
+    n += page->items.size();
+    if (n >= stop_at || page->next_cursor.empty()) return n;
+    filter.cursor = page->next_cursor;
+  }
+}
+
+}  // namespace relay::queries

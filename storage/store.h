@@ -29,6 +29,7 @@ enum class Family : std::size_t {
   subscriptions,
   idempotency,
   event_types,  // counters, written with Merge (storage/event_type_merge.h)
+  ordering_queues,  // unfinished deliveries per (subscription, ordering key) (storage/ordering_queue.h)
   count_,
 };
 

@@ -89,16 +89,24 @@ void release(WriteTxn& txn, const QueueRef& queue, UnixMillis now, Advance& out)
   if (first.size() > kAdvanceBatch) out.unfinished = queue;  // dangling entries took the room
 }
 
-// The first waiting entry becomes the head.
+// The first waiting entry becomes the head. Entries are read a few at a time: the first one is
+// almost always live.
 void promote_first(WriteTxn& txn, const QueueRef& queue, UnixMillis now, Advance& out) {
-  const auto first = entries(txn, queue, kAdvanceBatch);
-  for (const Entry& entry : first) {
-    auto d = load(txn, entry);
-    if (!d) continue;
-    if (d->waiting) schedule_now(txn, std::move(*d), now, out);
-    return;
+  constexpr std::size_t kReadAhead = 8;
+  for (std::size_t dangling = 0; dangling < kAdvanceBatch;) {
+    const auto first = entries(txn, queue, kReadAhead);
+    for (const Entry& entry : first) {
+      auto d = load(txn, entry);
+      if (!d) {
+        ++dangling;  // deleted by load(): the next read starts after it
+        continue;
+      }
+      if (d->waiting) schedule_now(txn, std::move(*d), now, out);
+      return;
+    }
+    if (first.size() < kReadAhead) return;
   }
-  if (first.size() == kAdvanceBatch) out.unfinished = queue;
+  out.unfinished = queue;
 }
 
 // The newest waiting entry becomes the head; the ones before it end superseded, at most

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <functional>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -19,16 +20,15 @@ namespace {
 
 using nlohmann::json;
 
-// A receiver that refuses (with `refusal`) events matching `refuse` until released, and keeps
-// the payloads it accepted ("k"/"n") in arrival order.
+// A receiver that refuses events until released: `refuse` names the status for an attempt (0:
+// accept). It keeps the payloads it accepted ("k"/"n") in arrival order.
 class Receiver {
  public:
-  explicit Receiver(std::function<bool(const json& payload, int attempt)> refuse, int refusal = 500)
-      : refuse_(std::move(refuse)) {
-    server_.set_handler([this, refusal](const RecordedRequest& r) -> std::optional<Reply> {
+  explicit Receiver(std::function<int(const json& payload, int attempt)> refuse) : refuse_(std::move(refuse)) {
+    server_.set_handler([this](const RecordedRequest& r) -> std::optional<Reply> {
       const json payload = json::parse(r.body, nullptr, false);
       const int attempt = std::stoi(r.header("X-Relay-Attempt").value_or("1"));
-      if (!released_ && refuse_(payload, attempt)) return Reply::status(refusal);
+      if (const int refusal = released_ ? 0 : refuse_(payload, attempt); refusal != 0) return Reply::status(refusal);
       std::lock_guard lock(mutex_);
       accepted_.push_back(payload.value("k", "") + std::to_string(payload.value("n", -1)));
       return Reply::ok();
@@ -51,7 +51,7 @@ class Receiver {
   TestSubscriber& server() { return server_; }
 
  private:
-  std::function<bool(const json&, int)> refuse_;
+  std::function<int(const json&, int)> refuse_;
   std::atomic<bool> released_{false};
   mutable std::mutex mutex_;
   std::vector<std::string> accepted_;
@@ -87,7 +87,7 @@ class Ordering : public RelaydApiTest {
 };
 
 TEST_F(Ordering, RetriesOfTheHeadHoldItsKeyWhileOtherKeysFlowAndWaitingDeliveriesShowWhatBlocksThem) {
-  Receiver receiver([](const json& p, int) { return p.value("k", "") == "a" && p.value("n", 0) == 1; });
+  Receiver receiver([](const json& p, int) { return p.value("k", "") == "a" && p.value("n", 0) == 1 ? 500 : 0; });
   const std::string sub = ordered_subscription(receiver.url());
   std::vector<std::string> a;
   for (int n = 1; n <= 3; ++n) a.push_back(delivery_id(publish_keyed("a", n), sub));
@@ -113,17 +113,25 @@ TEST_F(Ordering, RetriesOfTheHeadHoldItsKeyWhileOtherKeysFlowAndWaitingDeliverie
 }
 
 TEST_F(Ordering, ADeadHeadDoesNotBlockItsSuccessors) {
-  Receiver receiver([](const json& p, int) { return p.value("n", 0) == 1; }, 410);
+  // The head fails twice, then gets 410 Gone: only then is the second one attempted.
+  Receiver receiver([](const json& p, int attempt) { return p.value("n", 0) != 1 ? 0 : attempt < 3 ? 500 : 410; });
   const std::string sub = ordered_subscription(receiver.url());
   const std::string first = delivery_id(publish_keyed("k", 1), sub);
   const std::string second = delivery_id(publish_keyed("k", 2), sub);
   await_state(second, "succeeded");
   EXPECT_EQ(delivery(first).value("state", ""), "dead");
   EXPECT_EQ(receiver.accepted(), (std::vector<std::string>{"k2"}));
+  std::vector<std::string> arrivals;
+  for (const auto& r : receiver.server().requests()) {
+    const json p = json::parse(r.body, nullptr, false);
+    arrivals.push_back(p.value("k", "") + std::to_string(p.value("n", -1)) + "#" +
+                       r.header("X-Relay-Attempt").value_or(""));
+  }
+  EXPECT_EQ(arrivals, (std::vector<std::string>{"k1#1", "k1#2", "k1#3", "k2#1"}));
 }
 
 TEST_F(Ordering, CoalescingDeliversOnlyTheNewestOfWhatWaitedWhileTheReceiverWasDown) {
-  Receiver receiver([](const json&, int) { return true; }, 503);  // down
+  Receiver receiver([](const json&, int) { return 503; });  // down
   const std::string sub = ordered_subscription(receiver.url(), /*coalesce=*/true);
   const std::string series = "relay_deliveries_superseded_total{subscription=\"" + sub + "\"}";
   EXPECT_EQ(metric(series), 0.0);  // exists from the subscription's creation

@@ -170,6 +170,36 @@ TEST_F(OrderingQueueTest, TwoEventsOfOneKeyInOneGroupCommitSeeEachOther) {
   EXPECT_EQ(queue_size(*sub, "same"), 2u);
 }
 
+TEST_F(OrderingQueueTest, AHeadFinishingInTheGroupOfItsSuccessorsIngestPromotesIt) {
+  // The new delivery's record is staged by an earlier command of the same group: the head's end
+  // must find it through its queue entry, or the new one would wait for ever.
+  const auto sub = subscription(Ordering::key);
+  const auto head = ingest({sub}, {"k"})[0].deliveries[0];
+  const Delivery attempted = stored(head.id);
+  Attempt a;
+  a.started_at = clock_.now_ms();
+  a.outcome = AttemptOutcome::success;
+  a.http_status = 200;
+  mutations::IngestedEvent next;
+  ordering_queue::Advance advance;
+  Delivery out;
+  auto release = hold_writer();
+  auto ingested = submit(*pipeline_, [&](WriteTxn& txn) {
+    return mutations::ingest(txn, event("k"), {sub}, ids_, clock_.now_ms(), next);
+  });
+  auto recorded = submit(*pipeline_, [&](WriteTxn& txn) {
+    return mutations::record_attempt(txn, attempted, a, {DeliveryState::succeeded, 0}, sub.get(), out, advance);
+  });
+  release.set_value();
+  ASSERT_TRUE(wait(ingested).ok());
+  ASSERT_TRUE(wait(recorded).ok());
+  ASSERT_TRUE(next.deliveries[0].waiting);
+  ASSERT_EQ(advance.promoted.size(), 1u);
+  EXPECT_EQ(advance.promoted[0].id, next.deliveries[0].id);
+  EXPECT_TRUE(scheduled(stored(next.deliveries[0].id)));
+  EXPECT_FALSE(stored(next.deliveries[0].id).waiting);
+}
+
 TEST_F(OrderingQueueTest, CoalescingAttemptsOnlyTheNewestAndSupersedesTheOthers) {
   const auto sub = subscription(Ordering::key, /*coalesce=*/true);
   const auto events = ingest({sub}, {"k", "k", "k", "k"});

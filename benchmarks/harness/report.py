@@ -259,7 +259,10 @@ def ordered(res):
                    f"{n(c.get('out_of_order_pairs'))} | {c.get('in_order')} |")
     rate_o, rate_u = _get(o, "ordered", "rate"), _get(o, "unordered", "rate")
     if rate_o and rate_u:
-        out.append(f"\nOrdered delivers at {100 * rate_o / rate_u:.0f}% of the unordered rate.")
+        out.append(f"\nOrdered delivers at {100 * rate_o / rate_u:.0f}% of the unordered rate: each key waits for "
+                   "its previous delivery's record (a group commit) before the next is attempted.")
+    if o.get("note"):
+        out.append(f"\n_{o['note']}._")
     return "\n".join(out)
 
 

@@ -129,7 +129,8 @@ std::vector<Delivery> stage_deliveries(WriteTxn& txn, const Event& event,
     d.window_pause_mark = paused_ms(*sub, now);
     // A delivery in an ordering queue is reachable by the rest of the group through its queue
     // entry: a head finishing later in the group promotes (or supersedes) it by its record.
-    const bool queued = ordering_queue::applies(*sub, d) && (ordering_queue::join(txn, d), true);
+    const bool queued = ordering_queue::applies(*sub, d);
+    if (queued) ordering_queue::join(txn, d);
     put_maybe_new(txn, queued, Family::deliveries, keys::delivery_key(d.id), records::encode_record(d));
     put_state_key(txn, d, /*reachable=*/false);
     // Other commands scan a reachable event's links: to count its deliveries, or to learn that

@@ -82,6 +82,7 @@ struct SubscriptionSeries {
   Histogram* attempt_duration = nullptr;
   Counter* succeeded = nullptr;
   Counter* dead = nullptr;
+  Counter* superseded = nullptr;
   Gauge* circuit = nullptr;
 };
 
@@ -108,6 +109,7 @@ struct RelayMetrics::Impl {
   Family<Counter>& attempts;
   Family<Histogram>& attempt_duration;
   Family<Counter>& succeeded;
+  Family<Counter>& superseded;
   Family<Counter>& dead;
   Counter& dlq_redriven;
   Histogram& delivery_latency;
@@ -170,6 +172,9 @@ RelayMetrics::Impl::Impl(std::string_view version)
                               "Duration of delivery attempts, by subscription.", registry)),
       succeeded(family(prometheus::BuildCounter(), "relay_deliveries_succeeded_total",
                        "Deliveries that reached the succeeded state, by subscription.", registry)),
+      superseded(family(prometheus::BuildCounter(), "relay_deliveries_superseded_total",
+                        "Waiting deliveries of an ordering key replaced by a newer one (coalescing), by subscription.",
+                        registry)),
       dead(family(prometheus::BuildCounter(), "relay_deliveries_dead_total",
                   "Deliveries moved to the dead-letter queue, by subscription.", registry)),
       dlq_redriven(family(prometheus::BuildCounter(), "relay_dlq_redriven_total",
@@ -302,6 +307,15 @@ void RelayMetrics::delivery_dead(std::string_view subscription) {
   series.dead->Increment();
 }
 
+void RelayMetrics::deliveries_superseded(std::string_view subscription, std::uint64_t n) {
+  std::lock_guard lock(impl_->sub_mutex);
+  SubscriptionSeries& series = impl_->subscription_series(subscription);
+  if (series.superseded == nullptr) {
+    series.superseded = &impl_->superseded.Add({{"subscription", std::string(subscription)}});
+  }
+  series.superseded->Increment(static_cast<double>(n));
+}
+
 void RelayMetrics::dlq_redriven(std::uint64_t n) { impl_->dlq_redriven.Increment(static_cast<double>(n)); }
 
 void RelayMetrics::storage_commit(double seconds, std::size_t batch_size) {
@@ -359,6 +373,7 @@ void RelayMetrics::add_subscription(std::string_view subscription) {
   }
   if (series.succeeded == nullptr) series.succeeded = &impl_->succeeded.Add({{"subscription", id}});
   if (series.dead == nullptr) series.dead = &impl_->dead.Add({{"subscription", id}});
+  if (series.superseded == nullptr) series.superseded = &impl_->superseded.Add({{"subscription", id}});
   if (series.circuit == nullptr) series.circuit = &impl_->circuit_state.Add({{"subscription", id}});
 }
 
@@ -373,6 +388,7 @@ void RelayMetrics::forget_subscription(std::string_view subscription) {
   if (series.attempt_duration != nullptr) impl_->attempt_duration.Remove(series.attempt_duration);
   if (series.succeeded != nullptr) impl_->succeeded.Remove(series.succeeded);
   if (series.dead != nullptr) impl_->dead.Remove(series.dead);
+  if (series.superseded != nullptr) impl_->superseded.Remove(series.superseded);
   if (series.circuit != nullptr) impl_->circuit_state.Remove(series.circuit);
   impl_->subscriptions.erase(it);
 }

@@ -50,6 +50,8 @@ class RelayMetrics {
   // `latency_seconds` runs from ingest (or redelivery) to the successful attempt's end.
   void delivery_succeeded(std::string_view subscription, double latency_seconds);
   void delivery_dead(std::string_view subscription);
+  // `n` waiting deliveries of an ordering key were replaced by a newer one (coalescing).
+  void deliveries_superseded(std::string_view subscription, std::uint64_t n);
   void dlq_redriven(std::uint64_t n);
 
   // Storage: one group commit of `batch_size` writes.

@@ -118,6 +118,28 @@ std::string attempt_key(std::string_view delivery_id, std::uint32_t number) {
 
 std::string id_prefix(std::string_view id) { return raw(id); }
 
+std::string queue_prefix(std::string_view subscription_id, std::string_view ordering_key) {
+  std::string key = raw(subscription_id);
+  // Ordering keys are at most 256 characters (spec section 6), so 2 bytes hold their length.
+  append_be(key, ordering_key.size(), 2);
+  key += ordering_key;
+  return key;
+}
+
+std::string queue_key(std::string_view subscription_id, std::string_view ordering_key, std::uint64_t seq) {
+  std::string key = queue_prefix(subscription_id, ordering_key);
+  append_u64(key, seq);
+  return key;
+}
+
+std::optional<QueueEntry> decode_queue_key(std::string_view key) {
+  if (key.size() < kIdBytes + 2 + 8) return std::nullopt;
+  const std::size_t length = (static_cast<unsigned char>(key[kIdBytes]) << 8) | static_cast<unsigned char>(key[kIdBytes + 1]);
+  if (key.size() != kIdBytes + 2 + length + 8) return std::nullopt;
+  return QueueEntry{format_id(kSubscriptionPrefix, key.substr(0, kIdBytes)), std::string(key.substr(kIdBytes + 2, length)),
+                    read_u64(key.substr(kIdBytes + 2 + length))};
+}
+
 std::string prefix_end(std::string_view prefix) {
   std::string end(prefix);
   while (!end.empty()) {

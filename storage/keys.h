@@ -19,6 +19,7 @@
 //   idempotency       client id (text)         -> evt
 //   event_types       type (text)              -> EventTypeStats record
 //   jobs              job                      -> Job record
+//   ordering_queues   sub key_len(2) key seq(8) -> dlv        unfinished deliveries of an ordering key
 
 #include <array>
 #include <compare>
@@ -77,6 +78,17 @@ enum class CompletedKind : char { delivery = 'd', event = 'e' };
 std::string completed_key(UnixMillis done_at, CompletedKind kind, std::string_view id);
 std::string event_delivery_key(std::string_view event_id, std::string_view delivery_id);
 std::string attempt_key(std::string_view delivery_id, std::uint32_t number);
+// All keys of the ordering queue of (subscription, ordering key): the subscription's raw id, the
+// key's length (2 bytes) and bytes. One entry is that prefix and a seq (8, big-endian).
+std::string queue_prefix(std::string_view subscription_id, std::string_view ordering_key);
+std::string queue_key(std::string_view subscription_id, std::string_view ordering_key, std::uint64_t seq);
+struct QueueEntry {
+  std::string subscription_id;  // "sub_..."
+  std::string ordering_key;
+  std::uint64_t seq = 0;
+};
+// nullopt when `key` is not one queue_key() made.
+std::optional<QueueEntry> decode_queue_key(std::string_view key);
 // All keys of a column family keyed by "<id> ..." for one id: [prefix, prefix_end).
 std::string id_prefix(std::string_view id);
 std::string prefix_end(std::string_view prefix);

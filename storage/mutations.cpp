@@ -14,8 +14,9 @@ std::optional<Delivery> load_delivery(WriteTxn& txn, const std::string& id) {
   return records::decode_delivery(*bytes);
 }
 
-// Drops whichever index key holds the delivery in its current state.
+// Drops whichever index key holds the delivery in its current state. A waiting one has none.
 void remove_state_key(WriteTxn& txn, const Delivery& d) {
+  if (d.waiting) return;
   switch (d.state) {
     case DeliveryState::pending:
     case DeliveryState::in_flight:
@@ -43,6 +44,7 @@ void put_maybe_new(WriteTxn& txn, bool reachable, Family family, const std::stri
 // Writes the index key of the delivery's current state. `reachable`: false for a delivery
 // minted by this command.
 void put_state_key(WriteTxn& txn, const Delivery& d, bool reachable = true) {
+  if (d.waiting) return;
   switch (d.state) {
     case DeliveryState::pending:
     case DeliveryState::in_flight:
@@ -125,7 +127,11 @@ std::vector<Delivery> stage_deliveries(WriteTxn& txn, const Event& event,
     d.created_at = now;
     d.next_attempt_at = now;
     d.window_pause_mark = paused_ms(*sub, now);
-    txn.put_new(Family::deliveries, keys::delivery_key(d.id), records::encode_record(d));
+    // A delivery in an ordering queue is reachable by the rest of the group through its queue
+    // entry: a head finishing later in the group promotes (or supersedes) it by its record.
+    const bool queued = ordering_queue::applies(*sub, d);
+    if (queued) ordering_queue::join(txn, d);
+    put_maybe_new(txn, queued, Family::deliveries, keys::delivery_key(d.id), records::encode_record(d));
     put_state_key(txn, d, /*reachable=*/false);
     // Other commands scan a reachable event's links: to count its deliveries, or to learn that
     // a removed delivery was not its last.
@@ -234,7 +240,7 @@ Status rotate_secret(WriteTxn& txn, const std::string& id, const SecretRotation&
 }
 
 Status record_attempt(WriteTxn& txn, const Delivery& attempted, Attempt attempt, const Resolution& resolution,
-                      Delivery& out) {
+                      const Subscription* sub, Delivery& out, ordering_queue::Advance& advance) {
   std::optional<Delivery> current;
   if (txn.get(Family::schedule, keys::schedule_key(attempted.next_attempt_at, attempted.id))) {
     // Still pending with the same due time, so unchanged (see the header): no record to read.
@@ -244,11 +250,12 @@ Status record_attempt(WriteTxn& txn, const Delivery& attempted, Attempt attempt,
     // still pending and the attempt counts against its stored state.
     current = load_delivery(txn, attempted.id);
     if (!current) return make_error(Errc::not_found, "no delivery " + attempted.id);
-    if (current->state != DeliveryState::pending) {
+    if (current->state != DeliveryState::pending || current->waiting) {
       return make_error(Errc::conflict, "delivery " + attempted.id + " is " + delivery_state_name(current->state));
     }
   }
   Delivery d = std::move(*current);
+  const Delivery before = d;
   remove_state_key(txn, d);
   attempt.number = d.attempts + 1;
   d.attempts = attempt.number;
@@ -263,6 +270,7 @@ Status record_attempt(WriteTxn& txn, const Delivery& attempted, Attempt attempt,
     d.next_attempt_at = std::max(resolution.next_attempt_at, d.next_attempt_at + 1);
   } else {
     d.completed_at = attempt.started_at + attempt.duration_ms;
+    ordering_queue::leave(txn, before, sub, d.completed_at, advance);
   }
   txn.put_new(Family::attempts, keys::attempt_key(d.id, attempt.number), records::encode_record(attempt));
   txn.put(Family::deliveries, keys::delivery_key(d.id), records::encode_record(d));
@@ -273,17 +281,38 @@ Status record_attempt(WriteTxn& txn, const Delivery& attempted, Attempt attempt,
 
 namespace {
 
+std::optional<Subscription> load_subscription(WriteTxn& txn, const std::string& id) {
+  const auto bytes = txn.get(Family::subscriptions, keys::subscription_key(id));
+  return bytes ? records::decode_subscription(*bytes) : std::nullopt;
+}
+
 // reschedule_now of the stored record `d`.
 Status reschedule_stored(WriteTxn& txn, Delivery d, UnixMillis now, Delivery& out) {
   if (d.state == DeliveryState::succeeded) return make_error(Errc::conflict, "delivery " + d.id + " already succeeded");
+  if (d.state == DeliveryState::superseded) {
+    return make_error(Errc::conflict, "delivery " + d.id + " was superseded by a newer one of its ordering key");
+  }
+  if (d.waiting) {
+    return make_error(Errc::conflict, "delivery " + d.id + " waits behind an earlier delivery of its ordering key");
+  }
   remove_state_key(txn, d);
   // The key must move even when the delivery is already due this millisecond: record_attempt
   // trusts a copy whose schedule key still exists, and this changes the record (window, state).
   const UnixMillis due = d.next_attempt_at == now ? now + 1 : now;
+  const bool was_dead = d.state == DeliveryState::dead;
   d.state = DeliveryState::pending;
   d.next_attempt_at = due;
   d.window_start = 0;  // a fresh retry window starts with the next attempt
   d.completed_at = 0;
+  if (was_dead) {
+    // A dead delivery left its queue when it died; it comes back at the tail (see the header).
+    d.queue_seq = 0;
+    if (!d.ordering_key.empty()) {
+      if (const auto sub = load_subscription(txn, d.subscription_id); sub && ordering_queue::applies(*sub, d)) {
+        ordering_queue::join(txn, d);
+      }
+    }
+  }
   txn.put(Family::deliveries, keys::delivery_key(d.id), records::encode_record(d));
   put_state_key(txn, d);
   out = std::move(d);
@@ -307,10 +336,16 @@ Status retry_delivery(WriteTxn& txn, const std::string& delivery_id, UnixMillis 
   return Ok{};
 }
 
-Status remove_delivery(WriteTxn& txn, const std::string& delivery_id) {
+Status remove_delivery(WriteTxn& txn, const std::string& delivery_id, UnixMillis now,
+                       ordering_queue::Advance* advance) {
   auto current = load_delivery(txn, delivery_id);
   if (!current) return make_error(Errc::not_found, "no delivery " + delivery_id);
   const Delivery& d = *current;
+  if (d.queue_seq != 0 && !is_final(d.state)) {
+    if (!advance) return make_error(Errc::internal, "delivery " + delivery_id + " is in an ordering queue");
+    const auto sub = load_subscription(txn, d.subscription_id);
+    ordering_queue::leave(txn, d, sub ? &*sub : nullptr, now, *advance);
+  }
   remove_state_key(txn, d);
   for (std::uint32_t n = 1; n <= d.attempts; ++n) txn.del(Family::attempts, keys::attempt_key(d.id, n));
   txn.del(Family::deliveries, keys::delivery_key(d.id));
@@ -335,7 +370,8 @@ Status remove_event_if_orphan(WriteTxn& txn, const std::string& event_id) {
 
 // Unchanged since the scheduler's copy exactly when its schedule key still exists (see the
 // header), so no record is read.
-Status expire_delivery(WriteTxn& txn, const Delivery& waiting, std::string reason, UnixMillis now, Delivery& out) {
+Status expire_delivery(WriteTxn& txn, const Delivery& waiting, std::string reason, UnixMillis now,
+                       const Subscription* sub, Delivery& out, ordering_queue::Advance& advance) {
   if (!txn.get(Family::schedule, keys::schedule_key(waiting.next_attempt_at, waiting.id))) {
     return make_error(Errc::conflict, "delivery " + waiting.id + " moved");
   }
@@ -344,6 +380,7 @@ Status expire_delivery(WriteTxn& txn, const Delivery& waiting, std::string reaso
   d.state = DeliveryState::dead;
   d.completed_at = now;
   d.last_error = std::move(reason);
+  ordering_queue::leave(txn, waiting, sub, now, advance);
   txn.put(Family::deliveries, keys::delivery_key(d.id), records::encode_record(d));
   put_state_key(txn, d);
   out = std::move(d);

@@ -19,6 +19,7 @@
 #include "relay/model/subscription.h"
 #include "storage/commit_pipeline.h"
 #include "storage/keys.h"
+#include "storage/ordering_queue.h"
 
 namespace relay::mutations {
 
@@ -39,6 +40,9 @@ struct IngestedEvent {
 
 // Stores the event, one pending delivery due `now` per target, its schedule keys and the
 // idempotency key; or, when client_id was seen before, finds the first event and writes nothing.
+// A delivery to a subscription that orders by key, of an event with an ordering key, joins its
+// key's queue: scheduled when it is the head, else `waiting` (in `deliveries` all the same; the
+// scheduler skips it).
 Status ingest(WriteTxn& txn, const NewEvent& input, const std::vector<std::shared_ptr<const Subscription>>& targets,
               keys::IdGenerator& ids, UnixMillis now, IngestedEvent& out);
 
@@ -90,16 +94,23 @@ struct Resolution {
 };
 
 // Stores the attempt and moves the delivery to its next state. `out` is the updated delivery.
+// A delivery that finishes leaves its ordering queue, whose next head is scheduled in the same
+// batch (`advance`; ordering_queue.h); `sub` is its subscription now (nullptr: deleted), read only
+// for a delivery in a queue.
 // `attempted` is the caller's copy of the delivery that was attempted: while its schedule key
 // exists, the update is built from it without reading the stored record. Otherwise the stored
 // record is read: not_found when the delivery was removed meanwhile; conflict when it is no
 // longer pending; still pending (retried while in flight) and the attempt counts against it.
 // A retry lands at least 1 ms after the current due time (see above).
 Status record_attempt(WriteTxn& txn, const Delivery& attempted, Attempt attempt, const Resolution& resolution,
-                      Delivery& out);
+                      const Subscription* sub, Delivery& out, ordering_queue::Advance& advance);
 
 // A pending or dead delivery becomes due `now` (now + 1 when it is due exactly now: see above)
-// with a fresh retry window (retry / redrive). conflict when it succeeded; not_found when absent.
+// with a fresh retry window (retry / redrive). conflict when it succeeded or was superseded, or
+// when it waits behind the head of its ordering queue; not_found when absent. A dead delivery
+// with an ordering key of a subscription that orders by key joins the tail of its key's queue
+// (its old place may be ahead of the current head): scheduled if the queue is empty, else
+// waiting (`out.waiting`, not for the scheduler).
 Status reschedule_now(WriteTxn& txn, const std::string& delivery_id, UnixMillis now, Delivery& out);
 
 struct RetriedDelivery {
@@ -110,8 +121,11 @@ struct RetriedDelivery {
 Status retry_delivery(WriteTxn& txn, const std::string& delivery_id, UnixMillis now, RetriedDelivery& out);
 
 // Removes a delivery with its attempts and index keys, and its event with the event's
-// idempotency key when no other delivery of the event is left. not_found when absent.
-Status remove_delivery(WriteTxn& txn, const std::string& delivery_id);
+// idempotency key when no other delivery of the event is left. not_found when absent. An
+// unfinished one (its subscription was deleted) leaves its ordering queue, which advances
+// (`advance`, required then: what it schedules is for the scheduler).
+Status remove_delivery(WriteTxn& txn, const std::string& delivery_id, UnixMillis now = 0,
+                       ordering_queue::Advance* advance = nullptr);
 
 // Removes a dead delivery (DELETE /v1/dlq/{id}); conflict when it is not dead.
 Status discard_dead(WriteTxn& txn, const std::string& delivery_id);
@@ -122,6 +136,8 @@ Status remove_event_if_orphan(WriteTxn& txn, const std::string& event_id);
 // A waiting pending delivery whose retry window ended without a further attempt (its circuit
 // was open) becomes dead with `reason` as its last error: the delivery record, its schedule key
 // and its dead-letter key in one batch. conflict when it moved or went since `waiting` was read.
-Status expire_delivery(WriteTxn& txn, const Delivery& waiting, std::string reason, UnixMillis now, Delivery& out);
+// It leaves its ordering queue like a finished attempt (record_attempt).
+Status expire_delivery(WriteTxn& txn, const Delivery& waiting, std::string reason, UnixMillis now,
+                       const Subscription* sub, Delivery& out, ordering_queue::Advance& advance);
 
 }  // namespace relay::mutations

@@ -16,6 +16,7 @@ namespace {
 // A new layout takes a new tag; decoders of the old one stay until no database holds it.
 // delivery_v2 appends window_pause_mark; v1 records (written before it) read with a mark of 0.
 // event_v2 and delivery_v3 append tenant and ordering key (1.1); older records read with none.
+// delivery_v4 appends the ordering queue's seq and the waiting flag; older records read as in no queue.
 enum class Tag : std::uint8_t {
   event_v1 = 0x01,
   delivery_v1 = 0x02,
@@ -24,6 +25,7 @@ enum class Tag : std::uint8_t {
   delivery_v2 = 0x05,
   event_v2 = 0x06,
   delivery_v3 = 0x07,
+  delivery_v4 = 0x08,
 };
 
 constexpr std::size_t kMaxVarintBytes = 10;  // 64 bits, 7 per byte
@@ -182,7 +184,7 @@ std::optional<Event> decode_event(std::string_view bytes) {
 }
 
 std::string encode_record(const Delivery& d) {
-  Writer out(Tag::delivery_v3, 14,
+  Writer out(Tag::delivery_v4, 16,
              d.id.size() + d.event_id.size() + d.subscription_id.size() + d.event_type.size() + d.last_error.size() +
                  d.tenant.size() + d.ordering_key.size());
   out.bytes(d.id);
@@ -199,13 +201,21 @@ std::string encode_record(const Delivery& d) {
   out.signed_int(d.window_pause_mark);
   out.bytes(d.tenant);
   out.bytes(d.ordering_key);
+  out.unsigned_int(d.queue_seq);
+  out.unsigned_int(d.waiting ? 1u : 0u);
   return out.take();
 }
 
 std::optional<Delivery> decode_delivery(std::string_view bytes) {
-  // The layout's version: 1 (no pause mark), 2 (pause mark), 3 (and tenant, ordering key).
+  // The layout's version: 1 (no pause mark), 2 (pause mark), 3 (and tenant, ordering key), 4 (and
+  // queue seq, waiting).
   Reader in(bytes);
-  const int version = in.tag(Tag::delivery_v3) ? 3 : in.tag(Tag::delivery_v2) ? 2 : in.tag(Tag::delivery_v1) ? 1 : 0;
+  const int version = in.tag(Tag::delivery_v4)   ? 4
+                      : in.tag(Tag::delivery_v3) ? 3
+                      : in.tag(Tag::delivery_v2) ? 2
+                      : in.tag(Tag::delivery_v1) ? 1
+                                                 : 0;
+  std::uint64_t waiting = 0;
   Delivery d;
   // superseded exists since v3 only.
   const DeliveryState last_state = version >= 3 ? DeliveryState::superseded : DeliveryState::dead;
@@ -214,9 +224,12 @@ std::optional<Delivery> decode_delivery(std::string_view bytes) {
         in.signed_int(d.next_attempt_at) && in.signed_int(d.window_start) && in.unsigned_int(d.attempts) &&
         in.signed_int(d.completed_at) && in.string(d.last_error) &&
         (version < 2 || in.signed_int(d.window_pause_mark)) &&
-        (version < 3 || (in.string(d.tenant) && in.string(d.ordering_key))) && in.finished())) {
+        (version < 3 || (in.string(d.tenant) && in.string(d.ordering_key))) &&
+        (version < 4 || (in.unsigned_int(d.queue_seq) && in.unsigned_int(waiting) && waiting <= 1)) &&
+        in.finished())) {
     return std::nullopt;
   }
+  d.waiting = waiting == 1;
   return d;
 }
 

@@ -19,7 +19,8 @@ namespace {
 
 const char* const kFamilyNames[] = {
     "default", "events", "deliveries", "schedule", "dead_letters", "completed",
-    "event_deliveries", "attempts", "subscriptions", "idempotency", "event_types", "jobs"};
+    "event_deliveries", "attempts", "subscriptions", "idempotency", "event_types", "jobs",
+    "ordering_queues"};
 static_assert(std::size(kFamilyNames) == static_cast<std::size_t>(Family::count_));
 
 constexpr const char* kInstanceIdKey = "instance_id";
@@ -61,7 +62,8 @@ std::uintmax_t free_bytes(const std::string& path) {
 }
 
 bool is_queue_family(Family family) {
-  return family == Family::schedule || family == Family::dead_letters || family == Family::completed;
+  return family == Family::schedule || family == Family::dead_letters || family == Family::completed ||
+         family == Family::ordering_queues;
 }
 
 rocksdb::ColumnFamilyOptions family_options(Family family, const std::shared_ptr<rocksdb::Cache>& cache) {

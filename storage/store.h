@@ -30,6 +30,7 @@ enum class Family : std::size_t {
   idempotency,
   event_types,  // counters, written with Merge (storage/event_type_merge.h)
   jobs,         // replay and DLQ-retry jobs (storage/job_records.h)
+  ordering_queues,  // unfinished deliveries per (subscription, ordering key) (storage/ordering_queue.h)
   count_,
 };
 

@@ -41,9 +41,11 @@ def config():
         "backlog_dead": env_int("BENCH_BACKLOG_DEAD", 100_000),
         "profile_seconds": env_int("BENCH_PROFILE_SECONDS", 10),
         "micro_min_time": env_float("BENCH_MICRO_MIN_TIME", 0.3),
-        "scenarios": os.environ.get("BENCH_SCENARIOS", "micro 1 2 3 4 profile").split(),
+        "scenarios": os.environ.get("BENCH_SCENARIOS", "micro 1 2 3 4 ordered profile").split(),
         "keep_data": os.environ.get("BENCH_KEEP_DATA", "0") == "1",
         "nginx_workers": env_int("BENCH_NGINX_WORKERS", 2),
+        "ordered_keys": env_int("BENCH_ORDERED_KEYS", 1000),
+        "ordered_per_key": env_int("BENCH_ORDERED_PER_KEY", 100),
     }
 
 
@@ -140,6 +142,8 @@ def main():
             if not best and os.environ.get("BENCH_BACKLOG_S2_RATE"):
                 best = {"target_rate": env_int("BENCH_BACKLOG_S2_RATE", 0)}
             step("s4", lambda: scenarios.scenario4(ctx, best))
+        if "ordered" in selected:
+            step("ordered", lambda: scenarios.scenario_ordered(ctx))
         if "profile" in selected:
             step("profile", lambda: scenarios.profile(ctx, cfg["profile_seconds"]))
     finally:

@@ -2,8 +2,9 @@
 
 Two instances, so that the CPU time of each role can be read apart:
   - sink: the subscriber of every relay scenario; answers 200 to any POST and logs
-    "$msec $http_x_relay_delivery_id" so that ingest-to-delivery latency is measured on the
-    receiving side (a delivery id starts with its creation time in milliseconds);
+    "$msec $http_x_relay_delivery_id $http_webhook_id" so that ingest-to-delivery latency is
+    measured on the receiving side (a delivery id starts with its creation time in milliseconds)
+    and the ordered-delivery scenario can check each key's order by event id;
   - front: the baselines, on two ports: `ingest` answers POST /v1/events itself with a 202 and a
     body shaped like relay's (the loopback ceiling of scenario 1); `proxy` forwards each POST to
     the sink over keep-alive connections (a relay without durability: scenario 2's ceiling).
@@ -42,7 +43,7 @@ http {{
 """
 
 _SINK = """
-  log_format bench '$msec $http_x_relay_delivery_id';
+  log_format bench '$msec $http_x_relay_delivery_id $http_webhook_id';
   server {{
     listen 127.0.0.1:{port} backlog=4096;
     access_log {prefix}/sink.log bench buffer=256k flush=1s;
@@ -140,7 +141,7 @@ class Sink(Nginx):
             f.seek(offset)
             for line in f:
                 parts = line.split()
-                if len(parts) != 2 or not parts[1].startswith("dlv_"):
+                if len(parts) < 2 or not parts[1].startswith("dlv_"):
                     continue
                 created_ms = int(parts[1][4:16], 16)
                 latencies.append(float(parts[0]) * 1000.0 - created_ms)

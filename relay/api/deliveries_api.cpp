@@ -13,6 +13,7 @@
 #include "storage/async_commit.h"
 #include "storage/job_queries.h"
 #include "storage/mutations.h"
+#include "storage/ordering_queue.h"
 #include "storage/queries.h"
 
 namespace relay {
@@ -113,18 +114,23 @@ asio::awaitable<HttpResponse> get_delivery(ApiContext& ctx, const RouteRequest& 
   struct Found {
     std::optional<Delivery> delivery;
     std::vector<Attempt> attempts;
+    std::optional<std::string> blocked_by;  // the head of its ordering queue, while it waits
   };
   const std::string id = req.id;
   const auto read = [&store = ctx.store, id] {
     Found f;
     f.delivery = queries::delivery(store, id);
-    if (f.delivery) f.attempts = queries::attempts(store, id);
+    if (f.delivery) {
+      f.attempts = queries::attempts(store, id);
+      f.blocked_by = ordering_queue::blocked_by(store, *f.delivery);
+    }
     return f;
   };
   Found found = co_await run_blocking(ctx.blocking_pool, read, asio::use_awaitable);
   if (!found.delivery) co_return error_response(Errc::not_found, "no delivery " + id);
   json out = to_api(*found.delivery);
   if (ctx.scheduler.is_in_flight(id)) out["state"] = "in_flight";
+  if (found.blocked_by) out["blocked_by"] = *found.blocked_by;
   json attempts = json::array();
   for (const auto& a : found.attempts) attempts.push_back(to_api(a));
   out["attempts"] = std::move(attempts);

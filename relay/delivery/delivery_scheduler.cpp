@@ -63,9 +63,11 @@ asio::awaitable<void> DeliveryScheduler::count_schedule(std::function<void()> re
   struct Counted {
     std::unordered_map<std::string, std::uint64_t> by_subscription;
     std::uint64_t dead = 0;
+    std::vector<ordering_queue::QueueRef> headless;
   };
   const auto count = [&store = store_] {
-    return Counted{queries::count_schedule_by_subscription(store), queries::count_keys(store, Family::dead_letters)};
+    return Counted{queries::count_schedule_by_subscription(store), queries::count_keys(store, Family::dead_letters),
+                   ordering_queue::headless(store)};
   };
   const Counted counted = co_await run_blocking(blocking_pool_, count, asio::use_awaitable);
   if (!*alive) co_return;
@@ -77,6 +79,8 @@ asio::awaitable<void> DeliveryScheduler::count_schedule(std::function<void()> re
   counts_.dead += counted.dead;
   started_ = true;
   logger_.info("delivery scheduler started", {{"scheduled", scheduled}, {"dead", counted.dead}});
+  // Queues a crash left between two steps of coalescing go on.
+  for (const auto& queue : counted.headless) advance_queue(queue);
   maybe_load();
   tick();
   if (ready) ready();
@@ -84,10 +88,13 @@ asio::awaitable<void> DeliveryScheduler::count_schedule(std::function<void()> re
 
 void DeliveryScheduler::enqueue(std::vector<Delivery> deliveries, std::shared_ptr<const std::string> payload,
                                 Origin origin) {
+  if (origin == Origin::redriven_dead) counts_.remove_dead(deliveries.size());
+  // Waiting ones have no schedule key: neither counted nor held.
+  std::erase_if(deliveries, [](const Delivery& d) { return d.waiting; });
+  if (deliveries.empty()) return;
   if (origin != Origin::rescheduled_pending) {
     for (const auto& d : deliveries) counts_.count_scheduled(d.subscription_id, 1);
   }
-  if (origin == Origin::redriven_dead) counts_.remove_dead(deliveries.size());
   if (!payload) {
     asio::co_spawn(io_, insert_with_payloads(std::move(deliveries)), asio::detached);
     return;

@@ -50,6 +50,7 @@
 #include "relay/model/delivery.h"
 #include "relay/subscriptions/subscription_registry.h"
 #include "storage/commit_pipeline.h"
+#include "storage/ordering_queue.h"
 #include "storage/store.h"
 
 namespace relay {
@@ -85,7 +86,8 @@ class DeliveryScheduler {
   // Where deliveries handed to enqueue() come from, for the depth gauges.
   enum class Origin { created, rescheduled_pending, redriven_dead };
   // Deliveries that are durable and pending (new, retried or redriven). `payload` may be null:
-  // it is then read from the event on the blocking pool.
+  // it is then read from the event on the blocking pool. Waiting ones (behind the head of their
+  // ordering queue) are skipped: they are scheduled when their queue advances to them.
   void enqueue(std::vector<Delivery> deliveries, std::shared_ptr<const std::string> payload,
                Origin origin = Origin::created);
   // A subscription was created, changed or deleted: its series exist from now on (while it is in
@@ -125,10 +127,19 @@ class DeliveryScheduler {
   void attempt(WindowItem& item, const Subscription& sub);
   void on_attempt_done(const std::string& delivery_id, const std::string& subscription_id, UnixMillis started_at,
                        const EgressResponse& response);
+  // What an attempt record or an expiry wrote: the delivery, and what its ordering queue did.
+  struct Recorded {
+    Delivery updated;
+    ordering_queue::Advance advance;
+  };
   // Submits an attempt record or an expiry; on_recorded follows on the event loop.
-  void record(const Delivery& delivery, CommitPipeline::Command command, std::shared_ptr<Delivery> updated);
+  void record(const Delivery& delivery, CommitPipeline::Command command, std::shared_ptr<Recorded> recorded);
   void on_recorded(const std::string& delivery_id, const std::string& subscription_id, UnixMillis old_due,
                    const Status& status, const Delivery& updated);
+  // Hands what an ordering queue's step scheduled to memory, counts what it superseded, and runs
+  // the next step of an unfinished one.
+  void advanced(ordering_queue::Advance advance);
+  void advance_queue(ordering_queue::QueueRef queue);
   void record_circuit(Lane& lane, const std::string& subscription_id, bool success, UnixMillis now);
   void discard_orphans(Lane& lane, const std::string& subscription_id);
   void maybe_load();

@@ -22,6 +22,13 @@ namespace {
 // After a failed write of an attempt record the delivery is tried again this much later.
 constexpr std::int64_t kStorageRetryMs = 5'000;
 
+// The subscription of a delivery in an ordering queue, looked up when its command runs on the
+// writer thread; nullptr for one in no queue or of a deleted subscription.
+std::shared_ptr<const Subscription> queue_subscription(const SubscriptionRegistry& subscriptions, const Delivery& d) {
+  if (d.queue_seq == 0) return nullptr;
+  return subscriptions.snapshot()->find(d.subscription_id);
+}
+
 }  // namespace
 
 void DeliveryScheduler::on_attempt_done(const std::string& delivery_id, const std::string& subscription_id,
@@ -44,23 +51,50 @@ void DeliveryScheduler::on_attempt_done(const std::string& delivery_id, const st
   const auto sub = subscriptions_.snapshot()->find(subscription_id);
   const AttemptResult result = resolve_attempt(d, sub.get(), options_.retry, started_at, response,
                                                std::uniform_real_distribution<double>(0.0, 1.0)(random_));
-  auto updated = std::make_shared<Delivery>();
+  auto recorded = std::make_shared<Recorded>();
   record(d,
-         [attempted = d, result, updated](WriteTxn& txn) {
-           return mutations::record_attempt(txn, attempted, result.attempt, result.resolution, *updated);
+         [&subscriptions = subscriptions_, attempted = d, result, recorded](WriteTxn& txn) {
+           const auto sub = queue_subscription(subscriptions, attempted);
+           return mutations::record_attempt(txn, attempted, result.attempt, result.resolution, sub.get(),
+                                            recorded->updated, recorded->advance);
          },
-         updated);
+         recorded);
   request_pump();  // the lane has a free slot again
 }
 
-void DeliveryScheduler::record(const Delivery& d, CommitPipeline::Command command, std::shared_ptr<Delivery> updated) {
+void DeliveryScheduler::record(const Delivery& d, CommitPipeline::Command command, std::shared_ptr<Recorded> recorded) {
   ++recording_;
   pipeline_.submit(
       std::move(command),
       [this, &io = io_, alive = alive_, id = d.id, sub_id = d.subscription_id, old_due = d.next_attempt_at,
-       updated](const Status& status) {
+       recorded](const Status& status) {
         asio::post(io, [=, this] {
-          if (*alive) on_recorded(id, sub_id, old_due, status, *updated);
+          if (!*alive) return;
+          on_recorded(id, sub_id, old_due, status, recorded->updated);
+          if (status) advanced(std::move(recorded->advance));
+        });
+      },
+      CommitPipeline::Priority::background);
+}
+
+void DeliveryScheduler::advanced(ordering_queue::Advance advance) {
+  if (advance.superseded != 0) metrics_.deliveries_superseded(advance.subscription_id, advance.superseded);
+  if (!advance.promoted.empty()) enqueue(std::move(advance.promoted), nullptr);
+  if (advance.unfinished) advance_queue(std::move(*advance.unfinished));
+}
+
+void DeliveryScheduler::advance_queue(ordering_queue::QueueRef queue) {
+  auto out = std::make_shared<ordering_queue::Advance>();
+  pipeline_.submit(
+      [&subscriptions = subscriptions_, &clock = clock_, queue, out](WriteTxn& txn) -> Status {
+        const auto sub = subscriptions.snapshot()->find(queue.subscription_id);
+        ordering_queue::advance(txn, queue, sub.get(), clock.now_ms(), *out);
+        return Ok{};
+      },
+      [this, &io = io_, alive = alive_, out](const Status& status) {
+        if (!status) return;  // a storage failure; the next start finds the queue headless
+        asio::post(io, [this, alive, out] {
+          if (*alive) advanced(std::move(*out));
         });
       },
       CommitPipeline::Priority::background);
@@ -150,12 +184,19 @@ void DeliveryScheduler::discard_orphans(Lane& l, const std::string& subscription
   counts_.count_scheduled(subscription_id, -static_cast<std::int64_t>(ids->size()));
   logger_.info("discarding deliveries of a deleted subscription",
                {{"subscription", subscription_id}, {"deliveries", ids->size()}});
+  // Their ordering queues are released (ordering_queue.h): what that schedules comes here too.
+  auto advance = std::make_shared<ordering_queue::Advance>();
   pipeline_.submit(
-      [ids](WriteTxn& txn) -> Status {
-        for (const auto& id : *ids) mutations::remove_delivery(txn, id);
+      [ids, advance, now = clock_.now_ms()](WriteTxn& txn) -> Status {
+        for (const auto& id : *ids) mutations::remove_delivery(txn, id, now, advance.get());
         return Ok{};
       },
-      [](const Status&) {});
+      [this, &io = io_, alive = alive_, advance](const Status& status) {
+        if (!status) return;
+        asio::post(io, [this, alive, advance] {
+          if (*alive) advanced(std::move(*advance));
+        });
+      });
 }
 
 void DeliveryScheduler::expire_ended_windows() {
@@ -180,12 +221,14 @@ void DeliveryScheduler::expire_ended_windows() {
     // Marked in flight until the write lands: neither dispatched nor evicted meanwhile.
     item->in_flight = true;
     waiting_.erase({item->delivery.next_attempt_at, item->delivery.id});
-    auto updated = std::make_shared<Delivery>();
+    auto recorded = std::make_shared<Recorded>();
     record(item->delivery,
-           [waiting = item->delivery, now, updated](WriteTxn& txn) {
-             return mutations::expire_delivery(txn, waiting, "window_expired", now, *updated);
+           [&subscriptions = subscriptions_, waiting = item->delivery, now, recorded](WriteTxn& txn) {
+             const auto sub = queue_subscription(subscriptions, waiting);
+             return mutations::expire_delivery(txn, waiting, "window_expired", now, sub.get(), recorded->updated,
+                                               recorded->advance);
            },
-           updated);
+           recorded);
   }
 }
 

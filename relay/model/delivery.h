@@ -40,6 +40,12 @@ struct Delivery {
   std::uint32_t attempts = 0;   // attempts made so far
   UnixMillis completed_at = 0;  // when it reached succeeded or dead
   std::string last_error;       // outcome class of the last failed attempt
+  // Its place in the ordering queue of (subscription, ordering key) while it is unfinished
+  // there (storage/ordering_queue.h); 0: in none.
+  std::uint64_t queue_seq = 0;
+  // Pending behind the head of its ordering queue: not scheduled, not attempted until promoted
+  // (next_attempt_at is 0 meanwhile).
+  bool waiting = false;
 };
 
 // Why an attempt ended; the names are the `outcome` label of relay_delivery_attempts_total.

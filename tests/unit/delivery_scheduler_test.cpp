@@ -73,6 +73,35 @@ class DeliverySchedulerTest : public test::StoreFixture {
     return deliveries;
   }
 
+  // Stores one event per entry of `ordering_keys` ("" for none), chunked into commands of up
+  // to 1,000 events; payload {"k": key, "n": index}. The deliveries handed to the scheduler.
+  std::vector<Delivery> store_keyed_events(const std::vector<std::string>& ordering_keys) {
+    std::vector<Delivery> deliveries;
+    const auto targets = registry_.snapshot()->matching("calendar.update");
+    for (std::size_t from = 0; from < ordering_keys.size(); from += 1'000) {
+      commit([&](WriteTxn& txn) -> Status {
+        for (std::size_t i = from; i < std::min(ordering_keys.size(), from + 1'000); ++i) {
+          mutations::IngestedEvent out;
+          mutations::NewEvent event{"", "calendar.update",
+                                    std::make_shared<const std::string>("{\"k\":\"" + ordering_keys[i] +
+                                                                        "\",\"n\":" + std::to_string(i) + "}")};
+          event.ordering_key = ordering_keys[i];
+          if (auto status = mutations::ingest(txn, event, targets, ids_, clock_.now_ms(), out); !status) return status;
+          deliveries.insert(deliveries.end(), out.deliveries.begin(), out.deliveries.end());
+        }
+        return Ok{};
+      });
+    }
+    return deliveries;
+  }
+
+  void order_by_key(bool coalesce = false) {
+    subscription_.ordering = Ordering::key;
+    subscription_.coalesce = coalesce;
+    commit([&](WriteTxn& txn) { return mutations::put_subscription(txn, subscription_); });
+    registry_.upsert(subscription_);
+  }
+
   void start_scheduler(std::size_t memory_limit, std::size_t lane_memory_limit = 4'000,
                        const std::function<void(SchedulerOptions&)>& configure = {}) {
     SchedulerOptions options;
@@ -239,7 +268,8 @@ TEST_F(DeliverySchedulerTest, FarFutureRetriesStayOnDiskUntilDue) {
       attempt.outcome = AttemptOutcome::http_5xx;
       attempt.http_status = 500;
       Delivery updated;
-      return mutations::record_attempt(txn, d, attempt, {DeliveryState::pending, in_an_hour}, updated);
+      ordering_queue::Advance advance;
+      return mutations::record_attempt(txn, d, attempt, {DeliveryState::pending, in_an_hour}, nullptr, updated, advance);
     });
   }
   const auto fresh = store_events(3);  // due now
@@ -450,6 +480,55 @@ TEST_F(DeliverySchedulerTest, ASubscriptionsSeriesComeWithItAndGoWithIt) {
   EXPECT_TRUE(test::eventually([&] { return enabled_count() == 1.0; }, 20s));
   EXPECT_FALSE(metric(circuit_series)) << "the gauge tick recreated the deleted subscription's circuit state";
   EXPECT_FALSE(metric(dead_series));
+}
+
+TEST_F(DeliverySchedulerTest, AnOrderedKeyHasOneAttemptAtATimeWhileOtherKeysFlow) {
+  // The first delivery of key "a" hangs: the rest of "a" waits behind it on disk, while "b" and
+  // unkeyed events are all delivered.
+  order_by_key();
+  subscriber_.set_handler([](const test::RecordedRequest& r) -> std::optional<test::Reply> {
+    if (r.body.find("\"k\":\"a\"") != std::string::npos) return test::Reply::blackhole();
+    return test::Reply::ok();
+  });
+  std::vector<std::string> keys;
+  for (int i = 0; i < 10; ++i) keys.insert(keys.end(), {"a", "b", ""});
+  store_keyed_events(keys);
+  start_scheduler(1'000, 4'000, [](SchedulerOptions& o) { o.attempt_timeout_ms = 120'000; });
+  ASSERT_TRUE(subscriber_.wait_until(
+      [](const std::vector<test::RecordedRequest>& requests) {
+        return std::count_if(requests.begin(), requests.end(), [](const auto& r) {
+                 return r.body.find("\"k\":\"a\"") == std::string::npos;
+               }) == 20;
+      },
+      30s));
+  const auto requests = subscriber_.requests();
+  const auto to_a = std::count_if(requests.begin(), requests.end(),
+                                  [](const auto& r) { return r.body.find("\"k\":\"a\"") != std::string::npos; });
+  EXPECT_EQ(to_a, 1);
+  // "b" arrived in event order.
+  std::vector<std::string> b_bodies;
+  for (const auto& r : requests) {
+    if (r.body.find("\"k\":\"b\"") != std::string::npos) b_bodies.push_back(r.body);
+  }
+  ASSERT_EQ(b_bodies.size(), 10u);
+  for (std::size_t i = 0; i < b_bodies.size(); ++i) {
+    EXPECT_EQ(b_bodies[i], "{\"k\":\"b\",\"n\":" + std::to_string(3 * i + 1) + "}");
+  }
+  // Once the last records are written: the hanging head of "a"; its 9 successors are on disk only.
+  EXPECT_TRUE(test::eventually([&] { return held() == 1; })) << held();
+}
+
+TEST_F(DeliverySchedulerTest, AKeyWithAHundredThousandWaitingDeliveriesHoldsOnlyItsHeadInMemory) {
+  order_by_key();
+  subscriber_.respond("/hook", test::Reply::blackhole());
+  std::vector<std::string> keys(100'000, "calendar-1");
+  keys.push_back("calendar-2");
+  store_keyed_events(keys);
+  start_scheduler(20'000, 4'000, [](SchedulerOptions& o) { o.attempt_timeout_ms = 120'000; });
+  ASSERT_TRUE(subscriber_.wait_for_requests(2, 30s));  // both heads, nothing more
+  EXPECT_EQ(held(), 2u);
+  EXPECT_EQ(scheduler_->pending_deliveries(), 2u);  // the waiting ones are not scheduled
+  EXPECT_EQ(subscriber_.request_count(), 2u);
 }
 
 }  // namespace

@@ -58,7 +58,10 @@ class MutationsTest : public test::StoreFixture {
   Status attempt_of(const Delivery& attempted, AttemptOutcome outcome, mutations::Resolution resolution,
                     Delivery& out, std::int64_t duration_ms = 250) {
     const Attempt a = attempt_at(clock_.now_ms(), outcome, duration_ms);
-    return run([&](WriteTxn& txn) { return mutations::record_attempt(txn, attempted, a, resolution, out); });
+    return run([&](WriteTxn& txn) {
+      ordering_queue::Advance advance;
+      return mutations::record_attempt(txn, attempted, a, resolution, nullptr, out, advance);
+    });
   }
 
   // Records an attempt with the stored delivery as the copy (an id alone when it is absent).
@@ -333,7 +336,8 @@ TEST_F(MutationsTest, ExpireDeliveryMovesAWaitingDeliveryToTheDeadLettersWithout
   const Delivery waiting = out.deliveries[0];
   Delivery d;
   ASSERT_TRUE(run([&](WriteTxn& txn) {
-                return mutations::expire_delivery(txn, waiting, "window_expired", kStart + 7'000, d);
+                ordering_queue::Advance advance;
+                return mutations::expire_delivery(txn, waiting, "window_expired", kStart + 7'000, nullptr, d, advance);
               }).ok());
   EXPECT_EQ(d.state, DeliveryState::dead);
   EXPECT_EQ(d.completed_at, kStart + 7'000);
@@ -348,7 +352,8 @@ TEST_F(MutationsTest, ExpireDeliveryMovesAWaitingDeliveryToTheDeadLettersWithout
   // A copy whose schedule key is gone (it moved or finished meanwhile) changes nothing.
   const auto before = everything();
   EXPECT_EQ(run([&](WriteTxn& txn) {
-              return mutations::expire_delivery(txn, waiting, "window_expired", kStart + 8'000, d);
+              ordering_queue::Advance advance;
+              return mutations::expire_delivery(txn, waiting, "window_expired", kStart + 8'000, nullptr, d, advance);
             }).error().code,
             Errc::conflict);
   EXPECT_EQ(everything(), before);
@@ -478,7 +483,8 @@ TEST_F(MutationsTest, RemovingADeliveryInTheGroupThatRecordsItsAttemptLeavesNoAt
   std::promise<Status> recorded;
   std::promise<Status> removed;
   pipeline_->submit([&](WriteTxn& txn) {
-    return mutations::record_attempt(txn, copy, a, {DeliveryState::pending, kStart + 5'000}, d);
+    ordering_queue::Advance advance;
+    return mutations::record_attempt(txn, copy, a, {DeliveryState::pending, kStart + 5'000}, nullptr, d, advance);
   }, [&](const Status& s) { recorded.set_value(s); });
   pipeline_->submit([&](WriteTxn& txn) { return mutations::remove_delivery(txn, copy.id); },
                     [&](const Status& s) { removed.set_value(s); });

@@ -49,7 +49,8 @@ class QueriesTest : public test::StoreFixture {
     const Delivery attempted = queries::delivery(*store_, id).value();
     Delivery out;
     EXPECT_TRUE(commit([&](WriteTxn& txn) {
-                  return mutations::record_attempt(txn, attempted, a, {DeliveryState::dead, 0}, out);
+                  ordering_queue::Advance advance;
+                  return mutations::record_attempt(txn, attempted, a, {DeliveryState::dead, 0}, nullptr, out, advance);
                 }).ok());
     clock_.advance(1'000);
   }
@@ -61,7 +62,8 @@ class QueriesTest : public test::StoreFixture {
     const Delivery attempted = queries::delivery(*store_, id).value();
     Delivery out;
     EXPECT_TRUE(commit([&](WriteTxn& txn) {
-                  return mutations::record_attempt(txn, attempted, a, {DeliveryState::succeeded, 0}, out);
+                  ordering_queue::Advance advance;
+                  return mutations::record_attempt(txn, attempted, a, {DeliveryState::succeeded, 0}, nullptr, out, advance);
                 }).ok());
   }
 

@@ -49,7 +49,8 @@ constexpr std::uint8_t kEventV1Tag = 0x01;     // before tenant and ordering key
 constexpr std::uint8_t kEventTag = 0x06;
 constexpr std::uint8_t kDeliveryV1Tag = 0x02;  // before window_pause_mark
 constexpr std::uint8_t kDeliveryV2Tag = 0x05;  // before tenant and ordering key
-constexpr std::uint8_t kDeliveryTag = 0x07;
+constexpr std::uint8_t kDeliveryV3Tag = 0x07;  // before the ordering queue's seq and waiting
+constexpr std::uint8_t kDeliveryTag = 0x08;
 constexpr std::uint8_t kAttemptTag = 0x03;
 constexpr std::uint8_t kEventTypeCountTag = 0x04;
 
@@ -81,6 +82,8 @@ Delivery sample_delivery(DeliveryState state = DeliveryState::dead) {
   d.window_pause_mark = 90'000;
   d.tenant = "customer_42";
   d.ordering_key = "cal_7";
+  d.queue_seq = 300;
+  d.waiting = state == DeliveryState::pending;
   return d;
 }
 
@@ -122,6 +125,8 @@ void expect_same(const Delivery& a, const Delivery& b) {
   EXPECT_EQ(a.window_pause_mark, b.window_pause_mark);
   EXPECT_EQ(a.tenant, b.tenant);
   EXPECT_EQ(a.ordering_key, b.ordering_key);
+  EXPECT_EQ(a.queue_seq, b.queue_seq);
+  EXPECT_EQ(a.waiting, b.waiting);
 }
 
 void expect_same(const Attempt& a, const Attempt& b) {
@@ -236,6 +241,8 @@ TEST(RecordsTest, TheLayoutIsTheDocumentedOne) {
                                            .s(d.window_pause_mark)
                                            .str(d.tenant)
                                            .str(d.ordering_key)
+                                           .u(d.queue_seq)
+                                           .u(0)  // not waiting
                                            .bytes());
   const Attempt a = sample_attempt(AttemptOutcome::http_5xx);
   EXPECT_EQ(records::encode_record(a), Bytes(kAttemptTag)
@@ -273,13 +280,48 @@ TEST(RecordsTest, DeliveriesWrittenBeforeThePauseMarkStillDecode) {
   d.window_pause_mark = 0;  // none was noted: every pause counts, so no window ends early
   d.tenant.clear();
   d.ordering_key.clear();
+  d.queue_seq = 0;
+  d.waiting = false;
   expect_same(*decoded, d);
+}
+
+TEST(RecordsTest, DeliveriesWrittenBeforeOrderingQueuesDecodeAsInNone) {
+  Delivery d = sample_delivery(DeliveryState::pending);
+  const std::string v3 = Bytes(kDeliveryV3Tag)
+                             .str(d.id)
+                             .str(d.event_id)
+                             .str(d.subscription_id)
+                             .str(d.event_type)
+                             .u(0)  // pending
+                             .s(d.created_at)
+                             .s(d.next_attempt_at)
+                             .s(d.window_start)
+                             .u(d.attempts)
+                             .s(d.completed_at)
+                             .str(d.last_error)
+                             .s(d.window_pause_mark)
+                             .str(d.tenant)
+                             .str(d.ordering_key)
+                             .bytes();
+  const auto decoded = records::decode_delivery(v3);
+  ASSERT_TRUE(decoded);
+  d.queue_seq = 0;    // scheduled like any delivery
+  d.waiting = false;
+  expect_same(*decoded, d);
+  // A waiting flag other than 0 or 1 is not one relay wrote.
+  Delivery bad = sample_delivery(DeliveryState::pending);
+  std::string bytes = records::encode_record(bad);
+  ASSERT_EQ(bytes.back(), '\x01');
+  bytes.back() = '\x02';
+  EXPECT_FALSE(records::decode_delivery(bytes));
 }
 
 TEST(RecordsTest, RecordsWrittenBeforeTenantsStillDecodeWithoutOne) {
   Delivery d = sample_delivery(DeliveryState::dead);
   d.tenant.clear();
   d.ordering_key.clear();
+  d.queue_seq = 0;
+  d.waiting = false;
   const std::string v2 = Bytes(kDeliveryV2Tag)
                              .str(d.id)
                              .str(d.event_id)
@@ -373,6 +415,8 @@ TEST(RecordsTest, DecodingRefusesEnumeratorsOutOfRange) {
         .s(d.window_pause_mark)
         .str(d.tenant)
         .str(d.ordering_key)
+        .u(d.queue_seq)
+        .u(0)
         .bytes();
   };
   EXPECT_TRUE(records::decode_delivery(delivery_with_state(4)));

@@ -1,0 +1,159 @@
+// Ordering keys and coalescing (spec section 6) end to end: a real relayd, a real subscriber.
+// Per key one delivery at a time in event order, retries of the head hold the key, a dead head
+// does not, other keys flow, waiting deliveries name what blocks them, and coalescing delivers
+// only the newest of what waited while the receiver was down.
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <functional>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "tests/support/relayd_api_test.h"
+#include "tests/support/test_subscriber.h"
+
+namespace relay::test {
+namespace {
+
+using nlohmann::json;
+
+// A receiver that refuses events until released: `refuse` names the status for an attempt (0:
+// accept). It keeps the payloads it accepted ("k"/"n") in arrival order.
+class Receiver {
+ public:
+  explicit Receiver(std::function<int(const json& payload, int attempt)> refuse) : refuse_(std::move(refuse)) {
+    server_.set_handler([this](const RecordedRequest& r) -> std::optional<Reply> {
+      const json payload = json::parse(r.body, nullptr, false);
+      const int attempt = std::stoi(r.header("X-Relay-Attempt").value_or("1"));
+      if (const int refusal = released_ ? 0 : refuse_(payload, attempt); refusal != 0) return Reply::status(refusal);
+      std::lock_guard lock(mutex_);
+      accepted_.push_back(payload.value("k", "") + std::to_string(payload.value("n", -1)));
+      return Reply::ok();
+    });
+  }
+  std::string url() const { return server_.url("/hook"); }
+  void release() { released_ = true; }
+  std::vector<std::string> accepted() const {
+    std::lock_guard lock(mutex_);
+    return accepted_;
+  }
+  std::size_t attempts_of(const std::string& key, int n) const {
+    std::size_t count = 0;
+    for (const auto& r : server_.requests()) {
+      const json payload = json::parse(r.body, nullptr, false);
+      if (payload.value("k", "") == key && payload.value("n", -1) == n) ++count;
+    }
+    return count;
+  }
+  TestSubscriber& server() { return server_; }
+
+ private:
+  std::function<int(const json&, int)> refuse_;
+  std::atomic<bool> released_{false};
+  mutable std::mutex mutex_;
+  std::vector<std::string> accepted_;
+  TestSubscriber server_;
+};
+
+class Ordering : public RelaydApiTest {
+ protected:
+  void SetUp() override {
+    start({"--allow-cidr", "127.0.0.0/8", "--retry-initial", "100ms", "--retry-max-delay", "200ms"});
+  }
+
+  std::string ordered_subscription(const std::string& url, bool coalesce = false) {
+    return subscribe_id(
+        json{{"url", url}, {"event_types", {"calendar.*"}}, {"ordering", "key"}, {"coalesce", coalesce}});
+  }
+
+  // Publishes calendar.update {"k": key, "n": n} with ordering key `key`; the event id.
+  std::string publish_keyed(const std::string& key, int n) {
+    const HttpResponse r =
+        call("POST", "/v1/events",
+             json{{"type", "calendar.update"}, {"payload", {{"k", key}, {"n", n}}}, {"ordering_key", key}}.dump());
+    EXPECT_EQ(r.status, 202) << r.describe();
+    return r.status == 202 ? r.json().value("id", "") : "";
+  }
+
+  std::optional<double> metric(const std::string& series) {
+    const std::string text = call("GET", "/metrics").body;
+    const auto at = text.find("\n" + series + " ");
+    if (at == std::string::npos) return std::nullopt;
+    return std::stod(text.substr(at + series.size() + 2));
+  }
+};
+
+TEST_F(Ordering, RetriesOfTheHeadHoldItsKeyWhileOtherKeysFlowAndWaitingDeliveriesShowWhatBlocksThem) {
+  Receiver receiver([](const json& p, int) { return p.value("k", "") == "a" && p.value("n", 0) == 1 ? 500 : 0; });
+  const std::string sub = ordered_subscription(receiver.url());
+  std::vector<std::string> a;
+  for (int n = 1; n <= 3; ++n) a.push_back(delivery_id(publish_keyed("a", n), sub));
+  const std::string b = delivery_id(publish_keyed("b", 1), sub);
+
+  await_state(b, "succeeded");
+  ASSERT_TRUE(eventually([&] { return receiver.attempts_of("a", 1) >= 2; }));  // the head is retried
+  for (int i : {1, 2}) {
+    const json waiting = delivery(a[i]);
+    EXPECT_EQ(waiting.value("state", ""), "pending") << waiting.dump();
+    EXPECT_EQ(waiting.value("blocked_by", ""), a[0]) << waiting.dump();
+    EXPECT_TRUE(waiting["next_attempt_at"].is_null()) << waiting.dump();
+  }
+  EXPECT_EQ(receiver.attempts_of("a", 2), 0u);
+  EXPECT_FALSE(delivery(a[0]).contains("blocked_by"));
+  // A waiting delivery cannot jump its queue.
+  EXPECT_EQ(call("POST", "/v1/deliveries/" + a[2] + "/retry").status, 409);
+
+  receiver.release();
+  await_state(a[2], "succeeded");
+  EXPECT_EQ(receiver.accepted(), (std::vector<std::string>{"b1", "a1", "a2", "a3"}));
+  EXPECT_FALSE(delivery(a[2]).contains("blocked_by"));
+}
+
+TEST_F(Ordering, ADeadHeadDoesNotBlockItsSuccessors) {
+  // The head fails twice, then gets 410 Gone: only then is the second one attempted.
+  Receiver receiver([](const json& p, int attempt) { return p.value("n", 0) != 1 ? 0 : attempt < 3 ? 500 : 410; });
+  const std::string sub = ordered_subscription(receiver.url());
+  const std::string first = delivery_id(publish_keyed("k", 1), sub);
+  const std::string second = delivery_id(publish_keyed("k", 2), sub);
+  await_state(second, "succeeded");
+  EXPECT_EQ(delivery(first).value("state", ""), "dead");
+  EXPECT_EQ(receiver.accepted(), (std::vector<std::string>{"k2"}));
+  std::vector<std::string> arrivals;
+  for (const auto& r : receiver.server().requests()) {
+    const json p = json::parse(r.body, nullptr, false);
+    arrivals.push_back(p.value("k", "") + std::to_string(p.value("n", -1)) + "#" +
+                       r.header("X-Relay-Attempt").value_or(""));
+  }
+  EXPECT_EQ(arrivals, (std::vector<std::string>{"k1#1", "k1#2", "k1#3", "k2#1"}));
+}
+
+TEST_F(Ordering, CoalescingDeliversOnlyTheNewestOfWhatWaitedWhileTheReceiverWasDown) {
+  Receiver receiver([](const json&, int) { return 503; });  // down
+  const std::string sub = ordered_subscription(receiver.url(), /*coalesce=*/true);
+  const std::string series = "relay_deliveries_superseded_total{subscription=\"" + sub + "\"}";
+  EXPECT_EQ(metric(series), 0.0);  // exists from the subscription's creation
+
+  std::vector<std::string> c;
+  c.push_back(delivery_id(publish_keyed("cal", 1), sub));
+  ASSERT_TRUE(eventually([&] { return receiver.attempts_of("cal", 1) >= 1; }));
+  for (int n = 2; n <= 5; ++n) c.push_back(delivery_id(publish_keyed("cal", n), sub));
+  EXPECT_EQ(delivery(c[2]).value("blocked_by", ""), c[0]);
+
+  receiver.release();  // back up
+  await_state(c[4], "succeeded");
+  EXPECT_EQ(receiver.accepted(), (std::vector<std::string>{"cal1", "cal5"}));
+  for (int i : {1, 2, 3}) {
+    const json d = delivery(c[i]);
+    EXPECT_EQ(d.value("state", ""), "superseded") << d.dump();
+    EXPECT_EQ(receiver.attempts_of("cal", i + 1), 0u);
+    EXPECT_EQ(call("POST", "/v1/deliveries/" + c[i] + "/retry").status, 409);
+  }
+  EXPECT_EQ(metric(series), 3.0);
+  EXPECT_TRUE(items("/v1/dlq").empty());
+}
+
+}  // namespace
+}  // namespace relay::test

@@ -182,7 +182,10 @@ TEST_F(JobMutationsTest, OnlyFailedReplaysEventsWhoseLatestDeliveryIsDead) {
   const auto kill = [&](const std::string& event_id) {
     for (const auto& d : queries::deliveries_of_event(*store_, event_id)) {
       Delivery out;
-      ASSERT_TRUE(commit([&](WriteTxn& txn) { return mutations::expire_delivery(txn, d, "window_expired", clock_.now_ms(), out); }).ok());
+      ASSERT_TRUE(commit([&](WriteTxn& txn) {
+                    ordering_queue::Advance advance;
+                    return mutations::expire_delivery(txn, d, "window_expired", clock_.now_ms(), nullptr, out, advance);
+                  }).ok());
     }
   };
   kill(dead_one.id);
@@ -211,7 +214,10 @@ TEST_F(JobMutationsTest, ADlqRetryChunkRedrivesWhatIsStillDeadAndMovesItsCursor)
     const Event e = store_event({sub_});
     for (const auto& d : queries::deliveries_of_event(*store_, e.id)) {
       Delivery out;
-      ASSERT_TRUE(commit([&](WriteTxn& txn) { return mutations::expire_delivery(txn, d, "window_expired", clock_.now_ms(), out); }).ok());
+      ASSERT_TRUE(commit([&](WriteTxn& txn) {
+                    ordering_queue::Advance advance;
+                    return mutations::expire_delivery(txn, d, "window_expired", clock_.now_ms(), nullptr, out, advance);
+                  }).ok());
       dead.push_back(out);
     }
   }
@@ -244,7 +250,10 @@ TEST_F(JobMutationsTest, CountDeadStopsAtItsBound) {
     const Event e = store_event({sub_});
     for (const auto& d : queries::deliveries_of_event(*store_, e.id)) {
       Delivery out;
-      ASSERT_TRUE(commit([&](WriteTxn& txn) { return mutations::expire_delivery(txn, d, "window_expired", clock_.now_ms(), out); }).ok());
+      ASSERT_TRUE(commit([&](WriteTxn& txn) {
+                    ordering_queue::Advance advance;
+                    return mutations::expire_delivery(txn, d, "window_expired", clock_.now_ms(), nullptr, out, advance);
+                  }).ok());
     }
   }
   EXPECT_EQ(*queries::count_dead(*store_, {}, 3), 3u);

@@ -14,11 +14,17 @@ refused for their shape must not, so that the document is neither looser nor str
 relayd. At the end, every operation of the document must have been called. The document's own
 examples are validated against their schemas first.
 
+The jobs section makes 1,001 dead letters (a subscriber answering 410, whose circuit relayd opens
+after 20 failures: `--circuit-probe-interval 1ms` lets the rest through as probes, and a 1 s retry
+window ends those left waiting), so that POST /v1/dlq/retry answers 202 with a job, and runs
+relayd with `--job-chunk 1` so that a job over them is still running when it is cancelled.
+
 Needs Debian's python3-jsonschema (draft 2020-12) and python3-yaml (deploy/install-deps.sh).
 Prints each failure as `METHOD PATH -> STATUS: problem` and exits 1 if there is any.
 """
 
 import argparse
+import datetime
 import http.client
 import json
 import os
@@ -37,6 +43,11 @@ import yaml
 ADMIN_KEY = "openapi-admin-3f9c1e7a5b"
 INGEST_KEY = "openapi-ingest-8d2b6a4c0e"
 MAX_BODY = 4096  # small, so that a 413 is cheap to provoke
+# One event or dead letter per job chunk, with relayd's pause of 5 ms between chunks: a job over
+# 1,000 of them runs for seconds at the very least, so that it is still running when the test
+# cancels it right after starting it.
+JOB_CHUNK = 1
+INLINE_REDRIVE = 1000  # POST /v1/dlq/retry answers 202 {"job"} beyond this many matches
 DEADLINE_S = 60.0
 
 
@@ -120,13 +131,21 @@ class Subscriber:
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                try:
+                    self.end_headers()
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # relayd may close once it has the status of an error answer
 
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            # relayd opens many connections at once (the jobs section sends a thousand events):
+            # the default backlog of 5 would leave some to time out.
+            request_queue_size = 256
+
+        self.server = Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
@@ -147,7 +166,8 @@ class Relayd:
         env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
         args = [binary, "--listen", "127.0.0.1:0", "--data-dir", data_dir,
                 "--api-key", f"admin:{ADMIN_KEY}", "--api-key", f"ingest:{INGEST_KEY}",
-                "--allow-cidr", "127.0.0.0/8", "--max-body", str(MAX_BODY)]
+                "--allow-cidr", "127.0.0.0/8", "--max-body", str(MAX_BODY),
+                "--job-chunk", str(JOB_CHUNK), "--circuit-probe-interval", "1ms"]
         self.lines = []
         self.port = None
         self.listening = threading.Event()
@@ -288,6 +308,12 @@ class Check:
         observe_1_1(parsed, self.filled)
         return parsed
 
+    def names_field(self, what, answer, field):
+        """A 400 `invalid_field` answer must name the field at fault in its message."""
+        message = ((answer or {}).get("error") or {}).get("message", "") if isinstance(answer, dict) else ""
+        if f"'{field}'" not in message and field not in message.split():
+            self.fail(what, f"the 400 answer does not name '{field}': {message!r}")
+
     def eventually(self, what, probe):
         """Polls `probe` (relayd's or the subscriber's state) until truthy or the deadline."""
         deadline = time.monotonic() + DEADLINE_S
@@ -354,6 +380,29 @@ def scopes_of(spec, template, method):
     """The key scopes an operation's security requirements name ([] when it needs no key)."""
     requirements = spec.operation(template, method).get("security", spec.doc.get("security", []))
     return sorted({scope for requirement in requirements for scopes in requirement.values() for scope in scopes})
+
+
+def job_state(check, job_id):
+    _, job = check.call("GET", "/v1/jobs/{id}", {"id": job_id}, expect=200)
+    return (job or {}).get("state")
+
+
+def dead_count(check, subscription_id):
+    """The dead deliveries to a subscription, counted through GET /v1/dlq (every page validated)."""
+    count, cursor = 0, None
+    while True:
+        query = f"subscription_id={subscription_id}&limit=1000" + (f"&cursor={cursor}" if cursor else "")
+        _, page = check.call("GET", "/v1/dlq", query=query, expect=200)
+        if not isinstance(page, dict):
+            return count
+        count += len(page.get("items", []))
+        cursor = page.get("next_cursor")
+        if not cursor:
+            return count
+
+
+def utc_millis(text):
+    return round(datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%f%z").timestamp() * 1000)
 
 
 def delivery_state(check, delivery_id):
@@ -652,6 +701,128 @@ def run(check, subscriber):
                 break
     subscriber.release.set()
 
+    run_jobs(check, subscriber, acme, event)
+
+
+def run_jobs(check, subscriber, acme, event):
+    """Replay and jobs: a large DLQ redrive (202 {"job"}), replays, the job list, cancel."""
+    call = check.call
+
+    log("== jobs: a DLQ redrive of more than 1,000 dead letters")
+    # A calendar API's endpoint for deleted calendar events is gone for good (410): each of its
+    # deliveries is dead at its first attempt. The events are published in batches that fit
+    # under --max-body.
+    _, bulk = call("POST", "/v1/subscriptions",
+                   body={"url": subscriber.url("/gone/calendar/deleted"), "event_types": ["calendar.event_deleted"],
+                         "description": "calendar deletions, endpoint retired", "retry": {"window": "1s"}},
+                   expect=201, body_is_valid=True)
+    if not isinstance(bulk, dict) or "id" not in bulk:
+        raise RuntimeError("the subscription for the bulk DLQ could not be created")
+    total = INLINE_REDRIVE + 1
+    events = [{"type": "calendar.event_deleted", "payload": {"n": n}} for n in range(total)]
+    per_batch = (MAX_BODY - 64) // len(json.dumps(events[-1]) + ", ")
+    began = time.monotonic()
+    for start in range(0, total, per_batch):
+        call("POST", "/v1/events/batch", body={"events": events[start:start + per_batch]}, key=INGEST_KEY,
+             expect=200, body_is_valid=True)
+    # After 20 failures the subscription's circuit opens; the deliveries left then wait, and go
+    # dead when their one-second retry window ends.
+    check.eventually(f"{total} dead deliveries to {bulk['id']}", lambda: dead_count(check, bulk["id"]) >= total)
+    log(f"  {total} dead deliveries after {time.monotonic() - began:.1f} s")
+
+    redrive = {"subscription_id": bulk["id"], "event_type": "calendar.event_deleted",
+               "since": "2024-10-01T00:00:00Z"}
+    _, answer = call("POST", "/v1/dlq/retry", body=redrive, expect=202, body_is_valid=True)
+    dlq_job = (answer or {}).get("job") or {}
+    want = {"kind": "dlq_retry", "state": "running"}
+    if any(dlq_job.get(k) != v for k, v in want.items()) or (dlq_job.get("params") or {}).get("subscription_id") != bulk["id"]:
+        check.fail("POST /v1/dlq/retry -> 202", f"expected a running dlq_retry job of {bulk['id']}, got {dlq_job}")
+    if "id" not in dlq_job:
+        raise RuntimeError(f"POST /v1/dlq/retry started no job: {answer}")
+    # With "limit", the smaller of the limit and the matches decides: 1,000 is redriven inline.
+    # (Left for after the job: the two would otherwise redrive the same dead letters.)
+    call("GET", "/v1/jobs/{id}", {"id": dlq_job["id"]}, expect=200)
+    _, cancelled = call("POST", "/v1/jobs/{id}/cancel", {"id": dlq_job["id"]}, expect=200)
+    if ((cancelled or {}).get("job") or {}).get("state") != "cancelled":
+        check.fail(f"POST /v1/jobs/{dlq_job['id']}/cancel", f"the job is not cancelled: {cancelled}")
+    if job_state(check, dlq_job["id"]) != "cancelled":
+        check.fail(f"GET /v1/jobs/{dlq_job['id']}", "the cancelled job does not read back cancelled")
+    call("POST", "/v1/jobs/{id}/cancel", {"id": dlq_job["id"]}, expect=409)
+    call("POST", "/v1/dlq/retry", body=dict(redrive, limit=INLINE_REDRIVE), expect=200, body_is_valid=True)
+
+    log("== jobs: replay")
+    # A replay of every stored event to the retired endpoint, cancelled while it runs.
+    _, answer = call("POST", "/v1/subscriptions/{id}/replay", {"id": bulk["id"]},
+                     body={"since": "2024-10-01T00:00:00Z", "until": None, "event_types": None,
+                           "only_failed": True},
+                     expect=202, body_is_valid=True)
+    replay = (answer or {}).get("job") or {}
+    params = replay.get("params") or {}
+    if replay.get("kind") != "replay" or params.get("event_types") != bulk["event_types"] or not params.get("only_failed"):
+        check.fail("POST /v1/subscriptions/{id}/replay -> 202",
+                   f"expected a replay with the subscription's patterns and only_failed, got {replay}")
+    if "id" in replay:
+        call("POST", "/v1/jobs/{id}/cancel", {"id": replay["id"]}, expect=200)
+
+    # A replay that runs to its end: the meeting of a bot, to the customer's subscription, in a
+    # one-millisecond range around the event's creation.
+    created = utc_millis(event["created_at"])
+    body = {"since": event["created_at"], "until": str(created + 1), "event_types": ["meeting.*"]}
+    _, answer = call("POST", "/v1/subscriptions/{id}/replay", {"id": acme["id"]}, body=body, expect=202,
+                     body_is_valid=True)
+    finished = ((answer or {}).get("job") or {}).get("id")
+    if finished:
+        check.eventually(f"job {finished} done", lambda: job_state(check, finished) == "done")
+        _, job = call("GET", "/v1/jobs/{id}", {"id": finished}, expect=200)
+        if (job or {}).get("matched") != 1 or job.get("created") != 1 or not job.get("finished_at"):
+            check.fail(f"GET /v1/jobs/{finished}", f"expected 1 event matched and 1 delivery created, got {job}")
+        call("POST", "/v1/jobs/{id}/cancel", {"id": finished}, expect=409)
+
+    log("== jobs: refusals")
+    target = {"id": acme["id"]}
+    since = "2024-10-01T06:00:00Z"
+    for bad, field, shape_invalid in [
+            ({}, "since", True),
+            ({"since": "this morning"}, "since", True),
+            ({"since": since, "until": "2024-10-01T05:00:00Z"}, "until", None),  # the schema cannot compare
+            ({"since": since, "event_types": ["bad type!"]}, "event_types", True),
+            ({"since": since, "event_types": []}, "event_types", True),
+            ({"since": since, "only_failed": "yes"}, "only_failed", True),
+            ({"since": since, "only_failed": None}, "only_failed", True),
+            ({"since": since, "tenant": "cust_acme"}, "tenant", True)]:
+        _, refusal = call("POST", "/v1/subscriptions/{id}/replay", target, body=bad, expect=400,
+                          body_is_valid=None if shape_invalid is None else False)
+        check.names_field(f"POST /v1/subscriptions/{acme['id']}/replay {json.dumps(bad)}", refusal, field)
+    call("POST", "/v1/subscriptions/{id}/replay", target, raw=b"since=yesterday",
+         headers={"Content-Type": "application/json"}, expect=400)
+    call("POST", "/v1/subscriptions/{id}/replay", target, raw=b'{"since": "2024-10-01T06:00:00Z"}',
+         headers={"Content-Type": "text/plain"}, expect=415)
+    call("POST", "/v1/subscriptions/{id}/replay", target,
+         raw=json.dumps({"since": since, "event_types": ["x"] * MAX_BODY}).encode(),
+         headers={"Content-Type": "application/json"}, expect=413)
+    call("POST", "/v1/subscriptions/{id}/replay", {"id": "sub_00000000000000000000000000000000"},
+         body={"since": since}, expect=404, body_is_valid=True)
+
+    log("== jobs: list and read")
+    _, page = call("GET", "/v1/jobs", expect=200)
+    ids = [j.get("id") for j in (page or {}).get("items", [])]
+    started = [dlq_job["id"], replay.get("id"), finished]
+    if ids[:3] != started[::-1]:
+        check.fail("GET /v1/jobs", f"expected the jobs newest first {started[::-1]}, got {ids}")
+    _, page = call("GET", "/v1/jobs", query="limit=1", expect=200)
+    if not (page or {}).get("next_cursor"):
+        check.fail("GET /v1/jobs?limit=1", f"a page of 1 of 3 jobs has no next_cursor: {page}")
+    else:
+        call("GET", "/v1/jobs", query=f"limit=2&cursor={page['next_cursor']}", expect=200)
+    for query, field in [("limit=0", "limit"), ("limit=1001", "limit"), ("state=running", "state")]:
+        _, refusal = call("GET", "/v1/jobs", query=query, expect=400)
+        check.names_field(f"GET /v1/jobs?{query}", refusal, field)
+    call("GET", "/v1/jobs/{id}", {"id": "job_00000000000000000000000000000000"}, expect=404)
+    call("GET", "/v1/jobs/{id}", {"id": "sub_00000000000000000000000000000000"}, expect=404)
+    call("GET", "/v1/jobs/{id}", {"id": dlq_job["id"]}, query="a=%zz", expect=400)
+    call("POST", "/v1/jobs/{id}/cancel", {"id": "job_00000000000000000000000000000000"}, expect=404)
+    call("POST", "/v1/jobs/{id}/cancel", {"id": "nope"}, expect=404)
+
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -670,8 +841,8 @@ def main():
         check_examples(check)
         try:
             run(check, subscriber)
-        except RuntimeError as error:
-            check.fail("scenario", str(error))
+        except (RuntimeError, OSError, http.client.HTTPException) as error:
+            check.fail("scenario", f"{type(error).__name__}: {error}")
         missing = sorted(spec.operations - check.called)
         for template, method in missing:
             check.fail(f"{method} {template}", "documented but never called")
@@ -690,6 +861,8 @@ def main():
         if check.failures:
             log(f"== {len(check.failures)} failure(s)")
             if relayd is not None:
+                if relayd.process.poll() is not None:
+                    log(f"---- relayd exited with {relayd.process.returncode} ----")
                 log("---- relayd stderr (last 40 lines) ----\n" + "\n".join(relayd.lines[-40:]))
             return 1
         log("== every answer matches docs/openapi.yaml")

@@ -17,9 +17,9 @@ namespace relay {
 namespace asio = boost::asio;
 using keys::ScheduleKey;
 
-bool DeliveryScheduler::admit(const Delivery& delivery, const ScheduleKey& key, const SubscriptionSet& subscriptions) {
+bool DeliveryScheduler::admit(const Delivery& delivery, const ScheduleKey& key) {
   Lane& l = lane(delivery.subscription_id);
-  const auto sub = subscriptions.find(delivery.subscription_id);
+  const auto sub = subscriptions_.find(delivery.subscription_id);
   const std::size_t budget = relay::lane_budget(&l, sub.get(), clock_.now_ms(), lane_limits_);
   // Once parked, a lane takes its deliveries in due order through reloads.
   if (l.held >= budget || l.parked_from) {
@@ -42,13 +42,12 @@ void DeliveryScheduler::maybe_queue_reload(Lane& l, const std::string& subscript
 }
 
 std::size_t DeliveryScheduler::lane_budget(const Lane& l, const std::string& subscription_id, UnixMillis now) const {
-  const auto sub = subscriptions_.snapshot()->find(subscription_id);
+  const auto sub = subscriptions_.find(subscription_id);
   return relay::lane_budget(&l, sub.get(), now, lane_limits_);
 }
 
 void DeliveryScheduler::fit_lanes_to_budgets(const std::string* only) {
   const UnixMillis now = clock_.now_ms();
-  const auto snapshot = subscriptions_.snapshot();
   struct Cut {
     Lane* lane;
     std::size_t budget;
@@ -58,7 +57,7 @@ void DeliveryScheduler::fit_lanes_to_budgets(const std::string* only) {
   std::unordered_map<std::string, Cut> cuts;  // by subscription id
   for (auto& [subscription_id, l] : lanes_) {
     if (only && subscription_id != *only) continue;
-    const auto sub = snapshot->find(subscription_id);
+    const auto sub = subscriptions_.find(subscription_id);
     const std::size_t budget = relay::lane_budget(l.get(), sub.get(), now, lane_limits_);
     if (l->held > budget) {
       cuts.emplace(subscription_id, Cut{l.get(), budget, 0, {}});
@@ -141,17 +140,17 @@ void DeliveryScheduler::maybe_load() {
   // Every subscription's room is its budget (from its settings, for one without a lane yet, as
   // after a restart) less what it holds: lanes that cannot dispatch do not fill memory.
   const UnixMillis now = clock_.now_ms();
-  const auto snapshot = subscriptions_.snapshot();
-  for (const auto& [subscription_id, sub] : snapshot->all()) {
+  subscriptions_.for_each([&](const std::shared_ptr<const Subscription>& sub) {
+    const std::string& subscription_id = sub->id;
     const auto found = lanes_.find(subscription_id);
     const Lane* l = found == lanes_.end() ? nullptr : found->second.get();
     // A parked lane takes its deliveries in due order through its own reloads.
     const std::size_t budget = l && l->parked_from ? 0 : relay::lane_budget(l, sub.get(), now, lane_limits_);
     const std::size_t held_by_lane = l ? l->held : 0;
     request.lane_room.emplace(keys::subscription_key(subscription_id), budget - std::min(held_by_lane, budget));
-  }
+  });
   for (const auto& [subscription_id, l] : lanes_) {
-    if (snapshot->find(subscription_id) || (l->held == 0 && !l->parked_from)) continue;
+    if (subscriptions_.find(subscription_id) || (l->held == 0 && !l->parked_from)) continue;
     const std::size_t budget = l->parked_from ? 0 : options_.lane_memory_limit;
     request.lane_room.emplace(keys::subscription_key(subscription_id), budget - std::min(l->held, budget));
   }
@@ -174,10 +173,9 @@ asio::awaitable<void> DeliveryScheduler::load(LoadRequest request, std::optional
 void DeliveryScheduler::on_loaded(LoadResult result) {
   const bool more = !result.reached_end;
   auto landed = window_.land(std::move(result));
-  const auto snapshot = subscriptions_.snapshot();
   for (auto& [key, item] : landed.loaded) {
     if (items_.count(item.delivery.id) != 0) continue;
-    if (!admit(item.delivery, key, *snapshot)) continue;
+    if (!admit(item.delivery, key)) continue;
     auto [it, inserted] = items_.emplace(item.delivery.id, std::move(item));
     place(it->second);
   }

@@ -137,23 +137,24 @@ void DeliveryScheduler::maybe_load() {
   request.upper = upper;
   request.room = options_.memory_limit - held;
   request.lane_limit = options_.lane_memory_limit;
-  // Every subscription's room is its budget (from its settings, for one without a lane yet, as
-  // after a restart) less what it holds: lanes that cannot dispatch do not fill memory.
+  // Every subscription's room is its budget less what it holds: lanes that cannot dispatch do not
+  // fill memory. A subscription without a lane yet (as after a restart) gets its budget from its
+  // settings when the loader meets its first key, so that a load does not cost the number of
+  // subscriptions (100,000 of them, spec section 6).
   const UnixMillis now = clock_.now_ms();
-  subscriptions_.for_each([&](const std::shared_ptr<const Subscription>& sub) {
-    const std::string& subscription_id = sub->id;
-    const auto found = lanes_.find(subscription_id);
-    const Lane* l = found == lanes_.end() ? nullptr : found->second.get();
-    // A parked lane takes its deliveries in due order through its own reloads.
-    const std::size_t budget = l && l->parked_from ? 0 : relay::lane_budget(l, sub.get(), now, lane_limits_);
-    const std::size_t held_by_lane = l ? l->held : 0;
-    request.lane_room.emplace(keys::subscription_key(subscription_id), budget - std::min(held_by_lane, budget));
-  });
   for (const auto& [subscription_id, l] : lanes_) {
-    if (subscriptions_.find(subscription_id) || (l->held == 0 && !l->parked_from)) continue;
-    const std::size_t budget = l->parked_from ? 0 : options_.lane_memory_limit;
+    const auto sub = subscriptions_.find(subscription_id);
+    if (!sub && l->held == 0 && !l->parked_from) continue;
+    // A parked lane takes its deliveries in due order through its own reloads.
+    const std::size_t budget = l->parked_from ? 0
+                               : sub          ? relay::lane_budget(l.get(), sub.get(), now, lane_limits_)
+                                              : options_.lane_memory_limit;
     request.lane_room.emplace(keys::subscription_key(subscription_id), budget - std::min(l->held, budget));
   }
+  request.room_of_unlisted = [&registry = subscriptions_, limits = lane_limits_, now](std::string_view stored_key) {
+    const auto sub = registry.find(keys::format_id(keys::kSubscriptionPrefix, stored_key));
+    return relay::lane_budget(nullptr, sub.get(), now, limits);
+  };
   asio::co_spawn(io_, load(std::move(request), std::nullopt), asio::detached);
 }
 

@@ -17,7 +17,7 @@ constexpr std::size_t kScanBudget = 20'000;
 bool matches(const Delivery& d, const DeliveryFilter& f) {
   return (f.subscription_id.empty() || d.subscription_id == f.subscription_id) &&
          (f.event_id.empty() || d.event_id == f.event_id) && (!f.state || d.state == *f.state) &&
-         (f.event_type.empty() || d.event_type == f.event_type);
+         (f.event_type.empty() || d.event_type == f.event_type) && (f.tenant.empty() || d.tenant == f.tenant);
 }
 
 std::string id_time_bound(UnixMillis t) {

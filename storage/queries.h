@@ -28,6 +28,7 @@ struct DeliveryFilter {
   std::string event_id;
   std::optional<DeliveryState> state;
   std::string event_type;
+  std::string tenant;    // the event's tenant, exactly
   UnixMillis since = 0;  // creation time (for the DLQ: time of death), inclusive
   UnixMillis until = 0;  // exclusive; 0 = no bound
   std::size_t limit = 100;

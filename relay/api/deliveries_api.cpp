@@ -10,6 +10,7 @@
 #include "relay/core/async_bridge.h"
 #include "relay/core/time.h"
 #include "relay/delivery/delivery_scheduler.h"
+#include "relay/model/event_type.h"
 #include "storage/async_commit.h"
 #include "storage/job_queries.h"
 #include "storage/mutations.h"
@@ -61,13 +62,13 @@ Result<queries::DeliveryFilter> parse_filter(const std::map<std::string, json>& 
       auto t = parse_time(*text);
       if (!t) return make_error(Errc::invalid_field, key + " must be an RFC 3339 UTC time or Unix milliseconds");
       (key == "since" ? filter.since : filter.until) = *t;
+    } else if (key == "tenant") {
+      if (!is_valid_tenant(*text)) return field_error("tenant", "must be 1-128 characters of [A-Za-z0-9._:-]");
+      filter.tenant = *text;
     } else if (key == "limit") {
-      char* end = nullptr;
-      const unsigned long long n = std::strtoull(text->c_str(), &end, 10);
-      if (text->empty() || *end != '\0' || n == 0 || n > max_limit) {
-        return make_error(Errc::invalid_field, "limit must be an integer from 1 to " + std::to_string(max_limit));
-      }
-      filter.limit = n;
+      auto n = parse_page_limit(*text, max_limit);
+      if (!n) return n.error();
+      filter.limit = *n;
     } else if (key == "cursor" && allow_paging) {
       filter.cursor = *text;
     } else {
@@ -158,7 +159,7 @@ asio::awaitable<HttpResponse> list_dead_letters(ApiContext& ctx, const RouteRequ
   auto filter = parse_filter(query_fields(req), true, kDefaultPageSize, kMaxPageSize);
   if (!filter) co_return error_response(filter.error());
   if (filter->state || !filter->event_id.empty()) {
-    co_return error_response(Errc::invalid_field, "the DLQ filters by subscription_id, event_type, since and until");
+    co_return error_response(Errc::invalid_field, "the DLQ filters by subscription_id, tenant, event_type, since and until");
   }
   const auto read = [&store = ctx.store, f = *filter] { return queries::list_dead(store, f); };
   auto page = co_await run_blocking(ctx.blocking_pool, read, asio::use_awaitable);
@@ -176,7 +177,7 @@ asio::awaitable<HttpResponse> redrive_dead_letters(ApiContext& ctx, const RouteR
   auto filter = parse_filter(fields, false, kMaxRedrive, kMaxRedrive);
   if (!filter) co_return error_response(filter.error());
   if (filter->state || !filter->event_id.empty()) {
-    co_return error_response(Errc::invalid_field, "a redrive filters by subscription_id, event_type, since and until");
+    co_return error_response(Errc::invalid_field, "a redrive filters by subscription_id, tenant, event_type, since and until");
   }
   // Counting stops one past the inline bound: the whole queue is never counted here.
   const auto count = [&store = ctx.store, f = *filter] { return queries::count_dead(store, f, kInlineRedrive + 1); };

@@ -36,13 +36,13 @@ struct Ingest {
 // sees exactly the subscriptions committed before this event.
 CommitPipeline::Command ingest_command(ApiContext& ctx, std::shared_ptr<Ingest> ingest) {
   return [&ctx, ingest = std::move(ingest)](WriteTxn& txn) -> Status {
-    const auto subscriptions = ctx.subscriptions.snapshot();
     const UnixMillis now = ctx.clock.now_ms();
     ingest->results.clear();
     ingest->results.resize(ingest->events.size());
     for (std::size_t i = 0; i < ingest->events.size(); ++i) {
       const auto& event = ingest->events[i];
-      if (auto status = mutations::ingest(txn, event, subscriptions->matching(event.type), ctx.ids, now,
+      const RoutedEvent routed{event.tenant, event.type, event.payload ? std::string_view(*event.payload) : ""};
+      if (auto status = mutations::ingest(txn, event, ctx.subscriptions.matching(routed), ctx.ids, now,
                                           ingest->results[i]);
           !status) {
         return status;
@@ -168,8 +168,7 @@ asio::awaitable<HttpResponse> redeliver_event(ApiContext& ctx, const RouteReques
       if (value.is_string()) only_subscription = value.get<std::string>();
     }
   }
-  const auto subscriptions = ctx.subscriptions.snapshot();
-  if (!only_subscription.empty() && !subscriptions->find(only_subscription)) {
+  if (!only_subscription.empty() && !ctx.subscriptions.find(only_subscription)) {
     co_return error_response(Errc::not_found, "no subscription " + only_subscription);
   }
   const std::string id = req.id;
@@ -177,12 +176,14 @@ asio::awaitable<HttpResponse> redeliver_event(ApiContext& ctx, const RouteReques
   const CommitPipeline::Command command = [&ctx, id, only_subscription, redelivery](WriteTxn& txn) {
     const mutations::RedeliveryTargets targets =
         [&ctx, &only_subscription](const Event& event) -> Result<std::vector<std::shared_ptr<const Subscription>>> {
-      auto matching = ctx.subscriptions.snapshot()->matching(event.type);
+      auto matching = ctx.subscriptions.matching(
+          RoutedEvent{event.tenant, event.type, event.payload ? std::string_view(*event.payload) : ""});
       if (only_subscription.empty()) return matching;
       std::erase_if(matching, [&](const auto& sub) { return sub->id != only_subscription; });
       if (matching.empty()) {
         return make_error(Errc::conflict,
-                          "subscription " + only_subscription + " is disabled or does not match this event's type");
+                          "subscription " + only_subscription +
+                               " is disabled or does not match this event's tenant, type or filter");
       }
       return matching;
     };

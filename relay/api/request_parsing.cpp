@@ -1,6 +1,7 @@
 #include "relay/api/request_parsing.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <boost/beast/core/string.hpp>
 #include <boost/url/parse.hpp>
 #include <boost/url/url_view.hpp>
@@ -102,6 +103,15 @@ Result<json> parse_json_object(const HttpRequest& request) {
 Error json_body_error(std::string_view body, bool valid_text) {
   if (valid_text) return not_object_error();
   return nests_too_deep(body) ? too_deep_error() : not_json_error();
+}
+
+Result<std::size_t> parse_page_limit(const std::string& text, std::size_t max) {
+  char* end = nullptr;
+  const unsigned long long n = std::strtoull(text.c_str(), &end, 10);
+  if (text.empty() || *end != '\0' || n == 0 || n > max) {
+    return make_error(Errc::invalid_field, "limit must be an integer from 1 to " + std::to_string(max));
+  }
+  return static_cast<std::size_t>(n);
 }
 
 Result<std::map<std::string, std::string>> parse_query(std::string_view target) {

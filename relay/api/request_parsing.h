@@ -36,6 +36,9 @@ Result<nlohmann::json> parse_json_object(const HttpRequest& request);
 // an object). For invalid text the body is parsed again to tell a too deep one: not for hot paths.
 Error json_body_error(std::string_view body, bool valid_text);
 
+// A list's `limit`: an integer from 1 to `max`.
+Result<std::size_t> parse_page_limit(const std::string& text, std::size_t max);
+
 // Query string parameters, percent-decoded. Error for a malformed query.
 Result<std::map<std::string, std::string>> parse_query(std::string_view target);
 

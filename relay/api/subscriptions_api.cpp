@@ -14,6 +14,7 @@
 #include "relay/core/duration.h"
 #include "relay/delivery/delivery_scheduler.h"
 #include "relay/delivery/signature.h"
+#include "relay/model/event_type.h"
 #include "storage/async_commit.h"
 #include "storage/mutations.h"
 
@@ -25,6 +26,9 @@ namespace asio = boost::asio;
 namespace {
 
 constexpr std::int64_t kDefaultRotationGraceMs = 24 * 3'600'000LL;
+// Also the page size without `limit`: a client written before the list was paginated, which
+// reads `items` whole, still sees every subscription of a store with up to this many.
+constexpr std::size_t kMaxSubscriptionPage = 1000;
 
 // Commits a read-modify-write of subscription `id` (see mutations::update_subscription); on
 // success `result` holds the stored subscription, already in the registry.
@@ -39,7 +43,7 @@ asio::awaitable<Status> change_subscription(ApiContext& ctx, const std::string& 
 }
 
 std::shared_ptr<const Subscription> find(ApiContext& ctx, const std::string& id) {
-  return ctx.subscriptions.snapshot()->find(id);
+  return ctx.subscriptions.find(id);
 }
 
 }  // namespace
@@ -68,14 +72,35 @@ asio::awaitable<HttpResponse> create_subscription(ApiContext& ctx, const RouteRe
   co_return json_response(201, to_api(sub));
 }
 
-asio::awaitable<HttpResponse> list_subscriptions(ApiContext& ctx, const RouteRequest&) {
-  const auto snapshot = ctx.subscriptions.snapshot();
-  std::vector<std::shared_ptr<const Subscription>> subs;
-  for (const auto& [id, sub] : snapshot->all()) subs.push_back(sub);
-  std::sort(subs.begin(), subs.end(), [](const auto& a, const auto& b) { return a->id < b->id; });
+asio::awaitable<HttpResponse> list_subscriptions(ApiContext& ctx, const RouteRequest& req) {
+  std::size_t limit = kMaxSubscriptionPage;
+  std::string tenant;
+  std::string cursor;
+  for (const auto& [key, value] : req.query) {
+    if (key == "limit") {
+      auto n = parse_page_limit(value, kMaxSubscriptionPage);
+      if (!n) co_return error_response(n.error());
+      limit = *n;
+    } else if (key == "cursor") {
+      // As for deliveries, the cursor is the id of the last item returned.
+      if (!value.empty() && !keys::parse_id(value, keys::kSubscriptionPrefix)) {
+        co_return error_response(Errc::invalid_field, "cursor is not valid");
+      }
+      cursor = value;
+    } else if (key == "tenant") {
+      if (!value.empty() && !is_valid_tenant(value)) {
+        co_return error_response(field_error("tenant", "must be 1-128 characters of [A-Za-z0-9._:-]"));
+      }
+      tenant = value;
+    } else {
+      co_return error_response(Errc::invalid_field, "'" + key + "' is not a known filter");
+    }
+  }
+  const auto page = ctx.subscriptions.page(tenant, cursor, limit);
   json items = json::array();
-  for (const auto& sub : subs) items.push_back(to_api(*sub));
-  co_return json_response(200, {{"items", items}});
+  for (const auto& sub : page.items) items.push_back(to_api(*sub));
+  json next_cursor = page.more ? json(page.items.back()->id) : json(nullptr);
+  co_return json_response(200, {{"items", std::move(items)}, {"next_cursor", std::move(next_cursor)}});
 }
 
 asio::awaitable<HttpResponse> get_subscription(ApiContext& ctx, const RouteRequest& req) {

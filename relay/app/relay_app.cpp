@@ -153,7 +153,7 @@ int run_relay(const Config& base_config) {
                             {"port", endpoint.port()},
                             {"data_dir", config.data_dir},
                             {"durability", config.sync_writes ? "fsync" : "buffered"},
-                            {"subscriptions", subscriptions.snapshot()->all().size()}});
+                            {"subscriptions", subscriptions.size()}});
   io.run();
 
   blocking_pool.join();

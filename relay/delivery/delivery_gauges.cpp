@@ -40,7 +40,7 @@ DeliveryGauges::DeliveryGauges(asio::io_context& io, const Clock& clock, Store& 
       timer_(io) {}
 
 void DeliveryGauges::start() {
-  for (const auto& [id, sub] : subscriptions_.snapshot()->all()) metrics_.add_subscription(id);
+  subscriptions_.for_each([this](const auto& sub) { metrics_.add_subscription(sub->id); });
   asio::co_spawn(io_, run(), asio::detached);
 }
 
@@ -86,16 +86,15 @@ void DeliveryGauges::publish() {
   // deliveries are `held`, in no other state and not in the oldest age.
   const ScheduleCounts& counts = scheduler_.counts();
   const UnixMillis now = clock_.now_ms();
-  const auto snapshot = subscriptions_.snapshot();
   std::uint64_t held = 0;
   for (const auto& [subscription_id, count] : counts.scheduled_by_subscription) {
-    const auto sub = snapshot->find(subscription_id);
+    const auto sub = subscriptions_.find(subscription_id);
     if (sub && !sub->enabled) held += count;
   }
   std::uint64_t due = 0;
   UnixMillis oldest_due = now;
   for (const auto& [subscription_id, d] : due_.by_subscription) {
-    const auto sub = snapshot->find(subscription_id);
+    const auto sub = subscriptions_.find(subscription_id);
     if (!sub || !sub->enabled) continue;
     due += d.count;
     oldest_due = std::min(oldest_due, d.oldest);
@@ -108,10 +107,10 @@ void DeliveryGauges::publish() {
                           counts.dead, held);
   metrics_.set_oldest_pending_age(pending == 0 ? 0.0 : static_cast<double>(now - oldest_due) / 1000.0);
   std::uint64_t enabled = 0, disabled = 0;
-  for (const auto& [id, sub] : snapshot->all()) {
+  subscriptions_.for_each([&](const std::shared_ptr<const Subscription>& sub) {
     (sub->enabled ? enabled : disabled)++;
-    metrics_.set_circuit_state(id, static_cast<int>(scheduler_.circuit_state(id)));
-  }
+    metrics_.set_circuit_state(sub->id, static_cast<int>(scheduler_.circuit_state(sub->id)));
+  });
   metrics_.set_subscriptions(enabled, disabled);
 }
 

@@ -139,7 +139,7 @@ void DeliveryScheduler::insert(Delivery delivery, std::shared_ptr<const std::str
     window_.lower_cursor(key);
     return;
   }
-  if (!admit(delivery, key, *subscriptions_.snapshot())) return;
+  if (!admit(delivery, key)) return;
   auto [it, inserted] = items_.emplace(id, WindowItem{std::move(delivery), std::move(payload), false});
   place(it->second);
 }
@@ -190,7 +190,7 @@ void DeliveryScheduler::forget(const std::string& delivery_id) {
 void DeliveryScheduler::subscription_changed(const std::string& subscription_id) {
   // Created: its series exist from now on. Deleted: the caller forgets them, and the gauges
   // (which publish only subscriptions in the registry) do not bring them back.
-  if (subscriptions_.snapshot()->find(subscription_id)) metrics_.add_subscription(subscription_id);
+  if (subscriptions_.find(subscription_id)) metrics_.add_subscription(subscription_id);
   // Disabled, enabled or re-paced: its budget changed, and only its own.
   if (started_) fit_lanes_to_budgets(&subscription_id);
   request_pump();
@@ -224,7 +224,6 @@ void DeliveryScheduler::pump() {
   }
 
   UnixMillis wake_at = waiting_.empty() ? kNever : waiting_.begin()->first;
-  const auto snapshot = subscriptions_.snapshot();
   // One attempt per subscription per pass: a busy subscription cannot starve the others.
   for (bool progress = true; progress && in_flight_ < options_.max_in_flight;) {
     progress = false;
@@ -235,7 +234,7 @@ void DeliveryScheduler::pump() {
         it = turn_order_.erase(it);
         continue;
       }
-      const auto sub = snapshot->find(*it);
+      const auto sub = subscriptions_.find(*it);
       if (!sub) {
         discard_orphans(l, *it);
         l.in_turn_order = false;

@@ -151,7 +151,7 @@ class DeliveryScheduler {
   Lane& lane(const std::string& subscription_id);
   void forget(const std::string& delivery_id);
   // Admits a delivery to memory if its subscription has room, else parks it on disk.
-  bool admit(const Delivery& delivery, const keys::ScheduleKey& key, const SubscriptionSet& subscriptions);
+  bool admit(const Delivery& delivery, const keys::ScheduleKey& key);
   // Leaves a lane's deliveries from `key` on on disk; they come back by a reload of the lane.
   void park(Lane& lane, const std::string& subscription_id, const keys::ScheduleKey& key, std::size_t budget);
   void maybe_queue_reload(Lane& lane, const std::string& subscription_id, std::size_t budget);

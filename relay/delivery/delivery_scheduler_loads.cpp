@@ -17,9 +17,9 @@ namespace relay {
 namespace asio = boost::asio;
 using keys::ScheduleKey;
 
-bool DeliveryScheduler::admit(const Delivery& delivery, const ScheduleKey& key, const SubscriptionSet& subscriptions) {
+bool DeliveryScheduler::admit(const Delivery& delivery, const ScheduleKey& key) {
   Lane& l = lane(delivery.subscription_id);
-  const auto sub = subscriptions.find(delivery.subscription_id);
+  const auto sub = subscriptions_.find(delivery.subscription_id);
   const std::size_t budget = relay::lane_budget(&l, sub.get(), clock_.now_ms(), lane_limits_);
   // Once parked, a lane takes its deliveries in due order through reloads.
   if (l.held >= budget || l.parked_from) {
@@ -42,13 +42,12 @@ void DeliveryScheduler::maybe_queue_reload(Lane& l, const std::string& subscript
 }
 
 std::size_t DeliveryScheduler::lane_budget(const Lane& l, const std::string& subscription_id, UnixMillis now) const {
-  const auto sub = subscriptions_.snapshot()->find(subscription_id);
+  const auto sub = subscriptions_.find(subscription_id);
   return relay::lane_budget(&l, sub.get(), now, lane_limits_);
 }
 
 void DeliveryScheduler::fit_lanes_to_budgets(const std::string* only) {
   const UnixMillis now = clock_.now_ms();
-  const auto snapshot = subscriptions_.snapshot();
   struct Cut {
     Lane* lane;
     std::size_t budget;
@@ -58,7 +57,7 @@ void DeliveryScheduler::fit_lanes_to_budgets(const std::string* only) {
   std::unordered_map<std::string, Cut> cuts;  // by subscription id
   for (auto& [subscription_id, l] : lanes_) {
     if (only && subscription_id != *only) continue;
-    const auto sub = snapshot->find(subscription_id);
+    const auto sub = subscriptions_.find(subscription_id);
     const std::size_t budget = relay::lane_budget(l.get(), sub.get(), now, lane_limits_);
     if (l->held > budget) {
       cuts.emplace(subscription_id, Cut{l.get(), budget, 0, {}});
@@ -138,23 +137,24 @@ void DeliveryScheduler::maybe_load() {
   request.upper = upper;
   request.room = options_.memory_limit - held;
   request.lane_limit = options_.lane_memory_limit;
-  // Every subscription's room is its budget (from its settings, for one without a lane yet, as
-  // after a restart) less what it holds: lanes that cannot dispatch do not fill memory.
+  // Every subscription's room is its budget less what it holds: lanes that cannot dispatch do not
+  // fill memory. A subscription without a lane yet (as after a restart) gets its budget from its
+  // settings when the loader meets its first key, so that a load does not cost the number of
+  // subscriptions (100,000 of them, spec section 6).
   const UnixMillis now = clock_.now_ms();
-  const auto snapshot = subscriptions_.snapshot();
-  for (const auto& [subscription_id, sub] : snapshot->all()) {
-    const auto found = lanes_.find(subscription_id);
-    const Lane* l = found == lanes_.end() ? nullptr : found->second.get();
-    // A parked lane takes its deliveries in due order through its own reloads.
-    const std::size_t budget = l && l->parked_from ? 0 : relay::lane_budget(l, sub.get(), now, lane_limits_);
-    const std::size_t held_by_lane = l ? l->held : 0;
-    request.lane_room.emplace(keys::subscription_key(subscription_id), budget - std::min(held_by_lane, budget));
-  }
   for (const auto& [subscription_id, l] : lanes_) {
-    if (snapshot->find(subscription_id) || (l->held == 0 && !l->parked_from)) continue;
-    const std::size_t budget = l->parked_from ? 0 : options_.lane_memory_limit;
+    const auto sub = subscriptions_.find(subscription_id);
+    if (!sub && l->held == 0 && !l->parked_from) continue;
+    // A parked lane takes its deliveries in due order through its own reloads.
+    const std::size_t budget = l->parked_from ? 0
+                               : sub          ? relay::lane_budget(l.get(), sub.get(), now, lane_limits_)
+                                              : options_.lane_memory_limit;
     request.lane_room.emplace(keys::subscription_key(subscription_id), budget - std::min(l->held, budget));
   }
+  request.room_of_unlisted = [&registry = subscriptions_, limits = lane_limits_, now](std::string_view stored_key) {
+    const auto sub = registry.find(keys::format_id(keys::kSubscriptionPrefix, stored_key));
+    return relay::lane_budget(nullptr, sub.get(), now, limits);
+  };
   asio::co_spawn(io_, load(std::move(request), std::nullopt), asio::detached);
 }
 
@@ -174,10 +174,9 @@ asio::awaitable<void> DeliveryScheduler::load(LoadRequest request, std::optional
 void DeliveryScheduler::on_loaded(LoadResult result) {
   const bool more = !result.reached_end;
   auto landed = window_.land(std::move(result));
-  const auto snapshot = subscriptions_.snapshot();
   for (auto& [key, item] : landed.loaded) {
     if (items_.count(item.delivery.id) != 0) continue;
-    if (!admit(item.delivery, key, *snapshot)) continue;
+    if (!admit(item.delivery, key)) continue;
     auto [it, inserted] = items_.emplace(item.delivery.id, std::move(item));
     place(it->second);
   }

@@ -48,7 +48,7 @@ void DeliveryScheduler::on_attempt_done(const std::string& delivery_id, const st
   metrics_.attempt(subscription_id, response.outcome, static_cast<double>(response.duration_ms) / 1000.0);
   record_circuit(l, subscription_id, response.outcome == AttemptOutcome::success, clock_.now_ms());
   const Delivery& d = it->second.delivery;
-  const auto sub = subscriptions_.snapshot()->find(subscription_id);
+  const auto sub = subscriptions_.find(subscription_id);
   const AttemptResult result = resolve_attempt(d, sub.get(), options_.retry, started_at, response,
                                                std::uniform_real_distribution<double>(0.0, 1.0)(random_));
   auto recorded = std::make_shared<Recorded>();
@@ -205,12 +205,11 @@ void DeliveryScheduler::expire_ended_windows() {
   });
   if (!any_open || draining_) return;
   const UnixMillis now = clock_.now_ms();
-  const auto snapshot = subscriptions_.snapshot();
   std::vector<WindowItem*> ended;
   for (auto& [id, item] : items_) {
     const Delivery& d = item.delivery;
     if (item.in_flight || lane(d.subscription_id).circuit.state() == CircuitState::closed) continue;
-    const auto sub = snapshot->find(d.subscription_id);
+    const auto sub = subscriptions_.find(d.subscription_id);
     if (!sub || !sub->enabled) continue;  // a disabled subscription's windows do not run
     // Not attempted yet: its window starts when it became due (created or redriven).
     const UnixMillis start = (d.window_start != 0 ? d.window_start : d.next_attempt_at) + paused_since(d, sub.get(), now);

@@ -23,7 +23,9 @@ LoadResult read_schedule(Store& store, PayloadCache& payloads, LoadRequest reque
       return false;
     }
     if (request.only_subscription && sub != *request.only_subscription) return true;
-    std::size_t& room = request.lane_room.try_emplace(std::string(sub), request.lane_limit).first->second;
+    const auto [listed, unlisted] = request.lane_room.try_emplace(std::string(sub), request.lane_limit);
+    if (unlisted && request.room_of_unlisted) listed->second = request.room_of_unlisted(sub);
+    std::size_t& room = listed->second;
     if (room == 0) {
       if (parked.emplace(sub).second) {
         result.parked.emplace_back(keys::format_id(keys::kSubscriptionPrefix, sub), keys::ScheduleKey::decode(key));

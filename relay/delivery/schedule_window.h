@@ -18,6 +18,8 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <functional>
+#include <string_view>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -47,7 +49,11 @@ struct LoadRequest {
   keys::ScheduleKey upper;
   std::size_t room = 0;  // items to read at most
   std::size_t lane_limit = 0;
-  std::unordered_map<std::string, std::size_t> lane_room;  // by stored subscription key; absent: lane_limit
+  std::unordered_map<std::string, std::size_t> lane_room;  // by stored subscription key
+  // The room of a subscription absent from lane_room, asked (on the loader's thread) when its
+  // first key is met; unset: lane_limit. Lets a load cost what its range holds, not the number
+  // of subscriptions.
+  std::function<std::size_t(std::string_view stored_key)> room_of_unlisted;
   std::optional<std::string> only_subscription;            // stored key of the lane being reloaded
 };
 

@@ -56,11 +56,15 @@ nlohmann::json RelaydApiTest::subscribe(const json& body) {
 std::string RelaydApiTest::subscribe_id(const json& body) { return subscribe(body).value("id", ""); }
 
 std::string RelaydApiTest::publish(const std::string& type, const json& payload, std::optional<int> deliveries) {
-  const HttpResponse r = call("POST", "/v1/events", json{{"type", type}, {"payload", payload}}.dump());
-  EXPECT_EQ(r.status, 202) << type << " -> " << r.describe();
+  return publish_event(json{{"type", type}, {"payload", payload}}, deliveries);
+}
+
+std::string RelaydApiTest::publish_event(const json& event, std::optional<int> deliveries) {
+  const HttpResponse r = call("POST", "/v1/events", event.dump());
+  EXPECT_EQ(r.status, 202) << event.dump() << " -> " << r.describe();
   if (r.status != 202 || !r.json().is_object()) return {};
   if (deliveries) {
-    EXPECT_EQ(r.json().value("deliveries", -1), *deliveries) << type;
+    EXPECT_EQ(r.json().value("deliveries", -1), *deliveries) << event.dump();
   }
   return r.json().value("id", "");
 }

@@ -49,6 +49,8 @@ class RelaydApiTest : public ::testing::Test {
   // Publishes an event; its id, or "" after recording a failure. `deliveries` is the fan-out
   // count relayd must answer.
   std::string publish(const std::string& type, const json& payload, std::optional<int> deliveries = std::nullopt);
+  // Publishes a whole event body ({"type", "payload", "tenant", ...}); as publish().
+  std::string publish_event(const json& event, std::optional<int> deliveries = std::nullopt);
   json delivery(const std::string& id);
   std::vector<json> deliveries_of_event(const std::string& event_id);
   // The id of the event's delivery to `subscription_id`, or "" after recording a failure.

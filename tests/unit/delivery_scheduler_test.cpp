@@ -60,7 +60,7 @@ class DeliverySchedulerTest : public test::StoreFixture {
   // Stores `n` events for the subscription, as ingest would; returns their delivery ids.
   std::vector<Delivery> store_events(int n, const std::string& type = "meeting.completed") {
     std::vector<Delivery> deliveries;
-    const auto targets = registry_.snapshot()->matching(type);
+    const auto targets = registry_.matching(RoutedEvent{"", type, "{}"});
     for (int i = 0; i < n; ++i) {
       commit([&](WriteTxn& txn) {
         mutations::IngestedEvent out;

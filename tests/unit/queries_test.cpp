@@ -33,8 +33,9 @@ class QueriesTest : public test::StoreFixture {
   }
 
   // Ingests one event at the current clock time, then advances the clock by 1s.
-  mutations::IngestedEvent ingest(const Targets& targets, const std::string& type = "meeting.completed") {
-    mutations::NewEvent input{"", type, std::make_shared<const std::string>("{}")};
+  mutations::IngestedEvent ingest(const Targets& targets, const std::string& type = "meeting.completed",
+                                  const std::string& tenant = "") {
+    mutations::NewEvent input{"", type, std::make_shared<const std::string>("{}"), tenant};
     mutations::IngestedEvent out;
     EXPECT_TRUE(commit([&](WriteTxn& txn) { return mutations::ingest(txn, input, targets, ids_, clock_.now_ms(), out); }).ok());
     clock_.advance(1'000);
@@ -162,6 +163,34 @@ TEST_F(QueriesTest, ListDeliveriesFilters) {
   f.event_type = "meeting.started";
   f.state = DeliveryState::pending;
   EXPECT_EQ(list(f), (std::vector<std::string>{e1.deliveries[0].id}));
+}
+
+TEST_F(QueriesTest, ListsFilterByTheEventsTenantExactly) {
+  const auto sub = subscription();
+  const auto acme1 = ingest({sub}, "a", "acme");
+  const auto globex = ingest({sub}, "a", "globex");
+  const auto none = ingest({sub}, "a");
+  const auto acme2 = ingest({sub}, "a", "acme");
+  const auto acme_prefixed = ingest({sub}, "a", "acme2");
+  queries::DeliveryFilter f;
+  f.tenant = "acme";
+  f.limit = 1;
+  EXPECT_EQ(all_pages(queries::list_deliveries, f),
+            (std::vector<std::string>{acme2.deliveries[0].id, acme1.deliveries[0].id}));
+  f.event_id = acme1.event.id;
+  EXPECT_EQ(all_pages(queries::list_deliveries, f), (std::vector<std::string>{acme1.deliveries[0].id}));
+  f.event_id = globex.event.id;
+  EXPECT_TRUE(all_pages(queries::list_deliveries, f).empty());
+
+  for (const auto* e : {&acme1, &globex, &none, &acme2, &acme_prefixed}) kill(e->deliveries[0].id);
+  f = {};
+  f.tenant = "acme";
+  EXPECT_EQ(all_pages(queries::list_dead, f), (std::vector<std::string>{acme2.deliveries[0].id, acme1.deliveries[0].id}));
+  f.tenant = "globex";
+  EXPECT_EQ(all_pages(queries::list_dead, f), (std::vector<std::string>{globex.deliveries[0].id}));
+  f.tenant = "initech";
+  EXPECT_TRUE(all_pages(queries::list_dead, f).empty());
+  EXPECT_EQ(none.deliveries[0].tenant, "");
 }
 
 TEST_F(QueriesTest, ListDeliveriesByEventHonoursTimeBounds) {

@@ -22,7 +22,8 @@ json params_record(const Job& job) {
           {"event_type", p.event_type},
           {"since", p.since},
           {"until", p.until},
-          {"limit", p.limit}};
+          {"limit", p.limit},
+          {"tenant", p.tenant}};
 }
 
 void read_params(const json& j, Job& job) {
@@ -41,6 +42,7 @@ void read_params(const json& j, Job& job) {
   p.since = j.at("since").get<UnixMillis>();
   p.until = j.at("until").get<UnixMillis>();
   p.limit = j.at("limit").get<std::uint64_t>();
+  p.tenant = j.value("tenant", std::string());  // absent in jobs stored before tenants
 }
 
 }  // namespace

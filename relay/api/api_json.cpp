@@ -104,7 +104,8 @@ json to_api(const Job& j) {
               {"event_type", text_or_null(j.dlq.event_type)},
               {"since", time_or_null(j.dlq.since)},
               {"until", format_time(j.dlq.until)},
-              {"limit", j.dlq.limit}};
+              {"limit", j.dlq.limit},
+              {"tenant", text_or_null(j.dlq.tenant)}};
   }
   return {{"id", j.id},
           {"kind", job_kind_name(j.kind)},

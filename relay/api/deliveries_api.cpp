@@ -186,7 +186,8 @@ asio::awaitable<HttpResponse> redrive_dead_letters(ApiContext& ctx, const RouteR
   if (std::min(*matching, filter->limit) > kInlineRedrive) {
     // Every filter of the request must reach the job's params (DlqRetryParams).
     co_return co_await start_dlq_retry_job(
-        ctx, DlqRetryParams{filter->subscription_id, filter->event_type, filter->since, filter->until, filter->limit});
+        ctx, DlqRetryParams{filter->subscription_id, filter->event_type, filter->since, filter->until, filter->limit,
+                            filter->tenant});
   }
   std::size_t retried = 0;
   std::size_t remaining = filter->limit;

@@ -88,7 +88,7 @@ asio::awaitable<HttpResponse> start_job(ApiContext& ctx, Job job) {
 }  // namespace
 
 asio::awaitable<HttpResponse> replay_subscription(ApiContext& ctx, const RouteRequest& req) {
-  const auto sub = ctx.subscriptions.snapshot()->find(req.id);
+  const auto sub = ctx.subscriptions.find(req.id);
   if (!sub) co_return error_response(Errc::not_found, "no subscription " + req.id);
   auto body = parse_json_object(req.http);
   if (!body) co_return error_response(body.error());

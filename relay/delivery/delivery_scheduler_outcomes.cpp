@@ -26,7 +26,7 @@ constexpr std::int64_t kStorageRetryMs = 5'000;
 // writer thread; nullptr for one in no queue or of a deleted subscription.
 std::shared_ptr<const Subscription> queue_subscription(const SubscriptionRegistry& subscriptions, const Delivery& d) {
   if (d.queue_seq == 0) return nullptr;
-  return subscriptions.snapshot()->find(d.subscription_id);
+  return subscriptions.find(d.subscription_id);
 }
 
 }  // namespace
@@ -87,7 +87,7 @@ void DeliveryScheduler::advance_queue(ordering_queue::QueueRef queue) {
   auto out = std::make_shared<ordering_queue::Advance>();
   pipeline_.submit(
       [&subscriptions = subscriptions_, &clock = clock_, queue, out](WriteTxn& txn) -> Status {
-        const auto sub = subscriptions.snapshot()->find(queue.subscription_id);
+        const auto sub = subscriptions.find(queue.subscription_id);
         ordering_queue::advance(txn, queue, sub.get(), clock.now_ms(), *out);
         return Ok{};
       },

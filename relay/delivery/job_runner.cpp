@@ -151,7 +151,7 @@ asio::awaitable<void> JobRunner::fail(Active& active, std::string error) {
 
 asio::awaitable<std::chrono::milliseconds> JobRunner::replay_chunk(Active& active) {
   const Job& job = active.job;
-  const auto sub = subscriptions_.snapshot()->find(job.replay.subscription_id);
+  const auto sub = subscriptions_.find(job.replay.subscription_id);
   if (!sub) {
     co_await fail(active, "subscription " + job.replay.subscription_id + " was deleted");
     co_return options_.pause;
@@ -222,6 +222,7 @@ asio::awaitable<std::chrono::milliseconds> JobRunner::dlq_retry_chunk(Active& ac
   queries::DeliveryFilter filter;
   filter.subscription_id = job.dlq.subscription_id;
   filter.event_type = job.dlq.event_type;
+  filter.tenant = job.dlq.tenant;
   filter.since = job.dlq.since;
   filter.until = job.dlq.until;
   filter.cursor = job.cursor;

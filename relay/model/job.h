@@ -43,6 +43,7 @@ struct DlqRetryParams {
   UnixMillis since = 0;
   UnixMillis until = 0;         // fixed when the job is made, so what dies later is not included
   std::uint64_t limit = 0;
+  std::string tenant = {};      // empty: any
 };
 
 struct Job {

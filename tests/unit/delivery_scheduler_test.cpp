@@ -77,7 +77,7 @@ class DeliverySchedulerTest : public test::StoreFixture {
   // to 1,000 events; payload {"k": key, "n": index}. The deliveries handed to the scheduler.
   std::vector<Delivery> store_keyed_events(const std::vector<std::string>& ordering_keys) {
     std::vector<Delivery> deliveries;
-    const auto targets = registry_.snapshot()->matching("calendar.update");
+    const auto targets = registry_.matching(RoutedEvent{"", "calendar.update", "{}"});
     for (std::size_t from = 0; from < ordering_keys.size(); from += 1'000) {
       commit([&](WriteTxn& txn) -> Status {
         for (std::size_t i = from; i < std::min(ordering_keys.size(), from + 1'000); ++i) {

@@ -25,9 +25,6 @@ namespace {
 constexpr std::size_t kDefaultPageSize = 100;
 constexpr std::size_t kMaxPageSize = 1000;
 
-Error field_error(const std::string& field, const std::string& problem) {
-  return make_error(Errc::invalid_field, "field '" + field + "' " + problem);
-}
 
 Result<UnixMillis> time_field(const json& value, const std::string& field) {
   const auto t = value.is_string() ? parse_time(value.get<std::string>()) : std::nullopt;

@@ -89,6 +89,16 @@ void JobRunner::submit(Job job) {
 
 void JobRunner::cancelled(const Job& job) { finished(job.id, JobState::cancelled); }
 
+void JobRunner::took_chunk(Active& active, Job after) {
+  active.job = std::move(after);
+  if (active.job.state == JobState::running) return;
+  logger_.info("job finished", {{"job", active.job.id},
+                                {"state", job_state_name(active.job.state)},
+                                {"matched", active.job.matched},
+                                {"created", active.job.created}});
+  finished(active.job.id, active.job.state);
+}
+
 void JobRunner::finished(std::string job_id, JobState state) {
   if (active_.erase(job_id) == 0) return;  // counted already (a cancel racing the job's last chunk)
   std::erase(turns_, job_id);
@@ -206,14 +216,7 @@ asio::awaitable<std::chrono::milliseconds> JobRunner::replay_chunk(Active& activ
     metrics_.deliveries_created(outcome->delivered);
     for (auto& group : outcome->groups) scheduler_.enqueue(std::move(group.deliveries), group.payload);
   }
-  active.job = std::move(outcome->job);
-  if (active.job.state != JobState::running) {
-    logger_.info("job finished", {{"job", active.job.id},
-                                  {"state", job_state_name(active.job.state)},
-                                  {"matched", active.job.matched},
-                                  {"created", active.job.created}});
-    finished(active.job.id, active.job.state);
-  }
+  took_chunk(active, std::move(outcome->job));
   co_return options_.pause;
 }
 
@@ -259,14 +262,7 @@ asio::awaitable<std::chrono::milliseconds> JobRunner::dlq_retry_chunk(Active& ac
       scheduler_.enqueue(std::move(group.deliveries), nullptr, DeliveryScheduler::Origin::redriven_dead);
     }
   }
-  active.job = std::move(outcome->job);
-  if (active.job.state != JobState::running) {
-    logger_.info("job finished", {{"job", active.job.id},
-                                  {"state", job_state_name(active.job.state)},
-                                  {"matched", active.job.matched},
-                                  {"created", active.job.created}});
-    finished(active.job.id, active.job.state);
-  }
+  took_chunk(active, std::move(outcome->job));
   co_return options_.pause;
 }
 

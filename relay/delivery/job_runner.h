@@ -74,6 +74,8 @@ class JobRunner {
   boost::asio::awaitable<std::chrono::milliseconds> replay_chunk(Active& active);
   boost::asio::awaitable<std::chrono::milliseconds> dlq_retry_chunk(Active& active);
   boost::asio::awaitable<void> fail(Active& active, std::string error);
+  // A chunk committed: the job as it left it, finished if it is no longer running.
+  void took_chunk(Active& active, Job after);
   // A job left `running` (done, failed or cancelled): counted once, dropped from the turns.
   void finished(std::string job_id, JobState state);
   void publish_counts();

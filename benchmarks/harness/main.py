@@ -12,7 +12,7 @@ import sys
 import time
 import traceback
 
-from . import procstat, report, scenarios
+from . import procstat, report, routing, scenarios
 from .nginx import Front, Sink
 
 BENCH_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -41,7 +41,7 @@ def config():
         "backlog_dead": env_int("BENCH_BACKLOG_DEAD", 100_000),
         "profile_seconds": env_int("BENCH_PROFILE_SECONDS", 10),
         "micro_min_time": env_float("BENCH_MICRO_MIN_TIME", 0.3),
-        "scenarios": os.environ.get("BENCH_SCENARIOS", "micro 1 2 3 4 ordered profile").split(),
+        "scenarios": os.environ.get("BENCH_SCENARIOS", "micro 1 2 3 4 ordered tenants filters profile").split(),
         "keep_data": os.environ.get("BENCH_KEEP_DATA", "0") == "1",
         "nginx_workers": env_int("BENCH_NGINX_WORKERS", 2),
         "ordered_keys": env_int("BENCH_ORDERED_KEYS", 1000),
@@ -144,6 +144,10 @@ def main():
             step("s4", lambda: scenarios.scenario4(ctx, best))
         if "ordered" in selected:
             step("ordered", lambda: scenarios.scenario_ordered(ctx))
+        if "tenants" in selected:
+            step("tenants", lambda: routing.scenario_tenants(ctx))
+        if "filters" in selected:
+            step("filters", lambda: routing.scenario_filters(ctx))
         if "profile" in selected:
             step("profile", lambda: scenarios.profile(ctx, cfg["profile_seconds"]))
     finally:

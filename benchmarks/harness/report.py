@@ -10,6 +10,7 @@ TARGETS = {
     "s4_ratio": 0.8,
     "s4_rss_mib": 300,
     "s4_ready_s": 2.0,
+    "routing_ratio": 0.8,  # issue 13: tenants and filters against one subscription
 }
 
 
@@ -125,9 +126,90 @@ def summary(res):
     rows.append(("5", "  right after ingest (scenario 1, WAL included)", n(s1.get("disk_bytes_per_held_delivery")),
                  "payload: 1,024", f"{n(ratio(s1.get('disk_bytes_per_held_delivery'), 1024), 1)}x", "", ""))
 
+    rows += routing_rows(res)
+
     lines = ["| # | figure | relay | baseline | ratio | target | result |", "|---|---|---|---|---|---|---|"]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(lines)
+
+
+def _one_subscription_rate(step):
+    rates = [x for x in (_get(step, "one_before", "rps"), _get(step, "one_after", "rps")) if x]
+    return sum(rates) / len(rates) if rates else None
+
+
+def routing_rows(res):
+    """Issue 13: ingest with many tenants' subscriptions and with filtered ones."""
+    rows = []
+    t = res.get("tenants") or {}
+    if t:
+        one = _one_subscription_rate(t)
+        many = _get(t, "many", "rps")
+        r = ratio(many, one)
+        rows.append(("T", f"durable ingest, {n(t.get('subscriptions'))} subscriptions over as many tenants: events/s",
+                     n(many), f"1 subscription: {n(one)}", pct(r), ">= 80%",
+                     verdict(ok_or_none(r, lambda v: v >= TARGETS["routing_ratio"]))))
+        first, last = _get(t, "create_first_ms", "first"), _get(t, "create_last_ms", "first")
+        rows.append(("T", "  creating the 100,000th subscription (API, one request)", ms(last),
+                     f"the first: {ms(first)}", f"{n(ratio(last, first), 1)}x", "as fast", ""))
+        rows.append(("T", f"  median of {TIMED} creations at the end / at the start",
+                     ms(_get(t, "create_last_ms", "median")), ms(_get(t, "create_first_ms", "median")),
+                     f"{n(ratio(_get(t, 'create_last_ms', 'median'), _get(t, 'create_first_ms', 'median')), 1)}x", "", ""))
+        rows.append(("T", f"  median PATCH with 100,000 / with {TIMED}", ms(_get(t, "patch_last_ms", "median")),
+                     ms(_get(t, "patch_first_ms", "median")),
+                     f"{n(ratio(_get(t, 'patch_last_ms', 'median'), _get(t, 'patch_first_ms', 'median')), 1)}x", "", ""))
+    f = res.get("filters") or {}
+    if f:
+        one = _one_subscription_rate(f)
+        many = _get(f, "many", "rps")
+        r = ratio(many, one)
+        rows.append(("F", f"durable ingest, {n(f.get('subscriptions'))} subscriptions with 3-condition filters "
+                          "(one holds): events/s", n(many), f"1 subscription, no filter: {n(one)}", pct(r), ">= 80%",
+                     verdict(ok_or_none(r, lambda v: v >= TARGETS["routing_ratio"]))))
+    return rows
+
+
+TIMED = 20  # routing.TIMED_CREATES
+
+
+def routing_details(res):
+    out = []
+    t = res.get("tenants") or {}
+    if t:
+        out += ["", "### Tenants: 100,000 subscriptions over 100,000 tenants (issue 13)"]
+        if "error" in t:
+            out.append(f"Failed: `{t['error']}`")
+        else:
+            out.append("Every event carries the tenant of one of the subscriptions (limited to 1 delivery/s, so its "
+                       "deliveries are held as in scenario 1); the other 99,999 belong to other tenants.")
+            out.append(f"- one subscription, before: {wrk_line(t.get('one_before'))}")
+            out.append(f"- {n(t.get('subscriptions'))} subscriptions: {wrk_line(t.get('many'))}; relayd CPU "
+                       f"{n(_get(t, 'many', 'cpu_ms_per_1000'), 0)} ms per 1,000 events (one subscription: "
+                       f"{n(_get(t, 'one_before', 'cpu_ms_per_1000'), 0)} ms); RSS {n(t.get('rss_mib'))} MiB")
+            out.append(f"- one subscription, after: {wrk_line(t.get('one_after'))}")
+            out.append(f"- {n(t.get('bulk_created'))} subscriptions created through the API with 32 concurrent "
+                       f"clients in {n(t.get('bulk_seconds'), 1)} s ({n(t.get('bulk_per_s'))}/s)")
+            for key, what in (("create_first_ms", "creations 1-20"), ("create_last_ms", "creations 99,981-100,000"),
+                              ("patch_first_ms", "PATCHes with 20 subscriptions"),
+                              ("patch_last_ms", "PATCHes with 100,000")):
+                v = t.get(key) or {}
+                out.append(f"- {what}, one at a time: first {ms(v.get('first'))}, median {ms(v.get('median'))}, "
+                           f"max {ms(v.get('max'))}")
+    f = res.get("filters") or {}
+    if f:
+        out += ["", "### Payload filters: 100 subscriptions with 3-condition filters (issue 13)"]
+        if "error" in f:
+            out.append(f"Failed: `{f['error']}`")
+        else:
+            out.append("Per-bot filters `{payload.data.bot_id, payload.event, payload.data.status $in}`; the event's "
+                       "bot matches one of them, so every event writes one held delivery, as with one subscription.")
+            out.append(f"- one subscription without filter, before: {wrk_line(f.get('one_before'))}")
+            m = f.get("many") or {}
+            out.append(f"- 100 filtered subscriptions: {wrk_line(m)}; {n(m.get('deliveries_created'))} deliveries "
+                       f"for {n(m.get('requests'))} events; relayd CPU {n(m.get('cpu_ms_per_1000'), 0)} ms per 1,000 "
+                       f"events (one subscription: {n(_get(f, 'one_before', 'cpu_ms_per_1000'), 0)} ms)")
+            out.append(f"- one subscription without filter, after: {wrk_line(f.get('one_after'))}")
+    return out
 
 
 def wrk_line(r):
@@ -234,6 +316,7 @@ def details(res):
                        f"RSS {n(s4.get('rss_after_restart_mib'))} MiB, gauges {s4.get('restart_gauges')}; "
                        f"{n(s4.get('disk_bytes_end', 0) / 2**20)} MiB on disk at the end")
     out.append(ordered(res))
+    out += routing_details(res)
     return "\n".join(out)
 
 

@@ -40,9 +40,9 @@ class Context:
         return Relayd(self.relayd_bin, data_dir or self.data_dir(name), os.path.join(self.work_dir, f"relayd-{name}.log"),
                       durability)
 
-    def wrk(self, url, duration=None, connections=None, rate=0, auth=INGEST_KEY):
+    def wrk(self, url, duration=None, connections=None, rate=0, auth=INGEST_KEY, body_file=None):
         return wrk.run(url, duration or self.cfg["duration"], connections or self.cfg["connections"],
-                       self.cfg["wrk_threads"], self.body_file, auth=auth, rate=rate)
+                       self.cfg["wrk_threads"], body_file or self.body_file, auth=auth, rate=rate)
 
 
 def percentile(values, q):
@@ -65,21 +65,26 @@ def wait_drained(relay, limit_s, target=0):
 
 # ---------------------------------------------------------------- scenario 1: durable ingest
 
-def measure_ingest(ctx, relay, warmup=True):
-    """Unthrottled ingest of the 1 KiB event with 64 connections; relayd's CPU and commits."""
+def measure_ingest(ctx, relay, warmup=True, body_file=None, scrape=True):
+    """Unthrottled ingest of the 1 KiB event with 64 connections; relayd's CPU and, with
+    `scrape`, its commits from /metrics."""
     if warmup and ctx.cfg["warmup"] > 0:
-        ctx.wrk(relay.events_url, duration=ctx.cfg["warmup"])
-    m0, c0 = relay.metrics(), procstat.cpu_seconds(relay.pid)
-    r = ctx.wrk(relay.events_url)
-    m1, c1 = relay.metrics(), procstat.cpu_seconds(relay.pid)
+        ctx.wrk(relay.events_url, duration=ctx.cfg["warmup"], body_file=body_file)
+    c0 = procstat.cpu_seconds(relay.pid)
+    m0 = relay.metrics() if scrape else None
+    r = ctx.wrk(relay.events_url, body_file=body_file)
+    c1 = procstat.cpu_seconds(relay.pid)
     r["cpu_s"] = c1 - c0
     r["cpu_ms_per_1000"] = 1000 * 1000 * (c1 - c0) / r["requests"] if r["requests"] else None
+    r["rss_mib"] = procstat.status_kib(relay.pid, "VmRSS") / 1024
+    if not scrape:
+        return r
+    m1 = relay.metrics()
     r["commit_batch_mean"] = prom.histogram_mean(m0, m1, "relay_storage_commit_batch_size")
     r["commit_p50_ms"] = _ms(prom.histogram_quantile(m0, m1, "relay_storage_commit_duration_seconds", 0.5))
     r["commit_p99_ms"] = _ms(prom.histogram_quantile(m0, m1, "relay_storage_commit_duration_seconds", 0.99))
     r["deliveries_created"] = (prom.total(m1, "relay_deliveries_created_total")
                                - prom.total(m0, "relay_deliveries_created_total"))
-    r["rss_mib"] = procstat.status_kib(relay.pid, "VmRSS") / 1024
     return r
 
 

@@ -175,6 +175,11 @@ CircuitState DeliveryScheduler::circuit_state(const std::string& subscription_id
   return l == lanes_.end() ? CircuitState::closed : l->second->circuit.state();
 }
 
+void DeliveryScheduler::for_each_circuit(
+    const std::function<void(const std::string& subscription_id, CircuitState)>& visit) const {
+  for (const auto& [subscription_id, l] : lanes_) visit(subscription_id, l->circuit.state());
+}
+
 void DeliveryScheduler::forget(const std::string& delivery_id) {
   const auto it = items_.find(delivery_id);
   if (it == items_.end()) return;

@@ -109,6 +109,8 @@ class DeliveryScheduler {
   const ScheduleCounts& counts() const { return counts_; }
   std::uint64_t attempts_unrecorded() const { return std::uint64_t{in_flight_} + recording_; }
   CircuitState circuit_state(const std::string& subscription_id) const;
+  // Every lane's circuit; a subscription without a lane has never been attempted: closed.
+  void for_each_circuit(const std::function<void(const std::string& subscription_id, CircuitState)>& visit) const;
 
   // Stops starting attempts; `done` runs when every running attempt is recorded, or after
   // `grace`, when the rest are cancelled (they stay pending on disk and resume on restart).

@@ -102,6 +102,24 @@ TEST_F(ScheduleLoader, TakesWhatEachLaneHasRoomForAndParksTheOthersAtTheirFirstK
   (void)b2;
 }
 
+TEST_F(ScheduleLoader, ASubscriptionWithoutListedRoomIsAskedForItOnceWhenItsFirstKeyIsMet) {
+  const auto c = subscription();
+  const auto first = ingest({a_, c});
+  const auto second = ingest({a_, c});
+  LoadRequest r = request(10, 10, 10);
+  std::vector<std::string> asked;
+  r.room_of_unlisted = [&](std::string_view stored_key) {
+    asked.push_back(keys::format_id(keys::kSubscriptionPrefix, stored_key));
+    return std::size_t{1};
+  };
+  const LoadResult result = read_schedule(*store_, payloads_, r);
+  // c was not listed: asked once (b, listed but without keys, and a, listed, never), then held to 1.
+  EXPECT_EQ(asked, (std::vector<std::string>{c->id}));
+  EXPECT_EQ(keys_of(result), (std::vector<ScheduleKey>{first[0], first[1], second[0]}));
+  ASSERT_EQ(result.parked.size(), 1u);
+  EXPECT_EQ(result.parked[0], (std::pair<std::string, ScheduleKey>{c->id, second[1]}));
+}
+
 TEST_F(ScheduleLoader, AFullLoadStopsAndTheNextStartsAtTheFirstKeyItDidNotVisit) {
   const auto first = ingest({a_, b_});
   const auto second = ingest({a_, b_});

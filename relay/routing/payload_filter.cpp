@@ -1,3 +1,7 @@
+// Over 450 lines, on purpose: the compiler (Compiler, the larger half: every refusal with its
+// path) and the evaluator (resolve, holds) work on PayloadFilter's private node layout, which
+// stays out of the header; splitting them would put that layout in a shared internal header
+// for two files that change together.
 #include "relay/routing/payload_filter.h"
 
 #include <algorithm>

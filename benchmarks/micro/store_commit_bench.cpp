@@ -257,7 +257,9 @@ class Backlog {
     attempt.outcome = AttemptOutcome::http_5xx;
     attempt.response_body = "Service Unavailable";
     Delivery updated;
-    Status status = mutations::record_attempt(txn, current, attempt, {DeliveryState::pending, retry_at}, updated);
+    ordering_queue::Advance advance;  // unordered subscription: never used
+    Status status = mutations::record_attempt(txn, current, attempt, {DeliveryState::pending, retry_at}, nullptr,
+                                              updated, advance);
     if (status) current = std::move(updated);
     return status;
   }

@@ -140,7 +140,10 @@ Status record_attempts(WriteTxn& txn, const std::vector<Delivery>& deliveries, b
     resolution.state = dead ? DeliveryState::dead : DeliveryState::pending;
     resolution.next_attempt_at = now + due_offset(random);
     Delivery updated;
-    if (auto status = mutations::record_attempt(txn, d, attempt, resolution, updated); !status) return status;
+    ordering_queue::Advance advance;  // unordered subscription: never used
+    if (auto status = mutations::record_attempt(txn, d, attempt, resolution, nullptr, updated, advance); !status) {
+      return status;
+    }
   }
   return Ok{};
 }

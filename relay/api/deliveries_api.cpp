@@ -185,9 +185,11 @@ asio::awaitable<HttpResponse> redrive_dead_letters(ApiContext& ctx, const RouteR
   if (!matching) co_return error_response(matching.error());
   if (std::min(*matching, filter->limit) > kInlineRedrive) {
     // Every filter of the request must reach the job's params (DlqRetryParams).
-    co_return co_await start_dlq_retry_job(
-        ctx, DlqRetryParams{filter->subscription_id, filter->event_type, filter->since, filter->until, filter->limit,
-                            filter->tenant});
+    // A named local, not a temporary in the co_await: g++ 12 relocates such a temporary's strings
+    // into the coroutine's frame bitwise, leaving them pointing into this frame (found by ASan).
+    DlqRetryParams params{filter->subscription_id, filter->event_type, filter->since, filter->until, filter->limit,
+                          filter->tenant};
+    co_return co_await start_dlq_retry_job(ctx, std::move(params));
   }
   std::size_t retried = 0;
   std::size_t remaining = filter->limit;

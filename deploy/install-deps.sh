@@ -12,11 +12,17 @@ packages=(
   prometheus  # promtool and a real Prometheus for the observability test
   nghttp2-server  # nghttpd: an HTTP/2 subscriber for the egress tests
   strace  # the fsync-before-acknowledge test watches relayd's system calls
-  python3-jsonschema python3-yaml  # tests/openapi: relayd's answers against docs/openapi.yaml
 )
-# Node.js and npm install the pinned Redocly CLI (below). A machine whose Node.js already brings
-# npm keeps it (NodeSource's nodejs package does, and conflicts with Debian's npm).
-command -v npm >/dev/null || packages+=(nodejs npm)
+# The OpenAPI checks of the test suite (tests/run.sh sets RELAY_OPENAPI_DEPS=1; the quick start,
+# which only runs relayd, does not need them): jsonschema and YAML for relayd's answers against
+# docs/openapi.yaml, and Node.js with npm for the pinned Redocly CLI (below). A machine whose
+# Node.js already brings npm keeps it (NodeSource's nodejs package does, and conflicts with
+# Debian's npm).
+openapi_deps="${RELAY_OPENAPI_DEPS:-0}"
+if [ "$openapi_deps" = 1 ]; then
+  packages+=(python3-jsonschema python3-yaml)
+  command -v npm >/dev/null || packages+=(nodejs npm)
+fi
 [ "${RELAY_BENCH_DEPS:-0}" = 1 ] && packages+=(wrk nginx-light)
 [ "${RELAY_FUZZ_DEPS:-0}" = 1 ] && packages+=(clang libclang-rt-14-dev)  # tests/fuzz/run_libfuzzer.sh
 
@@ -37,7 +43,7 @@ fi
 # Redocly CLI, exactly as pinned by tests/openapi/package-lock.json, into tests/openapi/node_modules
 # (tests/openapi/lint.sh runs it), again only when that lock changed. No install scripts run.
 lint_dir="$(cd "$(dirname "$0")/../tests/openapi" && pwd)"
-if ! cmp -s "$lint_dir/package-lock.json" "$lint_dir/node_modules/.relay-installed-lock"; then
+if [ "$openapi_deps" = 1 ] && ! cmp -s "$lint_dir/package-lock.json" "$lint_dir/node_modules/.relay-installed-lock"; then
   echo "installing the pinned Redocly CLI into tests/openapi/node_modules" >&2
   (cd "$lint_dir" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null)
   cp "$lint_dir/package-lock.json" "$lint_dir/node_modules/.relay-installed-lock"

@@ -5,7 +5,7 @@
 #   tests/run.sh --sanitize  AddressSanitizer + UndefinedBehaviorSanitizer build in build-asan/
 set -euo pipefail
 cd "$(dirname "$0")/.."
-deploy/install-deps.sh
+RELAY_OPENAPI_DEPS=1 deploy/install-deps.sh
 
 build_dir=build
 # -g1 (line tables): stack traces and gdb backtraces keep file:line, and the code is the same as

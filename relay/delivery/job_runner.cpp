@@ -163,14 +163,17 @@ asio::awaitable<std::chrono::milliseconds> JobRunner::replay_chunk(Active& activ
   const Job& job = active.job;
   const auto sub = subscriptions_.find(job.replay.subscription_id);
   if (!sub) {
-    co_await fail(active, "subscription " + job.replay.subscription_id + " was deleted");
+    // Reasons are named locals: see start_dlq_retry_job's caller on temporaries in a co_await.
+    std::string reason = "subscription " + job.replay.subscription_id + " was deleted";
+    co_await fail(active, std::move(reason));
     co_return options_.pause;
   }
   if (!sub->filter.empty() && sub->filter != active.filter_text) {
     auto spec = nlohmann::json::parse(sub->filter, nullptr, /*allow_exceptions=*/false);
     auto compiled = PayloadFilter::compile(spec);
     if (!compiled) {
-      co_await fail(active, "the subscription's filter is not valid: " + compiled.error().message);
+      std::string reason = "the subscription's filter is not valid: " + compiled.error().message;
+      co_await fail(active, std::move(reason));
       co_return options_.pause;
     }
     active.filter = std::move(*compiled);
@@ -236,7 +239,8 @@ asio::awaitable<std::chrono::milliseconds> JobRunner::dlq_retry_chunk(Active& ac
     auto page = co_await run_blocking(blocking_pool_, read, asio::use_awaitable);
     if (stopped_) co_return options_.pause;
     if (!page) {
-      co_await fail(active, page.error().message);
+      std::string reason = page.error().message;
+      co_await fail(active, std::move(reason));
       co_return options_.pause;
     }
     for (const auto& d : page->items) chunk.dead.push_back({d.completed_at, d.id});

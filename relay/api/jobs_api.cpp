@@ -116,12 +116,9 @@ asio::awaitable<HttpResponse> list_jobs(ApiContext& ctx, const RouteRequest& req
   std::string cursor;
   for (const auto& [key, value] : req.query) {
     if (key == "limit") {
-      char* end = nullptr;
-      const unsigned long long n = std::strtoull(value.c_str(), &end, 10);
-      if (value.empty() || *end != '\0' || n == 0 || n > kMaxPageSize) {
-        co_return error_response(Errc::invalid_field, "limit must be an integer from 1 to " + std::to_string(kMaxPageSize));
-      }
-      limit = n;
+      auto n = parse_page_limit(value, kMaxPageSize);
+      if (!n) co_return error_response(n.error());
+      limit = *n;
     } else if (key == "cursor") {
       cursor = value;
     } else {

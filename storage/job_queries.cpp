@@ -6,13 +6,6 @@
 
 namespace relay::queries {
 
-namespace {
-
-// Ids begin with 6 bytes of creation milliseconds: the smallest id key at or after `t`.
-std::string id_time_bound(UnixMillis t) { return keys::time_bound(t).substr(2); }
-
-}  // namespace
-
 std::optional<Job> job(const Store& store, const std::string& id) {
   if (!keys::parse_id(id, keys::kJobPrefix)) return std::nullopt;
   auto bytes = store.get(Family::jobs, keys::job_key(id));
@@ -51,7 +44,7 @@ std::vector<Job> all_jobs(const Store& store) {
 EventRun events_in_range(const Store& store, UnixMillis since, UnixMillis until, const std::string& after_id,
                          std::size_t budget) {
   EventRun run;
-  ScanRange range{id_time_bound(since), id_time_bound(until)};
+  ScanRange range{keys::id_time_bound(since), keys::id_time_bound(until)};
   if (!after_id.empty()) {
     std::string after = keys::event_key(after_id);
     after.push_back('\0');  // the first key after it

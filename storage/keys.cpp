@@ -159,6 +159,11 @@ std::string time_bound(UnixMillis t) {
   return key;
 }
 
+std::string id_time_bound(UnixMillis t) {
+  // An id begins with its creation time in 6 bytes: the low 6 of the 8 of time_bound.
+  return time_bound(t).substr(2);
+}
+
 TimedKey decode_schedule_key(std::string_view key) {
   return {static_cast<UnixMillis>(read_u64(key)), format_id(kDeliveryPrefix, key.substr(8, kIdBytes))};
 }

@@ -94,6 +94,8 @@ std::string id_prefix(std::string_view id);
 std::string prefix_end(std::string_view prefix);
 // The smallest key of a time-ordered family at or after `t`.
 std::string time_bound(UnixMillis t);
+// The smallest raw id (a key of a family keyed by id) made at or after `t`.
+std::string id_time_bound(UnixMillis t);
 
 // Decoding of time-ordered keys: (time, textual id).
 struct TimedKey {

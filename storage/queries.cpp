@@ -20,11 +20,6 @@ bool matches(const Delivery& d, const DeliveryFilter& f) {
          (f.event_type.empty() || d.event_type == f.event_type) && (f.tenant.empty() || d.tenant == f.tenant);
 }
 
-std::string id_time_bound(UnixMillis t) {
-  // The first 6 bytes of an id are its creation time in milliseconds.
-  return keys::time_bound(t).substr(2);
-}
-
 }  // namespace
 
 std::optional<Event> event(const Store& store, const std::string& id) {
@@ -103,7 +98,7 @@ Result<DeliveryPage> list_deliveries(const Store& store, const DeliveryFilter& f
     }
     return page;
   }
-  ScanRange range{id_time_bound(filter.since), filter.until > 0 ? id_time_bound(filter.until) : "", true};
+  ScanRange range{keys::id_time_bound(filter.since), filter.until > 0 ? keys::id_time_bound(filter.until) : "", true};
   if (!filter.cursor.empty()) {
     const auto raw = keys::parse_id(filter.cursor, keys::kDeliveryPrefix);
     if (!raw) return make_error(Errc::invalid_field, "cursor is not valid");

@@ -41,6 +41,20 @@ class JobMutationsTest : public test::StoreFixture {
     return out.event;
   }
 
+  // Ends every delivery of the event dead (its window expired); answers them as stored.
+  std::vector<Delivery> kill_deliveries_of(const std::string& event_id) {
+    std::vector<Delivery> dead;
+    for (const auto& d : queries::deliveries_of_event(*store_, event_id)) {
+      Delivery out;
+      EXPECT_TRUE(commit([&](WriteTxn& txn) {
+                    ordering_queue::Advance advance;
+                    return mutations::expire_delivery(txn, d, "window_expired", clock_.now_ms(), nullptr, out, advance);
+                  }).ok());
+      dead.push_back(out);
+    }
+    return dead;
+  }
+
   Job replay_job(UnixMillis since, UnixMillis until, bool only_failed = false) {
     Job job;
     job.id = ids_.next(keys::kJobPrefix);
@@ -179,17 +193,8 @@ TEST_F(JobMutationsTest, OnlyFailedReplaysEventsWhoseLatestDeliveryIsDead) {
   const Event pending_one = store_event({sub_});
   const Event redriven_then_dead = store_event({sub_});
   const Event never_delivered = store_event();
-  const auto kill = [&](const std::string& event_id) {
-    for (const auto& d : queries::deliveries_of_event(*store_, event_id)) {
-      Delivery out;
-      ASSERT_TRUE(commit([&](WriteTxn& txn) {
-                    ordering_queue::Advance advance;
-                    return mutations::expire_delivery(txn, d, "window_expired", clock_.now_ms(), nullptr, out, advance);
-                  }).ok());
-    }
-  };
-  kill(dead_one.id);
-  kill(redriven_then_dead.id);
+  kill_deliveries_of(dead_one.id);
+  kill_deliveries_of(redriven_then_dead.id);
   const Job job = replay_job(kStart, kStart + 100, /*only_failed=*/true);
   replay_step(job.id, 100);
 
@@ -211,15 +216,7 @@ TEST_F(JobMutationsTest, OnlyFailedReplaysEventsWhoseLatestDeliveryIsDead) {
 TEST_F(JobMutationsTest, ADlqRetryChunkRedrivesWhatIsStillDeadAndMovesItsCursor) {
   std::vector<Delivery> dead;
   for (int i = 0; i < 3; ++i) {
-    const Event e = store_event({sub_});
-    for (const auto& d : queries::deliveries_of_event(*store_, e.id)) {
-      Delivery out;
-      ASSERT_TRUE(commit([&](WriteTxn& txn) {
-                    ordering_queue::Advance advance;
-                    return mutations::expire_delivery(txn, d, "window_expired", clock_.now_ms(), nullptr, out, advance);
-                  }).ok());
-      dead.push_back(out);
-    }
+    for (auto& d : kill_deliveries_of(store_event({sub_}).id)) dead.push_back(std::move(d));
   }
   // One of them leaves the DLQ before the chunk commits.
   Delivery discarded = dead[1];
@@ -247,14 +244,7 @@ TEST_F(JobMutationsTest, ADlqRetryChunkRedrivesWhatIsStillDeadAndMovesItsCursor)
 
 TEST_F(JobMutationsTest, CountDeadStopsAtItsBound) {
   for (int i = 0; i < 5; ++i) {
-    const Event e = store_event({sub_});
-    for (const auto& d : queries::deliveries_of_event(*store_, e.id)) {
-      Delivery out;
-      ASSERT_TRUE(commit([&](WriteTxn& txn) {
-                    ordering_queue::Advance advance;
-                    return mutations::expire_delivery(txn, d, "window_expired", clock_.now_ms(), nullptr, out, advance);
-                  }).ok());
-    }
+    kill_deliveries_of(store_event({sub_}).id);
   }
   EXPECT_EQ(*queries::count_dead(*store_, {}, 3), 3u);
   EXPECT_EQ(*queries::count_dead(*store_, {}, 100), 5u);

@@ -220,7 +220,10 @@ TEST_F(DeliveryCrash, EveryKeysDeliveriesArriveInOrderAcrossKillNineRestarts) {
     if (!accepted(r)) return Reply::status(500);
     return std::nullopt;  // 200
   });
-  start({"--allow-cidr", "127.0.0.0/8", "--durability", "fsync", "--retry-initial", "100ms", "--retry-max-delay", "1s"});
+  // Bursts of 20 failed attempts open the circuit here (see the issue note); a 30 s probe
+  // interval then holds every key for longer than the test waits.
+  start({"--allow-cidr", "127.0.0.0/8", "--durability", "fsync", "--retry-initial", "100ms", "--retry-max-delay", "1s",
+         "--circuit-probe-interval", "200ms"});
   const HttpResponse sub = call("POST", "/v1/subscriptions",
                                 json{{"url", subscriber.url("/hook")}, {"event_types", {"crash.*"}}, {"ordering", "key"}}.dump());
   ASSERT_EQ(sub.status, 201) << sub.describe();

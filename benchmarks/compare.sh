@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Compares the work tree with an earlier commit on benchmark scenarios 1-3, in one run on one
+# Compares the work tree with an earlier commit on benchmark scenarios (1-3 by default), in one run on one
 # machine, so that a refactor or a fix can show it did not make relay slower:
 #   benchmarks/compare.sh [BASE_REV]      (default: HEAD~1)
 # Builds a Release relayd of BASE_REV (in a temporary git worktree) and of the work tree, then

@@ -23,6 +23,10 @@ FIGURES = [
     ("S3 fan-out drain to 10 subscribers (deliveries/s)", "s3", ("drain", "deliveries_per_s"), True),
     ("S3 fan-out with ingest (deliveries/s)", "s3", ("concurrent", "deliveries_per_s"), True),
     ("S3 relayd CPU per 1,000 deliveries, drain (ms)", "s3", ("drain", "cpu_ms_per_1000_deliveries"), False),
+    ("S4 durable ingest over the backlog (events/s)", "s4", ("s1", "rps"), True),
+    ("S4 sustained ingest + delivery over the backlog (deliveries/s)", "s4", ("s2_best", "deliveries_per_s"), True),
+    ("S4 peak RSS (MiB)", "s4", ("peak_rss_mib",), False),
+    ("S4 ready after restart (s)", "s4", ("restart_ready_s",), False),
 ]
 
 
@@ -44,10 +48,11 @@ def main():
             with open(path) as f:
                 runs[side].append(json.load(f))
             machine = machine or runs[side][-1].get("machine")
+    scenarios = os.environ.get("BENCH_SCENARIOS", "1 2 3").replace(" ", ", ")
     lines = [
         "# Benchmark comparison",
         "",
-        f"Base `{base_rev[:12]}` against head ({head_rev}), scenarios 1-3 of benchmarks/README.md, "
+        f"Base `{base_rev[:12]}` against head ({head_rev}), scenarios {scenarios} of benchmarks/README.md, "
         f"{len(runs['base'])} round(s) each, run one after the other on the same machine by "
         "`benchmarks/compare.sh`. Figures are means over the rounds; this machine's speed drifts by "
         "up to ~50% within minutes (FINDINGS.md), so read changes under about 10% as noise.",
@@ -57,6 +62,8 @@ def main():
     ]
     for label, scenario, path, higher_better in FIGURES:
         values = {side: [v for v in (figure(r, scenario, path) for r in rs) if v is not None] for side, rs in runs.items()}
+        if not values["base"] and not values["head"]:
+            continue  # a scenario this comparison did not run
         if not values["base"] or not values["head"]:
             lines.append(f"| {label} | {values['base'] or 'n/a'} | {values['head'] or 'n/a'} | |")
             continue

@@ -196,27 +196,27 @@ std::optional<std::string> blocked_by(const Store& store, const Delivery& d) {
   return head;
 }
 
-std::vector<QueueRef> headless(const Store& store) {
-  std::vector<QueueRef> out;
-  std::string lower;
-  for (;;) {
-    std::optional<Entry> first;
-    store.scan(Family::ordering_queues, ScanRange{lower, ""}, [&](std::string_view key, std::string_view value) {
-      first = make_entry(key, value);
-      return false;
-    });
-    if (!first) return out;
-    const auto decoded = keys::decode_queue_key(first->key);
-    if (!decoded) {  // not a key relay writes: step over it
-      lower = first->key + '\0';
-      continue;
+Survey survey(const Store& store) {
+  Survey out;
+  std::optional<QueueRef> queue;  // the queue of the entries being visited
+  bool head_waits = false;        // of `queue`: its first entry is not scheduled
+  store.scan(Family::ordering_queues, ScanRange{"", ""}, [&](std::string_view key, std::string_view value) {
+    const auto decoded = keys::decode_queue_key(key);
+    if (!decoded) return true;  // not a key relay writes: step over it
+    if (!queue || queue->subscription_id != decoded->subscription_id ||
+        queue->ordering_key != decoded->ordering_key) {
+      queue = QueueRef{std::string(decoded->subscription_id), std::string(decoded->ordering_key)};
+      const Entry first = make_entry(key, value);
+      const auto bytes = store.get(Family::deliveries, keys::delivery_key(first.delivery_id));
+      const auto d = bytes ? records::decode_delivery(*bytes) : std::nullopt;
+      head_waits = !d || d->waiting || is_final(d->state);
+      if (head_waits) out.headless.push_back(*queue);
+      if (!head_waits) return true;  // a scheduled head is counted with the schedule
     }
-    QueueRef queue{decoded->subscription_id, decoded->ordering_key};
-    const auto bytes = store.get(Family::deliveries, keys::delivery_key(first->delivery_id));
-    const auto d = bytes ? records::decode_delivery(*bytes) : std::nullopt;
-    if (!d || d->waiting || is_final(d->state)) out.push_back(queue);
-    lower = keys::prefix_end(keys::queue_prefix(queue.subscription_id, queue.ordering_key));
-  }
+    ++out.waiting_by_subscription[queue->subscription_id];
+    return true;
+  });
+  return out;
 }
 
 }  // namespace relay::ordering_queue

@@ -18,11 +18,12 @@
 // unordered deliveries and the next one becomes the head, whose end releases the next batch. A
 // coalescing step that meets more than kAdvanceBatch older entries supersedes that many and
 // leaves the queue without a head (Advance::unfinished): the caller runs advance() again in a
-// following batch, and after a crash in between, headless() finds the queue at startup.
+// following batch, and after a crash in between, survey() finds the queue at startup.
 
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "relay/model/delivery.h"
@@ -67,8 +68,15 @@ void advance(WriteTxn& txn, const QueueRef& queue, const Subscription* sub, Unix
 
 // Read side (blocking pool). The delivery `d` waits behind: its queue's head; nullopt unless it waits.
 std::optional<std::string> blocked_by(const Store& store, const Delivery& d);
-// Queues whose first entry waits: left so by a crash between the steps of a long coalescing.
-// Visits every queue's first entry (one seek per queue).
-std::vector<QueueRef> headless(const Store& store);
+// What the queues hold, counted at startup: every entry is visited once, and each queue's first
+// entry's delivery is read.
+struct Survey {
+  // Queues whose first entry waits: left so by a crash between the steps of a long coalescing.
+  std::vector<QueueRef> headless;
+  // Entries not scheduled (behind their queue's head, or every entry of a headless queue), by
+  // subscription: the `waiting` deliveries, unfinished but without a schedule key.
+  std::unordered_map<std::string, std::uint64_t> waiting_by_subscription;
+};
+Survey survey(const Store& store);
 
 }  // namespace relay::ordering_queue

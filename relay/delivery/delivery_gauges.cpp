@@ -14,17 +14,30 @@ namespace relay {
 
 namespace asio = boost::asio;
 
-void ScheduleCounts::count_scheduled(const std::string& subscription_id, std::int64_t delta) {
-  std::uint64_t& count = scheduled_by_subscription[subscription_id];
+namespace {
+
+void count(std::uint64_t& total, std::unordered_map<std::string, std::uint64_t>& by_subscription,
+           const std::string& subscription_id, std::int64_t delta) {
+  std::uint64_t& mine = by_subscription[subscription_id];
   if (delta >= 0) {
-    count += static_cast<std::uint64_t>(delta);
-    scheduled += static_cast<std::uint64_t>(delta);
+    mine += static_cast<std::uint64_t>(delta);
+    total += static_cast<std::uint64_t>(delta);
   } else {
-    const std::uint64_t gone = std::min(count, static_cast<std::uint64_t>(-delta));
-    count -= gone;
-    scheduled -= std::min(scheduled, gone);
-    if (count == 0) scheduled_by_subscription.erase(subscription_id);
+    const std::uint64_t gone = std::min(mine, static_cast<std::uint64_t>(-delta));
+    mine -= gone;
+    total -= std::min(total, gone);
   }
+  if (mine == 0) by_subscription.erase(subscription_id);
+}
+
+}  // namespace
+
+void ScheduleCounts::count_scheduled(const std::string& subscription_id, std::int64_t delta) {
+  count(scheduled, scheduled_by_subscription, subscription_id, delta);
+}
+
+void ScheduleCounts::count_waiting(const std::string& subscription_id, std::int64_t delta) {
+  count(waiting, waiting_by_subscription, subscription_id, delta);
 }
 
 DeliveryGauges::DeliveryGauges(asio::io_context& io, const Clock& clock, Store& store,
@@ -83,13 +96,17 @@ asio::awaitable<void> DeliveryGauges::count_due(UnixMillis now) {
 void DeliveryGauges::publish() {
   // Counted from disk: the schedule's keys by subscription (kept up to date from the startup
   // count) and the due ones among them (the last periodic pass). A disabled subscription's
-  // deliveries are `held`, in no other state and not in the oldest age.
+  // deliveries are `held`, in no other state and not in the oldest age. Deliveries waiting
+  // behind the head of their ordering queue have no due time yet: `scheduled` (or `held`), not
+  // in the oldest age.
   const ScheduleCounts& counts = scheduler_.counts();
   const UnixMillis now = clock_.now_ms();
   std::uint64_t held = 0;
-  for (const auto& [subscription_id, count] : counts.scheduled_by_subscription) {
-    const auto sub = subscriptions_.find(subscription_id);
-    if (sub && !sub->enabled) held += count;
+  for (const auto* by_subscription : {&counts.scheduled_by_subscription, &counts.waiting_by_subscription}) {
+    for (const auto& [subscription_id, n] : *by_subscription) {
+      const auto sub = subscriptions_.find(subscription_id);
+      if (sub && !sub->enabled) held += n;
+    }
   }
   std::uint64_t due = 0;
   UnixMillis oldest_due = now;
@@ -103,8 +120,8 @@ void DeliveryGauges::publish() {
   const std::uint64_t in_flight = scheduler_.attempts_unrecorded();
   const std::uint64_t pending = due > in_flight ? due - in_flight : 0;
   const std::uint64_t accounted = held + pending + in_flight;
-  metrics_.set_deliveries(pending, counts.scheduled > accounted ? counts.scheduled - accounted : 0, in_flight,
-                          counts.dead, held);
+  const std::uint64_t unfinished = counts.unfinished();
+  metrics_.set_deliveries(pending, unfinished > accounted ? unfinished - accounted : 0, in_flight, counts.dead, held);
   metrics_.set_oldest_pending_age(pending == 0 ? 0.0 : static_cast<double>(now - oldest_due) / 1000.0);
   std::uint64_t enabled = 0, disabled = 0;
   subscriptions_.for_each([&](const std::shared_ptr<const Subscription>& sub) { (sub->enabled ? enabled : disabled)++; });

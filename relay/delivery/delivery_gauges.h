@@ -24,15 +24,23 @@ namespace relay {
 class DeliveryScheduler;
 class RelayMetrics;
 
-// Keys in `schedule` (in total and by subscription) and in `dead_letters`, counted at start and
-// kept up to date as deliveries are created, redriven and finished.
+// Keys in `schedule` (in total and by subscription), deliveries waiting in an ordering queue
+// behind its head (no schedule key; storage/ordering_queue.h) and keys in `dead_letters`, counted
+// at start and kept up to date as deliveries are created, promoted, superseded, redriven and
+// finished.
 struct ScheduleCounts {
   std::uint64_t scheduled = 0;
   std::unordered_map<std::string, std::uint64_t> scheduled_by_subscription;
+  std::uint64_t waiting = 0;
+  std::unordered_map<std::string, std::uint64_t> waiting_by_subscription;
   std::uint64_t dead = 0;
 
   // Keys in `schedule` came (+) or went (-) for a subscription.
   void count_scheduled(const std::string& subscription_id, std::int64_t delta);
+  // Waiting deliveries of a subscription joined a queue (+), or were scheduled or superseded (-).
+  void count_waiting(const std::string& subscription_id, std::int64_t delta);
+  // Unfinished deliveries: scheduled and waiting (--max-pending-deliveries).
+  std::uint64_t unfinished() const { return scheduled + waiting; }
   void remove_dead(std::uint64_t count) { dead -= std::min(dead, count); }
 };
 

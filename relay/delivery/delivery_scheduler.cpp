@@ -63,11 +63,11 @@ asio::awaitable<void> DeliveryScheduler::count_schedule(std::function<void()> re
   struct Counted {
     std::unordered_map<std::string, std::uint64_t> by_subscription;
     std::uint64_t dead = 0;
-    std::vector<ordering_queue::QueueRef> headless;
+    ordering_queue::Survey queues;
   };
   const auto count = [&store = store_] {
     return Counted{queries::count_schedule_by_subscription(store), queries::count_keys(store, Family::dead_letters),
-                   ordering_queue::headless(store)};
+                   ordering_queue::survey(store)};
   };
   const Counted counted = co_await run_blocking(blocking_pool_, count, asio::use_awaitable);
   if (!*alive) co_return;
@@ -76,11 +76,15 @@ asio::awaitable<void> DeliveryScheduler::count_schedule(std::function<void()> re
     scheduled += n;
     counts_.count_scheduled(subscription_id, static_cast<std::int64_t>(n));
   }
+  for (const auto& [subscription_id, n] : counted.queues.waiting_by_subscription) {
+    counts_.count_waiting(subscription_id, static_cast<std::int64_t>(n));
+  }
   counts_.dead += counted.dead;
   started_ = true;
-  logger_.info("delivery scheduler started", {{"scheduled", scheduled}, {"dead", counted.dead}});
+  logger_.info("delivery scheduler started",
+               {{"scheduled", scheduled}, {"waiting", counts_.waiting}, {"dead", counted.dead}});
   // Queues a crash left between two steps of coalescing go on.
-  for (const auto& queue : counted.headless) advance_queue(queue);
+  for (const auto& queue : counted.queues.headless) advance_queue(queue);
   maybe_load();
   tick();
   if (ready) ready();
@@ -89,8 +93,11 @@ asio::awaitable<void> DeliveryScheduler::count_schedule(std::function<void()> re
 void DeliveryScheduler::enqueue(std::vector<Delivery> deliveries, std::shared_ptr<const std::string> payload,
                                 Origin origin) {
   if (origin == Origin::redriven_dead) counts_.remove_dead(deliveries.size());
-  // Waiting ones have no schedule key: neither counted nor held.
-  std::erase_if(deliveries, [](const Delivery& d) { return d.waiting; });
+  // Waiting ones have no schedule key: counted as waiting, not held in memory.
+  std::erase_if(deliveries, [this](const Delivery& d) {
+    if (d.waiting) counts_.count_waiting(d.subscription_id, 1);
+    return d.waiting;
+  });
   if (deliveries.empty()) return;
   if (origin != Origin::rescheduled_pending) {
     for (const auto& d : deliveries) counts_.count_scheduled(d.subscription_id, 1);

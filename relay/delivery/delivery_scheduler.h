@@ -100,8 +100,9 @@ class DeliveryScheduler {
   // Deliveries held in memory (waiting, ready or in flight); at most memory_limit plus those
   // handed in directly by enqueue() while memory had room.
   std::size_t held_in_memory() const { return items_.size(); }
-  // Unfinished deliveries (keys in `schedule`: pending, scheduled, in flight, held), for --max-pending-deliveries.
-  std::uint64_t pending_deliveries() const { return counts_.scheduled; }
+  // Unfinished deliveries (pending, scheduled, in flight, held, waiting in an ordering queue), for
+  // --max-pending-deliveries.
+  std::uint64_t pending_deliveries() const { return counts_.unfinished(); }
 
   // For DeliveryGauges: started and not draining; the counts of keys on disk; attempts from their
   // dispatch until their record is written; a subscription's circuit (closed without a lane).

@@ -78,7 +78,12 @@ void DeliveryScheduler::record(const Delivery& d, CommitPipeline::Command comman
 }
 
 void DeliveryScheduler::advanced(ordering_queue::Advance advance) {
-  if (advance.superseded != 0) metrics_.deliveries_superseded(advance.subscription_id, advance.superseded);
+  // What a step scheduled or superseded was waiting in its queue.
+  if (advance.superseded != 0) {
+    metrics_.deliveries_superseded(advance.subscription_id, advance.superseded);
+    counts_.count_waiting(advance.subscription_id, -static_cast<std::int64_t>(advance.superseded));
+  }
+  for (const auto& d : advance.promoted) counts_.count_waiting(d.subscription_id, -1);
   if (!advance.promoted.empty()) enqueue(std::move(advance.promoted), nullptr);
   if (advance.unfinished) advance_queue(std::move(*advance.unfinished));
 }

@@ -155,5 +155,33 @@ TEST_F(Ordering, CoalescingDeliversOnlyTheNewestOfWhatWaitedWhileTheReceiverWasD
   EXPECT_TRUE(items("/v1/dlq").empty());
 }
 
+TEST_F(Ordering, WaitingDeliveriesCountAsUnfinishedInTheGaugesAndTheIngestBound) {
+  // The head of key "a" is refused and retried an hour later: its three successors wait.
+  start({"--allow-cidr", "127.0.0.0/8", "--retry-initial", "1h", "--retry-max-delay", "1h", "--retry-window", "24h",
+         "--max-pending-deliveries", "4"});
+  Receiver receiver([](const json&, int) { return 500; });
+  const std::string sub = ordered_subscription(receiver.url());
+  std::vector<std::string> a;
+  for (int n = 1; n <= 4; ++n) a.push_back(delivery_id(publish_keyed("a", n), sub));
+  ASSERT_TRUE(eventually([&] { return receiver.attempts_of("a", 1) >= 1; }));
+
+  const auto unfinished = [&] {
+    double sum = 0;
+    for (const char* state : {"pending", "scheduled", "in_flight"}) {
+      sum += metric(std::string("relay_deliveries{state=\"") + state + "\"}").value_or(-100);
+    }
+    return sum;
+  };
+  EXPECT_TRUE(eventually([&] { return unfinished() == 4.0; })) << unfinished();
+  // Four unfinished deliveries reach the bound, waiting ones included.
+  const HttpResponse refused = call("POST", "/v1/events", json{{"type", "calendar.update"}, {"payload", json::object()}}.dump());
+  EXPECT_EQ(refused.status, 429) << refused.describe();
+
+  // Disabled, the subscription holds all four.
+  ASSERT_EQ(call("PATCH", "/v1/subscriptions/" + sub, json{{"enabled", false}}.dump()).status, 200);
+  EXPECT_TRUE(eventually([&] { return metric("relay_deliveries{state=\"held\"}") == 4.0 && unfinished() == 0.0; }))
+      << unfinished();
+}
+
 }  // namespace
 }  // namespace relay::test

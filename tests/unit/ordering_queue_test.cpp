@@ -224,6 +224,18 @@ TEST_F(OrderingQueueTest, CoalescingAttemptsOnlyTheNewestAndSupersedesTheOthers)
   EXPECT_TRUE(queries::list_dead(*store_, {})->items.empty());
 }
 
+TEST_F(OrderingQueueTest, TheSurveyCountsWhatWaitsBehindEachHeadBySubscription) {
+  const auto a = subscription(Ordering::key);
+  const auto b = subscription(Ordering::key);
+  ingest({a, b}, {"k", "k", "j", "k"});  // a and b: k waits twice behind its head, j has only a head
+  ingest({a}, {"j"});                    // a: j waits once
+  auto survey = ordering_queue::survey(*store_);
+  EXPECT_TRUE(survey.headless.empty());
+  EXPECT_EQ(survey.waiting_by_subscription.at(a->id), 3u);
+  EXPECT_EQ(survey.waiting_by_subscription.at(b->id), 2u);
+  EXPECT_EQ(survey.waiting_by_subscription.size(), 2u);
+}
+
 TEST_F(OrderingQueueTest, CoalescingOfMoreThanOneBatchContinuesInTheNextAndAfterARestart) {
   const auto sub = subscription(Ordering::key, /*coalesce=*/true);
   const std::size_t waiting = 2 * ordering_queue::kAdvanceBatch + 10;
@@ -236,8 +248,11 @@ TEST_F(OrderingQueueTest, CoalescingOfMoreThanOneBatchContinuesInTheNextAndAfter
 
   // A crash here: the restart finds the queue without a head.
   reopen();
-  const auto headless = ordering_queue::headless(*store_);
+  const auto survey = ordering_queue::survey(*store_);
+  const auto& headless = survey.headless;
   ASSERT_EQ(headless.size(), 1u);
+  // Every entry of a headless queue waits.
+  EXPECT_EQ(survey.waiting_by_subscription.at(sub->id), waiting - ordering_queue::kAdvanceBatch);
   std::size_t superseded = advance.superseded;
   for (int step = 0; step < 5 && advance.promoted.empty(); ++step) {
     advance = {};
@@ -250,7 +265,7 @@ TEST_F(OrderingQueueTest, CoalescingOfMoreThanOneBatchContinuesInTheNextAndAfter
   ASSERT_EQ(advance.promoted.size(), 1u);
   EXPECT_EQ(advance.promoted[0].id, events.back().deliveries[0].id);
   EXPECT_EQ(superseded, waiting - 1);
-  EXPECT_TRUE(ordering_queue::headless(*store_).empty());
+  EXPECT_TRUE(ordering_queue::survey(*store_).headless.empty());
   // advance() of a queue that has a head changes nothing.
   advance = {};
   ASSERT_TRUE(commit([&](WriteTxn& txn) {

@@ -1,6 +1,10 @@
 #include "relay/config/config.h"
 
 #include <boost/asio/ip/address.hpp>
+#include <boost/url/parse.hpp>
+#include <unistd.h>
+
+#include <algorithm>
 #include <charconv>
 #include <filesystem>
 #include <fstream>
@@ -60,6 +64,25 @@ std::string printable(std::string value) {
 
 [[noreturn]] void fail(const std::string& flag, const std::string& value, const std::string& expected) {
   throw ConfigError("invalid value '" + printable(value) + "' for --" + flag + ": expected " + expected);
+}
+
+// An http(s) base URL with a host, such as http://10.0.0.7:8080 or http://relay-0.relay:8080;
+// a trailing slash is dropped so that paths can be appended.
+std::string base_url_value(const std::string& flag, const std::string& value) {
+  const auto url = boost::urls::parse_absolute_uri(value);
+  const bool fits = url && (url->scheme() == "http" || url->scheme() == "https") && !url->host().empty() &&
+                    (url->path().empty() || url->path() == "/") && !url->has_query() && !url->has_fragment() &&
+                    !url->has_userinfo();
+  if (!fits) fail(flag, value, "an http:// or https:// URL such as http://10.0.0.7:8080");
+  std::string text = value;
+  if (text.back() == '/') text.pop_back();
+  return text;
+}
+
+// A shard name: what the contract allows ([a-z0-9-]{1,63}), a DNS label without upper case.
+bool is_shard_name(std::string_view name) {
+  return !name.empty() && name.size() <= 63 &&
+         std::all_of(name.begin(), name.end(), [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'; });
 }
 
 std::int64_t duration_value(const std::string& flag, const std::string& value, bool allow_zero = false) {
@@ -186,6 +209,35 @@ std::vector<Flag> flags() {
          else fail("log-level", v, "debug, info, warn or error");
        }},
       {"dev", false, false, [](Config& c, const std::string&) { c.dev = true; }},
+      {"cluster-etcd", true, false,
+       [](Config& c, const std::string& v) {
+         c.cluster.etcd_endpoints.clear();
+         std::size_t start = 0;
+         for (;;) {
+           const auto comma = v.find(',', start);
+           const std::string item = v.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+           if (item.empty()) fail("cluster-etcd", v, "etcd client URLs separated by commas, such as http://etcd-0:2379");
+           c.cluster.etcd_endpoints.push_back(base_url_value("cluster-etcd", item));
+           if (comma == std::string::npos) break;
+           start = comma + 1;
+         }
+       }},
+      {"advertise", true, false,
+       [](Config& c, const std::string& v) { c.cluster.advertise = base_url_value("advertise", v); }},
+      {"shard", true, false,
+       [](Config& c, const std::string& v) {
+         if (!is_shard_name(v)) fail("shard", v, "1-63 characters of [a-z0-9-]");
+         c.cluster.shard = v;
+       }},
+      {"cluster-prefix", true, false,
+       [](Config& c, const std::string& v) {
+         const bool fits = v.size() >= 2 && v.size() <= 128 && v.front() == '/' && v.back() == '/' &&
+                           std::all_of(v.begin(), v.end(), [](char ch) { return ch > 0x20 && ch < 0x7f; });
+         if (!fits) fail("cluster-prefix", v, "a key prefix that starts and ends with '/', such as /relay/");
+         c.cluster.prefix = v;
+       }},
+      {"cluster-timeout", true, false,
+       [](Config& c, const std::string& v) { c.cluster.timeout_ms = duration_value("cluster-timeout", v); }},
   };
 }
 
@@ -214,6 +266,34 @@ void apply_env(Config& config, const Flag& flag, const std::string& value) {
     if (!item.empty()) flag.apply(config, item);
     if (comma == std::string::npos) break;
     start = comma + 1;
+  }
+}
+
+// Cluster flags only make sense together: the advertise URL and an admin key (shards call each
+// other with it) are required, and the shard name defaults to the host name.
+void check_cluster(Config& config) {
+  ClusterConfig& cluster = config.cluster;
+  if (!cluster.enabled()) {
+    if (!cluster.advertise.empty() || !cluster.shard.empty()) {
+      throw ConfigError("--advertise and --shard need --cluster-etcd (cluster mode)");
+    }
+    return;
+  }
+  if (cluster.advertise.empty()) {
+    throw ConfigError("cluster mode needs --advertise URL: where the other shards reach this one's API");
+  }
+  const bool has_admin_key = std::any_of(config.api_keys.begin(), config.api_keys.end(),
+                                         [](const ApiKey& k) { return k.scope == ApiScope::admin; });
+  if (!has_admin_key) {
+    throw ConfigError("cluster mode needs an --api-key admin:KEY, the same on every shard: shards call each other with it");
+  }
+  if (cluster.shard.empty()) {
+    char host[256] = {};
+    if (::gethostname(host, sizeof host - 1) != 0 || !is_shard_name(host)) {
+      throw ConfigError("the host name '" + printable(host) +
+                        "' is not a shard name (1-63 characters of [a-z0-9-]): give --shard NAME");
+    }
+    cluster.shard = host;
   }
 }
 
@@ -272,6 +352,7 @@ Config parse_config(const std::vector<std::string>& args, const std::map<std::st
   if (config.api_keys.empty() && !config.insecure_no_auth && !config.dev) {
     throw ConfigError("no API key configured: give --api-key SCOPE:KEY (or --insecure-no-auth for local experiments)");
   }
+  check_cluster(config);
   return config;
 }
 
@@ -296,6 +377,12 @@ std::string usage() {
   --allow-private-networks    deliver to loopback/private addresses
   --allow-cidr CIDR           repeatable; allow deliveries to these addresses
   --log-level debug|info|warn|error
+cluster mode (docs/cluster.md):
+  --cluster-etcd URL[,URL...] etcd client URLs; turns cluster mode on
+  --advertise URL             where the other shards reach this shard's API (required in cluster mode)
+  --shard NAME                this shard's name, [a-z0-9-]{1,63} (the host name)
+  --cluster-prefix /relay/    this cluster's keys in etcd
+  --cluster-timeout 2s        how long etcd and the other shards get to answer
 )";
 }
 

@@ -20,6 +20,18 @@ struct ApiKey {
   std::string key;
 };
 
+// Cluster mode (docs/cluster.md): several relayd shards coordinated by etcd. On when
+// etcd_endpoints is not empty.
+struct ClusterConfig {
+  std::vector<std::string> etcd_endpoints;  // --cluster-etcd URL[,URL...]: etcd's client URLs
+  std::string advertise;                    // --advertise URL: where the other shards reach this one's API
+  std::string shard;                        // --shard NAME ([a-z0-9-]{1,63}); default: the host name
+  std::string prefix = "/relay/";           // --cluster-prefix: this cluster's keys in etcd
+  std::int64_t timeout_ms = 2'000;          // --cluster-timeout: for etcd and for the other shards
+
+  bool enabled() const { return !etcd_endpoints.empty(); }
+};
+
 struct Config {
   std::string listen_host = "127.0.0.1";
   std::uint16_t listen_port = 8080;
@@ -50,6 +62,7 @@ struct Config {
   // Development mode: without --api-key, an admin key is generated once, kept in
   // <data-dir>/dev-api-key and printed; private networks are allowed.
   bool dev = false;
+  ClusterConfig cluster;
 };
 
 // Thrown for any bad flag or value; what() is the one line relayd prints before exiting 2.

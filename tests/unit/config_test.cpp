@@ -378,3 +378,60 @@ TEST(ConfigTest, IngressLimits) {
 
 }  // namespace
 }  // namespace relay
+
+namespace relay {
+namespace {
+
+TEST(ConfigTest, ClusterModeIsOffByDefaultAndTakesItsFlagsTogether) {
+  const Config single = parse({"--api-key", kKey});
+  EXPECT_FALSE(single.cluster.enabled());
+  EXPECT_EQ(single.cluster.prefix, "/relay/");
+  EXPECT_EQ(single.cluster.timeout_ms, 2'000);
+
+  const Config c = parse({"--api-key", kKey, "--cluster-etcd", "http://10.0.0.1:2379,https://etcd-1.etcd:2379/",
+                          "--advertise", "http://relay-0.relay:8080/", "--shard", "relay-0", "--cluster-prefix",
+                          "/team-a/relay/", "--cluster-timeout", "500ms"});
+  EXPECT_TRUE(c.cluster.enabled());
+  EXPECT_EQ(c.cluster.etcd_endpoints, (std::vector<std::string>{"http://10.0.0.1:2379", "https://etcd-1.etcd:2379"}));
+  EXPECT_EQ(c.cluster.advertise, "http://relay-0.relay:8080");
+  EXPECT_EQ(c.cluster.shard, "relay-0");
+  EXPECT_EQ(c.cluster.prefix, "/team-a/relay/");
+  EXPECT_EQ(c.cluster.timeout_ms, 500);
+
+  const Config from_env = parse({}, {{"RELAY_API_KEY", kKey},
+                                     {"RELAY_CLUSTER_ETCD", "http://127.0.0.1:2379"},
+                                     {"RELAY_ADVERTISE", "http://127.0.0.1:8080"},
+                                     {"RELAY_SHARD", "s1"}});
+  EXPECT_EQ(from_env.cluster.shard, "s1");
+  EXPECT_EQ(from_env.cluster.etcd_endpoints.size(), 1u);
+}
+
+TEST(ConfigTest, BadClusterFlagsAreRefusedWithOneLine) {
+  const Args cluster = {"--api-key", kKey, "--cluster-etcd", "http://127.0.0.1:2379", "--shard", "s1"};
+  EXPECT_NE(error_of(cluster).find("--advertise"), std::string::npos);
+  const auto with = [&](Args extra) {
+    Args args = cluster;
+    args.insert(args.end(), extra.begin(), extra.end());
+    return error_of(args);
+  };
+  EXPECT_NE(with({"--advertise", "relay-0:8080"}).find("--advertise"), std::string::npos);
+  EXPECT_NE(with({"--advertise", "ftp://relay-0"}).find("--advertise"), std::string::npos);
+  EXPECT_NE(with({"--advertise", "http://relay-0/api"}).find("--advertise"), std::string::npos);
+  EXPECT_NE(with({"--advertise", "http://a:8080", "--shard", "Relay_0"}).find("--shard"), std::string::npos);
+  EXPECT_NE(with({"--advertise", "http://a:8080", "--shard", std::string(64, 'a')}).find("--shard"), std::string::npos);
+  EXPECT_NE(with({"--advertise", "http://a:8080", "--cluster-prefix", "relay"}).find("--cluster-prefix"),
+            std::string::npos);
+  EXPECT_NE(with({"--advertise", "http://a:8080", "--cluster-timeout", "0s"}).find("--cluster-timeout"),
+            std::string::npos);
+  EXPECT_NE(error_of({"--api-key", kKey, "--cluster-etcd", "http://a:2379,,http://b:2379"}).find("--cluster-etcd"),
+            std::string::npos);
+  // Shards call each other with an admin key of their own configuration.
+  EXPECT_NE(error_of({"--api-key", "ingest:0123456789abcdef", "--cluster-etcd", "http://a:2379", "--advertise",
+                      "http://b:8080", "--shard", "s1"})
+                .find("admin"),
+            std::string::npos);
+  EXPECT_NE(error_of({"--api-key", kKey, "--shard", "s1"}).find("--cluster-etcd"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace relay

@@ -226,19 +226,6 @@ Status update_subscription(WriteTxn& txn, const std::string& id, const Subscript
   return Ok{};
 }
 
-Status rotate_secret(WriteTxn& txn, const std::string& id, const SecretRotation& rotation, Subscription& out) {
-  return update_subscription(
-      txn, id,
-      [&rotation](Subscription& sub) -> Status {
-        sub.previous_secret = rotation.grace_ms > 0 ? sub.secret : "";
-        sub.previous_secret_expires_at = rotation.grace_ms > 0 ? rotation.now + rotation.grace_ms : 0;
-        sub.secret = rotation.new_secret;
-        sub.updated_at = rotation.now;
-        return Ok{};
-      },
-      out);
-}
-
 Status record_attempt(WriteTxn& txn, const Delivery& attempted, Attempt attempt, const Resolution& resolution,
                       const Subscription* sub, Delivery& out, ordering_queue::Advance& advance) {
   std::optional<Delivery> current;

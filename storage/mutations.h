@@ -78,14 +78,6 @@ Status delete_subscription(WriteTxn& txn, const std::string& id);
 using SubscriptionChange = std::function<Status(Subscription&)>;
 Status update_subscription(WriteTxn& txn, const std::string& id, const SubscriptionChange& change, Subscription& out);
 
-struct SecretRotation {
-  std::string new_secret;
-  std::int64_t grace_ms = 0;  // 0: the stored secret stops signing at once
-  UnixMillis now = 0;
-};
-// The new secret replaces the stored one, which keeps signing for the grace period.
-Status rotate_secret(WriteTxn& txn, const std::string& id, const SecretRotation& rotation, Subscription& out);
-
 // What the retry policy decided after an attempt.
 struct Resolution {
   DeliveryState state = DeliveryState::pending;  // pending (retry), succeeded or dead

@@ -9,6 +9,7 @@
 #include "relay/core/clock.h"
 #include "relay/core/logger.h"
 #include "relay/subscriptions/subscription_registry.h"
+#include "relay/subscriptions/subscription_writes.h"
 #include "storage/commit_pipeline.h"
 #include "storage/keys.h"
 #include "storage/store.h"
@@ -26,6 +27,7 @@ struct ApiContext {
   Store& store;
   CommitPipeline& pipeline;
   SubscriptionRegistry& subscriptions;
+  SubscriptionWrites& subscription_writes;  // single node: RocksDB; cluster mode: etcd
   keys::IdGenerator& ids;
   RelayMetrics& metrics;
   DeliveryScheduler& scheduler;

@@ -5,18 +5,14 @@
 #include <memory>
 #include <utility>
 
-#include "metrics/relay_metrics.h"
 #include "relay/api/api_json.h"
 #include "relay/api/http_responses.h"
 #include "relay/api/request_parsing.h"
 #include "relay/api/route.h"
 #include "relay/api/subscription_fields.h"
 #include "relay/core/duration.h"
-#include "relay/delivery/delivery_scheduler.h"
 #include "relay/delivery/signature.h"
 #include "relay/model/event_type.h"
-#include "storage/async_commit.h"
-#include "storage/mutations.h"
 
 namespace relay {
 
@@ -29,18 +25,6 @@ constexpr std::int64_t kDefaultRotationGraceMs = 24 * 3'600'000LL;
 // Also the page size without `limit`: a client written before the list was paginated, which
 // reads `items` whole, still sees every subscription of a store with up to this many.
 constexpr std::size_t kMaxSubscriptionPage = 1000;
-
-// Commits a read-modify-write of subscription `id` (see mutations::update_subscription); on
-// success `result` holds the stored subscription, already in the registry.
-asio::awaitable<Status> change_subscription(ApiContext& ctx, const std::string& id,
-                                            const std::function<Status(WriteTxn&, Subscription&)>& mutate,
-                                            const std::shared_ptr<Subscription>& result) {
-  const CommitPipeline::Command command = [mutate, result](WriteTxn& txn) { return mutate(txn, *result); };
-  const std::function<void()> publish = [&registry = ctx.subscriptions, result] { registry.upsert(*result); };
-  const Status status = co_await async_commit(ctx.pipeline, command, publish, asio::use_awaitable);
-  if (status) ctx.scheduler.subscription_changed(id);
-  co_return status;
-}
 
 std::shared_ptr<const Subscription> find(ApiContext& ctx, const std::string& id) {
   return ctx.subscriptions.find(id);
@@ -59,17 +43,10 @@ asio::awaitable<HttpResponse> create_subscription(ApiContext& ctx, const RouteRe
   if (sub.secret.empty()) sub.secret = generate_secret();
   sub.created_at = sub.updated_at = ctx.clock.now_ms();
   set_enabled(sub, std::exchange(sub.enabled, true), sub.created_at);  // created disabled: paused from now
-  auto created = std::make_shared<const Subscription>(sub);
-  const CommitPipeline::Command command = [created](WriteTxn& txn) {
-    return mutations::put_subscription(txn, *created);
-  };
-  const std::function<void()> publish = [&registry = ctx.subscriptions, created] { registry.upsert(*created); };
-  if (auto stored = co_await async_commit(ctx.pipeline, command, publish, asio::use_awaitable); !stored) {
-    co_return error_response(stored.error());
-  }
-  ctx.scheduler.subscription_changed(sub.id);
-  ctx.logger.info("subscription created", {{"subscription", sub.id}});
-  co_return json_response(201, to_api(sub));
+  const auto stored = co_await ctx.subscription_writes.create(std::move(sub));
+  if (!stored) co_return error_response(stored.error());
+  ctx.logger.info("subscription created", {{"subscription", stored->id}});
+  co_return json_response(201, to_api(*stored));
 }
 
 asio::awaitable<HttpResponse> list_subscriptions(ApiContext& ctx, const RouteRequest& req) {
@@ -122,36 +99,25 @@ asio::awaitable<HttpResponse> update_subscription(ApiContext& ctx, const RouteRe
   }
   auto patch = std::make_shared<const nlohmann::json>(std::move(*body));
   const UnixMillis now = ctx.clock.now_ms();
-  const std::string id = req.id;
-  auto result = std::make_shared<Subscription>();
-  const std::function<Status(WriteTxn&, Subscription&)> mutate = [id, patch, now](WriteTxn& txn, Subscription& out) {
-    return mutations::update_subscription(
-        txn, id,
-        [&](Subscription& sub) -> Status {
-          const bool was_enabled = sub.enabled;
-          if (auto applied = apply_subscription_fields(*patch, sub, /*creating=*/false); !applied) return applied;
-          sub.updated_at = now;
-          set_enabled(sub, std::exchange(sub.enabled, was_enabled), now);  // keeps the pause account
-          return Ok{};
-        },
-        out);
+  SubscriptionWrites::Change change = [patch, now](Subscription& sub) -> Status {
+    const bool was_enabled = sub.enabled;
+    if (auto applied = apply_subscription_fields(*patch, sub, /*creating=*/false); !applied) return applied;
+    sub.updated_at = now;
+    set_enabled(sub, std::exchange(sub.enabled, was_enabled), now);  // keeps the pause account
+    return Ok{};
   };
-  if (auto stored = co_await change_subscription(ctx, id, mutate, result); !stored) {
-    co_return error_response(stored.error());
-  }
-  co_return json_response(200, to_api(*result));
+  std::string id = req.id;
+  const auto stored = co_await ctx.subscription_writes.update(std::move(id), std::move(change));
+  if (!stored) co_return error_response(stored.error());
+  co_return json_response(200, to_api(*stored));
 }
 
 asio::awaitable<HttpResponse> delete_subscription(ApiContext& ctx, const RouteRequest& req) {
   if (!find(ctx, req.id)) co_return error_response(Errc::not_found, "no subscription " + req.id);
-  const std::string id = req.id;
-  const CommitPipeline::Command command = [id](WriteTxn& txn) { return mutations::delete_subscription(txn, id); };
-  const std::function<void()> publish = [&registry = ctx.subscriptions, id] { registry.erase(id); };
-  const Status status = co_await async_commit(ctx.pipeline, command, publish, asio::use_awaitable);
-  if (!status) co_return error_response(status.error());
-  ctx.scheduler.subscription_changed(id);
-  ctx.metrics.forget_subscription(id);
-  ctx.logger.info("subscription deleted", {{"subscription", id}});
+  std::string id = req.id;
+  const Status removed = co_await ctx.subscription_writes.remove(std::move(id));
+  if (!removed) co_return error_response(removed.error());
+  ctx.logger.info("subscription deleted", {{"subscription", req.id}});
   co_return empty_response(204);
 }
 
@@ -178,17 +144,15 @@ asio::awaitable<HttpResponse> rotate_subscription_secret(ApiContext& ctx, const 
       }
     }
   }
-  const mutations::SecretRotation rotation{new_secret.empty() ? generate_secret() : new_secret, grace_ms,
-                                           ctx.clock.now_ms()};
-  const std::string id = req.id;
-  auto result = std::make_shared<Subscription>();
-  const std::function<Status(WriteTxn&, Subscription&)> mutate = [id, rotation](WriteTxn& txn, Subscription& out) {
-    return mutations::rotate_secret(txn, id, rotation, out);
+  SubscriptionWrites::Change rotate = [rotation = SecretRotation{new_secret.empty() ? generate_secret() : new_secret,
+                                                                  grace_ms, ctx.clock.now_ms()}](Subscription& sub) {
+    rotate_secret(sub, rotation);
+    return Status(Ok{});
   };
-  if (auto stored = co_await change_subscription(ctx, id, mutate, result); !stored) {
-    co_return error_response(stored.error());
-  }
-  const Subscription& sub = *result;
+  std::string id = req.id;
+  const auto stored = co_await ctx.subscription_writes.update(std::move(id), std::move(rotate));
+  if (!stored) co_return error_response(stored.error());
+  const Subscription& sub = *stored;
   ctx.logger.info("subscription secret rotated",
                   {{"subscription", sub.id}, {"grace_period", format_duration(grace_ms)}});
   co_return json_response(200, to_api(sub));

@@ -20,6 +20,7 @@
 #include "relay/delivery/job_runner.h"
 #include "relay/delivery/retention_cleaner.h"
 #include "relay/http/http_server.h"
+#include "relay/subscriptions/local_subscription_writes.h"
 #include "storage/keys.h"
 #include "storage/queries.h"
 
@@ -116,8 +117,15 @@ int run_relay(const Config& base_config) {
   JobRunner jobs(io, job_options, clock, logger, *store, pipeline, subscriptions, ids, scheduler, metrics,
                  blocking_pool);
 
-  ApiContext context{config, clock, logger, *store, pipeline, subscriptions, ids, metrics, scheduler, blocking_pool,
-                     draining, jobs};
+  // The scheduler and the metrics follow every subscription change.
+  LocalSubscriptionWrites subscription_writes(pipeline, subscriptions,
+                                              [&scheduler, &metrics](const std::string& id, const Subscription* now) {
+                                                scheduler.subscription_changed(id);
+                                                if (!now) metrics.forget_subscription(id);
+                                              });
+
+  ApiContext context{config,  clock,   logger,    *store,        pipeline, subscriptions, subscription_writes, ids,
+                     metrics, scheduler, blocking_pool, draining, jobs};
   ApiRouter router(context);
   HttpServerOptions server_options;
   server_options.max_body_bytes = config.max_body_bytes;

@@ -33,6 +33,13 @@ void set_enabled(Subscription& sub, bool enabled, UnixMillis now) {
   }
 }
 
+void rotate_secret(Subscription& sub, const SecretRotation& rotation) {
+  sub.previous_secret = rotation.grace_ms > 0 ? sub.secret : "";
+  sub.previous_secret_expires_at = rotation.grace_ms > 0 ? rotation.now + rotation.grace_ms : 0;
+  sub.secret = rotation.new_secret;
+  sub.updated_at = rotation.now;
+}
+
 std::int64_t paused_ms(const Subscription& sub, UnixMillis now) {
   const std::int64_t running = sub.enabled || sub.disabled_at == 0 ? 0 : std::max<std::int64_t>(0, now - sub.disabled_at);
   return sub.disabled_ms + running;

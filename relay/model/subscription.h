@@ -65,6 +65,16 @@ struct Subscription {
 // Enables or disables `sub` at `now`, keeping the account of the time it spent disabled.
 void set_enabled(Subscription& sub, bool enabled, UnixMillis now);
 
+// A new signing secret (POST /v1/subscriptions/{id}/rotate-secret).
+struct SecretRotation {
+  std::string new_secret;
+  std::int64_t grace_ms = 0;  // 0: the current secret stops signing at once
+  UnixMillis now = 0;
+};
+// The new secret replaces the current one, which keeps signing for the grace period. Applied to
+// the stored state, so rotations chain: the previous secret is always the one signing until now.
+void rotate_secret(Subscription& sub, const SecretRotation& rotation);
+
 // The subscription's pause clock: how long it has been disabled in all, up to `now`. A delivery
 // notes it when its window starts (Delivery::window_pause_mark); the difference since then is
 // added to its window.

@@ -10,9 +10,10 @@ here fails until it is given a place. The layers, lowest first:
   storage                       RocksDB, keys, records, commits; core and model only
   metrics                       Prometheus families; labels come from model (delivery states)
   relay/routing                 payload filters; core and model only
-  relay/subscriptions           the in-memory registry of subscriptions
+  relay/subscriptions           the in-memory registry of subscriptions, how changes are written
   relay/http                    the HTTP server; counts connections in metrics
   relay/delivery                scheduling, egress, retention; everything below it
+  relay/cluster                 cluster mode (etcd, shards, routing); the single node's parts below it
   relay/api                     the handlers; everything below them
   relay/app, relay/main.cpp     wiring; everything
 
@@ -32,6 +33,7 @@ ROUTING = "relay/routing"
 SUBSCRIPTIONS = "relay/subscriptions"
 HTTP = "relay/http"
 DELIVERY = "relay/delivery"
+CLUSTER = "relay/cluster"
 API = "relay/api"
 APP = "relay/app"
 
@@ -42,11 +44,12 @@ ALLOWED = {
     STORAGE: {CORE, MODEL, STORAGE},
     METRICS: {CORE, MODEL, METRICS},
     ROUTING: {CORE, MODEL, ROUTING},
-    SUBSCRIPTIONS: {CORE, MODEL, ROUTING, SUBSCRIPTIONS},
+    SUBSCRIPTIONS: {CORE, MODEL, STORAGE, ROUTING, SUBSCRIPTIONS},
     HTTP: {CORE, METRICS, HTTP},
     DELIVERY: {CORE, MODEL, STORAGE, METRICS, ROUTING, SUBSCRIPTIONS, DELIVERY},
-    API: {CORE, MODEL, CONFIG, STORAGE, METRICS, ROUTING, SUBSCRIPTIONS, HTTP, DELIVERY, API},
-    APP: {CORE, MODEL, CONFIG, STORAGE, METRICS, ROUTING, SUBSCRIPTIONS, HTTP, DELIVERY, API, APP},
+    CLUSTER: {CORE, MODEL, STORAGE, METRICS, ROUTING, SUBSCRIPTIONS, DELIVERY, CLUSTER},
+    API: {CORE, MODEL, CONFIG, STORAGE, METRICS, ROUTING, SUBSCRIPTIONS, HTTP, DELIVERY, CLUSTER, API},
+    APP: {CORE, MODEL, CONFIG, STORAGE, METRICS, ROUTING, SUBSCRIPTIONS, HTTP, DELIVERY, CLUSTER, API, APP},
     "relay/main.cpp": {CORE, CONFIG, APP},
 }
 

@@ -814,21 +814,26 @@ TEST_F(MutationsTest, RotationsChainThroughTheStoredSecret) {
   sub.secret = "s0";
   ASSERT_TRUE(run([&](WriteTxn& txn) { return mutations::put_subscription(txn, sub); }).ok());
   Subscription out;
-  for (const char* next : {"s1", "s2"}) {
-    ASSERT_TRUE(run([&](WriteTxn& txn) {
-                  return mutations::rotate_secret(txn, sub.id, {next, 60'000, kStart}, out);
-                }).ok());
-  }
+  const auto rotate = [&](const std::string& id, SecretRotation rotation) {
+    return run([&](WriteTxn& txn) {
+      return mutations::update_subscription(
+          txn, id,
+          [&](Subscription& stored) {
+            rotate_secret(stored, rotation);
+            return Status(Ok{});
+          },
+          out);
+    });
+  };
+  for (const char* next : {"s1", "s2"}) ASSERT_TRUE(rotate(sub.id, {next, 60'000, kStart}).ok());
   EXPECT_EQ(out.secret, "s2");
   EXPECT_EQ(out.previous_secret, "s1");
   EXPECT_EQ(out.previous_secret_expires_at, kStart + 60'000);
-  ASSERT_TRUE(run([&](WriteTxn& txn) { return mutations::rotate_secret(txn, sub.id, {"s3", 0, kStart}, out); }).ok());
+  ASSERT_TRUE(rotate(sub.id, {"s3", 0, kStart}).ok());
   const Subscription stored = queries::subscriptions(*store_).at(0);
   EXPECT_EQ(stored.secret, "s3");
   EXPECT_EQ(stored.previous_secret, "");  // no grace: the old secret stops signing at once
-  const Status gone = run([&](WriteTxn& txn) {
-    return mutations::rotate_secret(txn, "sub_absent", {"x", 0, kStart}, out);
-  });
+  const Status gone = rotate("sub_absent", {"x", 0, kStart});
   ASSERT_FALSE(gone.ok());
   EXPECT_EQ(gone.error().code, Errc::not_found);
 }

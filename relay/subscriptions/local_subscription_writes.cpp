@@ -1,0 +1,52 @@
+#include "relay/subscriptions/local_subscription_writes.h"
+
+#include <boost/asio/use_awaitable.hpp>
+#include <memory>
+#include <utility>
+
+#include "storage/async_commit.h"
+#include "storage/mutations.h"
+
+namespace relay {
+
+namespace asio = boost::asio;
+
+LocalSubscriptionWrites::LocalSubscriptionWrites(CommitPipeline& pipeline, SubscriptionRegistry& registry,
+                                                 ChangedHook on_changed)
+    : pipeline_(pipeline), registry_(registry), on_changed_(std::move(on_changed)) {}
+
+asio::awaitable<Result<Subscription>> LocalSubscriptionWrites::create(Subscription subscription) {
+  auto created = std::make_shared<const Subscription>(std::move(subscription));
+  const CommitPipeline::Command command = [created](WriteTxn& txn) { return mutations::put_subscription(txn, *created); };
+  const std::function<void()> publish = [&registry = registry_, created] { registry.upsert(*created); };
+  if (auto stored = co_await async_commit(pipeline_, command, publish, asio::use_awaitable); !stored) {
+    co_return stored.error();
+  }
+  on_changed_(created->id, created.get());
+  co_return *created;
+}
+
+asio::awaitable<Result<Subscription>> LocalSubscriptionWrites::update(std::string id, Change change) {
+  auto result = std::make_shared<Subscription>();
+  const CommitPipeline::Command command = [id, change = std::move(change), result](WriteTxn& txn) {
+    return mutations::update_subscription(txn, id, change, *result);
+  };
+  const std::function<void()> publish = [&registry = registry_, result] { registry.upsert(*result); };
+  if (auto stored = co_await async_commit(pipeline_, command, publish, asio::use_awaitable); !stored) {
+    co_return stored.error();
+  }
+  on_changed_(id, result.get());
+  co_return *result;
+}
+
+asio::awaitable<Status> LocalSubscriptionWrites::remove(std::string id) {
+  const CommitPipeline::Command command = [id](WriteTxn& txn) { return mutations::delete_subscription(txn, id); };
+  const std::function<void()> publish = [&registry = registry_, id] { registry.erase(id); };
+  if (auto removed = co_await async_commit(pipeline_, command, publish, asio::use_awaitable); !removed) {
+    co_return removed;
+  }
+  on_changed_(id, nullptr);
+  co_return Ok{};
+}
+
+}  // namespace relay

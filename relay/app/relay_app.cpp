@@ -69,6 +69,10 @@ void publish_storage_bytes(asio::io_context& io, asio::thread_pool& pool, Store&
 }  // namespace
 
 int run_relay(const Config& base_config) {
+  if (base_config.cluster.enabled()) {
+    // Until the cluster parts are wired in, refuse rather than run as a single node unnoticed.
+    throw ConfigError("cluster mode (--cluster-etcd) is not available in this build yet");
+  }
   const DestinationPolicy destinations = destination_policy(base_config);
   std::filesystem::create_directories(base_config.data_dir);
   const Config config = with_dev_key(base_config);

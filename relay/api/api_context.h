@@ -10,6 +10,7 @@
 #include "relay/core/logger.h"
 #include "relay/subscriptions/subscription_registry.h"
 #include "storage/commit_pipeline.h"
+#include "storage/failure_streaks.h"
 #include "storage/keys.h"
 #include "storage/store.h"
 
@@ -32,6 +33,7 @@ struct ApiContext {
   boost::asio::thread_pool& blocking_pool;  // scans and point reads of the read API
   const std::atomic<bool>& draining;        // set on SIGTERM: ingress answers 503
   JobRunner& jobs;                          // replay and large DLQ retries (relay/delivery/job_runner.h)
+  FailureStreaks& streaks;                  // writer thread: cleared when a subscription is enabled or deleted
 };
 
 }  // namespace relay

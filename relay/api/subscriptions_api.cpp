@@ -124,17 +124,25 @@ asio::awaitable<HttpResponse> update_subscription(ApiContext& ctx, const RouteRe
   const UnixMillis now = ctx.clock.now_ms();
   const std::string id = req.id;
   auto result = std::make_shared<Subscription>();
-  const std::function<Status(WriteTxn&, Subscription&)> mutate = [id, patch, now](WriteTxn& txn, Subscription& out) {
-    return mutations::update_subscription(
+  const std::function<Status(WriteTxn&, Subscription&)> mutate = [id, patch, now, &streaks = ctx.streaks](
+                                                                      WriteTxn& txn, Subscription& out) {
+    bool enabled_again = false;
+    const Status changed = mutations::update_subscription(
         txn, id,
         [&](Subscription& sub) -> Status {
           const bool was_enabled = sub.enabled;
           if (auto applied = apply_subscription_fields(*patch, sub, /*creating=*/false); !applied) return applied;
           sub.updated_at = now;
-          set_enabled(sub, std::exchange(sub.enabled, was_enabled), now);  // keeps the pause account
+          enabled_again = !was_enabled && sub.enabled;
+          // Keeps the pause account; clears disabled_reason when enabled, "manual" when disabled.
+          set_enabled(sub, std::exchange(sub.enabled, was_enabled), now);
           return Ok{};
         },
         out);
+    // Enabled again, it starts with a clean slate: its failures before were what an operator
+    // has looked at, and a streak left running would disable it again at its first failure.
+    if (changed && enabled_again) streaks.clear(txn, id);
+    return changed;
   };
   if (auto stored = co_await change_subscription(ctx, id, mutate, result); !stored) {
     co_return error_response(stored.error());
@@ -145,7 +153,11 @@ asio::awaitable<HttpResponse> update_subscription(ApiContext& ctx, const RouteRe
 asio::awaitable<HttpResponse> delete_subscription(ApiContext& ctx, const RouteRequest& req) {
   if (!find(ctx, req.id)) co_return error_response(Errc::not_found, "no subscription " + req.id);
   const std::string id = req.id;
-  const CommitPipeline::Command command = [id](WriteTxn& txn) { return mutations::delete_subscription(txn, id); };
+  const CommitPipeline::Command command = [id, &streaks = ctx.streaks](WriteTxn& txn) {
+    const Status deleted = mutations::delete_subscription(txn, id);
+    if (deleted) streaks.clear(txn, id);
+    return deleted;
+  };
   const std::function<void()> publish = [&registry = ctx.subscriptions, id] { registry.erase(id); };
   const Status status = co_await async_commit(ctx.pipeline, command, publish, asio::use_awaitable);
   if (!status) co_return error_response(status.error());

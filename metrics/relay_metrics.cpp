@@ -112,6 +112,7 @@ struct RelayMetrics::Impl {
   Family<Counter>& superseded;
   Family<Counter>& dead;
   Counter& dlq_redriven;
+  Counter& subscriptions_auto_disabled;
   Histogram& delivery_latency;
   Histogram& commit_duration;
   Histogram& commit_batch_size;
@@ -164,7 +165,7 @@ RelayMetrics::Impl::Impl(std::string_view version)
                                  "Events answered from an earlier event with the same client id.", registry)
                               .Add({})),
       deliveries_created(family(prometheus::BuildCounter(), "relay_deliveries_created_total",
-                                "Deliveries created by ingest and redelivery.", registry)
+                                "Deliveries created: by ingest, redelivery, replay and operational events.", registry)
                              .Add({})),
       attempts(family(prometheus::BuildCounter(), "relay_delivery_attempts_total",
                       "Delivery attempts finished, by subscription and outcome.", registry)),
@@ -180,6 +181,11 @@ RelayMetrics::Impl::Impl(std::string_view version)
       dlq_redriven(family(prometheus::BuildCounter(), "relay_dlq_redriven_total",
                           "Dead deliveries redriven from the dead-letter queue.", registry)
                        .Add({})),
+      subscriptions_auto_disabled(family(prometheus::BuildCounter(), "relay_subscriptions_auto_disabled_total",
+                                         "Subscriptions disabled by relay because all their attempts failed for "
+                                         "their disable_after.",
+                                         registry)
+                                      .Add({})),
       delivery_latency(family(prometheus::BuildHistogram(), "relay_delivery_latency_seconds",
                               "Time from ingest to the successful attempt of a delivery.", registry)
                            .Add({}, kLatencyBuckets)),
@@ -317,6 +323,8 @@ void RelayMetrics::deliveries_superseded(std::string_view subscription, std::uin
 }
 
 void RelayMetrics::dlq_redriven(std::uint64_t n) { impl_->dlq_redriven.Increment(static_cast<double>(n)); }
+
+void RelayMetrics::subscription_auto_disabled() { impl_->subscriptions_auto_disabled.Increment(); }
 
 void RelayMetrics::storage_commit(double seconds, std::size_t batch_size) {
   impl_->commit_duration.Observe(seconds);

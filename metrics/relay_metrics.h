@@ -53,6 +53,8 @@ class RelayMetrics {
   // `n` waiting deliveries of an ordering key were replaced by a newer one (coalescing).
   void deliveries_superseded(std::string_view subscription, std::uint64_t n);
   void dlq_redriven(std::uint64_t n);
+  // A subscription was disabled automatically (its attempts all failed for its disable_after).
+  void subscription_auto_disabled();
 
   // Storage: one group commit of `batch_size` writes.
   void storage_commit(double seconds, std::size_t batch_size);

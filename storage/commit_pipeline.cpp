@@ -40,9 +40,12 @@ void WriteTxn::merge(Family family, const std::string& key, std::string operand)
   merges_.push_back({family, key, std::move(operand)});
 }
 
+void WriteTxn::on_abort(std::function<void()> undo) { undos_.push_back(std::move(undo)); }
+
 void WriteTxn::begin_command() {
   batch_.SetSavePoint();
   merges_before_command_ = merges_.size();
+  undos_before_command_ = undos_.size();
 }
 
 void WriteTxn::end_command(bool keep) {
@@ -51,7 +54,19 @@ void WriteTxn::end_command(bool keep) {
   } else {
     batch_.RollbackToSavePoint().PermitUncheckedError();
     merges_.erase(merges_.begin() + static_cast<std::ptrdiff_t>(merges_before_command_), merges_.end());
+    run_undos(undos_before_command_);
   }
+}
+
+void WriteTxn::run_undos(std::size_t from) {
+  // Latest first, so that several changes of one entry end at its state before the first.
+  for (std::size_t i = undos_.size(); i > from; --i) undos_[i - 1]();
+  undos_.resize(from);
+}
+
+void WriteTxn::group_written(bool ok) {
+  if (!ok) run_undos(0);
+  undos_.clear();
 }
 
 void WriteTxn::add_merges_to_batch() {
@@ -157,6 +172,7 @@ void CommitPipeline::commit_group(std::deque<Entry>& group) {
   if (observer_) {
     observer_(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(), group.size());
   }
+  txn.group_written(written.ok());
   if (!written.ok()) {
     // The store is unwritable now (Store::write): the next group is refused, not written.
     unwritable_reason_ = written.ToString();

@@ -57,6 +57,11 @@ class WriteTxn {
   // Scans committed data and this group's writes together, bounded like Store::scan.
   template <typename Visit>
   void scan(Family family, const ScanRange& range, Visit&& visit);
+  // For in-memory state that a command changes along with its writes (a writer-thread cache of
+  // stored values): `undo` runs on the writer thread when those writes do not commit, because
+  // the command fails (its writes roll back) or the group's write fails. Forgotten once the
+  // group is written.
+  void on_abort(std::function<void()> undo);
 
  private:
   friend class CommitPipeline;
@@ -71,11 +76,16 @@ class WriteTxn {
   void end_command(bool keep);
   // Adds the merge operands of the kept commands to the batch; once, after the last command.
   void add_merges_to_batch();
+  // After the group's write: runs the kept commands' undos when it failed; forgets them.
+  void group_written(bool ok);
+  void run_undos(std::size_t from);
 
   Store& store_;
   rocksdb::WriteBatchWithIndex& batch_;
   std::vector<MergeOperand> merges_;
   std::size_t merges_before_command_ = 0;
+  std::vector<std::function<void()>> undos_;
+  std::size_t undos_before_command_ = 0;
 };
 
 class CommitPipeline {

@@ -88,6 +88,18 @@ std::string event_key(std::string_view event_id) { return raw(event_id); }
 std::string delivery_key(std::string_view delivery_id) { return raw(delivery_id); }
 std::string subscription_key(std::string_view subscription_id) { return raw(subscription_id); }
 std::string job_key(std::string_view job_id) { return raw(job_id); }
+std::string failure_streak_key(std::string_view subscription_id) { return raw(subscription_id); }
+
+std::string encode_streak_start(UnixMillis since) {
+  std::string value;
+  append_u64(value, static_cast<std::uint64_t>(since));
+  return value;
+}
+
+std::optional<UnixMillis> decode_streak_start(std::string_view value) {
+  if (value.size() != 8) return std::nullopt;
+  return static_cast<UnixMillis>(read_u64(value));
+}
 
 std::string schedule_key(UnixMillis due, std::string_view delivery_id) {
   std::string key = time_bound(due);

@@ -20,6 +20,7 @@
 //   event_types       type (text)              -> EventTypeStats record
 //   jobs              job                      -> Job record
 //   ordering_queues   sub key_len(2) key seq(8) -> dlv        unfinished deliveries of an ordering key
+//   failure_streaks   sub                      -> since_ms(8)  subscriptions whose attempts all fail
 
 #include <array>
 #include <compare>
@@ -71,6 +72,12 @@ std::string event_key(std::string_view event_id);
 std::string delivery_key(std::string_view delivery_id);
 std::string subscription_key(std::string_view subscription_id);
 std::string job_key(std::string_view job_id);
+// A failing subscription's key in `failure_streaks` (its raw id, like subscription_key) and the
+// value: the start of its streak of failed attempts, 8 bytes big-endian.
+std::string failure_streak_key(std::string_view subscription_id);
+std::string encode_streak_start(UnixMillis since);
+// nullopt when `value` is not 8 bytes.
+std::optional<UnixMillis> decode_streak_start(std::string_view value);
 std::string schedule_key(UnixMillis due, std::string_view delivery_id);
 std::string dead_letter_key(UnixMillis dead_at, std::string_view delivery_id);
 

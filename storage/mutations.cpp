@@ -226,6 +226,18 @@ Status update_subscription(WriteTxn& txn, const std::string& id, const Subscript
   return Ok{};
 }
 
+bool auto_disable_subscription(WriteTxn& txn, const std::string& id, UnixMillis failing_since, UnixMillis now,
+                               std::int64_t default_disable_after_ms, Subscription& out) {
+  const auto disable = [&](Subscription& sub) -> Status {
+    const std::int64_t after = effective_disable_after(sub, default_disable_after_ms);
+    if (!sub.enabled || after <= 0 || now - failing_since < after) return make_error(Errc::conflict, "not due");
+    set_enabled(sub, false, now, DisabledReason::failing);
+    sub.updated_at = now;
+    return Ok{};
+  };
+  return update_subscription(txn, id, disable, out).ok();
+}
+
 Status record_attempt(WriteTxn& txn, const Delivery& attempted, Attempt attempt, const Resolution& resolution,
                       const Subscription* sub, Delivery& out, ordering_queue::Advance& advance) {
   std::optional<Delivery> current;

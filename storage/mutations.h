@@ -78,6 +78,15 @@ Status delete_subscription(WriteTxn& txn, const std::string& id);
 using SubscriptionChange = std::function<Status(Subscription&)>;
 Status update_subscription(WriteTxn& txn, const std::string& id, const SubscriptionChange& change, Subscription& out);
 
+// Automatic disabling (spec section 6), the one place where relay disables a subscription by
+// itself (in cluster mode, where subscriptions live in etcd, this is the call to route there).
+// Reads the stored subscription through the txn: when it is still enabled and its own
+// disable_after (else `default_disable_after_ms`, --disable-after; 0: never) has passed from
+// `failing_since` to `now`, it is disabled at `now` with reason failing, and `out` is the stored
+// result. false, writing nothing, when it is gone, disabled already, or not due.
+bool auto_disable_subscription(WriteTxn& txn, const std::string& id, UnixMillis failing_since, UnixMillis now,
+                               std::int64_t default_disable_after_ms, Subscription& out);
+
 // What the retry policy decided after an attempt.
 struct Resolution {
   DeliveryState state = DeliveryState::pending;  // pending (retry), succeeded or dead

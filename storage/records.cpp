@@ -290,6 +290,10 @@ json to_record(const Subscription& s) {
           {"signature_header", s.signature_header},
           {"headers", s.headers},
           {"enabled", s.enabled},
+          // A disabled subscription without a reason (set by hand, not by set_enabled) is manual.
+          {"disabled_reason", disabled_reason_name(s.enabled                                 ? DisabledReason::none
+                                                   : s.disabled_reason == DisabledReason::none ? DisabledReason::manual
+                                                                                               : s.disabled_reason)},
           {"disabled_at", s.disabled_at},
           {"disabled_ms", s.disabled_ms},
           {"description", s.description},
@@ -299,6 +303,7 @@ json to_record(const Subscription& s) {
           {"timeout_ms", optional_ms(s.timeout_ms)},
           {"max_in_flight", s.max_in_flight},
           {"rate_limit_per_second", s.rate_limit_per_second},
+          {"disable_after_ms", optional_ms(s.disable_after_ms)},
           {"created_at", s.created_at},
           {"updated_at", s.updated_at}};
 }
@@ -324,6 +329,9 @@ Subscription subscription_from_record(const json& j) {
   // Absent in records written before the pause was kept.
   s.disabled_at = j.value("disabled_at", UnixMillis{0});
   s.disabled_ms = j.value("disabled_ms", std::int64_t{0});
+  // Absent in records written before automatic disabling: every disabled one was disabled by hand.
+  const auto reason = parse_disabled_reason(j.value("disabled_reason", std::string())).value_or(DisabledReason::none);
+  s.disabled_reason = s.enabled ? DisabledReason::none : reason == DisabledReason::none ? DisabledReason::manual : reason;
   s.description = j.at("description").get<std::string>();
   s.retry.initial_ms = read_optional_ms(j, "retry_initial_ms");
   s.retry.max_delay_ms = read_optional_ms(j, "retry_max_delay_ms");
@@ -331,6 +339,7 @@ Subscription subscription_from_record(const json& j) {
   s.timeout_ms = read_optional_ms(j, "timeout_ms");
   s.max_in_flight = j.at("max_in_flight").get<std::uint32_t>();
   s.rate_limit_per_second = j.at("rate_limit_per_second").get<std::uint32_t>();
+  s.disable_after_ms = read_optional_ms(j, "disable_after_ms");  // absent before automatic disabling
   s.created_at = j.at("created_at").get<UnixMillis>();
   s.updated_at = j.at("updated_at").get<UnixMillis>();
   return s;

@@ -20,7 +20,7 @@ namespace {
 const char* const kFamilyNames[] = {
     "default", "events", "deliveries", "schedule", "dead_letters", "completed",
     "event_deliveries", "attempts", "subscriptions", "idempotency", "event_types", "jobs",
-    "ordering_queues"};
+    "ordering_queues", "failure_streaks"};
 static_assert(std::size(kFamilyNames) == static_cast<std::size_t>(Family::count_));
 
 constexpr const char* kInstanceIdKey = "instance_id";

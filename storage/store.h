@@ -31,6 +31,7 @@ enum class Family : std::size_t {
   event_types,  // counters, written with Merge (storage/event_type_merge.h)
   jobs,         // replay and DLQ-retry jobs (storage/job_records.h)
   ordering_queues,  // unfinished deliveries per (subscription, ordering key) (storage/ordering_queue.h)
+  failure_streaks,  // since when each failing subscription's attempts all failed (storage/failure_streaks.h)
   count_,
 };
 

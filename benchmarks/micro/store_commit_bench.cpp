@@ -1,8 +1,9 @@
 // Store commit (storage/store.h + storage/commit_pipeline.h) on a real RocksDB in a temporary
 // directory: the ingest of one 1 KiB event with one delivery (mutations::ingest), committed
 // alone or in a group of concurrent commands, with fsync (--durability fsync) and without
-// (buffered); and the attempt records of a delivery drain (mutations::record_attempt) on a
-// store holding a backlog of deliveries. Baselines: RocksDB's own Write() of an equivalent batch, and a plain file append +
+// (buffered); and the attempt records of a delivery drain (mutations::record_attempt, alone and
+// as the scheduler writes it, with the failure streak and operational events of
+// storage/delivery_outcomes.h) on a store holding a backlog of deliveries. Baselines: RocksDB's own Write() of an equivalent batch, and a plain file append +
 // fdatasync of the same bytes, which is the disk's floor for one durable write.
 //
 // The directory is made under $TMPDIR (benchmarks/run.sh points it at the data disk).
@@ -26,6 +27,8 @@
 
 #include "relay/core/clock.h"
 #include "storage/commit_pipeline.h"
+#include "storage/delivery_outcomes.h"
+#include "storage/failure_streaks.h"
 #include "storage/keys.h"
 #include "storage/mutations.h"
 #include "storage/store.h"
@@ -186,12 +189,14 @@ class Backlog {
     return backlog;
   }
 
-  // Submits the next `group` attempt records; `done` is called once per command.
-  void submit_attempts(std::size_t group, WriterCpu& writer_cpu, const CommitPipeline::Done& done) {
+  // Submits the next `group` attempt records; `done` is called once per command. `outcomes`: as
+  // the scheduler records them (outcomes::record_attempt), else mutations::record_attempt alone.
+  void submit_attempts(std::size_t group, bool outcomes, WriterCpu& writer_cpu, const CommitPipeline::Done& done) {
     for (std::size_t i = 0; i < group; ++i) {
       Delivery& current = deliveries_[next_++ % deliveries_.size()];
-      CommitPipeline::Command command = [this, &current](WriteTxn& txn) {
-        return record_failure(txn, current, current.next_attempt_at + 3'600'000);
+      CommitPipeline::Command command = [this, &current, outcomes](WriteTxn& txn) {
+        const UnixMillis retry_at = current.next_attempt_at + 3'600'000;
+        return outcomes ? record_failure_outcome(txn, current, retry_at) : record_failure(txn, current, retry_at);
       };
       if (i == 0) command = writer_cpu.first(std::move(command));
       bench_.pipeline.submit(std::move(command), i + 1 == group ? writer_cpu.last(done) : done,
@@ -203,6 +208,12 @@ class Backlog {
   static constexpr std::size_t kPerCommand = 1'000;
 
   Backlog() : bench_(false, 8 << 20) {
+    // Stored, as a subscriber's is: a streak is kept only for a stored subscription.
+    Countdown stored;
+    stored.expect(1);
+    bench_.pipeline.submit([&](WriteTxn& txn) { return mutations::put_subscription(txn, *bench_.targets.front()); },
+                           [&](const Status& s) { stored.done(s); });
+    if (!stored.wait()) throw std::runtime_error("storing the subscription failed");
     deliveries_.reserve(kDeliveries);
     run_chunks([&](std::size_t) {
       return [&](WriteTxn& txn) -> Status {
@@ -248,42 +259,70 @@ class Backlog {
     if (!countdown.wait()) throw std::runtime_error("filling the backlog failed");
   }
 
-  // One 503 for `current`, which becomes the updated delivery.
-  Status record_failure(WriteTxn& txn, Delivery& current, UnixMillis retry_at) {
+  Attempt failed_attempt() const {
     Attempt attempt;
     attempt.started_at = bench_.clock.now_ms();
     attempt.duration_ms = 3;
     attempt.http_status = 503;
     attempt.outcome = AttemptOutcome::http_5xx;
     attempt.response_body = "Service Unavailable";
+    return attempt;
+  }
+
+  // One 503 for `current`, which becomes the updated delivery.
+  Status record_failure(WriteTxn& txn, Delivery& current, UnixMillis retry_at) {
     Delivery updated;
     ordering_queue::Advance advance;  // unordered subscription: never used
-    Status status = mutations::record_attempt(txn, current, attempt, {DeliveryState::pending, retry_at}, nullptr,
-                                              updated, advance);
+    Status status = mutations::record_attempt(txn, current, failed_attempt(), {DeliveryState::pending, retry_at},
+                                              nullptr, updated, advance);
     if (status) current = std::move(updated);
     return status;
   }
 
+  // The same through outcomes::record_attempt: the subscription's streak runs from the first
+  // one on (the steady state of a failing subscriber, disable_after far away).
+  Status record_failure_outcome(WriteTxn& txn, Delivery& current, UnixMillis retry_at) {
+    outcomes::Recorded recorded;
+    Status status = outcomes::record_attempt(txn, outcome_context_, current, failed_attempt(),
+                                             {DeliveryState::pending, retry_at}, nullptr,
+                                             bench_.targets.front().get(), recorded);
+    if (status) current = std::move(recorded.updated);
+    return status;
+  }
+
   Bench bench_;
+  FailureStreaks streaks_;
+  outcomes::Context outcome_context_{
+      operational_events::Publisher{bench_.ids, [](const Event&) { return std::vector<std::shared_ptr<const Subscription>>{}; }},
+      streaks_, 5 * 86'400'000LL};
   std::vector<Delivery> deliveries_;  // each as the scheduler holds it: updated by every record
   std::size_t next_ = 0;
 };
 
-// range(0): attempt records submitted together (one group).
+// range(0): attempt records submitted together (one group); range(1): 1 = as the scheduler
+// writes them (outcomes::record_attempt: failure streak, automatic disabling, operational events),
+// 0 = mutations::record_attempt alone.
 void BM_CommitRecordAttempt(benchmark::State& state) {
   Backlog& backlog = Backlog::get();
   const auto group = static_cast<std::size_t>(state.range(0));
+  const bool outcomes = state.range(1) == 1;
   Countdown countdown;
   WriterCpu writer_cpu;
   for (auto _ : state) {
     countdown.expect(group);
-    backlog.submit_attempts(group, writer_cpu, [&](const Status& s) { countdown.done(s); });
+    backlog.submit_attempts(group, outcomes, writer_cpu, [&](const Status& s) { countdown.done(s); });
     if (!countdown.wait()) state.SkipWithError("commit failed");
   }
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * group));
   writer_cpu.report(state, static_cast<std::int64_t>(state.iterations() * group));
 }
-BENCHMARK(BM_CommitRecordAttempt)->ArgNames({"group"})->Arg(1)->Arg(256)->UseRealTime();
+BENCHMARK(BM_CommitRecordAttempt)
+    ->ArgNames({"group", "outcomes"})
+    ->Args({1, 0})
+    ->Args({1, 1})
+    ->Args({256, 0})
+    ->Args({256, 1})
+    ->UseRealTime();
 
 // The writes of one ingest (event, delivery, three index keys, event type) in a plain
 // WriteBatch, written with RocksDB's Write(): the store without relay's pipeline and records.

@@ -14,6 +14,12 @@ json optional_duration(const std::optional<std::int64_t>& v) {
 }
 json time_or_null(UnixMillis t) { return t > 0 ? json(format_time(t)) : json(nullptr); }
 json text_or_null(const std::string& text) { return text.empty() ? json(nullptr) : json(text); }
+json disabled_reason_or_null(const Subscription& s) {
+  if (s.enabled) return nullptr;
+  // Only relay sets failing; a disabled subscription without a reason was disabled by hand.
+  return disabled_reason_name(s.disabled_reason == DisabledReason::failing ? DisabledReason::failing
+                                                                            : DisabledReason::manual);
+}
 
 }  // namespace
 
@@ -48,6 +54,9 @@ json to_api(const Subscription& s) {
               {"signature", std::move(signature)},
               {"headers", s.headers},
               {"enabled", s.enabled},
+              {"disabled_reason", disabled_reason_or_null(s)},
+              {"disabled_at", s.enabled ? json(nullptr) : time_or_null(s.disabled_at)},
+              {"disable_after", optional_duration(s.disable_after_ms)},
               {"description", s.description},
               {"retry",
                {{"initial", optional_duration(s.retry.initial_ms)},

@@ -73,6 +73,9 @@ Result<mutations::NewEvent> build_event(EventFields&& fields, std::string_view i
   if (!fields.type) return field_error("type", "is required and must be a string");
   event.type = std::move(*fields.type);
   if (!is_valid_event_type(event.type)) return field_error("type", "must be 1-128 characters of [A-Za-z0-9._:-]");
+  if (is_reserved_event_type(event.type)) {
+    return field_error("type", "must not begin with \"relay.\": that prefix is reserved for relay's own events");
+  }
   if (!fields.payload) return field_error("payload", "is required (any JSON value)");
   event.payload = std::move(fields.payload);
   if (fields.tenant.present) {

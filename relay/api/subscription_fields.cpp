@@ -243,6 +243,17 @@ Status apply_rate_limit(const json& value, Subscription& sub, bool) {
   return Ok{};
 }
 
+Status apply_disable_after(const json& value, Subscription& sub, bool) {
+  if (value.is_null()) {
+    sub.disable_after_ms.reset();
+    return Ok{};
+  }
+  const auto ms = value.is_string() ? parse_duration_ms(value.get_ref<const std::string&>()) : std::nullopt;
+  if (!ms) return field_error("disable_after", "must be null or a duration such as \"5d\" or \"12h\" (\"0s\": never)");
+  sub.disable_after_ms = *ms;
+  return Ok{};
+}
+
 // A top-level field of a subscription body and how its value applies (`creating`: POST, where
 // an absent or null value may get a default).
 struct Field {
@@ -266,6 +277,7 @@ constexpr std::array kFields{
     Field{"timeout", apply_timeout},
     Field{"max_in_flight", apply_max_in_flight},
     Field{"rate_limit_per_second", apply_rate_limit},
+    Field{"disable_after", apply_disable_after},
 };
 
 }  // namespace

@@ -103,7 +103,8 @@ asio::awaitable<HttpResponse> update_subscription(ApiContext& ctx, const RouteRe
     const bool was_enabled = sub.enabled;
     if (auto applied = apply_subscription_fields(*patch, sub, /*creating=*/false); !applied) return applied;
     sub.updated_at = now;
-    set_enabled(sub, std::exchange(sub.enabled, was_enabled), now);  // keeps the pause account
+    // Keeps the pause account; clears disabled_reason when enabled, "manual" when disabled.
+    set_enabled(sub, std::exchange(sub.enabled, was_enabled), now);
     return Ok{};
   };
   std::string id = req.id;

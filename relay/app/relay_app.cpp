@@ -93,6 +93,7 @@ int run_relay(const Config& base_config) {
       });
   SubscriptionRegistry subscriptions(queries::subscriptions(*store));
   keys::IdGenerator ids(clock, store->instance_id());
+  FailureStreaks streaks;  // used by the writer thread's commands only
 
   asio::io_context io(1);
   asio::thread_pool blocking_pool(2);
@@ -109,8 +110,9 @@ int run_relay(const Config& base_config) {
   scheduler_options.attempt_timeout_ms = config.attempt_timeout_ms;
   scheduler_options.max_in_flight = config.max_in_flight;
   scheduler_options.circuit_probe_interval_ms = config.circuit_probe_interval_ms;
+  scheduler_options.disable_after_ms = config.disable_after_ms;
   DeliveryScheduler scheduler(io, scheduler_options, clock, logger, *store, pipeline, subscriptions, egress, metrics,
-                              blocking_pool);
+                              blocking_pool, ids, streaks);
   DeliveryGauges gauges(io, clock, *store, subscriptions, scheduler, metrics, blocking_pool);
   RetentionCleaner cleaner(io, RetentionOptions{config.retention_ms, config.dlq_retention_ms,
                                                  std::chrono::milliseconds(config.retention_interval_ms)}, clock, logger, *store,
@@ -122,7 +124,7 @@ int run_relay(const Config& base_config) {
                  blocking_pool);
 
   // The scheduler and the metrics follow every subscription change.
-  LocalSubscriptionWrites subscription_writes(pipeline, subscriptions,
+  LocalSubscriptionWrites subscription_writes(pipeline, subscriptions, streaks,
                                               [&scheduler, &metrics](const std::string& id, const Subscription* now) {
                                                 scheduler.subscription_changed(id);
                                                 if (!now) metrics.forget_subscription(id);

@@ -186,6 +186,8 @@ std::vector<Flag> flags() {
        [](Config& c, const std::string& v) {
          c.circuit_probe_interval_ms = duration_value("circuit-probe-interval", v);
        }},
+      {"disable-after", true, false,
+       [](Config& c, const std::string& v) { c.disable_after_ms = duration_value("disable-after", v, true); }},
       {"job-chunk", true, false,
        [](Config& c, const std::string& v) {
          const auto n = parse_number<std::uint32_t>(v);
@@ -373,6 +375,7 @@ std::string usage() {
   --max-pending-deliveries N  ingest answers 429 while N deliveries are unfinished (0: no bound, default)
   --retention 72h  --dlq-retention 7d  --retention-interval 30s  --shutdown-grace 10s
   --circuit-probe-interval 30s  how often an open circuit lets one probe attempt through
+  --disable-after 5d          disable a subscription whose attempts have all failed this long (0s: never)
   --job-chunk 200             events or dead letters a replay or DLQ-retry job handles per commit
   --allow-private-networks    deliver to loopback/private addresses
   --allow-cidr CIDR           repeatable; allow deliveries to these addresses

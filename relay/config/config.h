@@ -55,6 +55,9 @@ struct Config {
   std::int64_t retention_interval_ms = 30'000;  // pause between the cleaner's passes
   std::int64_t shutdown_grace_ms = 10'000;
   std::int64_t circuit_probe_interval_ms = 30'000;  // an open circuit's probe period
+  // A subscription whose attempts have all failed this long is disabled; 0: never. Each
+  // subscription may set its own (disable_after).
+  std::int64_t disable_after_ms = 5 * 86'400'000LL;
   std::size_t job_chunk = 200;  // events or dead letters a replay / DLQ-retry job handles per commit
   bool allow_private_networks = false;
   std::vector<Cidr> allow_cidrs;

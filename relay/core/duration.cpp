@@ -34,6 +34,8 @@ std::optional<std::int64_t> parse_duration_ms(std::string_view text) {
 }
 
 std::string format_duration(std::int64_t ms) {
+  // As the contract spells it ("disable_after": "0s", a grace period of "0s").
+  if (ms == 0) return "0s";
   for (auto it = std::rbegin(kUnits); it != std::rend(kUnits); ++it) {
     if (ms != 0 && ms % it->ms == 0) return std::to_string(ms / it->ms) + std::string(it->suffix);
   }

@@ -32,7 +32,8 @@ constexpr std::int64_t kTickMs = 1'000;
 DeliveryScheduler::DeliveryScheduler(asio::io_context& io, SchedulerOptions options, const Clock& clock,
                                      Logger& logger, Store& store, CommitPipeline& pipeline,
                                      SubscriptionRegistry& subscriptions, Egress& egress, RelayMetrics& metrics,
-                                     asio::thread_pool& blocking_pool)
+                                     asio::thread_pool& blocking_pool, keys::IdGenerator& ids,
+                                     FailureStreaks& streaks)
     : io_(io),
       options_(options),
       lane_limits_{options.lane_memory_limit, options.blocked_lane_memory_limit, options.stall_ms},
@@ -45,6 +46,13 @@ DeliveryScheduler::DeliveryScheduler(asio::io_context& io, SchedulerOptions opti
       egress_(egress),
       metrics_(metrics),
       blocking_pool_(blocking_pool),
+      outcome_context_{operational_events::Publisher{ids,
+                                                     [&subscriptions](const Event& event) {
+                                                       return subscriptions.matching(RoutedEvent{
+                                                           event.tenant, event.type,
+                                                           event.payload ? std::string_view(*event.payload) : ""});
+                                                     }},
+                       streaks, options.disable_after_ms},
       wake_timer_(io),
       tick_timer_(io),
       drain_timer_(io),

@@ -21,6 +21,9 @@
 // global --max-in-flight and each lane's max_in_flight, token bucket and circuit breaker.
 // Disabled subscriptions and open circuits hold their deliveries without using up attempts.
 // Requests and records are built by attempt_builder.h; the depth gauges are DeliveryGauges'.
+// An outcome's record is one batch with what it sets off (storage/delivery_outcomes.h): the
+// subscription's failure streak, its automatic disabling, and operational events, whose
+// deliveries the scheduler takes in like an ingest's once the batch is durable.
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
@@ -50,6 +53,9 @@
 #include "relay/model/delivery.h"
 #include "relay/subscriptions/subscription_registry.h"
 #include "storage/commit_pipeline.h"
+#include "storage/delivery_outcomes.h"
+#include "storage/failure_streaks.h"
+#include "storage/keys.h"
 #include "storage/ordering_queue.h"
 #include "storage/store.h"
 
@@ -70,13 +76,17 @@ struct SchedulerOptions {
   std::size_t blocked_lane_memory_limit = 32;
   // A lane whose max_in_flight is full counts as stalled after this long without an answer.
   std::int64_t stall_ms = 1'000;
+  // --disable-after: a subscription whose attempts have all failed this long is disabled; 0: never.
+  std::int64_t disable_after_ms = 5 * 86'400'000LL;
 };
 
 class DeliveryScheduler {
  public:
+  // `ids` mints operational events; `streaks` is the writer thread's, shared with the API.
   DeliveryScheduler(boost::asio::io_context& io, SchedulerOptions options, const Clock& clock, Logger& logger,
                     Store& store, CommitPipeline& pipeline, SubscriptionRegistry& subscriptions,
-                    Egress& egress, RelayMetrics& metrics, boost::asio::thread_pool& blocking_pool);
+                    Egress& egress, RelayMetrics& metrics, boost::asio::thread_pool& blocking_pool,
+                    keys::IdGenerator& ids, FailureStreaks& streaks);
   ~DeliveryScheduler();
 
   // Counts what is on disk and starts loading due deliveries. `ready` runs on the event loop
@@ -130,15 +140,16 @@ class DeliveryScheduler {
   void attempt(WindowItem& item, const Subscription& sub);
   void on_attempt_done(const std::string& delivery_id, const std::string& subscription_id, UnixMillis started_at,
                        const EgressResponse& response);
-  // What an attempt record or an expiry wrote: the delivery, and what its ordering queue did.
-  struct Recorded {
-    Delivery updated;
-    ordering_queue::Advance advance;
-  };
+  // What an attempt record or an expiry wrote: the delivery, what its ordering queue did, the
+  // operational events it published and the subscription it disabled.
+  using Recorded = outcomes::Recorded;
   // Submits an attempt record or an expiry; on_recorded follows on the event loop.
   void record(const Delivery& delivery, CommitPipeline::Command command, std::shared_ptr<Recorded> recorded);
   void on_recorded(const std::string& delivery_id, const std::string& subscription_id, UnixMillis old_due,
                    const Status& status, const Delivery& updated);
+  // Takes in the deliveries of the operational events a record published, and reports a
+  // subscription it disabled.
+  void published(Recorded& recorded);
   // Hands what an ordering queue's step scheduled to memory, counts what it superseded, and runs
   // the next step of an unfinished one.
   void advanced(ordering_queue::Advance advance);
@@ -178,6 +189,8 @@ class DeliveryScheduler {
   Egress& egress_;
   RelayMetrics& metrics_;
   boost::asio::thread_pool& blocking_pool_;
+  // For the commands of attempt records and expiries, on the writer thread.
+  outcomes::Context outcome_context_;
 
   std::unordered_map<std::string, WindowItem> items_;            // every delivery in memory
   std::set<std::pair<UnixMillis, std::string>> waiting_;         // not yet due: (due, id)

@@ -1,14 +1,17 @@
 // DeliveryScheduler, what becomes of deliveries: an attempt's answer updates the lane's circuit
-// and is recorded through the pipeline (attempt_builder.h builds the record); a recorded delivery
-// moves in the window or leaves it; deliveries of open circuits whose window ended expire; those
-// of deleted subscriptions are discarded.
+// and is recorded through the pipeline (attempt_builder.h builds the record;
+// storage/delivery_outcomes.h adds what the outcome sets off); a recorded delivery moves in the
+// window or leaves it; deliveries of open circuits whose window ended expire; those of deleted
+// subscriptions are discarded; operational events' deliveries are taken in.
 #include <algorithm>
 #include <boost/asio/post.hpp>
 #include <random>
 
 #include "metrics/relay_metrics.h"
 #include "relay/delivery/attempt_builder.h"
+#include "relay/core/duration.h"
 #include "relay/delivery/delivery_scheduler.h"
+#include "storage/delivery_outcomes.h"
 #include "storage/keys.h"
 #include "storage/mutations.h"
 
@@ -53,10 +56,11 @@ void DeliveryScheduler::on_attempt_done(const std::string& delivery_id, const st
                                                std::uniform_real_distribution<double>(0.0, 1.0)(random_));
   auto recorded = std::make_shared<Recorded>();
   record(d,
-         [&subscriptions = subscriptions_, attempted = d, result, recorded](WriteTxn& txn) {
-           const auto sub = queue_subscription(subscriptions, attempted);
-           return mutations::record_attempt(txn, attempted, result.attempt, result.resolution, sub.get(),
-                                            recorded->updated, recorded->advance);
+         [&subscriptions = subscriptions_, &context = outcome_context_, attempted = d, result, current = sub,
+          recorded](WriteTxn& txn) {
+           const auto queue_sub = queue_subscription(subscriptions, attempted);
+           return outcomes::record_attempt(txn, context, attempted, result.attempt, result.resolution,
+                                           queue_sub.get(), current.get(), *recorded);
          },
          recorded);
   request_pump();  // the lane has a free slot again
@@ -66,15 +70,37 @@ void DeliveryScheduler::record(const Delivery& d, CommitPipeline::Command comman
   ++recording_;
   pipeline_.submit(
       std::move(command),
-      [this, &io = io_, alive = alive_, id = d.id, sub_id = d.subscription_id, old_due = d.next_attempt_at,
-       recorded](const Status& status) {
+      [this, &io = io_, &registry = subscriptions_, alive = alive_, id = d.id, sub_id = d.subscription_id,
+       old_due = d.next_attempt_at, recorded](const Status& status) {
+        // A subscription disabled in the batch: the registry follows right after the commit, on
+        // the writer thread, in commit order (as for an API change).
+        if (status && recorded->disabled) registry.upsert(*recorded->disabled);
         asio::post(io, [=, this] {
           if (!*alive) return;
           on_recorded(id, sub_id, old_due, status, recorded->updated);
-          if (status) advanced(std::move(recorded->advance));
+          if (!status) return;
+          advanced(std::move(recorded->advance));
+          published(*recorded);
         });
       },
       CommitPipeline::Priority::background);
+}
+
+void DeliveryScheduler::published(Recorded& recorded) {
+  std::uint64_t created = 0;
+  for (auto& event : recorded.published) {
+    created += event.deliveries.size();
+    enqueue(std::move(event.deliveries), event.event.payload);
+  }
+  if (created != 0) metrics_.deliveries_created(created);
+  if (recorded.disabled) {
+    const Subscription& sub = *recorded.disabled;
+    metrics_.subscription_auto_disabled();
+    logger_.warn("subscription disabled: its attempts all failed for its disable_after",
+                 {{"subscription", sub.id},
+                  {"disable_after", format_duration(effective_disable_after(sub, options_.disable_after_ms))}});
+    subscription_changed(sub.id);
+  }
 }
 
 void DeliveryScheduler::advanced(ordering_queue::Advance advance) {
@@ -227,10 +253,11 @@ void DeliveryScheduler::expire_ended_windows() {
     waiting_.erase({item->delivery.next_attempt_at, item->delivery.id});
     auto recorded = std::make_shared<Recorded>();
     record(item->delivery,
-           [&subscriptions = subscriptions_, waiting = item->delivery, now, recorded](WriteTxn& txn) {
-             const auto sub = queue_subscription(subscriptions, waiting);
-             return mutations::expire_delivery(txn, waiting, "window_expired", now, sub.get(), recorded->updated,
-                                               recorded->advance);
+           [&subscriptions = subscriptions_, &context = outcome_context_, waiting = item->delivery, now,
+            recorded](WriteTxn& txn) {
+             const auto queue_sub = queue_subscription(subscriptions, waiting);
+             return outcomes::expire_delivery(txn, context, waiting, "window_expired", now, queue_sub.get(),
+                                              *recorded);
            },
            recorded);
   }

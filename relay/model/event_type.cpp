@@ -19,6 +19,8 @@ bool is_valid_event_type(std::string_view type) {
   return !type.empty() && type.size() <= 128 && std::all_of(type.begin(), type.end(), is_type_char);
 }
 
+bool is_reserved_event_type(std::string_view type) { return type.starts_with(kReservedTypePrefix); }
+
 bool is_valid_event_pattern(std::string_view pattern) {
   if (pattern == "*") return true;
   if (pattern.size() >= 2 && pattern.substr(pattern.size() - 2) == ".*") {
@@ -28,7 +30,7 @@ bool is_valid_event_pattern(std::string_view pattern) {
 }
 
 bool pattern_matches(std::string_view pattern, std::string_view type) {
-  if (pattern == "*") return true;
+  if (pattern == "*") return !is_reserved_event_type(type);
   if (pattern.size() >= 2 && pattern.substr(pattern.size() - 2) == ".*") {
     const std::string_view prefix = pattern.substr(0, pattern.size() - 1);  // keeps the dot
     return type.size() > prefix.size() && type.substr(0, prefix.size()) == prefix;

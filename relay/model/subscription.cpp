@@ -22,14 +22,32 @@ std::optional<Ordering> parse_ordering(std::string_view name) {
   return std::nullopt;
 }
 
-void set_enabled(Subscription& sub, bool enabled, UnixMillis now) {
+const char* disabled_reason_name(DisabledReason reason) {
+  switch (reason) {
+    case DisabledReason::manual: return "manual";
+    case DisabledReason::failing: return "failing";
+    case DisabledReason::none: break;
+  }
+  return "";
+}
+
+std::optional<DisabledReason> parse_disabled_reason(std::string_view name) {
+  if (name == "manual") return DisabledReason::manual;
+  if (name == "failing") return DisabledReason::failing;
+  if (name.empty()) return DisabledReason::none;
+  return std::nullopt;
+}
+
+void set_enabled(Subscription& sub, bool enabled, UnixMillis now, DisabledReason reason) {
   if (sub.enabled == enabled) return;
   sub.enabled = enabled;
   if (!enabled) {
     sub.disabled_at = now;
+    sub.disabled_reason = reason == DisabledReason::none ? DisabledReason::manual : reason;
   } else {
     sub.disabled_ms += std::max<std::int64_t>(0, now - sub.disabled_at);
     sub.disabled_at = 0;
+    sub.disabled_reason = DisabledReason::none;
   }
 }
 
@@ -38,6 +56,10 @@ void rotate_secret(Subscription& sub, const SecretRotation& rotation) {
   sub.previous_secret_expires_at = rotation.grace_ms > 0 ? rotation.now + rotation.grace_ms : 0;
   sub.secret = rotation.new_secret;
   sub.updated_at = rotation.now;
+}
+
+std::int64_t effective_disable_after(const Subscription& sub, std::int64_t default_ms) {
+  return sub.disable_after_ms.value_or(default_ms);
 }
 
 std::int64_t paused_ms(const Subscription& sub, UnixMillis now) {

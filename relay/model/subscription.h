@@ -24,6 +24,14 @@ std::optional<SignatureScheme> parse_signature_scheme(std::string_view name);
 const char* ordering_name(Ordering ordering);
 std::optional<Ordering> parse_ordering(std::string_view name);
 
+// Why a subscription is disabled: by an operator (PATCH or POST with `enabled: false`), or by
+// relay because all its attempts failed for `disable_after` (spec section 6, "Automatic
+// disabling"). none while it is enabled.
+enum class DisabledReason { none, manual, failing };
+// "manual" or "failing" in the API and in stored subscriptions; "" for none.
+const char* disabled_reason_name(DisabledReason reason);
+std::optional<DisabledReason> parse_disabled_reason(std::string_view name);
+
 struct RetryOverrides {
   std::optional<std::int64_t> initial_ms;
   std::optional<std::int64_t> max_delay_ms;
@@ -50,6 +58,7 @@ struct Subscription {
   std::string signature_header = "X-Webhook-Signature";  // used by hmac_sha256_hex only
   std::map<std::string, std::string> headers;
   bool enabled = true;
+  DisabledReason disabled_reason = DisabledReason::none;  // none exactly while enabled
   // Time spent disabled does not count against a delivery's retry window (see paused_ms).
   UnixMillis disabled_at = 0;        // when it was last disabled; 0 while enabled
   std::int64_t disabled_ms = 0;      // total time disabled before disabled_at
@@ -58,12 +67,19 @@ struct Subscription {
   std::optional<std::int64_t> timeout_ms;
   std::uint32_t max_in_flight = 64;
   std::uint32_t rate_limit_per_second = 0;  // 0 = unlimited
+  // How long all of its attempts may fail, with no success in between, before relay disables it;
+  // 0: never; nullopt: --disable-after.
+  std::optional<std::int64_t> disable_after_ms;
   UnixMillis created_at = 0;
   UnixMillis updated_at = 0;
 };
 
-// Enables or disables `sub` at `now`, keeping the account of the time it spent disabled.
-void set_enabled(Subscription& sub, bool enabled, UnixMillis now);
+// Enables or disables `sub` at `now`, keeping the account of the time it spent disabled. A
+// subscription disabled already keeps its reason and its disabled_at; enabling clears both.
+void set_enabled(Subscription& sub, bool enabled, UnixMillis now, DisabledReason reason = DisabledReason::manual);
+
+// The subscription's disable_after, or `default_ms` (--disable-after) when it has none. 0: never.
+std::int64_t effective_disable_after(const Subscription& sub, std::int64_t default_ms);
 
 // A new signing secret (POST /v1/subscriptions/{id}/rotate-secret).
 struct SecretRotation {

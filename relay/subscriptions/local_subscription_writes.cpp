@@ -12,8 +12,8 @@ namespace relay {
 namespace asio = boost::asio;
 
 LocalSubscriptionWrites::LocalSubscriptionWrites(CommitPipeline& pipeline, SubscriptionRegistry& registry,
-                                                 ChangedHook on_changed)
-    : pipeline_(pipeline), registry_(registry), on_changed_(std::move(on_changed)) {}
+                                                 FailureStreaks& streaks, ChangedHook on_changed)
+    : pipeline_(pipeline), registry_(registry), streaks_(streaks), on_changed_(std::move(on_changed)) {}
 
 asio::awaitable<Result<Subscription>> LocalSubscriptionWrites::create(Subscription subscription) {
   auto created = std::make_shared<const Subscription>(std::move(subscription));
@@ -28,8 +28,17 @@ asio::awaitable<Result<Subscription>> LocalSubscriptionWrites::create(Subscripti
 
 asio::awaitable<Result<Subscription>> LocalSubscriptionWrites::update(std::string id, Change change) {
   auto result = std::make_shared<Subscription>();
-  const CommitPipeline::Command command = [id, change = std::move(change), result](WriteTxn& txn) {
-    return mutations::update_subscription(txn, id, change, *result);
+  const CommitPipeline::Command command = [id, change = std::move(change), result, &streaks = streaks_](WriteTxn& txn) {
+    bool enabled_again = false;
+    const auto tracked = [&](Subscription& sub) -> Status {
+      const bool was_enabled = sub.enabled;
+      if (auto changed = change(sub); !changed) return changed;
+      enabled_again = !was_enabled && sub.enabled;
+      return Ok{};
+    };
+    const Status updated = mutations::update_subscription(txn, id, tracked, *result);
+    if (updated && enabled_again) streaks.clear(txn, id);
+    return updated;
   };
   const std::function<void()> publish = [&registry = registry_, result] { registry.upsert(*result); };
   if (auto stored = co_await async_commit(pipeline_, command, publish, asio::use_awaitable); !stored) {
@@ -40,7 +49,11 @@ asio::awaitable<Result<Subscription>> LocalSubscriptionWrites::update(std::strin
 }
 
 asio::awaitable<Status> LocalSubscriptionWrites::remove(std::string id) {
-  const CommitPipeline::Command command = [id](WriteTxn& txn) { return mutations::delete_subscription(txn, id); };
+  const CommitPipeline::Command command = [id, &streaks = streaks_](WriteTxn& txn) {
+    const Status deleted = mutations::delete_subscription(txn, id);
+    if (deleted) streaks.clear(txn, id);
+    return deleted;
+  };
   const std::function<void()> publish = [&registry = registry_, id] { registry.erase(id); };
   if (auto removed = co_await async_commit(pipeline_, command, publish, asio::use_awaitable); !removed) {
     co_return removed;

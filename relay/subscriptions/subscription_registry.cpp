@@ -4,6 +4,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 
+#include "relay/model/event_type.h"
 #include "relay/routing/payload_filter.h"
 
 namespace relay {
@@ -85,6 +86,9 @@ std::vector<std::shared_ptr<const Subscription>> SubscriptionRegistry::matching(
     ++lists;
     candidates.insert(candidates.end(), list.begin(), list.end());
   };
+  // relay's own operational events reach only patterns that name them (model/event_type.h):
+  // never the `*` lists.
+  const bool reserved = is_reserved_event_type(event.type);
   std::shared_lock lock(mutex_);
   const auto visit = [&](const Bucket& bucket) {
     if (const auto it = bucket.exact.find(event.type); it != bucket.exact.end()) take(it->second);
@@ -98,7 +102,7 @@ std::vector<std::shared_ptr<const Subscription>> SubscriptionRegistry::matching(
         }
       }
     }
-    take(bucket.any);
+    if (!reserved) take(bucket.any);
   };
   if (!event.tenant.empty()) {
     if (const auto it = tenants_.find(event.tenant); it != tenants_.end()) visit(it->second);

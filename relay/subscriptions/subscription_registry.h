@@ -10,7 +10,9 @@
 //   a tenant (platform-wide); an event without a tenant reaches only subscriptions without one
 //   (a tenant-scoped subscription receives only its tenant's events, and a tenant-less event is
 //   no tenant's);
-// - and whose event_types match the type, and whose filter holds on {type, payload}. The
+// - and whose event_types match the type (pattern_matches: `*` does not match relay's own
+//   "relay." types, only a pattern that names them does), and whose filter holds on
+//   {type, payload}. The
 //   payload is indexed at most once per event (one FilterSubject per call), and only if a
 //   candidate's filter reads it;
 // - a stored filter that no longer compiles (a record from a newer relay) matches nothing:

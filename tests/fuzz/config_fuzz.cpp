@@ -43,6 +43,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
           "positive durations");
     check(config.retention_ms > 0 && config.dlq_retention_ms > 0 && config.shutdown_grace_ms >= 0, "retention");
     check(config.max_in_flight > 0 && config.max_body_bytes > 0, "positive limits");
+    check(config.disable_after_ms >= 0, "disable-after is not negative");
     check(!config.data_dir.empty(), "a data directory");
   } catch (const relay::ConfigError& e) {
     const std::string message = e.what();

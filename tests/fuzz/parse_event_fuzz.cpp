@@ -49,6 +49,7 @@ bool is_compact(std::string_view text) {
 
 void check_accepted(const relay::mutations::NewEvent& event, std::string_view idempotency_key) {
   check(relay::is_valid_event_type(event.type), "the type is valid");
+  check(!relay::is_reserved_event_type(event.type), "no producer's event has a relay. type");
   check(event.payload != nullptr, "the payload is set");
   const auto payload = json::parse(*event.payload, nullptr, /*allow_exceptions=*/false);
   check(!payload.is_discarded(), "the payload is JSON");

@@ -41,6 +41,7 @@ void check_bounds(const relay::Subscription& s) {
     check(!v || *v > 0, "durations are positive");
   }
   check(!s.timeout_ms || *s.timeout_ms <= 300'000, "timeout at most 5m");
+  check(!s.disable_after_ms || *s.disable_after_ms >= 0, "disable_after is not negative");
   check(!(s.retry.initial_ms && s.retry.max_delay_ms) || *s.retry.initial_ms <= *s.retry.max_delay_ms,
         "retry.initial at most retry.max_delay");
 }
@@ -50,7 +51,7 @@ void check_api_round_trip(const relay::Subscription& s) {
   (void)api.dump(-1, ' ', false, json::error_handler_t::replace);
   json input;
   for (const char* field : {"url", "event_types", "secret", "signature", "headers", "enabled", "description", "retry",
-                            "timeout", "max_in_flight", "rate_limit_per_second"}) {
+                            "timeout", "max_in_flight", "rate_limit_per_second", "disable_after"}) {
     input[field] = api[field];
   }
   if (s.secret.empty()) input.erase("secret");

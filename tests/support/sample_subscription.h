@@ -19,6 +19,9 @@ inline Subscription full_subscription() {
   s.signature_header = "X-MeetingBaas-Signature";
   s.headers = {{"X-Static", "v"}, {"X-Other", "w x"}};
   s.enabled = false;
+  s.disabled_reason = DisabledReason::failing;
+  s.disabled_at = kT + 3'600'000;
+  s.disable_after_ms = 2 * 86'400'000;
   s.description = "déscription ✓";
   s.retry = {1'500, 600'000, 7'200'000};
   s.timeout_ms = 30'000;

@@ -76,6 +76,9 @@ TEST(ApiJsonTest, SubscriptionApiForm) {
   EXPECT_EQ(api["retry"], json::parse(R"({"initial": "1500ms", "max_delay": "10m", "window": "2h"})"));
   EXPECT_EQ(api["timeout"], "30s");
   EXPECT_EQ(api["enabled"], false);
+  EXPECT_EQ(api["disabled_reason"], "failing");
+  EXPECT_EQ(api["disabled_at"], "2026-11-26T11:00:00.123Z");
+  EXPECT_EQ(api["disable_after"], "2d");
   EXPECT_EQ(api["max_in_flight"], 10);
   EXPECT_EQ(api["rate_limit_per_second"], 5);
   EXPECT_EQ(api["created_at"], "2026-11-26T10:00:00.123Z");
@@ -84,8 +87,30 @@ TEST(ApiJsonTest, SubscriptionApiForm) {
   EXPECT_EQ(api["signature"], json::parse(R"({"scheme": "standard"})"));
   EXPECT_EQ(api["retry"], json::parse(R"({"initial": null, "max_delay": null, "window": null})"));
   EXPECT_TRUE(api["timeout"].is_null());
+  EXPECT_TRUE(api["disabled_reason"].is_null());
+  EXPECT_TRUE(api["disabled_at"].is_null());
+  EXPECT_TRUE(api["disable_after"].is_null()) << "null: --disable-after";
   EXPECT_FALSE(api.contains("previous_secret_expires_at"));
   EXPECT_EQ(api["event_types"], json::parse(R"(["*"])"));
+}
+
+TEST(ApiJsonTest, ADisabledSubscriptionShowsWhyAndSinceWhenAnEnabledOneNeither) {
+  Subscription s;
+  set_enabled(s, false, kT);
+  json api = to_api(s);
+  EXPECT_EQ(api["disabled_reason"], "manual");
+  EXPECT_EQ(api["disabled_at"], "2026-11-26T10:00:00.123Z");
+  set_enabled(s, true, kT + 1'000);
+  api = to_api(s);
+  EXPECT_TRUE(api["disabled_reason"].is_null());
+  EXPECT_TRUE(api["disabled_at"].is_null());
+  set_enabled(s, false, kT + 2'000, DisabledReason::failing);
+  EXPECT_EQ(to_api(s)["disabled_reason"], "failing");
+  set_enabled(s, false, kT + 3'000);  // disabled already: keeps its reason and its time
+  EXPECT_EQ(to_api(s)["disabled_reason"], "failing");
+  EXPECT_EQ(to_api(s)["disabled_at"], "2026-11-26T10:00:02.123Z");
+  s.disable_after_ms = 0;
+  EXPECT_EQ(to_api(s)["disable_after"], "0s") << "never";
 }
 
 TEST(ApiJsonTest, SubscriptionApiFormIsValidInputAgain) {
@@ -94,7 +119,7 @@ TEST(ApiJsonTest, SubscriptionApiFormIsValidInputAgain) {
     json api = to_api(s);
     json input;
     for (const char* field : {"url", "event_types", "secret", "signature", "headers", "enabled", "description",
-                              "retry", "timeout", "max_in_flight", "rate_limit_per_second"}) {
+                              "retry", "timeout", "max_in_flight", "rate_limit_per_second", "disable_after"}) {
       input[field] = api[field];
     }
     if (s.url.empty()) input.erase("url");
@@ -106,6 +131,8 @@ TEST(ApiJsonTest, SubscriptionApiFormIsValidInputAgain) {
     back.created_at = s.created_at;
     back.updated_at = s.updated_at;
     back.disabled_ms = s.disabled_ms;  // bookkeeping, not input
+    back.disabled_at = s.disabled_at;
+    back.disabled_reason = s.disabled_reason;
     const Status status = apply_subscription_fields(input, back, /*creating=*/false);
     ASSERT_TRUE(status.ok()) << status.error().message << " in " << input.dump();
     EXPECT_EQ(records::to_record(back), records::to_record(s));

@@ -160,6 +160,45 @@ TEST_F(CommitPipelineTest, AFailingCommandIsRolledBackWhileItsGroupCommits) {
   EXPECT_FALSE(store_->get(Family::events, "throwing").has_value());
 }
 
+TEST_F(CommitPipelineTest, UndosRunForTheCommandsWhoseWritesRollBackOnly) {
+  CommitPipeline pipeline(*store_, nullptr);
+  std::vector<std::string> undone;  // written on the writer thread, read after the waits
+  std::promise<void> release;
+  auto first = hold_writer(pipeline, release.get_future().share());
+  const auto with_undo = [&undone](std::string name, bool fail) {
+    return [&undone, name, fail](WriteTxn& txn) -> Status {
+      txn.put(Family::events, name, "x");
+      txn.on_abort([&undone, name] { undone.push_back(name + " 1"); });
+      txn.on_abort([&undone, name] { undone.push_back(name + " 2"); });
+      if (fail) return make_error(Errc::conflict, "no");
+      return Ok{};
+    };
+  };
+  auto kept = submit(pipeline, with_undo("kept", false));
+  auto failing = submit(pipeline, with_undo("failing", true));
+  auto throwing = submit(pipeline, [&undone](WriteTxn& txn) -> Status {
+    txn.on_abort([&undone] { undone.push_back("throwing"); });
+    throw std::runtime_error("boom");
+  });
+  auto later = submit(pipeline, with_undo("later", false));
+  release.set_value();
+
+  ASSERT_TRUE(wait(first).ok());
+  EXPECT_TRUE(wait(kept).ok());
+  EXPECT_FALSE(wait(failing).ok());
+  EXPECT_FALSE(wait(throwing).ok());
+  EXPECT_TRUE(wait(later).ok());
+  // Latest first within a command; the kept commands' undos never run once the group is written.
+  EXPECT_EQ(undone, (std::vector<std::string>{"failing 2", "failing 1", "throwing"}));
+  EXPECT_TRUE(store_->get(Family::events, "kept").has_value());
+  EXPECT_FALSE(store_->get(Family::events, "failing").has_value());
+
+  // Nor in a later group: they were forgotten with theirs.
+  auto again = submit(pipeline, put("again", "1"));
+  EXPECT_TRUE(wait(again).ok());
+  EXPECT_EQ(undone.size(), 3u);
+}
+
 TEST_F(CommitPipelineTest, PutNewWritesOfAFailingCommandAreRolledBackWhileItsGroupCommits) {
   CommitPipeline pipeline(*store_, nullptr);
   std::promise<void> release;

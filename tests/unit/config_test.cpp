@@ -63,6 +63,7 @@ TEST(ConfigTest, DefaultsFollowTheSpec) {
   EXPECT_EQ(c.retention_ms, 72LL * 3'600'000);
   EXPECT_EQ(c.dlq_retention_ms, 7LL * 86'400'000);
   EXPECT_EQ(c.shutdown_grace_ms, 10'000);
+  EXPECT_EQ(c.disable_after_ms, 5LL * 86'400'000);
   EXPECT_FALSE(c.allow_private_networks);
   EXPECT_TRUE(c.allow_cidrs.empty());
   EXPECT_EQ(c.log_level, LogLevel::info);
@@ -87,6 +88,7 @@ TEST(ConfigTest, EveryFlagIsApplied) {
                           "--retention-interval", "5s",
                           "--shutdown-grace", "0s",
                           "--circuit-probe-interval", "2s",
+                          "--disable-after", "36h",
                           "--allow-private-networks",
                           "--allow-cidr", "10.0.0.0/8",
                           "--log-level", "debug",
@@ -112,6 +114,7 @@ TEST(ConfigTest, EveryFlagIsApplied) {
   EXPECT_EQ(c.retention_interval_ms, 5'000);
   EXPECT_EQ(c.shutdown_grace_ms, 0);
   EXPECT_EQ(c.circuit_probe_interval_ms, 2'000);
+  EXPECT_EQ(c.disable_after_ms, 36LL * 3'600'000);
   EXPECT_TRUE(c.allow_private_networks);
   ASSERT_EQ(c.allow_cidrs.size(), 1u);
   EXPECT_EQ(c.allow_cidrs[0].to_string(), "10.0.0.0/8");
@@ -165,6 +168,7 @@ TEST(ConfigTest, EnvironmentVariablesSetEveryKindOfFlag) {
                               {"RELAY_ALLOW_CIDR", "10.0.0.0/8,,192.168.0.0/16"},
                               {"RELAY_LOG_LEVEL", "warn"},
                               {"RELAY_SHUTDOWN_GRACE", "3s"},
+                              {"RELAY_DISABLE_AFTER", "0s"},
                               {"UNRELATED", "ignored"}});
   EXPECT_EQ(c.listen_host, "127.0.0.2");
   EXPECT_EQ(c.listen_port, 81);
@@ -183,6 +187,7 @@ TEST(ConfigTest, EnvironmentVariablesSetEveryKindOfFlag) {
   EXPECT_EQ(cidr_texts(c), (std::vector<std::string>{"10.0.0.0/8", "192.168.0.0/16"}));
   EXPECT_EQ(c.log_level, LogLevel::warn);
   EXPECT_EQ(c.shutdown_grace_ms, 3'000);
+  EXPECT_EQ(c.disable_after_ms, 0) << "0s: never disable";
 }
 
 TEST(ConfigTest, BooleanEnvironmentVariables) {
@@ -285,6 +290,9 @@ TEST(ConfigTest, EveryBadValueIsOneLineConfigError) {
       {{"--shutdown-grace", "soon"}, {}},
       {{"--retention-interval", "0s"}, {}},
       {{"--circuit-probe-interval", "0ms"}, {}},
+      {{"--disable-after", "5"}, {}},
+      {{"--disable-after", "never"}, {}},
+      {{"--disable-after", "-1d"}, {}},
       {{"--ca-file", ""}, {}},
       {{"--ca-file", "/nonexistent/ca.pem"}, {}},
       {{"--ca-file", "/tmp"}, {}},  // a directory

@@ -109,7 +109,7 @@ class DeliverySchedulerTest : public test::StoreFixture {
     options.lane_memory_limit = lane_memory_limit;
     if (configure) configure(options);
     scheduler_ = std::make_unique<DeliveryScheduler>(io_, options, clock_, logger_, *store_, *pipeline_, registry_,
-                                                     egress_, metrics_, pool_);
+                                                     egress_, metrics_, pool_, ids_, streaks_);
     gauges_ = std::make_unique<DeliveryGauges>(io_, clock_, *store_, registry_, *scheduler_, metrics_, pool_);
     std::promise<void> started;
     scheduler_->start([&] { started.set_value(); });
@@ -192,6 +192,7 @@ class DeliverySchedulerTest : public test::StoreFixture {
   Logger logger_{LogLevel::error};
   SubscriptionRegistry registry_;
   keys::IdGenerator ids_;
+  FailureStreaks streaks_;
   asio::io_context io_;
   asio::thread_pool pool_{2};
   EgressClient egress_;

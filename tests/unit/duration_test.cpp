@@ -33,7 +33,7 @@ TEST(DurationTest, RejectsOverflow) {
 }
 
 TEST(DurationTest, FormatsTheShortestExactSpelling) {
-  EXPECT_EQ(format_duration(0), "0ms");
+  EXPECT_EQ(format_duration(0), "0s");
   EXPECT_EQ(format_duration(1), "1ms");
   EXPECT_EQ(format_duration(1'500), "1500ms");
   EXPECT_EQ(format_duration(1'000), "1s");

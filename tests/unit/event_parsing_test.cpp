@@ -388,6 +388,29 @@ TEST(ParseEventBatchBodyTest, ElementsAnswerTheirOwnErrorsInOrder) {
   EXPECT_EQ(items[5]->type, "f");  // a repeated member counts with its last value
 }
 
+// The prefix "relay." is relay's own (operational events): refused on both routes, alike.
+TEST(ParseEventBatchBodyTest, TheReservedRelayPrefixIsRefusedOnBothRoutes) {
+  for (const std::string type : {"relay.x", "relay.delivery.dead", "relay.subscription.disabled"}) {
+    const std::string body = R"({"type": ")" + type + R"(", "payload": {}})";
+    auto single = parse_event_body(request(body), "");
+    ASSERT_FALSE(single.ok()) << type;
+    EXPECT_EQ(single.error().code, Errc::invalid_field);
+    EXPECT_EQ(single.error().message,
+              "field 'type' must not begin with \"relay.\": that prefix is reserved for relay's own events");
+    auto tree = parse_new_event(json::parse(body), "");
+    ASSERT_FALSE(tree.ok()) << type;
+    EXPECT_EQ(tree.error().message, single.error().message);
+    auto batch = parse_event_batch_body(batch_request("[" + body + R"(, {"type": "relayed.x", "payload": 1}])"));
+    ASSERT_TRUE(batch.ok()) << batch.error().message;
+    ASSERT_EQ(batch->size(), 2u);
+    ASSERT_FALSE((*batch)[0].ok());
+    EXPECT_EQ((*batch)[0].error().message, single.error().message);
+    EXPECT_TRUE((*batch)[1].ok()) << "only the prefix \"relay.\" is reserved";
+  }
+  EXPECT_TRUE(parse_event_body(request(R"({"type": "relay", "payload": 1})"), "").ok());
+  EXPECT_TRUE(parse_event_body(request(R"({"type": "Relay.x", "payload": 1})"), "").ok());
+}
+
 TEST(ParseEventBatchBodyTest, RefusesABadBodyAsAWhole) {
   const std::string one = R"({"type": "t", "payload": 1})";
   std::string thousand_and_one = "[";

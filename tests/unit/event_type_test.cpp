@@ -46,5 +46,25 @@ TEST(EventTypeTest, PatternMatching) {
   EXPECT_FALSE(pattern_matches("meeting.bot.*", "meeting.completed"));
 }
 
+TEST(EventTypeTest, RelaysOwnTypesAreReservedAndReachOnlyPatternsThatNameThem) {
+  EXPECT_TRUE(is_reserved_event_type("relay.delivery.dead"));
+  EXPECT_TRUE(is_reserved_event_type("relay.x"));
+  EXPECT_FALSE(is_reserved_event_type("relay"));
+  EXPECT_FALSE(is_reserved_event_type("relayx.y"));
+  EXPECT_FALSE(is_reserved_event_type("Relay.delivery.dead"));  // types are case-sensitive
+  EXPECT_FALSE(is_reserved_event_type("meeting.relay.dead"));
+
+  EXPECT_FALSE(pattern_matches("*", "relay.delivery.dead"));
+  EXPECT_FALSE(pattern_matches("*", "relay.subscription.disabled"));
+  EXPECT_TRUE(pattern_matches("*", "relayx.y"));
+  EXPECT_TRUE(pattern_matches("relay.*", "relay.delivery.dead"));
+  EXPECT_TRUE(pattern_matches("relay.delivery.*", "relay.delivery.dead"));
+  EXPECT_TRUE(pattern_matches("relay.delivery.dead", "relay.delivery.dead"));
+  EXPECT_FALSE(pattern_matches("relay.delivery.*", "relay.subscription.disabled"));
+  // Patterns are "*", exact types or prefixes ending in ".*": none but a "relay." one reaches them.
+  EXPECT_FALSE(is_valid_event_pattern("re*"));
+  EXPECT_FALSE(is_valid_event_pattern("*.dead"));
+}
+
 }  // namespace
 }  // namespace relay

@@ -59,6 +59,7 @@ void record_everything(RelayMetrics& metrics) {
   metrics.delivery_succeeded("sub_a", 1.5);
   metrics.delivery_dead("sub_b");
   metrics.dlq_redriven(2);
+  metrics.subscription_auto_disabled();
   metrics.storage_commit(0.004, 12);
   metrics.set_deliveries(4, 5, 6, 7);
   metrics.set_oldest_pending_age(8.5);
@@ -103,6 +104,7 @@ TEST(MetricsTest, ScrapeExposesEveryContractMetricWithItsType) {
       {"relay_deliveries_succeeded_total", "counter"},
       {"relay_deliveries_dead_total", "counter"},
       {"relay_dlq_redriven_total", "counter"},
+      {"relay_subscriptions_auto_disabled_total", "counter"},
       {"relay_http_request_duration_seconds", "histogram"},
       {"relay_delivery_attempt_duration_seconds", "histogram"},
       {"relay_delivery_latency_seconds", "histogram"},
@@ -132,6 +134,7 @@ TEST(MetricsTest, FreshInstanceExposesUnlabelledSeriesAtZero) {
   const auto s = samples(metrics.scrape());
   EXPECT_EQ(s.at("relay_events_ingested_total"), 0);
   EXPECT_EQ(s.at("relay_dlq_redriven_total"), 0);
+  EXPECT_EQ(s.at("relay_subscriptions_auto_disabled_total"), 0);
   EXPECT_EQ(s.at("relay_deliveries{state=\"pending\"}"), 0);
   EXPECT_EQ(s.at("relay_deliveries{state=\"dead\"}"), 0);
   EXPECT_EQ(s.at("relay_subscriptions{enabled=\"false\"}"), 0);

@@ -510,6 +510,9 @@ TEST(RecordsTest, SubscriptionRecordRoundTrips) {
     EXPECT_EQ(back.event_types, s.event_types);
     EXPECT_EQ(back.signature_scheme, s.signature_scheme);
     EXPECT_EQ(back.previous_secret, s.previous_secret);
+    EXPECT_EQ(back.disabled_reason, s.disabled_reason);
+    EXPECT_EQ(back.disabled_at, s.disabled_at);
+    EXPECT_EQ(back.disable_after_ms, s.disable_after_ms);
     const auto decoded = records::decode_subscription(records::encode_record(s));
     ASSERT_TRUE(decoded);
     EXPECT_EQ(records::to_record(*decoded), record);
@@ -524,6 +527,23 @@ TEST(RecordsTest, SubscriptionRecordsWrittenBeforeThePauseAccountReadAsNeverDisa
   const Subscription back = records::subscription_from_record(record);
   EXPECT_EQ(back.disabled_at, 0);
   EXPECT_EQ(back.disabled_ms, 0);
+}
+
+TEST(RecordsTest, SubscriptionRecordsWrittenBeforeAutomaticDisablingReadAsDisabledByHand) {
+  nlohmann::json record = records::to_record(full_subscription());
+  EXPECT_EQ(record.at("disabled_reason"), "failing");
+  EXPECT_EQ(record.at("disable_after_ms"), 2 * 86'400'000);
+  record.erase("disabled_reason");
+  record.erase("disable_after_ms");
+  Subscription back = records::subscription_from_record(record);
+  EXPECT_EQ(back.disabled_reason, DisabledReason::manual) << "disabled, and only operators disabled then";
+  EXPECT_FALSE(back.disable_after_ms.has_value()) << "--disable-after applies";
+  record["enabled"] = true;
+  back = records::subscription_from_record(record);
+  EXPECT_EQ(back.disabled_reason, DisabledReason::none);
+  // An enabled subscription has no reason, whatever a record says.
+  record["disabled_reason"] = "failing";
+  EXPECT_EQ(records::subscription_from_record(record).disabled_reason, DisabledReason::none);
 }
 
 }  // namespace

@@ -60,7 +60,8 @@ TEST(ApplySubscriptionFieldsTest, EveryFieldIsApplied) {
       "retry": {"initial": "1s", "max_delay": "1m", "window": "2h"},
       "timeout": "5m",
       "max_in_flight": 10000,
-      "rate_limit_per_second": 1000000})",
+      "rate_limit_per_second": 1000000,
+      "disable_after": "12h"})",
                    false);
   ASSERT_TRUE(sub.ok()) << sub.error().message;
   EXPECT_EQ(sub->url, "https://new.example:8443/p");
@@ -77,9 +78,28 @@ TEST(ApplySubscriptionFieldsTest, EveryFieldIsApplied) {
   EXPECT_EQ(sub->timeout_ms, 300'000);
   EXPECT_EQ(sub->max_in_flight, 10'000u);
   EXPECT_EQ(sub->rate_limit_per_second, 1'000'000u);
+  EXPECT_EQ(sub->disable_after_ms, 12 * 3'600'000);
   // Not settable through these fields.
   EXPECT_EQ(sub->id, base_subscription().id);
   EXPECT_EQ(sub->created_at, 1);
+}
+
+// disable_after: a duration, "0s" for never, null for --disable-after.
+TEST(ApplySubscriptionFieldsTest, DisableAfterTakesADurationZeroOrNull) {
+  auto sub = apply_fields(R"({"disable_after": "0s"})", false);
+  ASSERT_TRUE(sub.ok()) << sub.error().message;
+  EXPECT_EQ(sub->disable_after_ms, 0) << "never, not the flag";
+  sub = apply_fields(R"({"disable_after": "2s"})", false);
+  ASSERT_TRUE(sub.ok()) << sub.error().message;
+  EXPECT_EQ(sub->disable_after_ms, 2'000);
+  Subscription with = base_subscription();
+  with.disable_after_ms = 2'000;
+  ASSERT_TRUE(apply_subscription_fields(json::parse(R"({"disable_after": null})"), with, false).ok());
+  EXPECT_FALSE(with.disable_after_ms.has_value());
+  const Status refused = apply_subscription_fields(json::parse(R"({"disable_after": "soon"})"), with, false);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code, Errc::invalid_field);
+  EXPECT_NE(refused.error().message.find("disable_after"), std::string::npos) << refused.error().message;
 }
 
 // Routing fields (1.1): tenant, filter, ordering, coalesce; null clears tenant and filter.
@@ -194,6 +214,13 @@ TEST(ApplySubscriptionFieldsTest, EveryInvalidValueIsRefusedAndLeavesTheTargetUn
       {{"url", "https://example.com/#fragment"}},
       {{"url", "https://exa mple.com/"}},
       {{"event_types", "meeting.*"}},
+      {{"disable_after", 5}},
+      {{"disable_after", "5"}},
+      {{"disable_after", "-1d"}},
+      {{"disable_after", "never"}},
+      {{"disable_after", true}},
+      {{"disabled_reason", "failing"}},
+      {{"disabled_at", nullptr}},
       {{"event_types", json::array()}},
       {{"event_types", many_patterns}},
       {{"event_types", {"ok", 5}}},

@@ -84,6 +84,21 @@ TEST(SubscriptionRegistryTest, ATenantsEventsReachOnlyItsOwnAndPlatformWideSubsc
   EXPECT_EQ(matching_ids(registry, "meeting.completed", "Acme"), (Ids{"sub_p1", "sub_p2"}));
 }
 
+TEST(SubscriptionRegistryTest, OperationalEventsReachOnlyPatternsThatNameThemAndKeepTheirTenant) {
+  SubscriptionRegistry registry({sub("sub_1", {"*"}), sub("sub_2", {"relay.*"}), sub("sub_3", {"relay.delivery.*"}),
+                                 sub("sub_4", {"relay.delivery.dead"}), sub("sub_5", {"*", "relay.subscription.*"}),
+                                 sub("sub_6", {"relay.*"}, "acme"), sub("sub_7", {"*"}, "acme"),
+                                 sub("sub_8", {"relay.*"}, "globex")});
+  EXPECT_EQ(matching_ids(registry, "relay.delivery.dead"), (Ids{"sub_2", "sub_3", "sub_4"}));
+  EXPECT_EQ(matching_ids(registry, "relay.subscription.disabled"), (Ids{"sub_2", "sub_5"}));
+  // A tenant's own relay.* subscription sees only its tenant's; `*` still sees none of them.
+  EXPECT_EQ(matching_ids(registry, "relay.delivery.dead", "acme"), (Ids{"sub_2", "sub_3", "sub_4", "sub_6"}));
+  EXPECT_EQ(matching_ids(registry, "relay.subscription.disabled", "globex"), (Ids{"sub_2", "sub_5", "sub_8"}));
+  // Other types are unaffected.
+  EXPECT_EQ(matching_ids(registry, "meeting.completed", "acme"), (Ids{"sub_1", "sub_5", "sub_7"}));
+  EXPECT_EQ(matching_ids(registry, "relayx.y"), (Ids{"sub_1", "sub_5"}));
+}
+
 TEST(SubscriptionRegistryTest, ManyTenantsStayApart) {
   std::vector<Subscription> subs;
   for (int i = 0; i < 2000; ++i) {

@@ -528,7 +528,9 @@ TEST_F(DeliverySchedulerTest, AKeyWithAHundredThousandWaitingDeliveriesHoldsOnly
   start_scheduler(20'000, 4'000, [](SchedulerOptions& o) { o.attempt_timeout_ms = 120'000; });
   ASSERT_TRUE(subscriber_.wait_for_requests(2, 30s));  // both heads, nothing more
   EXPECT_EQ(held(), 2u);
-  EXPECT_EQ(scheduler_->pending_deliveries(), 2u);  // the waiting ones are not scheduled
+  EXPECT_EQ(scheduler_->counts().scheduled, 2u);       // the waiting ones are not scheduled
+  EXPECT_EQ(scheduler_->counts().waiting, 99'999u);    // but counted, from one pass at start
+  EXPECT_EQ(scheduler_->pending_deliveries(), 100'001u);  // and unfinished
   EXPECT_EQ(subscriber_.request_count(), 2u);
 }
 

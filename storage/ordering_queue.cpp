@@ -199,7 +199,6 @@ std::optional<std::string> blocked_by(const Store& store, const Delivery& d) {
 Survey survey(const Store& store) {
   Survey out;
   std::optional<QueueRef> queue;  // the queue of the entries being visited
-  bool head_waits = false;        // of `queue`: its first entry is not scheduled
   store.scan(Family::ordering_queues, ScanRange{"", ""}, [&](std::string_view key, std::string_view value) {
     const auto decoded = keys::decode_queue_key(key);
     if (!decoded) return true;  // not a key relay writes: step over it
@@ -209,9 +208,8 @@ Survey survey(const Store& store) {
       const Entry first = make_entry(key, value);
       const auto bytes = store.get(Family::deliveries, keys::delivery_key(first.delivery_id));
       const auto d = bytes ? records::decode_delivery(*bytes) : std::nullopt;
-      head_waits = !d || d->waiting || is_final(d->state);
-      if (head_waits) out.headless.push_back(*queue);
-      if (!head_waits) return true;  // a scheduled head is counted with the schedule
+      if (d && !d->waiting && !is_final(d->state)) return true;  // a scheduled head is counted with the schedule
+      out.headless.push_back(*queue);
     }
     ++out.waiting_by_subscription[queue->subscription_id];
     return true;

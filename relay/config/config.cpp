@@ -85,6 +85,18 @@ bool is_shard_name(std::string_view name) {
          std::all_of(name.begin(), name.end(), [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'; });
 }
 
+// The items of a comma-separated list, empty ones included (callers decide what they mean).
+std::vector<std::string> comma_items(const std::string& value) {
+  std::vector<std::string> items;
+  std::size_t start = 0;
+  for (;;) {
+    const auto comma = value.find(',', start);
+    items.push_back(value.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
+    if (comma == std::string::npos) return items;
+    start = comma + 1;
+  }
+}
+
 std::int64_t duration_value(const std::string& flag, const std::string& value, bool allow_zero = false) {
   const auto ms = parse_duration_ms(value);
   if (!ms || (!allow_zero && *ms == 0)) fail(flag, value, "a duration such as 500ms, 5s, 10m, 1h or 7d");
@@ -214,14 +226,9 @@ std::vector<Flag> flags() {
       {"cluster-etcd", true, false,
        [](Config& c, const std::string& v) {
          c.cluster.etcd_endpoints.clear();
-         std::size_t start = 0;
-         for (;;) {
-           const auto comma = v.find(',', start);
-           const std::string item = v.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+         for (const std::string& item : comma_items(v)) {
            if (item.empty()) fail("cluster-etcd", v, "etcd client URLs separated by commas, such as http://etcd-0:2379");
            c.cluster.etcd_endpoints.push_back(base_url_value("cluster-etcd", item));
-           if (comma == std::string::npos) break;
-           start = comma + 1;
          }
        }},
       {"advertise", true, false,
@@ -261,13 +268,8 @@ void apply_env(Config& config, const Flag& flag, const std::string& value) {
     return;
   }
   // Repeatable flags take a comma-separated list from the environment.
-  std::size_t start = 0;
-  while (start <= value.size()) {
-    const auto comma = value.find(',', start);
-    const std::string item = value.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+  for (const std::string& item : comma_items(value)) {
     if (!item.empty()) flag.apply(config, item);
-    if (comma == std::string::npos) break;
-    start = comma + 1;
   }
 }
 

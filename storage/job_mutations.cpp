@@ -86,6 +86,19 @@ Status fail_job(WriteTxn& txn, const std::string& job_id, std::string error, Uni
   return Ok{};
 }
 
+Status remove_finished_jobs(WriteTxn& txn, const std::vector<std::string>& job_ids, UnixMillis cutoff,
+                            std::vector<JobState>& removed) {
+  removed.clear();
+  for (const auto& id : job_ids) {
+    auto job = load_job(txn, id);
+    if (!job) continue;  // gone already; an unreadable record is left for an operator to see
+    if (job->state == JobState::running || job->finished_at > cutoff) continue;
+    txn.del(Family::jobs, keys::job_key(id));
+    removed.push_back(job->state);
+  }
+  return Ok{};
+}
+
 Status replay_chunk(WriteTxn& txn, const ReplayChunk& chunk, const std::shared_ptr<const Subscription>& target,
                     keys::IdGenerator& ids, UnixMillis now, ChunkOutcome& out) {
   auto applies = chunk_applies(txn, chunk.job_id, chunk.from_cursor, out);

@@ -33,6 +33,12 @@ Status cancel_job(WriteTxn& txn, const std::string& job_id, UnixMillis now, Job&
 // A running job ends failed with `error`; a finished one stays as it is. not_found when absent.
 Status fail_job(WriteTxn& txn, const std::string& job_id, std::string error, UnixMillis now, Job& out);
 
+// Job retention: removes each job of `job_ids` that is finished at or before `cutoff`, read
+// through the txn (a job still running, finished later or gone stays as it is); `removed` gets
+// the state of each job removed, for relay_jobs{state}.
+Status remove_finished_jobs(WriteTxn& txn, const std::vector<std::string>& job_ids, UnixMillis cutoff,
+                            std::vector<JobState>& removed);
+
 // What a replay's scan found past the job's cursor: events of the range whose type, tenant and
 // payload filter match, in id order.
 struct ReplayChunk {

@@ -69,6 +69,30 @@ EventRun events_in_range(const Store& store, UnixMillis since, UnixMillis until,
   return run;
 }
 
+FinishedJobsRun finished_jobs_before(const Store& store, UnixMillis cutoff, const std::string& after_id,
+                                     std::size_t budget) {
+  FinishedJobsRun run;
+  ScanRange range;
+  if (!after_id.empty()) {
+    range.lower = keys::job_key(after_id);
+    range.lower.push_back('\0');  // the first key after it
+  }
+  std::size_t visited = 0;
+  run.reached_end = true;
+  store.scan(Family::jobs, range, [&](std::string_view key, std::string_view value) {
+    if (visited == budget) {
+      run.reached_end = false;  // one more key exists
+      return false;
+    }
+    ++visited;
+    run.last_id = keys::format_id(keys::kJobPrefix, key);
+    const auto job = records::decode_job(value);
+    if (job && job->state != JobState::running && job->finished_at <= cutoff) run.expired.push_back(run.last_id);
+    return true;
+  });
+  return run;
+}
+
 Result<std::size_t> count_dead(const Store& store, DeliveryFilter filter, std::size_t stop_at) {
   std::size_t n = 0;
   filter.cursor.clear();

@@ -36,6 +36,17 @@ struct EventRun {
 EventRun events_in_range(const Store& store, UnixMillis since, UnixMillis until, const std::string& after_id,
                          std::size_t budget);
 
+// A bounded step of a pass of job retention: among at most `budget` stored jobs after the job
+// `after_id` (empty: from the first), oldest first, those finished (done, failed, cancelled) at
+// or before `cutoff`. Jobs are keyed by id, so a pass visits every job once, whatever its state.
+struct FinishedJobsRun {
+  std::vector<std::string> expired;  // "job_..."
+  std::string last_id;               // the last job visited; empty when none was
+  bool reached_end = false;          // no job is left after last_id
+};
+FinishedJobsRun finished_jobs_before(const Store& store, UnixMillis cutoff, const std::string& after_id,
+                                     std::size_t budget);
+
 // How many dead letters match `filter` (its limit and cursor ignored), counting no further than
 // `stop_at`: enough to tell a small redrive from a large one without counting the whole queue.
 Result<std::size_t> count_dead(const Store& store, DeliveryFilter filter, std::size_t stop_at);

@@ -120,6 +120,8 @@ int run_relay(const Config& base_config) {
 
   JobRunnerOptions job_options;
   job_options.chunk = config.job_chunk;
+  job_options.retention.retention_ms = config.job_retention_ms;
+  job_options.retention.interval = std::chrono::milliseconds(config.retention_interval_ms);
   JobRunner jobs(io, job_options, clock, logger, *store, pipeline, subscriptions, ids, scheduler, metrics,
                  blocking_pool);
 

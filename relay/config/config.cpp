@@ -206,6 +206,8 @@ std::vector<Flag> flags() {
          if (!n || *n == 0 || *n > 10'000) fail("job-chunk", v, "an integer from 1 to 10000");
          c.job_chunk = *n;
        }},
+      {"job-retention", true, false,
+       [](Config& c, const std::string& v) { c.job_retention_ms = duration_value("job-retention", v, true); }},
       {"allow-private-networks", false, false,
        [](Config& c, const std::string&) { c.allow_private_networks = true; }},
       {"allow-cidr", true, true,
@@ -379,6 +381,7 @@ std::string usage() {
   --circuit-probe-interval 30s  how often an open circuit lets one probe attempt through
   --disable-after 5d          disable a subscription whose attempts have all failed this long (0s: never)
   --job-chunk 200             events or dead letters a replay or DLQ-retry job handles per commit
+  --job-retention 7d          remove finished jobs this long after they finished (0s: keep them)
   --allow-private-networks    deliver to loopback/private addresses
   --allow-cidr CIDR           repeatable; allow deliveries to these addresses
   --log-level debug|info|warn|error

@@ -59,6 +59,8 @@ struct Config {
   // subscription may set its own (disable_after).
   std::int64_t disable_after_ms = 5 * 86'400'000LL;
   std::size_t job_chunk = 200;  // events or dead letters a replay / DLQ-retry job handles per commit
+  // Finished jobs (done, failed, cancelled) are removed this long after they finished; 0: never.
+  std::int64_t job_retention_ms = 7 * 86'400'000LL;
   bool allow_private_networks = false;
   std::vector<Cidr> allow_cidrs;
   LogLevel log_level = LogLevel::info;

@@ -60,7 +60,9 @@ JobRunner::JobRunner(asio::io_context& io, JobRunnerOptions options, const Clock
       scheduler_(scheduler),
       metrics_(metrics),
       blocking_pool_(blocking_pool),
-      timer_(io) {
+      timer_(io),
+      retention_(io, options.retention, clock, logger, store, pipeline, blocking_pool,
+                 [this](const std::vector<JobState>& states) { removed(states); }) {
   options_.chunk = std::max<std::size_t>(options_.chunk, 1);
 }
 
@@ -75,6 +77,7 @@ void JobRunner::start() {
 void JobRunner::stop() {
   stopped_ = true;
   timer_.cancel();
+  retention_.stop();
 }
 
 void JobRunner::submit(Job job) {
@@ -107,6 +110,14 @@ void JobRunner::finished(std::string job_id, JobState state) {
   publish_counts();
 }
 
+void JobRunner::removed(const std::vector<JobState>& states) {
+  for (JobState state : states) {
+    auto& count = counts_[static_cast<std::size_t>(state)];
+    if (count > 0) --count;  // a miscount must not wrap around to 2^64
+  }
+  publish_counts();
+}
+
 void JobRunner::publish_counts() {
   for (JobState state : kJobStates) metrics_.set_jobs(state, counts_[static_cast<std::size_t>(state)]);
 }
@@ -124,6 +135,7 @@ asio::awaitable<void> JobRunner::run() {
     }
   }
   publish_counts();
+  if (!stopped_) retention_.start();  // counted first: see the header
   while (!stopped_) {
     std::chrono::milliseconds delay = kIdleWait;
     if (!turns_.empty()) {

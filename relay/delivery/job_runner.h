@@ -12,7 +12,9 @@
 //
 // At start the stored jobs are read: each `running` one resumes from its cursor (after a crash
 // too: the cursor and what was created before it are one write), and all are counted for
-// relay_jobs{state}.
+// relay_jobs{state}. Only then does the runner start its JobRetention, which removes finished
+// jobs after --job-retention and tells the runner what it removed: the counts stay right, and a
+// job removed before the read could never be uncounted without having been counted.
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
@@ -24,9 +26,11 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "relay/core/clock.h"
 #include "relay/core/logger.h"
+#include "relay/delivery/job_retention.h"
 #include "relay/model/job.h"
 #include "relay/subscriptions/subscription_registry.h"
 #include "storage/commit_pipeline.h"
@@ -43,6 +47,7 @@ struct JobRunnerOptions {
   std::size_t chunk = 200;  // events (replay) or dead letters (dlq_retry) per chunk and commit
   std::chrono::milliseconds pause{5};   // between two chunks
   std::chrono::milliseconds retry{1000};  // after a chunk whose commit failed (store not writable)
+  JobRetentionOptions retention;          // of finished jobs
 };
 
 class JobRunner {
@@ -78,6 +83,8 @@ class JobRunner {
   void took_chunk(Active& active, Job after);
   // A job left `running` (done, failed or cancelled): counted once, dropped from the turns.
   void finished(std::string job_id, JobState state);
+  // Finished jobs that retention removed: no longer counted.
+  void removed(const std::vector<JobState>& states);
   void publish_counts();
 
   boost::asio::io_context& io_;
@@ -99,6 +106,7 @@ class JobRunner {
   std::unordered_map<std::string, std::shared_ptr<Active>> active_;
   std::deque<std::string> turns_;                                    // their order of turns
   std::array<std::uint64_t, std::size(kJobStates)> counts_{};
+  JobRetention retention_;
 };
 
 }  // namespace relay

@@ -226,6 +226,47 @@ TEST_F(JobsTest, ACancelledJobStopsAndStaysCancelledAfterARestart) {
   EXPECT_EQ(get("/v1/jobs/" + job_id)["created"], created);
 }
 
+// --job-retention: a finished job disappears from the API and from relay_jobs once the retention
+// has passed since it finished; a running one stays, however old, until it finishes too.
+TEST_F(JobsTest, FinishedJobsGoAfterJobRetentionAndRunningOnesStay) {
+  TestSubscriber receiver;
+  // One event per chunk: the long replay runs for 3,000 chunks, far past the retention.
+  start({"--allow-cidr", "127.0.0.0/8", "--job-chunk", "1", "--job-retention", "1s", "--retention-interval", "200ms"});
+  publish_many(3000, "meeting.completed");
+  const std::string sub_id = subscribe_id(
+      {{"url", receiver.url("/hook")}, {"event_types", {"meeting.*"}}, {"rate_limit_per_second", 1}});
+  const auto replay = [&](const json& body) {
+    const HttpResponse r = call("POST", "/v1/subscriptions/" + sub_id + "/replay", body.dump());
+    EXPECT_EQ(r.status, 202) << r.describe();
+    return r.status == 202 ? r.json()["job"]["id"].get<std::string>() : std::string();
+  };
+  const std::string running = replay({{"since", since_epoch()}});
+  // A range without events: done at its first turn.
+  const std::string finished = replay({{"since", "2001-01-01T00:00:00Z"}, {"until", "2001-01-02T00:00:00Z"}});
+  ASSERT_FALSE(running.empty() || finished.empty());
+  EXPECT_EQ(await_finished(finished)["state"], "done");
+  EXPECT_TRUE(eventually([&] { return metric("relay_jobs{state=\"done\"}") == 1; }));
+
+  ASSERT_TRUE(eventually([&] { return call("GET", "/v1/jobs/" + finished).status == 404; }))
+      << "a job finished past --job-retention is still there";
+  EXPECT_EQ(call("POST", "/v1/jobs/" + finished + "/cancel").status, 404);
+  const auto listed = items("/v1/jobs");
+  ASSERT_EQ(listed.size(), 1u);
+  EXPECT_EQ(listed[0]["id"], running);
+  // Older than the retention itself by now, and never finished: kept.
+  EXPECT_EQ(get("/v1/jobs/" + running)["state"], "running");
+  EXPECT_TRUE(eventually([&] { return metric("relay_jobs{state=\"done\"}") == 0; })) << relayd().log_text();
+  EXPECT_EQ(metric("relay_jobs{state=\"running\"}"), 1);
+
+  // Once it finishes (cancelled), it goes the same way.
+  ASSERT_EQ(call("POST", "/v1/jobs/" + running + "/cancel").status, 200);
+  EXPECT_TRUE(eventually([&] { return call("GET", "/v1/jobs/" + running).status == 404; }));
+  EXPECT_TRUE(items("/v1/jobs").empty());
+  EXPECT_TRUE(eventually([&] {
+    return metric("relay_jobs{state=\"cancelled\"}") == 0 && metric("relay_jobs{state=\"running\"}") == 0;
+  }));
+}
+
 // kill -9 in the middle of a replay of 20,000 events: after the restart the job resumes from its
 // cursor, and every event gets exactly one delivery from the replay.
 TEST_F(JobsCrash, KillNineMidReplayResumesWithoutDuplicates) {

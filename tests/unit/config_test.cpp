@@ -64,6 +64,7 @@ TEST(ConfigTest, DefaultsFollowTheSpec) {
   EXPECT_EQ(c.dlq_retention_ms, 7LL * 86'400'000);
   EXPECT_EQ(c.shutdown_grace_ms, 10'000);
   EXPECT_EQ(c.disable_after_ms, 5LL * 86'400'000);
+  EXPECT_EQ(c.job_retention_ms, 7LL * 86'400'000);
   EXPECT_FALSE(c.allow_private_networks);
   EXPECT_TRUE(c.allow_cidrs.empty());
   EXPECT_EQ(c.log_level, LogLevel::info);
@@ -89,6 +90,7 @@ TEST(ConfigTest, EveryFlagIsApplied) {
                           "--shutdown-grace", "0s",
                           "--circuit-probe-interval", "2s",
                           "--disable-after", "36h",
+                          "--job-retention", "2d",
                           "--allow-private-networks",
                           "--allow-cidr", "10.0.0.0/8",
                           "--log-level", "debug",
@@ -115,6 +117,7 @@ TEST(ConfigTest, EveryFlagIsApplied) {
   EXPECT_EQ(c.shutdown_grace_ms, 0);
   EXPECT_EQ(c.circuit_probe_interval_ms, 2'000);
   EXPECT_EQ(c.disable_after_ms, 36LL * 3'600'000);
+  EXPECT_EQ(c.job_retention_ms, 2LL * 86'400'000);
   EXPECT_TRUE(c.allow_private_networks);
   ASSERT_EQ(c.allow_cidrs.size(), 1u);
   EXPECT_EQ(c.allow_cidrs[0].to_string(), "10.0.0.0/8");
@@ -169,6 +172,7 @@ TEST(ConfigTest, EnvironmentVariablesSetEveryKindOfFlag) {
                               {"RELAY_LOG_LEVEL", "warn"},
                               {"RELAY_SHUTDOWN_GRACE", "3s"},
                               {"RELAY_DISABLE_AFTER", "0s"},
+                              {"RELAY_JOB_RETENTION", "0s"},
                               {"UNRELATED", "ignored"}});
   EXPECT_EQ(c.listen_host, "127.0.0.2");
   EXPECT_EQ(c.listen_port, 81);
@@ -188,6 +192,7 @@ TEST(ConfigTest, EnvironmentVariablesSetEveryKindOfFlag) {
   EXPECT_EQ(c.log_level, LogLevel::warn);
   EXPECT_EQ(c.shutdown_grace_ms, 3'000);
   EXPECT_EQ(c.disable_after_ms, 0) << "0s: never disable";
+  EXPECT_EQ(c.job_retention_ms, 0) << "0s: finished jobs are kept";
 }
 
 TEST(ConfigTest, BooleanEnvironmentVariables) {
@@ -293,6 +298,10 @@ TEST(ConfigTest, EveryBadValueIsOneLineConfigError) {
       {{"--disable-after", "5"}, {}},
       {{"--disable-after", "never"}, {}},
       {{"--disable-after", "-1d"}, {}},
+      {{"--job-retention", "7"}, {}},
+      {{"--job-retention", "forever"}, {}},
+      {{"--job-retention", "-1d"}, {}},
+      {{"--job-retention", ""}, {}},
       {{"--ca-file", ""}, {}},
       {{"--ca-file", "/nonexistent/ca.pem"}, {}},
       {{"--ca-file", "/tmp"}, {}},  // a directory

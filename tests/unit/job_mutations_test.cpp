@@ -272,6 +272,51 @@ TEST_F(JobMutationsTest, JobsListNewestFirstWithACursor) {
   EXPECT_FALSE(queries::list_jobs(*store_, 10, "evt_nonsense").ok());
 }
 
+TEST_F(JobMutationsTest, RetentionFindsFinishedJobsStepByStepAndRemovesOnlyWhatIsStillExpired) {
+  // Oldest first: done and cancelled long ago, one running, one failed recently.
+  auto finished_job = [&](JobState state, UnixMillis finished_at) {
+    clock_.advance(1);
+    Job job = replay_job(kStart, kStart + 1);
+    job.state = state;
+    job.finished_at = finished_at;
+    EXPECT_TRUE(commit([&](WriteTxn& txn) { return mutations::create_job(txn, job); }).ok());
+    return job.id;
+  };
+  const std::string done = finished_job(JobState::done, kStart + 10);
+  const std::string cancelled = finished_job(JobState::cancelled, kStart + 20);
+  clock_.advance(1);
+  const std::string running = replay_job(kStart, kStart + 1).id;
+  const std::string failed = finished_job(JobState::failed, kStart + 1'000);
+  const UnixMillis cutoff = kStart + 20;  // at or before it: expired
+
+  // Two jobs per step: the pass goes on from the last job visited until the end.
+  auto step = queries::finished_jobs_before(*store_, cutoff, "", 2);
+  EXPECT_EQ(step.expired, (std::vector<std::string>{done, cancelled}));
+  EXPECT_EQ(step.last_id, cancelled);
+  EXPECT_FALSE(step.reached_end);
+  step = queries::finished_jobs_before(*store_, cutoff, step.last_id, 2);
+  EXPECT_TRUE(step.expired.empty()) << "a running job and one finished after the cutoff are not expired";
+  EXPECT_EQ(step.last_id, failed);
+  step = queries::finished_jobs_before(*store_, cutoff, step.last_id, 2);
+  EXPECT_TRUE(step.last_id.empty());
+  EXPECT_TRUE(step.reached_end);
+
+  // The command reads each job again: whatever it is handed, a running job, one finished after
+  // the cutoff and one already gone stay as they are.
+  std::vector<JobState> removed;
+  const std::vector<std::string> handed{done, running, failed, cancelled, done};
+  ASSERT_TRUE(commit([&](WriteTxn& txn) { return mutations::remove_finished_jobs(txn, handed, cutoff, removed); }).ok());
+  EXPECT_EQ(removed, (std::vector<JobState>{JobState::done, JobState::cancelled}))
+      << "the second `done` was removed already, earlier in the same command";
+  EXPECT_FALSE(queries::job(*store_, done).has_value());
+  EXPECT_FALSE(queries::job(*store_, cancelled).has_value());
+  EXPECT_EQ(stored_job(running).state, JobState::running);
+  EXPECT_EQ(stored_job(failed).state, JobState::failed);
+  const auto listed = queries::list_jobs(*store_, 10, "");
+  ASSERT_TRUE(listed.ok());
+  EXPECT_EQ(listed->items.size(), 2u);
+}
+
 TEST_F(JobMutationsTest, AJobRecordRoundTrips) {
   Job job;
   job.id = ids_.next(keys::kJobPrefix);

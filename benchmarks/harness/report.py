@@ -11,6 +11,7 @@ TARGETS = {
     "s4_rss_mib": 300,
     "s4_ready_s": 2.0,
     "routing_ratio": 0.8,  # issue 13: tenants and filters against one subscription
+    "replay_ratio": 0.8,   # issue 15: ingest while a replay job runs, against no job
 }
 
 
@@ -127,6 +128,7 @@ def summary(res):
                  "payload: 1,024", f"{n(ratio(s1.get('disk_bytes_per_held_delivery'), 1024), 1)}x", "", ""))
 
     rows += routing_rows(res)
+    rows += replay_rows(res)
 
     lines = ["| # | figure | relay | baseline | ratio | target | result |", "|---|---|---|---|---|---|---|"]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
@@ -167,6 +169,65 @@ def routing_rows(res):
                           "(one holds): events/s", n(many), f"1 subscription, no filter: {n(one)}", pct(r), ">= 80%",
                      verdict(ok_or_none(r, lambda v: v >= TARGETS["routing_ratio"]))))
     return rows
+
+
+def replay_rows(res):
+    """Issue 15: scenario 2's load while a replay job works through a million stored events."""
+    p = res.get("replay") or {}
+    if not p or "error" in p:
+        return []
+    job = _get(p, "with_job", "job") or {}
+    r = p.get("ratio")
+    rows = [("R", f"scenario 2's ingest while a replay job runs over {n(p.get('events'))} stored events: events/s",
+             n(_get(p, "with_job", "rps")), f"no job: {n(p.get('idle_mean_rps'))}", pct(r), ">= 80% of no job",
+             verdict(ok_or_none(r, lambda v: v >= TARGETS["replay_ratio"])))]
+    rows.append(("R", "  healthy subscription's deliveries/s, with the job / without",
+                 n(_get(p, "with_job", "deliveries_per_s")), n(_get(p, "idle", "deliveries_per_s")),
+                 pct(ratio(_get(p, "with_job", "deliveries_per_s"), _get(p, "idle", "deliveries_per_s"))),
+                 "flowing", ""))
+    rows.append(("R", "  job: events/s while measured; whole job", f"{n(job.get('events_per_s'))}/s",
+                 f"{n(_get(p, 'job', 'matched'))} in {n(p.get('job_seconds'), 1)} s", "", "", ""))
+    return rows
+
+
+def replay_details(res):
+    p = res.get("replay") or {}
+    if not p:
+        return []
+    out = ["", "### Replay job over a million stored events (issue 15)"]
+    if "error" in p:
+        out.append(f"Failed: `{p['error']}`")
+        return out
+    fill = p.get("fill") or {}
+    out.append(f"`fill_store --stored` wrote {n(p.get('events'))} events of 1 KiB, delivered to nobody, in "
+               f"{n(fill.get('wall_s'), 1)} s ({n((p.get('disk_bytes') or 0) / 2**20)} MiB on disk). The replay's "
+               f"subscription is limited to {n(p.get('target_rate_limit'))} delivery/s, so the million deliveries "
+               "the job creates are written but held, as in scenario 1; scenario 2's subscription receives the "
+               f"ingested events. Scenario 2's load ({'unthrottled' if not p.get('rate') else n(p.get('rate')) + '/s'}, "
+               "64 connections) runs without a job, with the job started just before wrk, and without a job again "
+               "once it has finished (the mean of the two is the baseline).")
+    out += ["", "| run | ingest/s | p99 | healthy deliveries/s | healthy backlog at end | e2e p50 / p99 | "
+                "relayd CPU ms / 1,000 events | commits per group | load before |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    for key, label, load in (("idle", "no job", "load_before_idle"), ("with_job", "replay job running", "load_before_job"),
+                             ("idle_after", "no job, after it", "load_before_idle_after")):
+        r = p.get(key) or {}
+        out.append(f"| {label} | {n(r.get('rps'))} | {ms(r.get('p99_ms'))} | {n(r.get('deliveries_per_s'))} | "
+                   f"{n(r.get('healthy_backlog_end'))} | {ms(r.get('e2e_p50_ms'))} / {ms(r.get('e2e_p99_ms'))} | "
+                   f"{n(r.get('cpu_ms_per_1000_events'))} | {n(r.get('commit_batch_mean'), 1)} | "
+                   f"`{(p.get(load) or '').split('load average:')[-1].strip()}` |")
+    job = _get(p, "with_job", "job") or {}
+    final = p.get("job") or {}
+    out.append("")
+    out.append(f"During the measured run the job went from {n(job.get('from_matched'))} to {n(job.get('to_matched'))} "
+               f"events ({n(job.get('events_per_s'))}/s; state at the end: {job.get('state_at_end')}). It ended "
+               f"`{final.get('state')}` with {n(final.get('matched'))} matched and {n(final.get('created'))} "
+               f"deliveries created, {n(p.get('job_seconds'), 1)} s after it was created. Ingest with the job: "
+               f"{pct(p.get('ratio'))} of the mean without ({pct(p.get('ratio_first_idle'))} of the first run); "
+               f"peak RSS {n(p.get('peak_rss_mib'))} MiB.")
+    if p.get("note"):
+        out.append(f"\n_{p['note']}._")
+    return out
 
 
 TIMED = 20  # routing.TIMED_CREATES
@@ -317,6 +378,7 @@ def details(res):
                        f"{n(s4.get('disk_bytes_end', 0) / 2**20)} MiB on disk at the end")
     out.append(ordered(res))
     out += routing_details(res)
+    out += replay_details(res)
     return "\n".join(out)
 
 

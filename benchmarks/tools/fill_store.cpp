@@ -7,11 +7,15 @@
 //   - --scheduled events of type backlog.retry, each with one delivery that had one failed
 //     attempt (503) and waits for its retry, due between --due-min and --due-max from now, so
 //     that none comes due while the benchmark runs;
-//   - --dead events of type backlog.dead, each with one delivery that got 410 Gone and is dead.
+//   - --dead events of type backlog.dead, each with one delivery that got 410 Gone and is dead;
+//   - --stored events of type backlog.stored without any delivery (the replay scenario's
+//     events: stored, delivered to nobody, replayed to the backlog subscription by a job).
 // The payload of every event is the JSON file --payload (compact JSON).
 //
 // Usage: fill_store --data-dir DIR --payload FILE --sink-url URL
-//                   [--scheduled 1000000] [--dead 100000] [--due-min-s 1200] [--due-max-s 3600]
+//                   [--scheduled 1000000] [--dead 100000] [--stored 0] [--due-min-s 1200] [--due-max-s 3600]
+// It prints one JSON line; stored_since / stored_until bound the creation times (ms) of the
+// --stored events, [since, until) as a replay takes them.
 
 #include <chrono>
 #include <condition_variable>
@@ -41,6 +45,7 @@ struct FillOptions {
   std::string sink_url;
   std::uint64_t scheduled = 1'000'000;
   std::uint64_t dead = 100'000;
+  std::uint64_t stored = 0;
   std::int64_t due_min_s = 1'200;
   std::int64_t due_max_s = 3'600;
 };
@@ -60,6 +65,7 @@ FillOptions parse_args(int argc, char** argv) {
     else if (flag == "--sink-url") options.sink_url = value;
     else if (flag == "--scheduled") options.scheduled = std::stoull(value);
     else if (flag == "--dead") options.dead = std::stoull(value);
+    else if (flag == "--stored") options.stored = std::stoull(value);
     else if (flag == "--due-min-s") options.due_min_s = std::stoll(value);
     else if (flag == "--due-max-s") options.due_max_s = std::stoll(value);
     else throw std::invalid_argument("unknown flag " + flag);
@@ -119,6 +125,17 @@ Status ingest_chunk(WriteTxn& txn, std::size_t count, bool dead, const std::shar
     const mutations::NewEvent event{"", dead ? "backlog.dead" : "backlog.retry", payload};
     if (auto status = mutations::ingest(txn, event, targets, ids, clock.now_ms(), ingested); !status) return status;
     for (auto& d : ingested.deliveries) created.push_back(std::move(d));
+  }
+  return Ok{};
+}
+
+// Ingests `count` events of type backlog.stored that match no subscription.
+Status store_chunk(WriteTxn& txn, std::size_t count, const std::shared_ptr<const std::string>& payload,
+                   keys::IdGenerator& ids, const Clock& clock) {
+  for (std::size_t i = 0; i < count; ++i) {
+    mutations::IngestedEvent ingested;
+    const mutations::NewEvent event{"", "backlog.stored", payload};
+    if (auto status = mutations::ingest(txn, event, {}, ids, clock.now_ms(), ingested); !status) return status;
   }
   return Ok{};
 }
@@ -191,10 +208,23 @@ int run(const FillOptions& options) {
           });
     }
   }
+  // The backlog first, so that [stored_since, stored_until) holds the stored events only.
   if (const std::string error = outstanding.wait_all(); !error.empty()) {
     std::cerr << "fill_store: " << error << "\n";
     return 1;
   }
+  const UnixMillis stored_since = clock.now_ms();
+  for (std::uint64_t done = 0; done < options.stored; done += kEventsPerCommand) {
+    const std::size_t count = static_cast<std::size_t>(std::min<std::uint64_t>(kEventsPerCommand, options.stored - done));
+    outstanding.acquire();
+    pipeline.submit([&, count](WriteTxn& txn) { return store_chunk(txn, count, payload, ids, clock); },
+                    [&](const Status& s) { outstanding.release(s); });
+  }
+  if (const std::string error = outstanding.wait_all(); !error.empty()) {
+    std::cerr << "fill_store: " << error << "\n";
+    return 1;
+  }
+  const UnixMillis stored_until = clock.now_ms() + 1;  // exclusive
   pipeline.stop();
 
   // Leave the data in SST files, as a long-running relayd would have it, not in a WAL to replay.
@@ -210,6 +240,9 @@ int run(const FillOptions& options) {
   std::cout << nlohmann::json{{"subscription", sub.id},
                               {"scheduled", options.scheduled},
                               {"dead", options.dead},
+                              {"stored", options.stored},
+                              {"stored_since", stored_since},
+                              {"stored_until", stored_until},
                               {"payload_bytes", payload->size()},
                               {"seconds", seconds}}
                    .dump()

@@ -145,6 +145,10 @@ def _percentile(values, q):
 def _progress(samples, since_s, until_s):
     """(matched at the first sample at or after since_s, at the last one at or before until_s)."""
     inside = [s for s in samples if since_s <= s[0] <= until_s]
+    # A job that finished during the run: its rate up to the first sample that saw it finished.
+    ended = next((i for i, s in enumerate(inside) if s[3] != "running"), None)
+    if ended is not None:
+        inside = inside[:ended + 1]
     if len(inside) < 2:
         return None
     first, last = inside[0], inside[-1]

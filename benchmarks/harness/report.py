@@ -194,14 +194,14 @@ def replay_details(res):
     p = res.get("replay") or {}
     if not p:
         return []
-    out = ["", "### Replay job over a million stored events (issue 15)"]
+    out = ["", f"### Replay job over {n(p.get('events'))} stored events (issue 15)"]
     if "error" in p:
         out.append(f"Failed: `{p['error']}`")
         return out
     fill = p.get("fill") or {}
     out.append(f"`fill_store --stored` wrote {n(p.get('events'))} events of 1 KiB, delivered to nobody, in "
                f"{n(fill.get('wall_s'), 1)} s ({n((p.get('disk_bytes') or 0) / 2**20)} MiB on disk). The replay's "
-               f"subscription is limited to {n(p.get('target_rate_limit'))} delivery/s, so the million deliveries "
+               f"subscription is limited to {n(p.get('target_rate_limit'))} delivery/s, so the deliveries "
                "the job creates are written but held, as in scenario 1; scenario 2's subscription receives the "
                f"ingested events. Scenario 2's load ({'unthrottled' if not p.get('rate') else n(p.get('rate')) + '/s'}, "
                "64 connections) runs without a job, with the job started just before wrk, and without a job again "

@@ -143,8 +143,11 @@ asio::awaitable<void> JobRunner::run() {
       turns_.pop_front();
       turns_.push_back(id);  // its next turn comes after the others'; finished() drops it
       const std::shared_ptr<Active> active = active_.at(id);
+      const auto began = std::chrono::steady_clock::now();
       delay = co_await run_chunk(*active);
       if (stopped_) co_return;
+      const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - began);
+      delay = std::max(delay, took * options_.rest_per_work);
     }
     idle_ = turns_.empty();
     timer_.expires_after(delay);

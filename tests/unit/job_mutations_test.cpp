@@ -151,6 +151,30 @@ TEST_F(JobMutationsTest, AJobResumedAfterReopenCreatesOneDeliveryPerEvent) {
   for (const auto& [event_id, ds] : by_event) EXPECT_EQ(ds.size(), 1u) << event_id;
 }
 
+TEST_F(JobMutationsTest, AnEventRemovedBetweenTheScanAndTheCommitGetsNoDelivery) {
+  std::vector<Event> events;
+  for (int i = 0; i < 4; ++i) events.push_back(store_event());
+  const Job job = replay_job(kStart, kStart + 100);
+  const auto run = queries::events_in_range(*store_, kStart, kStart + 100, "", 10);
+  ASSERT_EQ(run.events.size(), 4u);
+  // Retention takes the second and the last between the scan and the chunk's commit.
+  for (const auto* gone : {&events[1], &events[3]}) {
+    ASSERT_TRUE(commit([&](WriteTxn& txn) { return mutations::remove_event_if_orphan(txn, gone->id); }).ok());
+  }
+  mutations::ReplayChunk chunk{job.id, "", {}, run.last_id, run.reached_end};
+  for (const auto& e : run.events) chunk.events.push_back(e.id);
+  mutations::ChunkOutcome out;
+  ASSERT_TRUE(commit([&](WriteTxn& txn) { return mutations::replay_chunk(txn, chunk, sub_, ids_, clock_.now_ms(), out); }).ok());
+  EXPECT_EQ(out.delivered, 2u);
+  const auto by_event = deliveries_by_event();
+  EXPECT_EQ(by_event.size(), 2u);
+  EXPECT_TRUE(by_event.contains(events[0].id));
+  EXPECT_TRUE(by_event.contains(events[2].id));
+  const Job after = stored_job(job.id);
+  EXPECT_EQ(after.matched, 2u);
+  EXPECT_EQ(after.state, JobState::done);
+}
+
 TEST_F(JobMutationsTest, TheRangeIsSinceInclusiveUntilExclusive) {
   const Event first = store_event();   // kStart + 1
   const Event second = store_event();  // kStart + 2

@@ -204,7 +204,7 @@ def scenario_replay(ctx):
                 if finished["state"] != "running":
                     break
                 time.sleep(0.5)
-            out["job_samples"] = watch.samples
+            out["job_samples"] = watch.samples[::10]  # one every 5 s: the progress, not every poll
         out["job"] = finished
         created, done_at = _parse_rfc3339(finished.get("created_at")), _parse_rfc3339(finished.get("finished_at"))
         out["job_seconds"] = None if done_at is None else done_at - created
@@ -221,6 +221,8 @@ def scenario_replay(ctx):
         relay.stop()
     idle_rates = [x["rps"] for x in (out.get("idle"), out.get("idle_after")) if x]
     out["idle_mean_rps"] = statistics.mean(idle_rates) if idle_rates else None
+    idle_deliveries = [x["deliveries_per_s"] for x in (out.get("idle"), out.get("idle_after")) if x]
+    out["idle_mean_deliveries_per_s"] = statistics.mean(idle_deliveries) if idle_deliveries else None
     if out["idle_mean_rps"]:
         out["ratio"] = out["with_job"]["rps"] / out["idle_mean_rps"]
         out["ratio_first_idle"] = out["with_job"]["rps"] / out["idle"]["rps"]

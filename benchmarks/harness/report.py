@@ -182,8 +182,8 @@ def replay_rows(res):
              n(_get(p, "with_job", "rps")), f"no job: {n(p.get('idle_mean_rps'))}", pct(r), ">= 80% of no job",
              verdict(ok_or_none(r, lambda v: v >= TARGETS["replay_ratio"])))]
     rows.append(("R", "  healthy subscription's deliveries/s, with the job / without",
-                 n(_get(p, "with_job", "deliveries_per_s")), n(_get(p, "idle", "deliveries_per_s")),
-                 pct(ratio(_get(p, "with_job", "deliveries_per_s"), _get(p, "idle", "deliveries_per_s"))),
+                 n(_get(p, "with_job", "deliveries_per_s")), f"no job: {n(p.get('idle_mean_deliveries_per_s'))}",
+                 pct(ratio(_get(p, "with_job", "deliveries_per_s"), p.get("idle_mean_deliveries_per_s"))),
                  "flowing", ""))
     rows.append(("R", "  job: events/s while measured; whole job", f"{n(job.get('events_per_s'))}/s",
                  f"{n(_get(p, 'job', 'matched'))} in {n(p.get('job_seconds'), 1)} s", "", "", ""))

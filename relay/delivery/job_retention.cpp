@@ -65,8 +65,7 @@ asio::awaitable<std::chrono::milliseconds> JobRetention::step() {
     const CommitPipeline::Command removal = [&found, &removed, cutoff](WriteTxn& txn) {
       return mutations::remove_finished_jobs(txn, found.expired, cutoff, removed);
     };
-    const Status status =
-        co_await async_commit(pipeline_, removal, asio::use_awaitable);
+    const Status status = co_await async_commit(pipeline_, removal, asio::use_awaitable);
     if (stopped_) co_return options_.interval;
     if (!status) {
       // The pass starts over after the interval: nothing was removed, nothing is skipped.

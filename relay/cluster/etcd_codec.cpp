@@ -95,8 +95,7 @@ Result<KeyValue> parse_kv(const json& value) {
   kv.key = std::move(*key);
   kv.value = std::move(*bytes);
   for (const auto& [name, field] : {std::pair{"create_revision", &kv.create_revision},
-                                    std::pair{"mod_revision", &kv.mod_revision},
-                                    std::pair{"lease", &kv.lease}}) {
+                                    std::pair{"mod_revision", &kv.mod_revision}, std::pair{"lease", &kv.lease}}) {
     Result<std::int64_t> n = non_negative(value, name);
     if (!n) return n.error();
     *field = *n;
@@ -139,9 +138,7 @@ std::string prefix_range_end(std::string_view prefix) {
   return end;
 }
 
-std::string range_key(std::string_view prefix) {
-  return prefix.empty() ? std::string(1, '\0') : std::string(prefix);
-}
+std::string range_key(std::string_view prefix) { return prefix.empty() ? std::string(1, '\0') : std::string(prefix); }
 
 std::string range_request(std::string_view key, bool prefix) {
   json body = {{"key", base64_encode(prefix ? range_key(key) : std::string(key))}};
@@ -248,8 +245,7 @@ GatewayError parse_error_response(std::string_view text) {
   const auto field = answer.find("error");
   // The stream form nests the status in "error"; the unary form has it at the top.
   const json& status = field != answer.end() && field->is_object() ? *field : answer;
-  const std::optional<std::int64_t> code =
-      int64_field(status, status.contains("grpc_code") ? "grpc_code" : "code");
+  const std::optional<std::int64_t> code = int64_field(status, status.contains("grpc_code") ? "grpc_code" : "code");
   std::optional<std::string> message = string_field(status, "message");
   if (!message || message->empty()) {
     message = field != answer.end() && field->is_string() ? field->get<std::string>() : std::string();

@@ -75,8 +75,8 @@ struct WatchMessage {
   bool canceled = false;  // etcd ended the watch (see compact_revision and reason)
   // Set when the requested revision was compacted: the changes from there on are gone.
   std::int64_t compact_revision = 0;
-  bool error = false;   // the stream ended with an error ({"error": ...})
-  std::string reason;   // cancel_reason, or the error's message
+  bool error = false;              // the stream ended with an error ({"error": ...})
+  std::string reason;              // cancel_reason, or the error's message
   std::vector<WatchEvent> events;  // in revision order
 };
 Result<WatchMessage> parse_watch_message(std::string_view text);

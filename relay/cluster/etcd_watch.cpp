@@ -107,12 +107,13 @@ class EtcdWatch::Impl {
     Impl* owner = nullptr;
     CURL* easy = nullptr;
     std::size_t endpoint = 0;
-    long status = 0;            // HTTP status, once known
-    std::string pending;        // bytes after the last complete message
-    std::string error_body;     // the start of a non-200 answer
-    bool established = false;   // etcd answered "created"
+    long status = 0;           // HTTP status, once known
+    std::string pending;       // bytes after the last complete message
+    std::string error_body;    // the start of a non-200 answer
+    bool established = false;  // etcd answered "created"
+    bool canceled = false;     // etcd ended the watch for a reason other than compaction
     bool compacted = false;
-    std::string failure;        // why the stream ended, when a message said so
+    std::string failure;  // why the stream ended, when a message said so
   };
 
   bool stopping() const { return stop_.load(std::memory_order_relaxed); }
@@ -135,16 +136,19 @@ class EtcdWatch::Impl {
         deliver(std::move(batch));
         return;
       }
-      if (s.established) {
+      // A stream etcd cancels (auth, a bad range) would be cancelled again at once: only a
+      // stream that ended otherwise resets the backoff.
+      const bool healthy = s.established && !s.canceled;
+      if (healthy) {
         failed_in_a_row = 0;
         backoff = kMinBackoff;
-      } else if (++failed_in_a_row >= count) {
+      } else if (!s.established && ++failed_in_a_row >= count) {
         endpoints_->unreachable("watch: " + s.failure);
         failed_in_a_row = 0;
       }
       index = (index + 1) % count;
       wait(backoff);
-      if (!s.established) backoff = std::min(backoff * 2, kMaxBackoff);
+      if (!healthy) backoff = std::min(backoff * 2, kMaxBackoff);
     }
   }
 
@@ -271,6 +275,7 @@ class EtcdWatch::Impl {
       if (message->compact_revision > 0) {
         s.compacted = true;
       } else {
+        s.canceled = true;
         s.failure = "etcd canceled the watch: " + message->reason;
       }
       return false;

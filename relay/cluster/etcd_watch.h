@@ -7,8 +7,8 @@
 // thread, and posts each batch of events to the home io_context, where the callback runs.
 //
 // Reconnection: when the stream ends or cannot be opened, the watch opens it again on the next
-// endpoint, from the revision after the last one it delivered, waiting a backoff (50 ms,
-// doubling to 2 s) between attempts that did not get a stream. Requests carry gRPC's
+// endpoint, from the revision after the last one it delivered, after a pause of 50 ms that
+// doubles up to 2 s while attempts fail (no stream, or one etcd cancelled). Requests carry gRPC's
 // "hasleader" metadata, so a member that loses its leader (partitioned away) ends the stream
 // instead of leaving it silent. TCP keepalive notices a peer that vanished without closing.
 // When etcd reports the requested revision compacted, the watch delivers a batch with

@@ -19,7 +19,7 @@ auto async_send(Egress& egress, EgressRequest request, CompletionToken&& token) 
         // Egress::Callback is a std::function, which must be copyable; Asio's handlers are
         // move-only.
         auto shared = std::make_shared<decltype(handler)>(std::move(handler));
-        egress.send(std::move(r), [shared](EgressResponse response) { std::move(*shared)(std::move(response)); });
+        egress.send(std::move(r), [shared](EgressResponse response) { std::move (*shared)(std::move(response)); });
       },
       token, std::move(request));
 }

@@ -84,9 +84,9 @@ void watch_message(std::string_view text) {
                         {"cancel_reason", message->reason},
                         {"events", events}}}};
   const relay::Result<etcd::WatchMessage> reparsed = etcd::parse_watch_message(again.dump());
-  check(reparsed.ok() && reparsed->events.size() == message->events.size() &&
-            reparsed->created == message->created && reparsed->canceled == message->canceled &&
-            reparsed->compact_revision == message->compact_revision && reparsed->reason == message->reason,
+  check(reparsed.ok() && reparsed->events.size() == message->events.size() && reparsed->created == message->created &&
+            reparsed->canceled == message->canceled && reparsed->compact_revision == message->compact_revision &&
+            reparsed->reason == message->reason,
         "a watch message round-trips");
   for (std::size_t i = 0; i < message->events.size(); ++i) {
     check(reparsed->events[i].kind == message->events[i].kind && same(reparsed->events[i].kv, message->events[i].kv),

@@ -294,8 +294,8 @@ TEST_F(EtcdStore, WatchReplaysFromARevisionThenFollowsPutsAndDeletesInOrder) {
   const TxnResult paired = commit(two);
   put_now("/t/subs/3", "c2");
   run_until(io_, [&] { return seen.events.size() >= 6; });
-  EXPECT_EQ(seen.keys(), (std::vector<std::string>{"+/t/subs/1", "+/t/subs/2", "-/t/subs/1", "+/t/subs/3",
-                                                   "+/t/subs/4", "+/t/subs/3"}));
+  EXPECT_EQ(seen.keys(), (std::vector<std::string>{"+/t/subs/1", "+/t/subs/2", "-/t/subs/1", "+/t/subs/3", "+/t/subs/4",
+                                                   "+/t/subs/3"}));
   EXPECT_EQ(seen.events[3].kv.mod_revision, paired.revision);
   EXPECT_EQ(seen.events[4].kv.mod_revision, paired.revision);
   EXPECT_EQ(seen.events[5].kv.value, "c2");

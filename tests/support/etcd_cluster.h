@@ -16,12 +16,11 @@
 
 #include <chrono>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "tests/support/child_process.h"
 #include "tests/support/temp_dir.h"

@@ -308,7 +308,9 @@ TEST_F(EtcdStore, WatchReplaysFromARevisionThenFollowsPutsAndDeletesInOrder) {
 
 TEST_F(EtcdStore, DestroyingAWatchEndsItAndNoCallbackRunsAfter) {
   Seen stopped;
-  std::unique_ptr<WatchHandle> handle = store().watch("/t/w/", 0, stopped.callback());
+  // From the next revision, not "from now": the watch thread may connect after the put.
+  const RangeResult before = range("/t/w/", true);
+  std::unique_ptr<WatchHandle> handle = store().watch("/t/w/", before.revision + 1, stopped.callback());
   put_now("/t/w/1", "x");
   run_until(io_, [&] { return stopped.events.size() == 1; });
   handle.reset();

@@ -134,6 +134,7 @@ class EgressClient::Impl : public std::enable_shared_from_this<EgressClient::Imp
   // Options that never change, once per easy handle; configure() sets the per-attempt ones.
   bool configure_handle(CURL* easy);
   bool configure(Transfer& t);
+  static bool set_method(CURL* easy, const EgressRequest& request);
   EgressResponse make_response(Transfer& t, CURLcode result);
   void release(std::unique_ptr<Transfer> t);
   void fail_now(Callback done, std::string error, Steady::time_point started);
@@ -456,9 +457,36 @@ bool EgressClient::Impl::configure(Transfer& t) {
   set(CURLOPT_POSTFIELDSIZE_LARGE, body_size);
   set(CURLOPT_POSTFIELDS, body);
   set(CURLOPT_HTTPHEADER, t.headers.get());
+  // Handles are configured for POST once (configure_handle); another method is set here, after
+  // POSTFIELDS (which makes the request a POST again), and undone in release().
+  if (r.method != HttpMethod::post) ok = ok && set_method(e, r);
   set(CURLOPT_TIMEOUT_MS, static_cast<long>(std::max<std::int64_t>(r.timeout_ms, 0)));
   set(CURLOPT_WRITEDATA, static_cast<void*>(&t));
   set(CURLOPT_OPENSOCKETDATA, static_cast<void*>(&t));
+  return ok;
+}
+
+bool EgressClient::Impl::set_method(CURL* e, const EgressRequest& r) {
+  const bool empty_body = r.body == nullptr || r.body->empty();
+  bool ok = true;
+  switch (r.method) {
+    case HttpMethod::post:
+      break;
+    case HttpMethod::get:
+      ok = curl_easy_setopt(e, CURLOPT_HTTPGET, 1L) == CURLE_OK;
+      break;
+    case HttpMethod::del:
+      // Without a body, a DELETE has no Content-Length either, like a GET.
+      if (empty_body) ok = curl_easy_setopt(e, CURLOPT_HTTPGET, 1L) == CURLE_OK;
+      ok = ok && curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, "DELETE") == CURLE_OK;
+      break;
+    case HttpMethod::put:
+      ok = curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, "PUT") == CURLE_OK;
+      break;
+    case HttpMethod::patch:
+      ok = curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, "PATCH") == CURLE_OK;
+      break;
+  }
   return ok;
 }
 
@@ -573,6 +601,10 @@ void EgressClient::Impl::release(std::unique_ptr<Transfer> t) {
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, nullptr);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, nullptr);
     curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, nullptr);
+    if (t->request.method != HttpMethod::post) {
+      curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, nullptr);
+      curl_easy_setopt(e, CURLOPT_POST, 1L);
+    }
     idle_easies_.push_back(std::move(t->easy));
   }
   // Otherwise the handle is cleaned up with `t`.

@@ -118,7 +118,7 @@ asio::awaitable<Status> ShardDirectory::join(std::string advertise) {
     logger_.warn("cannot register the shard as live in etcd yet: retrying in the background",
                  {{"shard", self_.name}, {"error", registered.error().message}});
   }
-  spawn(keep_live());
+  spawn(keep_live(++keeper_generation_));
   if (!watching_) spawn(watch_registry());
   co_return registered;
 }
@@ -179,13 +179,15 @@ asio::awaitable<Status> ShardDirectory::register_live() {
   co_return Ok{};
 }
 
-asio::awaitable<void> ShardDirectory::keep_live() {
+asio::awaitable<void> ShardDirectory::keep_live(std::uint64_t generation) {
   bool unreachable_logged = false;
   // join() has just tried to register: the first step waits either way.
   auto delay = lease_ != 0 ? options_.keep_alive_interval : options_.retry_delay;
-  while (joined_ && !stopped_) {
+  // A keeper of an earlier join() (left, then joined again while it slept) ends.
+  const auto current = [&] { return joined_ && !stopped_ && generation == keeper_generation_; };
+  while (current()) {
     co_await pause(keeper_timer_, delay);
-    if (!joined_ || stopped_) break;
+    if (!current()) break;
     if (lease_ == 0) {
       const Status registered = co_await register_live();
       delay = registered ? options_.keep_alive_interval : options_.retry_delay;

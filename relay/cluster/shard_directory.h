@@ -99,7 +99,7 @@ class ShardDirectory {
 
  private:
   boost::asio::awaitable<Status> register_live();
-  boost::asio::awaitable<void> keep_live();
+  boost::asio::awaitable<void> keep_live(std::uint64_t generation);
   boost::asio::awaitable<void> watch_registry();
   boost::asio::awaitable<void> pause(boost::asio::steady_timer& timer, std::chrono::milliseconds delay);
   void spawn(boost::asio::awaitable<void> task);
@@ -121,6 +121,7 @@ class ShardDirectory {
   bool stopped_ = false;
   bool watching_ = false;
   std::int64_t lease_ = 0;  // 0: not registered
+  std::uint64_t keeper_generation_ = 0;
   int running_ = 0;
   boost::asio::steady_timer keeper_timer_;
   boost::asio::steady_timer watcher_timer_;  // also the watcher's wake-up (cancelled)

@@ -223,6 +223,17 @@ TEST_F(ShardDirectoryTest, LeavingIsSeenAtOnceAndCountsAsDown) {
   EXPECT_EQ(b.counts().live, 1u);
   EXPECT_EQ(b.counts().down, 1u);
   EXPECT_EQ(names(a), (Names{"relay-b"}));
+
+  // Joining again (one keeper, the new one) keeps it live past its ttl.
+  ASSERT_TRUE(run_task(io_, a.join("http://a2")).ok());
+  ASSERT_TRUE(run_until(io_, [&] { return names(b) == Names{"relay-a", "relay-b"}; }));
+  EXPECT_EQ(b.find("relay-a")->advertise, "http://a2");
+  const auto before = etcd_.keep_alives();
+  clock_.advance(8'000);
+  ASSERT_TRUE(run_until(io_, [&] { return etcd_.keep_alives() > before + 2; }));
+  clock_.advance(8'000);
+  etcd_.expire_due_leases();
+  EXPECT_TRUE(etcd_.get(keys_.live_shard("relay-a")));
 }
 
 TEST_F(ShardDirectoryTest, AWatchPastACompactionReadsTheRegistryAgain) {

@@ -355,6 +355,12 @@ std::optional<KeyValue> FakeClusterStore::get(const std::string& key) const {
 
 bool FakeClusterStore::lease_exists(std::int64_t lease) const { return data_->leases.contains(lease); }
 
+std::optional<UnixMillis> FakeClusterStore::lease_deadline(std::int64_t lease) const {
+  const auto it = data_->leases.find(lease);
+  if (it == data_->leases.end()) return std::nullopt;
+  return it->second.deadline;
+}
+
 std::size_t FakeClusterStore::lease_count() const { return data_->leases.size(); }
 
 std::uint64_t FakeClusterStore::keep_alives() const { return data_->keep_alives; }

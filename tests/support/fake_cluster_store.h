@@ -65,6 +65,8 @@ class FakeClusterStore final : public cluster::ClusterStore {
   std::int64_t erase(const std::string& key);
   std::optional<cluster::KeyValue> get(const std::string& key) const;
   bool lease_exists(std::int64_t lease) const;
+  // When the lease runs out on the clock unless kept alive; nullopt when it is gone.
+  std::optional<UnixMillis> lease_deadline(std::int64_t lease) const;
   std::size_t lease_count() const;
   std::uint64_t keep_alives() const;     // successful keep_alive calls, all clients
   std::size_t active_watches() const;    // this client's

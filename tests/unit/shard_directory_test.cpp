@@ -228,11 +228,12 @@ TEST_F(ShardDirectoryTest, LeavingIsSeenAtOnceAndCountsAsDown) {
   ASSERT_TRUE(run_task(io_, a.join("http://a2")).ok());
   ASSERT_TRUE(run_until(io_, [&] { return names(b) == Names{"relay-a", "relay-b"}; }));
   EXPECT_EQ(b.find("relay-a")->advertise, "http://a2");
-  const auto before = etcd_.keep_alives();
+  const auto lease = etcd_.get(keys_.live_shard("relay-a"))->lease;
   clock_.advance(8'000);
-  ASSERT_TRUE(run_until(io_, [&] { return etcd_.keep_alives() > before + 2; }));
+  ASSERT_TRUE(run_until(io_, [&] { return etcd_.lease_deadline(lease) >= clock_.now_ms() + 10'000; }));
   clock_.advance(8'000);
   etcd_.expire_due_leases();
+  EXPECT_TRUE(etcd_.lease_exists(lease));
   EXPECT_TRUE(etcd_.get(keys_.live_shard("relay-a")));
 }
 

@@ -7,6 +7,11 @@
 // "dlv_") and 32 lowercase hex digits, which sorts the same way.
 //
 // Keys are built from ids and big-endian integers so that RocksDB's bytewise order is time order:
+//   meta (default)    "instance_id"            -> u32         part of every id made here
+//                     "shard_name"             -> text        cluster mode: the shard this data
+//                     "shard_number"           -> u32           directory belongs to (= instance_id)
+//                     "cluster_subscriptions_revision" -> u64  etcd revision the subscriptions
+//                                                              family reflects (cluster mode)
 //   events            evt                      -> Event record
 //   deliveries        dlv                      -> Delivery record
 //   schedule          due_ms(8) dlv            -> sub         pending deliveries by due time
@@ -41,6 +46,12 @@ inline constexpr std::string_view kEventPrefix = "evt_";
 inline constexpr std::string_view kSubscriptionPrefix = "sub_";
 inline constexpr std::string_view kDeliveryPrefix = "dlv_";
 inline constexpr std::string_view kJobPrefix = "job_";
+
+// Keys of the meta family (above).
+inline constexpr const char* kMetaInstanceId = "instance_id";
+inline constexpr const char* kMetaShardName = "shard_name";
+inline constexpr const char* kMetaShardNumber = "shard_number";
+inline constexpr const char* kMetaSubscriptionsRevision = "cluster_subscriptions_revision";
 
 // Makes unique, time-ordered ids. Thread-safe.
 class IdGenerator {

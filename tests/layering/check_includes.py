@@ -13,6 +13,9 @@ here fails until it is given a place. The layers, lowest first:
   relay/subscriptions           the in-memory registry of subscriptions
   relay/http                    the HTTP server; counts connections in metrics
   relay/delivery                scheduling, egress, retention; everything below it
+  relay/cluster                 cluster mode above etcd (shard registry, subscription mirror,
+                                rendezvous); core, model, storage, routing, subscriptions,
+                                delivery: never api, app or config
   relay/api                     the handlers; everything below them
   relay/app, relay/main.cpp     wiring; everything
 
@@ -32,6 +35,7 @@ ROUTING = "relay/routing"
 SUBSCRIPTIONS = "relay/subscriptions"
 HTTP = "relay/http"
 DELIVERY = "relay/delivery"
+CLUSTER = "relay/cluster"
 API = "relay/api"
 APP = "relay/app"
 
@@ -45,8 +49,9 @@ ALLOWED = {
     SUBSCRIPTIONS: {CORE, MODEL, ROUTING, SUBSCRIPTIONS},
     HTTP: {CORE, METRICS, HTTP},
     DELIVERY: {CORE, MODEL, STORAGE, METRICS, ROUTING, SUBSCRIPTIONS, DELIVERY},
-    API: {CORE, MODEL, CONFIG, STORAGE, METRICS, ROUTING, SUBSCRIPTIONS, HTTP, DELIVERY, API},
-    APP: {CORE, MODEL, CONFIG, STORAGE, METRICS, ROUTING, SUBSCRIPTIONS, HTTP, DELIVERY, API, APP},
+    CLUSTER: {CORE, MODEL, STORAGE, ROUTING, SUBSCRIPTIONS, DELIVERY, CLUSTER},
+    API: {CORE, MODEL, CONFIG, STORAGE, METRICS, ROUTING, SUBSCRIPTIONS, HTTP, DELIVERY, CLUSTER, API},
+    APP: {CORE, MODEL, CONFIG, STORAGE, METRICS, ROUTING, SUBSCRIPTIONS, HTTP, DELIVERY, CLUSTER, API, APP},
     "relay/main.cpp": {CORE, CONFIG, APP},
 }
 

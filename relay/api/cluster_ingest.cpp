@@ -82,7 +82,7 @@ asio::awaitable<HttpResponse> ClusterRouter::ingest_batch(const LocalHandler& lo
   if (elsewhere.empty()) co_return co_await local(request);
 
   // Every sub-batch at once; this shard's through its handler, like the others' a batch of its own.
-  HttpRequest local_http = request.http;
+  HttpRequest local_http(request.http.base());  // the header; the body is the sub-batch
   local_http.body() = cluster::sub_batch_body(texts, here);
   const RouteRequest local_request{local_http, "", {}};
   std::vector<std::vector<std::size_t>> elements;  // of each part, in call_all's order

@@ -7,9 +7,11 @@
 //   by_id        the shard that the id's instance part names (storage/keys.h); 503
 //                shard_unavailable when it is not live or does not answer in time
 //   merge_list   every live shard, this one through its handler (no HTTP), merged by
-//   event_types  relay/cluster/list_merge.h; shards without an answer listed in "incomplete"
+//   event_types  relay/cluster/list_merge.h
 //   redrive,     every live shard, this one first; answers added up by
 //   replay       relay/cluster/bulk_merge.h
+//                (a list or bulk answer names in "incomplete" the shards without an answer,
+//                and the known shards that are not live)
 //   ingest       the owner of the event's ordering key (else its client id) by rendezvous
 //                hashing; events with neither stay here; a batch is split by owner
 //

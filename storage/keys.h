@@ -70,6 +70,9 @@ std::optional<RawId> parse_id(std::string_view text, std::string_view prefix);
 std::string format_id(std::string_view prefix, std::string_view raw);
 // The creation time encoded in an id (textual, any prefix); 0 if it is not an id.
 UnixMillis id_time(std::string_view text);
+// The instance part of an id with the expected prefix (in cluster mode, the number of the shard
+// that made it), or nullopt if it is not one.
+std::optional<std::uint32_t> id_instance(std::string_view text, std::string_view prefix);
 
 void append_u64(std::string& out, std::uint64_t value);
 void append_u32(std::string& out, std::uint32_t value);

@@ -10,7 +10,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <boost/asio/post.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -81,7 +80,6 @@ class EgressClient::Impl : public std::enable_shared_from_this<EgressClient::Imp
   void send(EgressRequest request, Callback done);
   void cancel_all();
   void shutdown();
-  std::size_t in_flight() const { return in_flight_.load(std::memory_order_relaxed); }
 
  private:
   // A socket curl asked us to watch. The fd belongs to curl (or to our open/close socket
@@ -152,7 +150,6 @@ class EgressClient::Impl : public std::enable_shared_from_this<EgressClient::Imp
   std::unordered_set<curl_socket_t> own_sockets_;  // opened by on_open_socket, not yet closed
   std::unordered_map<CURL*, std::unique_ptr<Transfer>> transfers_;
   std::vector<EasyHandle> idle_easies_;
-  std::atomic<std::size_t> in_flight_{0};
   bool shut_down_ = false;
 };
 
@@ -189,7 +186,6 @@ void EgressClient::Impl::shutdown() {
   timer_.cancel();
   for (auto& entry : transfers_) curl_multi_remove_handle(multi_, entry.first);
   transfers_.clear();
-  in_flight_.store(0);
   idle_easies_.clear();
   // Closes the cached connections through on_close_socket, which still needs `this`.
   curl_multi_cleanup(multi_);
@@ -557,7 +553,6 @@ void EgressClient::Impl::send(EgressRequest request, Callback done) {
   }
   Transfer* raw = t.get();
   transfers_.emplace(raw_easy, std::move(t));
-  in_flight_.store(transfers_.size(), std::memory_order_relaxed);
   if (curl_multi_add_handle(multi_, raw_easy) != CURLM_OK) {
     auto node = transfers_.extract(raw_easy);
     Callback cb = std::move(raw->done);
@@ -591,7 +586,6 @@ EgressResponse EgressClient::Impl::make_response(Transfer& t, CURLcode result) {
 void EgressClient::Impl::release(std::unique_ptr<Transfer> t) {
   if (multi_ != nullptr) curl_multi_remove_handle(multi_, t->easy.get());  // OK if never added
   t->headers.reset();
-  in_flight_.store(transfers_.size(), std::memory_order_relaxed);
   if (idle_easies_.size() < kMaxIdleEasyHandles) {
     // An idle handle keeps its constant options (configure_handle) but no pointer into `t`.
     CURL* e = t->easy.get();
@@ -648,8 +642,6 @@ EgressClient::~EgressClient() { impl_->shutdown(); }
 void EgressClient::send(EgressRequest request, Callback done) {
   impl_->send(std::move(request), std::move(done));
 }
-
-std::size_t EgressClient::in_flight() const { return impl_->in_flight(); }
 
 void EgressClient::cancel_all() { impl_->cancel_all(); }
 

@@ -61,7 +61,6 @@ TEST_F(EgressClientTest, PostsBodyAndHeadersExactly) {
   EXPECT_TRUE(response.error.empty()) << response.error;
   EXPECT_FALSE(response.retry_after.has_value());
   EXPECT_GE(response.duration_ms, 0);
-  EXPECT_EQ(client.in_flight(), 0u);
 
   const auto requests = sub_.requests();
   ASSERT_EQ(requests.size(), 1u);
@@ -212,13 +211,11 @@ TEST_F(EgressClientTest, BlackholedSubscriberTimesOutWhileHealthyOneAnswers) {
   ASSERT_TRUE(fast.has_value()) << "the healthy subscriber waited behind the dead one";
   EXPECT_EQ(fast->outcome, AttemptOutcome::success);
   EXPECT_FALSE(slow.has_value());
-  EXPECT_EQ(client.in_flight(), 1u);
 
   run_until(io_, [&] { return slow.has_value(); });
   EXPECT_EQ(slow->outcome, AttemptOutcome::timeout);
   EXPECT_EQ(slow->http_status, 0);
   EXPECT_FALSE(slow->error.empty());
-  EXPECT_EQ(client.in_flight(), 0u);
 }
 
 TEST_F(EgressClientTest, ConnectionClosedWithoutAnswerIsAnError) {
@@ -294,10 +291,9 @@ TEST_F(EgressClientTest, ConcurrentRequestsAllComplete) {
       if (r.outcome == AttemptOutcome::success) ++succeeded;
     });
   }
-  EXPECT_EQ(client.in_flight(), static_cast<std::size_t>(kCount));
+  EXPECT_EQ(completed, 0) << "a callback ran inside send()";
   run_until(io_, [&] { return completed == kCount; });
   EXPECT_EQ(succeeded, kCount);
-  EXPECT_EQ(client.in_flight(), 0u);
   EXPECT_EQ(sub_.request_count(), static_cast<std::size_t>(kCount));
 }
 
@@ -423,7 +419,6 @@ TEST_F(EgressClientTest, CancelAllEndsRunningAttempts) {
   client.send(json_post(sub_.url("/")), [&](EgressResponse r) { response = std::move(r); });
   run_until(io_, [&] { return sub_.request_count() == 1; });
   client.cancel_all();
-  EXPECT_EQ(client.in_flight(), 0u);
   run_until(io_, [&] { return response.has_value(); });
   EXPECT_TRUE(response->cancelled);
   EXPECT_EQ(response->outcome, AttemptOutcome::other);

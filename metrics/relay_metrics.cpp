@@ -134,6 +134,10 @@ struct RelayMetrics::Impl {
   std::array<Gauge*, std::size(kJobStates)> jobs{};  // relay_jobs by JobState
   // relay_cluster_forwarded_requests_total by ForwardKind: set once, before the first request.
   std::array<Counter*, 4> forwarded{};
+  // relay_cluster_shards{live, down} and relay_cluster_etcd_up: set once, at startup.
+  Gauge* shards_live = nullptr;
+  Gauge* shards_down = nullptr;
+  Gauge* etcd_up = nullptr;
 
   // The io thread and the storage writer thread both record; these guard the label caches.
   // Subscription series can be removed, so they are updated under sub_mutex; route series live
@@ -337,6 +341,31 @@ void RelayMetrics::add_cluster_forwarding() {
 
 void RelayMetrics::cluster_forwarded(ForwardKind kind) {
   if (Counter* counter = impl_->forwarded[static_cast<std::size_t>(kind)]) counter->Increment();
+}
+
+void RelayMetrics::add_cluster_state() {
+  if (impl_->etcd_up != nullptr) return;
+  auto& shards = family(prometheus::BuildGauge(), "relay_cluster_shards",
+                        "Shards of the cluster as this shard sees them: live (registered on a lease etcd keeps), "
+                        "down (given a number, not live).",
+                        impl_->registry);
+  impl_->shards_live = &shards.Add({{"state", "live"}});
+  impl_->shards_down = &shards.Add({{"state", "down"}});
+  impl_->etcd_up = &family(prometheus::BuildGauge(), "relay_cluster_etcd_up",
+                           "1 while etcd answers this shard, 0 while it does not (ingest and delivery go on; "
+                           "subscription writes answer 503).",
+                           impl_->registry)
+                        .Add({});
+}
+
+void RelayMetrics::set_cluster_shards(std::uint64_t live, std::uint64_t down) {
+  if (impl_->shards_live == nullptr) return;
+  impl_->shards_live->Set(static_cast<double>(live));
+  impl_->shards_down->Set(static_cast<double>(down));
+}
+
+void RelayMetrics::set_cluster_etcd_up(bool up) {
+  if (impl_->etcd_up != nullptr) impl_->etcd_up->Set(up ? 1 : 0);
 }
 
 void RelayMetrics::dlq_redriven(std::uint64_t n) { impl_->dlq_redriven.Increment(static_cast<double>(n)); }

@@ -79,6 +79,12 @@ class RelayMetrics {
   enum class ForwardKind { ingest, read, write, list };
   void add_cluster_forwarding();
   void cluster_forwarded(ForwardKind kind);
+  // Cluster mode: relay_cluster_shards{state="live"|"down"} (down: shards with a number that are
+  // not live) and relay_cluster_etcd_up (1 while etcd answers). They exist from
+  // add_cluster_state() on; before it the setters do nothing.
+  void add_cluster_state();
+  void set_cluster_shards(std::uint64_t live, std::uint64_t down);
+  void set_cluster_etcd_up(bool up);
 
   // Creates every series labelled with this subscription id that does not exist yet, at 0
   // (circuit closed), so that rates and alerts see a subscription before its first attempt.

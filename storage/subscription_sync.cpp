@@ -20,7 +20,13 @@ void put_revision(WriteTxn& txn, std::int64_t revision) {
 void put_if_changed(WriteTxn& txn, const Subscription& sub, SubscriptionSync& out) {
   const std::string key = keys::subscription_key(sub.id);
   std::string record = records::encode_record(sub);
-  if (const auto stored = txn.get(Family::subscriptions, key); stored && *stored == record) return;
+  const auto stored = txn.get(Family::subscriptions, key);
+  if (stored && *stored == record) return;
+  if (stored && sub.enabled) {
+    if (const auto before = records::decode_subscription(*stored); before && !before->enabled) {
+      out.enabled_again.push_back(sub.id);
+    }
+  }
   txn.put(Family::subscriptions, key, record);
   out.stored.push_back(sub);
 }

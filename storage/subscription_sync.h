@@ -24,6 +24,9 @@ namespace relay::mutations {
 struct SubscriptionSync {
   std::vector<Subscription> stored;
   std::vector<std::string> removed;
+  // Of `stored`: the ids that were disabled here and are enabled now (an operator re-enabled
+  // them), whose failure streaks end, as LocalSubscriptionWrites ends them on a single node.
+  std::vector<std::string> enabled_again;
   bool empty() const { return stored.empty() && removed.empty(); }
 };
 

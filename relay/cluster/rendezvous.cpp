@@ -51,10 +51,4 @@ std::string owner(std::string_view key, const std::vector<std::string>& shards) 
   return best == nullptr ? std::string() : *best;
 }
 
-std::uint32_t split_limit(std::uint32_t limit, std::size_t live) {
-  if (limit == 0 || live <= 1) return limit;
-  const std::uint64_t n = live;
-  return static_cast<std::uint32_t>((limit + n - 1) / n);
-}
-
 }  // namespace relay::cluster

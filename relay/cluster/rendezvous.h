@@ -28,8 +28,4 @@ std::uint64_t rendezvous_weight(std::string_view key, std::string_view shard);
 // seen in practice) go to the smaller name, so the answer does not depend on the list's order.
 std::string owner(std::string_view key, const std::vector<std::string>& shards);
 
-// A per-subscription limit (max_in_flight, rate_limit_per_second) split evenly over the live
-// shards: each takes ceil(limit / live). 0 stays 0 (unlimited); no live count (0) is taken as 1.
-std::uint32_t split_limit(std::uint32_t limit, std::size_t live);
-
 }  // namespace relay::cluster

@@ -92,6 +92,8 @@ class ShardDirectory {
   std::optional<LiveShard> find_by_number(std::uint32_t number) const;
   const LiveShard& self() const { return self_; }
   ShardCounts counts() const;
+  // Every shard name with a number, live or not (from the registry as watched).
+  const std::map<std::string, std::uint32_t, std::less<>>& numbers() const { return names_; }
   // The registry has been read at least once.
   bool loaded() const { return loaded_; }
   // Called on the executor after every change of live() or counts().

@@ -15,13 +15,15 @@ namespace relay::cluster {
 namespace asio = boost::asio;
 
 SubscriptionMirror::SubscriptionMirror(asio::any_io_executor executor, ClusterStore& cluster, Store& store,
-                                       CommitPipeline& pipeline, SubscriptionRegistry& registry, Logger& logger,
-                                       SubscriptionMirrorOptions options, ChangeHook on_change)
+                                       CommitPipeline& pipeline, SubscriptionRegistry& registry,
+                                       FailureStreaks& streaks, Logger& logger, SubscriptionMirrorOptions options,
+                                       ChangeHook on_change)
     : executor_(std::move(executor)),
       cluster_(cluster),
       store_(store),
       pipeline_(pipeline),
       registry_(registry),
+      streaks_(streaks),
       logger_(logger),
       options_(std::move(options)),
       on_change_(std::move(on_change)),
@@ -189,7 +191,15 @@ asio::awaitable<bool> SubscriptionMirror::commit(const CommitPipeline::Command& 
     for (const auto& sub : result->stored) registry.upsert(sub);
     for (const auto& id : result->removed) registry.erase(id);
   };
-  const Status status = co_await async_commit(pipeline_, sync_command, publish, asio::use_awaitable);
+  const CommitPipeline::Command command = [sync_command, result, &streaks = streaks_](WriteTxn& txn) {
+    const Status synced = sync_command(txn);
+    if (synced) {
+      for (const auto& id : result->removed) streaks.clear(txn, id);
+      for (const auto& id : result->enabled_again) streaks.clear(txn, id);
+    }
+    return synced;
+  };
+  const Status status = co_await async_commit(pipeline_, command, publish, asio::use_awaitable);
   if (!status) {
     logger_.warn("cannot store the subscriptions from etcd: retrying",
                  {{"revision", revision}, {"error", status.error().message}});

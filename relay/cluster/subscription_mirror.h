@@ -42,6 +42,7 @@
 #include "relay/core/logger.h"
 #include "relay/subscriptions/subscription_registry.h"
 #include "storage/commit_pipeline.h"
+#include "storage/failure_streaks.h"
 #include "storage/store.h"
 #include "storage/subscription_sync.h"
 
@@ -58,8 +59,10 @@ class SubscriptionMirror {
   // changed) or removed. Called on the executor.
   using ChangeHook = std::function<void(const std::string& id, bool removed)>;
 
+  // `streaks` is the writer thread's (shared with the scheduler's commands): a subscription
+  // removed or enabled again loses its failure streak in the commit that applies the change.
   SubscriptionMirror(boost::asio::any_io_executor executor, ClusterStore& cluster, Store& store,
-                     CommitPipeline& pipeline, SubscriptionRegistry& registry, Logger& logger,
+                     CommitPipeline& pipeline, SubscriptionRegistry& registry, FailureStreaks& streaks, Logger& logger,
                      SubscriptionMirrorOptions options, ChangeHook on_change);
   ~SubscriptionMirror();
   SubscriptionMirror(const SubscriptionMirror&) = delete;
@@ -111,6 +114,7 @@ class SubscriptionMirror {
   Store& store_;
   CommitPipeline& pipeline_;
   SubscriptionRegistry& registry_;
+  FailureStreaks& streaks_;
   Logger& logger_;
   SubscriptionMirrorOptions options_;
   ChangeHook on_change_;

@@ -82,15 +82,5 @@ TEST(RendezvousTest, AShardJoiningTakesAFairShareAndNothingElseMoves) {
   EXPECT_NEAR(taken, 10'000 / 4, 300);
 }
 
-TEST(RendezvousTest, SplitLimitIsTheCeilingOfAnEvenShare) {
-  EXPECT_EQ(split_limit(64, 3), 22u);
-  EXPECT_EQ(split_limit(64, 4), 16u);
-  EXPECT_EQ(split_limit(1, 3), 1u);  // never below 1: each shard still delivers
-  EXPECT_EQ(split_limit(10, 1), 10u);
-  EXPECT_EQ(split_limit(0, 3), 0u);  // unlimited stays unlimited
-  EXPECT_EQ(split_limit(7, 0), 7u);  // no live count yet: the whole limit
-  EXPECT_EQ(split_limit(4'294'967'295u, 2), 2'147'483'648u);
-}
-
 }  // namespace
 }  // namespace relay::cluster

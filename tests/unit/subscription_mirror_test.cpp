@@ -40,9 +40,11 @@ struct Shard {
     store = Store::open(StoreOptions{dir.str() + "/db", false, 8 << 20});
     pipeline = std::make_unique<CommitPipeline>(*store, nullptr);
     registry = std::make_unique<SubscriptionRegistry>(queries::subscriptions(*store));
+    streaks = FailureStreaks();
     SubscriptionMirrorOptions options;
     options.retry_delay = 10ms;
-    mirror = std::make_unique<SubscriptionMirror>(io.get_executor(), *client, *store, *pipeline, *registry, logger,
+    mirror = std::make_unique<SubscriptionMirror>(io.get_executor(), *client, *store, *pipeline, *registry, streaks,
+                                                  logger,
                                                   options, [this](const std::string& id, bool removed) {
                                                     changes.push_back((removed ? "-" : "+") + id);
                                                   });
@@ -89,6 +91,7 @@ struct Shard {
   std::unique_ptr<Store> store;
   std::unique_ptr<CommitPipeline> pipeline;
   std::unique_ptr<SubscriptionRegistry> registry;
+  FailureStreaks streaks;
   std::unique_ptr<SubscriptionMirror> mirror;
   std::vector<std::string> changes;
 };

@@ -12,7 +12,7 @@ import sys
 import time
 import traceback
 
-from . import procstat, report, routing, scenarios
+from . import cluster, procstat, report, routing, scenarios
 from .nginx import Front, Sink
 
 BENCH_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -41,11 +41,12 @@ def config():
         "backlog_dead": env_int("BENCH_BACKLOG_DEAD", 100_000),
         "profile_seconds": env_int("BENCH_PROFILE_SECONDS", 10),
         "micro_min_time": env_float("BENCH_MICRO_MIN_TIME", 0.3),
-        "scenarios": os.environ.get("BENCH_SCENARIOS", "micro 1 2 3 4 ordered tenants filters profile").split(),
+        "scenarios": os.environ.get("BENCH_SCENARIOS", "micro 1 2 3 4 ordered tenants filters cluster profile").split(),
         "keep_data": os.environ.get("BENCH_KEEP_DATA", "0") == "1",
         "nginx_workers": env_int("BENCH_NGINX_WORKERS", 2),
         "ordered_keys": env_int("BENCH_ORDERED_KEYS", 1000),
         "ordered_per_key": env_int("BENCH_ORDERED_PER_KEY", 100),
+        "cluster_rounds": env_int("BENCH_CLUSTER_ROUNDS", 2),
     }
 
 
@@ -148,6 +149,8 @@ def main():
             step("tenants", lambda: routing.scenario_tenants(ctx))
         if "filters" in selected:
             step("filters", lambda: routing.scenario_filters(ctx))
+        if "cluster" in selected:
+            step("cluster", lambda: cluster.scenario_cluster(ctx))
         if "profile" in selected:
             step("profile", lambda: scenarios.profile(ctx, cfg["profile_seconds"]))
     finally:

@@ -25,6 +25,7 @@
 #include "relay/api/cluster_router.h"
 #include "relay/delivery/delivery_scheduler.h"
 #include "relay/delivery/job_runner.h"
+#include "relay/subscriptions/local_subscription_writes.h"
 #include "relay/core/time.h"
 #include "storage/keys.h"
 #include "storage/mutations.h"
@@ -115,11 +116,13 @@ class Shard {
     SchedulerOptions scheduler_options;
     scheduler_options.retry = RetryPolicy{10, 10, 1};
     scheduler_ = std::make_unique<DeliveryScheduler>(io, scheduler_options, clock_, logger_, *store_, pipeline_,
-                                                     registry_, egress_, metrics_, pool);
+                                                     registry_, egress_, metrics_, pool, ids_, streaks_);
     jobs_ = std::make_unique<JobRunner>(io, JobRunnerOptions{}, clock_, logger_, *store_, pipeline_, registry_, ids_,
                                         *scheduler_, metrics_, pool);
-    context_ = std::make_unique<ApiContext>(ApiContext{config_, clock_, logger_, *store_, pipeline_, registry_, ids_,
-                                                       metrics_, *scheduler_, pool, draining_, *jobs_});
+    writes_ = std::make_unique<LocalSubscriptionWrites>(pipeline_, registry_, streaks_,
+                                                        [](const std::string&, const Subscription*) {});
+    context_ = std::make_unique<ApiContext>(ApiContext{config_, clock_, logger_, *store_, pipeline_, registry_, *writes_,
+                                                       ids_, metrics_, *scheduler_, pool, draining_, *jobs_});
     cluster_ = std::make_unique<ClusterRouter>(view_, peers, metrics_, logger_,
                                                ClusterRouter::Options{2000ms, peer_api_key(config_)});
     router_ = std::make_unique<ApiRouter>(*context_, cluster_.get());
@@ -148,11 +151,13 @@ class Shard {
   CommitPipeline pipeline_;
   SubscriptionRegistry registry_;
   keys::IdGenerator ids_;
+  FailureStreaks streaks_;
   RelayMetrics metrics_;
   FailingEgress egress_;
   std::atomic<bool> draining_{false};
   std::unique_ptr<DeliveryScheduler> scheduler_;
   std::unique_ptr<JobRunner> jobs_;
+  std::unique_ptr<LocalSubscriptionWrites> writes_;
   std::unique_ptr<ApiContext> context_;
   std::unique_ptr<ClusterRouter> cluster_;
   std::unique_ptr<ApiRouter> router_;

@@ -2,11 +2,11 @@
 
 import os
 import shutil
-import signal
 import subprocess
 import time
 import urllib.request
 
+from . import procstat
 from .nginx import free_port
 
 
@@ -45,10 +45,4 @@ class Etcd:
         raise RuntimeError(f"etcd not healthy after {timeout}s; see {self.dir}/etcd.log")
 
     def stop(self):
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        procstat.terminate(self.process)

@@ -5,21 +5,37 @@
 
 Steps (each failure is listed at the end; exit status 1 if there is any):
   1. promtool: `check rules` on deploy/prometheus/alerts.yml, `test rules` on alerts_test.yml.
-  2. relayd on a free loopback port with a fresh data dir, a local subscriber answering 200 on
-     /ok, 500 on /fail and 410 on /gone, one subscription per path, events published through
-     the API (single, batch, a duplicate, a few 4xx) and a dead-letter redrive.
-  3. relayd's /metrics: `promtool check metrics` passes, every metric of spec section 5 is
-     exposed, and the counters and gauges hold the values the run's actions imply (events
-     ingested and deduplicated, deliveries created, succeeded and dead per subscription,
-     redriven, and deliveries by state once everything has ended).
-  4. A real Prometheus (scrape interval 1s) scrapes relayd and loads alerts.yml. Through its HTTP
-     API: every alert rule loaded, parses as a query and evaluates without error; every
-     dashboard expression (template variables substituted) parses and returns data; every
-     dashboard variable query finds series.
+  2. A single-node relayd on a free loopback port with a fresh data dir, a local subscriber
+     answering 200 on /ok and /shards, 500 on /fail and 410 on /gone, one subscription per path
+     of the three first, events published through the API (single, batch, a duplicate, a few
+     4xx) and a dead-letter redrive.
+  3. A two-shard cluster (spec section 7): a single-member etcd on free loopback ports, shards
+     obs-a and obs-b (--cluster-etcd, --shard, --advertise). A subscription to /shards written
+     through obs-a (waited for on obs-b), unkeyed events through each shard, one client id
+     through both (its owner stores it, the other forwards its copy), and through a known shard
+     one forwarded read (obs-b reads an event of obs-a), list (obs-b lists deliveries) and bulk
+     write (a DLQ retry through obs-a).
+  4. The single node's /metrics: `promtool check metrics` passes, every metric of spec section 5
+     is exposed, no relay_cluster_* family is, and the counters and gauges hold the values the
+     run's actions imply (events ingested and deduplicated, deliveries created, succeeded and
+     dead per subscription, redriven, and deliveries by state once everything has ended).
+  5. Each shard's /metrics: `promtool check metrics`, every spec metric, and the cluster
+     families with their types and series: relay_cluster_shards{state="live"|"down"},
+     relay_cluster_etcd_up, relay_cluster_forwarded_requests_total{kind="ingest"|"read"|"write"|
+     "list"}. Their values: 2 live and 0 down shards and etcd up on both shards, each forwarded
+     kind counted on the shard that forwarded it (ingest exactly once over both), and the events
+     ingested, deduplicated, delivered and succeeded summed over the shards.
+  6. A real Prometheus (scrape interval 1s) scrapes the three under job `relay` (one instance
+     each) and loads alerts.yml. Through its HTTP API: both shards' cluster series are there;
+     every alert rule loaded, parses as a query and evaluates without error; the cluster alerts'
+     expressions without their final threshold find series and the alerts are inactive; every
+     dashboard expression (template variables substituted) parses and returns data, every label
+     its legend names is on its series, and the Cluster row's stats show 2 live shards, 0 down
+     and etcd up; every dashboard variable query finds series.
 
 Only the Python standard library is used; `promtool` and `prometheus` come from Debian's
-`prometheus` package (or --promtool / --prometheus). Every started process and temporary
-directory is cleaned up on exit, also on Ctrl-C.
+`prometheus` package, `etcd` from `etcd-server` (or --promtool / --prometheus / --etcd). Every
+started process and temporary directory is cleaned up on exit, also on Ctrl-C.
 """
 
 import argparse
@@ -76,6 +92,8 @@ CLUSTER_METRICS = {
     "relay_cluster_forwarded_requests_total": ("counter", [{"kind": kind} for kind in ("ingest", "read", "write", "list")]),
 }
 CLUSTER_SHARDS = ("obs-a", "obs-b")
+# The dashboard's Cluster row stat panels and their value for the healthy two-shard cluster.
+CLUSTER_STATS = {"Shards live": 2, "Shards down": 0, "etcd": 1}
 CLUSTER_RULE_GROUP = "relay-cluster"  # in deploy/prometheus/alerts.yml
 CLUSTER_EVENTS_PER_SHARD = 3
 
@@ -412,14 +430,15 @@ class Prometheus:
 # ---------------------------------------------------------------- dashboard
 
 def dashboard_queries(dashboard):
-    """(panel title, refId, expr) of every target of every panel, rows included."""
+    """(panel title, refId, expr, legendFormat) of every target of every panel, rows included."""
     out = []
 
     def walk(panels):
         for panel in panels:
             for target in panel.get("targets", []):
                 if target.get("expr"):
-                    out.append((panel.get("title", "?"), target.get("refId", "?"), target["expr"]))
+                    out.append((panel.get("title", "?"), target.get("refId", "?"), target["expr"],
+                                target.get("legendFormat", "")))
             walk(panel.get("panels", []))
 
     walk(dashboard.get("panels", []))
@@ -660,6 +679,14 @@ def cluster_traffic(shards, subscriber, deadline, failures):
     a known shard. Returns what check_cluster_values expects, or None."""
     log("== cluster: subscription and traffic")
     a, b = shards
+    # Owners of keys and forwarding follow the live shards each shard sees (etcd's watch).
+    try:
+        wait_until("both shards to see 2 live shards", deadline, lambda: all(
+            metric_value(scrape_samples(shard), "relay_cluster_shards", {"state": "live"}) == len(shards)
+            for shard in shards), interval=0.1)
+    except TimeoutError as error:
+        failures.add("cluster membership", str(error))
+        return None
     body = {"url": subscriber.url("/shards"), "event_types": ["meeting.*"], "description": "obs check: cluster"}
     status, answer = a.api("POST", "/v1/subscriptions", body)
     if status != 201 or not isinstance(answer, dict) or "id" not in answer:
@@ -839,7 +866,8 @@ def check_dashboard(prometheus, dashboard, deadline, failures):
     for var in template_variables(dashboard):
         if var.get("type") in ("query", "custom", "textbox", "constant", "interval"):
             variables[var["name"]] = var.get("allValue") or ".*"
-    queries = [(title, ref, expr, substitute(expr, variables)) for title, ref, expr in dashboard_queries(dashboard)]
+    targets = dashboard_queries(dashboard)
+    queries = [(title, ref, expr, substitute(expr, variables)) for title, ref, expr, _ in targets]
     leftover = [(t, r, q) for t, r, _, q in queries if re.search(r"\$(?!\{\d)", q)]
     for title, ref, expr in leftover:
         failures.add(f"panel '{title}' {ref}", f"unsubstituted variable in {expr}")
@@ -862,6 +890,32 @@ def check_dashboard(prometheus, dashboard, deadline, failures):
         title, ref, _, expr = queries[index]
         failures.add(f"panel '{title}' {ref}", f"returns no data\n      {expr}")
     log(f"  ok   {len(pending) - len(empty)} of {len(queries)} expressions parse and return data")
+
+    # A legend names labels ({{instance}}, ...) that every series of its expression must carry,
+    # or Grafana shows a blank where the name should be.
+    unlabelled = 0
+    for index in set(pending) - set(empty):
+        title, ref, _, expr = queries[index]
+        wanted = set(re.findall(r"\{\{\s*(\w+)\s*\}\}", targets[index][3]))
+        result = prometheus.query(expr).get("data", {}).get("result", [])
+        missing = sorted({label for series in result if isinstance(series, dict)
+                          for label in wanted if label not in series.get("metric", {})})
+        if missing:
+            failures.add(f"panel '{title}' {ref}", f"legend {targets[index][3]!r} names {missing}, "
+                                                   f"which some series lack\n      {expr}")
+            unlabelled += 1
+    if not unlabelled:
+        log("  ok   every legend's labels are on its series")
+
+    # The Cluster row's stats show the two-shard cluster as it is.
+    stats = {title: expr for title, _, _, expr in queries if title in CLUSTER_STATS}
+    for title, want in CLUSTER_STATS.items():
+        answer = prometheus.query(stats.get(title, "absent_panel"))
+        values = [float(r["value"][1]) for r in answer.get("data", {}).get("result", [])]
+        if title not in stats or values != [want]:
+            failures.add(f"panel '{title}'", f"shows {values}, expected [{want}]: {stats.get(title, 'no such panel')}")
+        else:
+            log(f"  ok   panel '{title}' shows {want}")
 
     log("== Prometheus: dashboard variables")
     for var in template_variables(dashboard):

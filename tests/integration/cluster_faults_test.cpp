@@ -23,6 +23,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "relay/cluster/rendezvous.h"
 #include "tests/support/relayd_cluster_test.h"
 #include "tests/support/test_subscriber.h"
 
@@ -189,12 +190,40 @@ TEST_F(ClusterShardKill, IngestGoesOnAndTheKilledShardDeliversEverythingAfterIts
         const json page = get(shard, path);
         EXPECT_EQ(page.value("incomplete", json()), json::array({cluster().name(kKilled)})) << path << " -> " << page.dump();
       }
+      const HttpResponse redrive = call(shard, "POST", "/v1/dlq/retry", json{{"subscription_id", sub_id}}.dump());
+      EXPECT_EQ(redrive.status, 200) << redrive.describe();
+      EXPECT_EQ(redrive.json().value("incomplete", json()), json::array({cluster().name(kKilled)})) << redrive.describe();
     }
   };
+  // A client id the killed shard owns: refused while its lease runs (it may hold the first
+  // copy), taken by the next owner once etcd dropped it.
+  std::vector<std::string> names, live_names;
+  for (int shard = 0; shard < cluster().size(); ++shard) {
+    names.push_back(cluster().name(shard));
+    if (shard != kKilled) live_names.push_back(cluster().name(shard));
+  }
+  std::string client_id;
+  for (int k = 0; client_id.empty(); ++k) {
+    const std::string candidate = "client-" + std::to_string(k);
+    if (relay::cluster::owner(candidate, names) == cluster().name(kKilled)) client_id = candidate;
+  }
+  const std::string keyed = json{{"type", "kill.b"}, {"payload", {}}, {"id", client_id}}.dump();
+
   check_down("the killed shard's lease still runs");
+  const HttpResponse refused = call(0, "POST", "/v1/events", keyed);
+  EXPECT_EQ(refused.status, 503) << refused.describe();
+  EXPECT_EQ(refused.error_code(), "shard_unavailable") << refused.describe();
   EXPECT_TRUE(eventually([&] { return cluster().metric(0, "relay_cluster_shards{state=\"down\"}") == 1.0; }, kWait))
       << "etcd drops a dead shard when its 10 s lease runs out";
   check_down("the killed shard is known, not live");
+  // Every live shard must have seen the lease end before the key is routed the same by both.
+  EXPECT_TRUE(eventually([&] { return cluster().metric(1, "relay_cluster_shards{state=\"down\"}") == 1.0; }, kWait));
+  const HttpResponse taken = call(0, "POST", "/v1/events", keyed);
+  EXPECT_EQ(taken.status, 202) << taken.describe();
+  EXPECT_EQ(cluster().name(cluster().shard_of(taken.json().value("id", ""))), relay::cluster::owner(client_id, live_names));
+  const HttpResponse repeated = call(1, "POST", "/v1/events", keyed);
+  EXPECT_EQ(repeated.status, 200) << repeated.describe();
+  EXPECT_EQ(repeated.json(), taken.json());
   const std::size_t while_down = acked.size();
   EXPECT_TRUE(eventually([&] { return acked.size() >= while_down + 30; }, kWait)) << "ingest goes on";
 
@@ -323,6 +352,17 @@ TEST_F(ClusterEtcdFaults, WritesAndIngestSurviveALeaderLossAndIngestAWholeOutage
   // Events delivered once more while etcd stays down, now that every shard knows it is gone.
   const std::vector<std::string> later = publish_everywhere("etcd.a", 1);
   EXPECT_TRUE(eventually([&] { return accepted.has_all(later); }, kWait));
+
+  // A shard restarted meanwhile starts with the number its data directory holds and the
+  // subscriptions it stored, and ingests and delivers with them.
+  cluster().kill9(2);
+  cluster().restart(2);
+  EXPECT_TRUE(cluster().shard(2).wait_for_log(
+      [](const std::string& line) { return line.find("etcd does not answer: starting with the shard number") != std::string::npos; },
+      0ms));
+  const std::string restarted = publish(2, {{"type", "etcd.a"}, {"payload", {{"restarted", true}}}}, 1);
+  EXPECT_EQ(cluster().shard_of(restarted), 2);
+  EXPECT_TRUE(eventually([&] { return accepted.has_all({restarted}); }, kWait)) << "delivered by the restarted shard";
 
   // etcd is back: reachable again, and a write through one shard is used by the others.
   cluster().etcd().start_all();

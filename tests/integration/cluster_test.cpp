@@ -2,8 +2,9 @@
 // real relayd shards on loopback, every call made through some shard. Any shard answers as a
 // single node would; a subscription written through one is used by all; an id is read through
 // any shard; lists merge every shard's items once, in order; a client id or an ordering key
-// lands on one shard whichever shard it was posted to; the dead-letter queue is one across the
-// shards. The faults (a shard killed, etcd killed) are in cluster_faults_test.cpp.
+// lands on one shard whichever shard it was posted to. The calls every shard takes part in (the
+// dead-letter queue, replay, automatic disabling) are in cluster_bulk_test.cpp, the faults (a
+// shard killed, etcd killed) in cluster_faults_test.cpp.
 //
 // Each test starts its own cluster (CTest runs each test in a process of its own, so a shared
 // one would be started per test anyway) and names its own event types.
@@ -30,37 +31,12 @@ namespace {
 using nlohmann::json;
 using namespace std::chrono_literals;
 
-constexpr std::chrono::milliseconds kWait{20'000};
-
-std::set<std::string> webhook_ids(const TestSubscriber& sub, std::string_view path = {}) {
-  std::set<std::string> ids;
-  for (const RecordedRequest& r : path.empty() ? sub.requests() : sub.requests(path)) {
-    ids.insert(r.header("webhook-id").value_or(""));
-  }
-  return ids;
-}
-
-// Waits until the subscriber received every one of `ids` (as webhook-id).
-bool received_all(const TestSubscriber& sub, const std::vector<std::string>& ids, std::string_view path = {},
-                  std::chrono::milliseconds timeout = kWait) {
-  return eventually(
-      [&] {
-        const std::set<std::string> seen = webhook_ids(sub, path);
-        return std::all_of(ids.begin(), ids.end(), [&](const std::string& id) { return seen.contains(id); });
-      },
-      timeout);
-}
-
-std::vector<std::string> ids_of(const std::vector<json>& items) {
-  std::vector<std::string> out;
-  for (const json& item : items) out.push_back(item.value("id", ""));
-  return out;
-}
+constexpr std::chrono::milliseconds kWait = kApiWait;
 
 class Cluster : public RelaydClusterTest {};
 
 // ---------------------------------------------------------------------------------------------
-// 1. The single-node API through each shard.
+// The single-node API through each shard.
 
 // Requests that a single node refuses (404, 400, 401, 403, 405): every shard must answer each
 // with the same status and body, ids of other shards included.
@@ -225,7 +201,7 @@ TEST_F(Cluster, EveryShardAnswersTheSingleNodeApi) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// 2. A subscription written through one shard is used by every shard.
+// A subscription written through one shard is used by every shard.
 
 TEST_F(Cluster, SubscriptionWrittenThroughOneShardIsUsedByTheOthers) {
   TestSubscriber sub;
@@ -264,7 +240,7 @@ TEST_F(Cluster, SubscriptionWrittenThroughOneShardIsUsedByTheOthers) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// 3. An id read through any shard.
+// An id read through any shard.
 
 TEST_F(Cluster, EventAndDeliveryReadThroughEveryShardAreTheSame) {
   TestSubscriber sub;
@@ -310,7 +286,7 @@ TEST_F(Cluster, EventAndDeliveryReadThroughEveryShardAreTheSame) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// 4. Merged lists.
+// Merged lists.
 
 TEST_F(Cluster, PagedListsReturnEveryShardsItemsOnceInIdOrder) {
   TestSubscriber sub;
@@ -363,7 +339,7 @@ TEST_F(Cluster, PagedListsReturnEveryShardsItemsOnceInIdOrder) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// 5. Client ids across shards.
+// Client ids across shards.
 
 TEST_F(Cluster, ClientIdPostedToDifferentShardsIsOneEvent) {
   TestSubscriber sub;
@@ -424,7 +400,7 @@ TEST_F(Cluster, ClientIdPostedToDifferentShardsIsOneEvent) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// 6. An ordering key posted round robin.
+// An ordering key posted round robin.
 
 TEST_F(Cluster, OrderingKeyPostedRoundRobinIsDeliveredInOrder) {
   start(RelaydClusterOptions::with_args({"--retry-initial", "100ms", "--retry-max-delay", "200ms"}));
@@ -471,63 +447,6 @@ TEST_F(Cluster, OrderingKeyPostedRoundRobinIsDeliveredInOrder) {
   std::lock_guard lock(mutex);
   EXPECT_TRUE(all);
   for (const std::string& key : keys) EXPECT_EQ(accepted[key], in_order) << key;
-}
-
-// ---------------------------------------------------------------------------------------------
-// 7. The dead-letter queue across shards.
-
-TEST_F(Cluster, DeadLetterListAndRedriveCoverEveryShard) {
-  // A 1 s retry window: failing deliveries die after a few attempts.
-  start(RelaydClusterOptions::with_args(
-      {"--retry-initial", "100ms", "--retry-max-delay", "400ms", "--retry-window", "1s"}));
-  std::atomic<bool> healthy{false};
-  TestSubscriber sub;
-  sub.set_handler([&](const RecordedRequest&) -> std::optional<Reply> {
-    return healthy ? Reply::ok() : Reply::status(500, "down");
-  });
-  const std::string id = subscribe(1, {{"url", sub.url("/hook")}, {"event_types", {"dlq.a"}}}).value("id", "");
-  ASSERT_FALSE(id.empty());
-  for (int shard = 0; shard < cluster().size(); ++shard) ASSERT_TRUE(await_subscription(shard, id));
-
-  std::vector<std::string> events;
-  for (int round = 0; round < 2; ++round) {
-    for (int shard = 0; shard < cluster().size(); ++shard) {
-      events.push_back(publish(shard, {{"type", "dlq.a"}, {"payload", {{"r", round}}}}, 1));
-    }
-  }
-
-  // Every shard's dead letters, through shard 0, paged.
-  std::vector<json> dead;
-  EXPECT_TRUE(eventually([&] {
-    dead = all_pages(0, "/v1/dlq?subscription_id=" + id, 4);
-    return dead.size() == events.size();
-  })) << json(dead).dump();
-  std::set<std::string> dead_events;
-  std::set<int> shards;
-  for (const json& d : dead) {
-    EXPECT_EQ(d.value("state", ""), "dead") << d.dump();
-    dead_events.insert(d.value("event_id", ""));
-    shards.insert(cluster().shard_of(d.value("id", "")));
-  }
-  EXPECT_EQ(dead_events, std::set<std::string>(events.begin(), events.end()));
-  EXPECT_EQ(shards, (std::set<int>{0, 1, 2}));
-  const std::vector<json> through_2 = all_pages(2, "/v1/dlq?subscription_id=" + id, 100);
-  EXPECT_EQ(ids_of(through_2), ids_of(dead)) << "the same order through any shard";
-
-  // Redriven through shard 2: every shard's dead letters are attempted again and delivered.
-  healthy = true;
-  const HttpResponse redrive = call(2, "POST", "/v1/dlq/retry", json{{"subscription_id", id}}.dump());
-  ASSERT_EQ(redrive.status, 200) << redrive.describe();
-  EXPECT_EQ(redrive.json(), (json{{"retried", events.size()}}));
-  json last;
-  EXPECT_TRUE(eventually([&] {
-    for (const json& d : dead) {
-      last = get(1, "/v1/deliveries/" + d.value("id", ""));
-      if (last.value("state", "") != "succeeded") return false;
-    }
-    return true;
-  })) << "every shard's redriven delivery succeeds, last: " << last.dump();
-  EXPECT_TRUE(all_pages(1, "/v1/dlq?subscription_id=" + id, 100).empty());
 }
 
 }  // namespace

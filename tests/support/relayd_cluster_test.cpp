@@ -1,5 +1,6 @@
 #include "tests/support/relayd_cluster_test.h"
 
+#include <algorithm>
 #include <cctype>
 #include <cstdio>
 
@@ -26,6 +27,30 @@ std::string made_up_id(std::string_view prefix, std::uint32_t instance, std::uin
   std::snprintf(hex, sizeof hex, "%012llx%08x%012llx", 0x019247f39a00ULL, static_cast<unsigned>(instance),
                 static_cast<unsigned long long>(counter & 0xffffffffffffULL));
   return std::string(prefix) + hex;
+}
+
+std::set<std::string> webhook_ids(const TestSubscriber& sub, std::string_view path) {
+  std::set<std::string> ids;
+  for (const RecordedRequest& r : path.empty() ? sub.requests() : sub.requests(path)) {
+    ids.insert(r.header("webhook-id").value_or(""));
+  }
+  return ids;
+}
+
+bool received_all(const TestSubscriber& sub, const std::vector<std::string>& ids, std::string_view path,
+                  std::chrono::milliseconds timeout) {
+  return eventually(
+      [&] {
+        const std::set<std::string> seen = webhook_ids(sub, path);
+        return std::all_of(ids.begin(), ids.end(), [&](const std::string& id) { return seen.contains(id); });
+      },
+      timeout);
+}
+
+std::vector<std::string> ids_of(const std::vector<nlohmann::json>& items) {
+  std::vector<std::string> out;
+  for (const nlohmann::json& item : items) out.push_back(item.value("id", ""));
+  return out;
 }
 
 void RelaydClusterTest::start(RelaydClusterOptions options) { cluster_.emplace(std::move(options)); }

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -18,6 +19,7 @@
 
 #include "tests/support/relayd_api_test.h"
 #include "tests/support/relayd_cluster.h"
+#include "tests/support/test_subscriber.h"
 
 namespace relay::test {
 
@@ -27,6 +29,14 @@ std::string url_encode(std::string_view text);
 // An id of relay's form ("evt_" + 32 hex digits) with `instance` as its instance part (a shard's
 // number) and `counter` as its counter: an id that shard never made, for 404s and forwarding.
 std::string made_up_id(std::string_view prefix, std::uint32_t instance, std::uint64_t counter);
+
+// The webhook-id of every request the subscriber received (on `path`, or any).
+std::set<std::string> webhook_ids(const TestSubscriber& sub, std::string_view path = {});
+// Polls until the subscriber received each of `ids` as a webhook-id (on `path`, or any).
+bool received_all(const TestSubscriber& sub, const std::vector<std::string>& ids, std::string_view path = {},
+                  std::chrono::milliseconds timeout = kApiWait);
+// The `id` of each listed item, in order.
+std::vector<std::string> ids_of(const std::vector<nlohmann::json>& items);
 
 class RelaydClusterTest : public ::testing::Test {
  protected:

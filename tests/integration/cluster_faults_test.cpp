@@ -4,10 +4,12 @@
 // and lists name it in `incomplete`, and once it is back on its data directory every event it
 // acknowledged is delivered. etcd's leader killed, then all of etcd: writes and ingest go on
 // after the election; without etcd, ingest and delivery go on, subscription writes answer 503,
-// relay_cluster_etcd_up is 0; with etcd back, writes work and reach every shard again.
+// relay_cluster_etcd_up is 0; with etcd back, writes work and reach every shard again. A shard
+// stopped with SIGTERM leaves the live set and joins again.
 //
-// Both suites kill processes and wait for elections and leases: they run alone
-// (RELAY_SERIAL_TESTS in tests/CMakeLists.txt).
+// ClusterShardKill and ClusterEtcdFaults kill processes and wait for elections and leases: they
+// run alone (RELAY_SERIAL_TESTS in tests/CMakeLists.txt). ClusterShutdown stops a shard with
+// SIGTERM and starts it again.
 
 #include <gtest/gtest.h>
 
@@ -61,7 +63,7 @@ class Accepted {
 };
 
 // ---------------------------------------------------------------------------------------------
-// 8. kill -9 of a shard under concurrent ingest.
+// kill -9 of a shard under concurrent ingest.
 
 // Events acknowledged (202) to the producers, with the shard that answered.
 class Acknowledged {
@@ -248,7 +250,61 @@ TEST_F(ClusterShardKill, IngestGoesOnAndTheKilledShardDeliversEverythingAfterIts
 }
 
 // ---------------------------------------------------------------------------------------------
-// 9. etcd's leader killed, then all of etcd.
+// A shard stopped with SIGTERM (a rolling update) leaves the live set at once, by revoking its
+// lease, and joins again when it is back on its data directory.
+
+class ClusterShutdown : public RelaydClusterTest {};
+
+TEST_F(ClusterShutdown, SigtermLeavesTheLiveSetAndARestartJoinsAgain) {
+  constexpr int kStopped = 2;
+  std::vector<std::string> names, others;
+  for (int shard = 0; shard < cluster().size(); ++shard) {
+    names.push_back(cluster().name(shard));
+    if (shard != kStopped) others.push_back(cluster().name(shard));
+  }
+  std::string client_id;
+  for (int k = 0; client_id.empty(); ++k) {
+    const std::string candidate = "key-" + std::to_string(k);
+    if (relay::cluster::owner(candidate, names) == cluster().name(kStopped)) client_id = candidate;
+  }
+  const std::string first = publish(0, {{"type", "stop.a"}, {"payload", {}}, {"id", client_id}});
+  EXPECT_EQ(cluster().shard_of(first), kStopped);
+
+  cluster().shard(kStopped).terminate();
+  EXPECT_EQ(cluster().shard(kStopped).wait_exit(), 0) << "a shard stops cleanly";
+  EXPECT_FALSE(cluster().shard(kStopped).wait_for_log(
+      [](const std::string& line) { return line.find("cannot revoke") != std::string::npos; }, 0ms))
+      << "its lease was revoked";
+  ASSERT_TRUE(cluster().await_live(cluster().size() - 1)) << "the others stop counting it";
+  for (int shard = 0; shard < cluster().size(); ++shard) {
+    if (shard == kStopped) continue;
+    EXPECT_EQ(cluster().metric(shard, "relay_cluster_shards{state=\"down\"}"), 1.0);
+    const json page = get(shard, "/v1/deliveries?limit=5");
+    EXPECT_EQ(page.value("incomplete", json()), json::array({cluster().name(kStopped)})) << page.dump();
+    const HttpResponse event = call(shard, "GET", "/v1/events/" + first);
+    EXPECT_EQ(event.error_code(), "shard_unavailable") << event.describe();
+  }
+  // Its keys moved to the others (a new event: its first copy is on the stopped shard).
+  const HttpResponse moved = call(1, "POST", "/v1/events", json{{"type", "stop.a"}, {"payload", {}}, {"id", client_id}}.dump());
+  EXPECT_EQ(moved.status, 202) << moved.describe();
+  EXPECT_EQ(cluster().name(cluster().shard_of(moved.json().value("id", ""))), relay::cluster::owner(client_id, others));
+
+  cluster().restart(kStopped);
+  ASSERT_TRUE(cluster().await_live(cluster().size())) << "back in the live set";
+  for (int shard = 0; shard < cluster().size(); ++shard) {
+    const json page = get(shard, "/v1/deliveries?limit=5");
+    EXPECT_FALSE(page.contains("incomplete")) << page.dump();
+    const HttpResponse event = call(shard, "GET", "/v1/events/" + first);
+    EXPECT_EQ(event.status, 200) << event.describe();
+  }
+  // The key is the restarted shard's again, and it remembers the first copy.
+  const HttpResponse repeat = call(0, "POST", "/v1/events", json{{"type", "stop.a"}, {"payload", {}}, {"id", client_id}}.dump());
+  EXPECT_EQ(repeat.status, 200) << repeat.describe();
+  EXPECT_EQ(repeat.json().value("id", ""), first);
+}
+
+// ---------------------------------------------------------------------------------------------
+// etcd's leader killed, then all of etcd.
 
 class ClusterEtcdFaults : public RelaydClusterTest {
  protected:

@@ -69,11 +69,19 @@ TEST_F(ClusterBulk, DeadLetterListAndRedriveCoverEveryShard) {
   const std::vector<json> through_2 = all_pages(2, "/v1/dlq?subscription_id=" + id, 100);
   EXPECT_EQ(ids_of(through_2), ids_of(dead)) << "the same order through any shard";
 
-  // Redriven through shard 2: every shard's dead letters are attempted again and delivered.
+  // Redriven through shard 2, first with a limit: the called shard's dead letters, then the
+  // other shards' in name order, never more than the limit in all.
   healthy = true;
+  const HttpResponse limited = call(2, "POST", "/v1/dlq/retry", json{{"subscription_id", id}, {"limit", 4}}.dump());
+  ASSERT_EQ(limited.status, 200) << limited.describe();
+  EXPECT_EQ(limited.json(), (json{{"retried", 4}}));
+  const std::vector<json> left = all_pages(0, "/v1/dlq?subscription_id=" + id, 100);
+  ASSERT_EQ(left.size(), 2u) << json(left).dump();
+  for (const json& d : left) EXPECT_EQ(cluster().shard_of(d.value("id", "")), 1) << "shard-1 came last";
+  // Then the rest: every shard's dead letters are attempted again and delivered.
   const HttpResponse redrive = call(2, "POST", "/v1/dlq/retry", json{{"subscription_id", id}}.dump());
   ASSERT_EQ(redrive.status, 200) << redrive.describe();
-  EXPECT_EQ(redrive.json(), (json{{"retried", events.size()}}));
+  EXPECT_EQ(redrive.json(), (json{{"retried", 2}}));
   json last;
   EXPECT_TRUE(eventually([&] {
     for (const json& d : dead) {

@@ -215,6 +215,14 @@ TEST_F(ClusterShardKill, IngestGoesOnAndTheKilledShardDeliversEverythingAfterIts
   const HttpResponse refused = call(0, "POST", "/v1/events", keyed);
   EXPECT_EQ(refused.status, 503) << refused.describe();
   EXPECT_EQ(refused.error_code(), "shard_unavailable") << refused.describe();
+  // In a batch, only that event is refused.
+  const json batch = {{"events", {{{"type", "kill.b"}, {"payload", {}}}, json::parse(keyed)}}};
+  const HttpResponse batched = call(1, "POST", "/v1/events/batch", batch.dump());
+  ASSERT_EQ(batched.status, 200) << batched.describe();
+  const json results = batched.json().value("results", json::array());
+  ASSERT_EQ(results.size(), 2u) << batched.describe();
+  EXPECT_EQ(cluster().shard_of(results[0].value("id", "")), 1) << results.dump();
+  EXPECT_EQ(results[1].value("error", json::object()).value("code", ""), "shard_unavailable") << results.dump();
   EXPECT_TRUE(eventually([&] { return cluster().metric(0, "relay_cluster_shards{state=\"down\"}") == 1.0; }, kWait))
       << "etcd drops a dead shard when its 10 s lease runs out";
   check_down("the killed shard is known, not live");

@@ -16,6 +16,7 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -226,6 +227,25 @@ TEST_F(Cluster, SubscriptionWrittenThroughOneShardIsUsedByTheOthers) {
   const std::string b = publish(2, {{"type", "share.b"}, {"payload", {}}}, 1);
   EXPECT_TRUE(received_all(sub, {b}));
 
+  // Its secret rotated through shard 0: shard 1 signs with the new and the old secret.
+  const std::string old_secret = created.value("secret", "");
+  const HttpResponse rotated = call(0, "POST", "/v1/subscriptions/" + id + "/rotate-secret", "{}");
+  ASSERT_EQ(rotated.status, 200) << rotated.describe();
+  const std::string new_secret = rotated.json().value("secret", "");
+  ASSERT_FALSE(new_secret.empty() || new_secret == old_secret) << rotated.describe();
+  ASSERT_TRUE(await_subscription(1, id, 200, [&](const json& s) { return s.value("secret", "") == new_secret; }));
+  const std::string signed_twice = publish(1, {{"type", "share.b"}, {"payload", {{"rotated", true}}}}, 1);
+  ASSERT_TRUE(received_all(sub, {signed_twice}));
+  for (const RecordedRequest& r : sub.requests()) {
+    if (r.header("webhook-id") != signed_twice) continue;
+    const std::string timestamp = r.header("webhook-timestamp").value_or("");
+    std::set<std::string> signatures;
+    std::istringstream words(r.header("webhook-signature").value_or(""));
+    for (std::string word; words >> word;) signatures.insert(word);
+    EXPECT_EQ(signatures, (std::set<std::string>{standard_signature(new_secret, signed_twice, timestamp, r.body),
+                                                 standard_signature(old_secret, signed_twice, timestamp, r.body)}));
+  }
+
   // Disabled through shard 2: shard 0 matches nothing with it.
   ASSERT_EQ(call(2, "PATCH", "/v1/subscriptions/" + id, R"({"enabled": false})").status, 200);
   ASSERT_TRUE(await_subscription(0, id, 200, [](const json& s) { return s.value("enabled", true) == false; }));
@@ -322,6 +342,14 @@ TEST_F(Cluster, PagedListsReturnEveryShardsItemsOnceInIdOrder) {
     }
     EXPECT_EQ(listed_events, std::set<std::string>(events.begin(), events.end()));
     EXPECT_EQ(shards, (std::set<int>{0, 1, 2}));
+
+    // A request that says it was forwarded is answered with the called shard's own part.
+    const HttpResponse own = call(caller, "GET", "/v1/deliveries?limit=100&subscription_id=" + id, "",
+                                  {bearer(kAdminKey), "X-Relay-Forwarded-By: a-test"});
+    ASSERT_EQ(own.status, 200) << own.describe();
+    const json own_items = own.json().value("items", json::array());
+    EXPECT_EQ(own_items.size(), static_cast<std::size_t>(kPerShard));
+    for (const json& d : own_items) EXPECT_EQ(cluster().shard_of(d.value("id", "")), caller);
 
     // A filter applies on every shard.
     const std::vector<json> odd = all_pages(caller, "/v1/deliveries?event_type=list.odd", 3);

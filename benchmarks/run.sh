@@ -15,6 +15,7 @@ build="${BENCH_BUILD_DIR:-$repo/build-release}"
 need=()
 command -v wrk >/dev/null || need+=(wrk)
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
+command -v etcd >/dev/null || need+=(etcd-server)
 if [ "${#need[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "run.sh: installing ${need[*]} from Debian" >&2

@@ -12,6 +12,7 @@ packages=(
   prometheus  # promtool and a real Prometheus for the observability test
   nghttp2-server  # nghttpd: an HTTP/2 subscriber for the egress tests
   strace  # the fsync-before-acknowledge test watches relayd's system calls
+  etcd-server  # cluster mode's coordinator (--cluster-etcd), and real etcd members for its tests
 )
 # The OpenAPI checks of the test suite (tests/run.sh sets RELAY_OPENAPI_DEPS=1; the quick start,
 # which only runs relayd, does not need them): jsonschema and YAML for relayd's answers against

@@ -132,6 +132,12 @@ struct RelayMetrics::Impl {
   Gauge& storage_wal;
   Gauge& storage_writable;
   std::array<Gauge*, std::size(kJobStates)> jobs{};  // relay_jobs by JobState
+  // relay_cluster_forwarded_requests_total by ForwardKind: set once, before the first request.
+  std::array<Counter*, 4> forwarded{};
+  // relay_cluster_shards{live, down} and relay_cluster_etcd_up: set once, at startup.
+  Gauge* shards_live = nullptr;
+  Gauge* shards_down = nullptr;
+  Gauge* etcd_up = nullptr;
 
   // The io thread and the storage writer thread both record; these guard the label caches.
   // Subscription series can be removed, so they are updated under sub_mutex; route series live
@@ -320,6 +326,46 @@ void RelayMetrics::deliveries_superseded(std::string_view subscription, std::uin
     series.superseded = &impl_->superseded.Add({{"subscription", std::string(subscription)}});
   }
   series.superseded->Increment(static_cast<double>(n));
+}
+
+void RelayMetrics::add_cluster_forwarding() {
+  if (impl_->forwarded[0] != nullptr) return;
+  auto& forwarded = family(prometheus::BuildCounter(), "relay_cluster_forwarded_requests_total",
+                           "Requests sent to another shard, by kind: ingest (events to their key's shard), read "
+                           "and write (a call naming another shard's id; write also a bulk call's part), list (a "
+                           "list call's part).",
+                           impl_->registry);
+  constexpr std::array<const char*, 4> kKinds{"ingest", "read", "write", "list"};
+  for (std::size_t i = 0; i < kKinds.size(); ++i) impl_->forwarded[i] = &forwarded.Add({{"kind", kKinds[i]}});
+}
+
+void RelayMetrics::cluster_forwarded(ForwardKind kind) {
+  if (Counter* counter = impl_->forwarded[static_cast<std::size_t>(kind)]) counter->Increment();
+}
+
+void RelayMetrics::add_cluster_state() {
+  if (impl_->etcd_up != nullptr) return;
+  auto& shards = family(prometheus::BuildGauge(), "relay_cluster_shards",
+                        "Shards of the cluster as this shard sees them: live (registered on a lease etcd keeps), "
+                        "down (given a number, not live).",
+                        impl_->registry);
+  impl_->shards_live = &shards.Add({{"state", "live"}});
+  impl_->shards_down = &shards.Add({{"state", "down"}});
+  impl_->etcd_up = &family(prometheus::BuildGauge(), "relay_cluster_etcd_up",
+                           "1 while etcd answers this shard, 0 while it does not (ingest and delivery go on; "
+                           "subscription writes answer 503).",
+                           impl_->registry)
+                        .Add({});
+}
+
+void RelayMetrics::set_cluster_shards(std::uint64_t live, std::uint64_t down) {
+  if (impl_->shards_live == nullptr) return;
+  impl_->shards_live->Set(static_cast<double>(live));
+  impl_->shards_down->Set(static_cast<double>(down));
+}
+
+void RelayMetrics::set_cluster_etcd_up(bool up) {
+  if (impl_->etcd_up != nullptr) impl_->etcd_up->Set(up ? 1 : 0);
 }
 
 void RelayMetrics::dlq_redriven(std::uint64_t n) { impl_->dlq_redriven.Increment(static_cast<double>(n)); }

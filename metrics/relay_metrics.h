@@ -73,6 +73,19 @@ class RelayMetrics {
   // relay_jobs{state}: jobs stored in `state` (every state's series exists from the start, at 0).
   void set_jobs(JobState state, std::uint64_t count);
 
+  // Cluster mode: a request this shard sent to another shard's API (relay/api/cluster_router.h),
+  // relay_cluster_forwarded_requests_total{kind}. Its series exist (at 0) from
+  // add_cluster_forwarding() on, so that a single node shows none; before it, nothing is counted.
+  enum class ForwardKind { ingest, read, write, list };
+  void add_cluster_forwarding();
+  void cluster_forwarded(ForwardKind kind);
+  // Cluster mode: relay_cluster_shards{state="live"|"down"} (down: shards with a number that are
+  // not live) and relay_cluster_etcd_up (1 while etcd answers). They exist from
+  // add_cluster_state() on; before it the setters do nothing.
+  void add_cluster_state();
+  void set_cluster_shards(std::uint64_t live, std::uint64_t down);
+  void set_cluster_etcd_up(bool up);
+
   // Creates every series labelled with this subscription id that does not exist yet, at 0
   // (circuit closed), so that rates and alerts see a subscription before its first attempt.
   void add_subscription(std::string_view subscription);

@@ -72,6 +72,12 @@ UnixMillis id_time(std::string_view text) {
   return static_cast<UnixMillis>(read_be(std::string_view(parsed->data(), parsed->size()), 6));
 }
 
+std::optional<std::uint32_t> id_instance(std::string_view text, std::string_view prefix) {
+  const auto parsed = parse_id(text, prefix);
+  if (!parsed) return std::nullopt;
+  return static_cast<std::uint32_t>(read_be(std::string_view(parsed->data() + 6, 4), 4));
+}
+
 void append_u64(std::string& out, std::uint64_t value) { append_be(out, value, 8); }
 void append_u32(std::string& out, std::uint32_t value) { append_be(out, value, 4); }
 std::uint64_t read_u64(std::string_view bytes) { return read_be(bytes, 8); }

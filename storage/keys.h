@@ -7,6 +7,11 @@
 // "dlv_") and 32 lowercase hex digits, which sorts the same way.
 //
 // Keys are built from ids and big-endian integers so that RocksDB's bytewise order is time order:
+//   meta (default)    "instance_id"            -> u32         part of every id made here
+//                     "shard_name"             -> text        cluster mode: the shard this data
+//                     "shard_number"           -> u32           directory belongs to (= instance_id)
+//                     "cluster_subscriptions_revision" -> u64  etcd revision the subscriptions
+//                                                              family reflects (cluster mode)
 //   events            evt                      -> Event record
 //   deliveries        dlv                      -> Delivery record
 //   schedule          due_ms(8) dlv            -> sub         pending deliveries by due time
@@ -42,6 +47,12 @@ inline constexpr std::string_view kSubscriptionPrefix = "sub_";
 inline constexpr std::string_view kDeliveryPrefix = "dlv_";
 inline constexpr std::string_view kJobPrefix = "job_";
 
+// Keys of the meta family (above).
+inline constexpr const char* kMetaInstanceId = "instance_id";
+inline constexpr const char* kMetaShardName = "shard_name";
+inline constexpr const char* kMetaShardNumber = "shard_number";
+inline constexpr const char* kMetaSubscriptionsRevision = "cluster_subscriptions_revision";
+
 // Makes unique, time-ordered ids. Thread-safe.
 class IdGenerator {
  public:
@@ -59,6 +70,9 @@ std::optional<RawId> parse_id(std::string_view text, std::string_view prefix);
 std::string format_id(std::string_view prefix, std::string_view raw);
 // The creation time encoded in an id (textual, any prefix); 0 if it is not an id.
 UnixMillis id_time(std::string_view text);
+// The instance part of an id with the expected prefix (in cluster mode, the number of the shard
+// that made it), or nullopt if it is not one.
+std::optional<std::uint32_t> id_instance(std::string_view text, std::string_view prefix);
 
 void append_u64(std::string& out, std::uint64_t value);
 void append_u32(std::string& out, std::uint32_t value);

@@ -23,8 +23,6 @@ const char* const kFamilyNames[] = {
     "ordering_queues", "failure_streaks"};
 static_assert(std::size(kFamilyNames) == static_cast<std::size_t>(Family::count_));
 
-constexpr const char* kInstanceIdKey = "instance_id";
-
 // Below this much free space a start is not tried: RocksDB writes OPTIONS and MANIFEST files
 // before anything else. A start with little more room opens, and its writes wait for space
 // like those of a running relayd (Store::recover).
@@ -147,14 +145,14 @@ std::unique_ptr<Store> Store::open(const StoreOptions& store_options) {
   std::unique_ptr<Store> store(
       new Store(store_options, std::unique_ptr<rocksdb::DB>(raw_db), handles, std::move(background_error)));
 
-  if (auto stored = store->get(Family::meta, kInstanceIdKey); stored && stored->size() == 4) {
+  if (auto stored = store->get(Family::meta, keys::kMetaInstanceId); stored && stored->size() == 4) {
     store->instance_id_ = keys::read_u32(*stored);
   } else {
     store->instance_id_ = std::random_device{}();
     std::string value;
     keys::append_u32(value, store->instance_id_);
     rocksdb::WriteBatch batch;
-    batch.Put(store->handle(Family::meta), kInstanceIdKey, value);
+    batch.Put(store->handle(Family::meta), keys::kMetaInstanceId, value);
     if (auto s = store->write(batch); !s.ok()) throw std::runtime_error("cannot write to data directory: " + s.ToString());
   }
   return store;
@@ -182,6 +180,50 @@ Store::~Store() {
     if (handle != nullptr) db_->DestroyColumnFamilyHandle(handle).PermitUncheckedError();
   }
   db_->Close().PermitUncheckedError();
+}
+
+std::optional<ShardIdentity> Store::shard() const {
+  const auto name = get(Family::meta, keys::kMetaShardName);
+  const auto number = get(Family::meta, keys::kMetaShardNumber);
+  if (!name && !number) return std::nullopt;
+  if (!name || !number || number->size() != 4 || name->empty()) {
+    throw std::runtime_error("data directory " + options_.path + " holds an incomplete shard identity");
+  }
+  return ShardIdentity{*name, keys::read_u32(*number)};
+}
+
+void Store::claim_shard(const ShardIdentity& shard) {
+  if (shard.name.empty() || shard.number == 0) throw std::invalid_argument("a shard needs a name and a number >= 1");
+  if (const auto stored = this->shard()) {
+    if (*stored == shard) {
+      instance_id_ = shard.number;
+      return;
+    }
+    throw std::runtime_error("data directory " + options_.path + " belongs to shard '" + stored->name + "' (number " +
+                             std::to_string(stored->number) + "), not to shard '" + shard.name + "' (number " +
+                             std::to_string(shard.number) + "): start it with --shard " + stored->name +
+                             " or give this shard a data directory of its own");
+  }
+  for (const auto family : {Family::events, Family::deliveries, Family::jobs, Family::subscriptions}) {
+    bool empty = true;
+    scan(family, ScanRange{}, [&](std::string_view, std::string_view) {
+      empty = false;
+      return false;
+    });
+    if (!empty) {
+      throw std::runtime_error("data directory " + options_.path +
+                               " holds the data of a single-node relay (events, deliveries, jobs or subscriptions "
+                               "whose ids name no shard): a cluster shard starts on an empty data directory");
+    }
+  }
+  std::string number;
+  keys::append_u32(number, shard.number);
+  rocksdb::WriteBatch batch;
+  batch.Put(handle(Family::meta), keys::kMetaShardName, shard.name);
+  batch.Put(handle(Family::meta), keys::kMetaShardNumber, number);
+  batch.Put(handle(Family::meta), keys::kMetaInstanceId, number);
+  if (auto s = write(batch); !s.ok()) throw std::runtime_error("cannot write to data directory: " + s.ToString());
+  instance_id_ = shard.number;
 }
 
 std::optional<std::string> Store::get(Family family, const std::string& key) const {

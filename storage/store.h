@@ -41,6 +41,15 @@ struct StoreOptions {
   std::size_t block_cache_bytes = 64 << 20;
 };
 
+// The shard a data directory belongs to in cluster mode (docs/cluster.md): its name and the
+// number etcd allocated to that name once, which is the instance id of every id made here.
+struct ShardIdentity {
+  std::string name;
+  std::uint32_t number = 0;
+
+  friend bool operator==(const ShardIdentity&, const ShardIdentity&) = default;
+};
+
 // What a key-range scan visits: [lower, upper) in key order, or reversed.
 struct ScanRange {
   std::string lower;
@@ -59,8 +68,20 @@ class Store {
   rocksdb::DB& db() { return *db_; }
   rocksdb::ColumnFamilyHandle* handle(Family family) const { return handles_[static_cast<std::size_t>(family)]; }
   bool sync_writes() const { return options_.sync_writes; }
-  // A random number chosen when the database was created; part of every id made here.
+  // Part of every id made here: a random number chosen when the database was created, or in
+  // cluster mode the shard's number (claim_shard).
   std::uint32_t instance_id() const { return instance_id_; }
+
+  // The shard this data directory belongs to; nullopt when it never joined a cluster. Throws
+  // std::runtime_error when the stored identity is unreadable (startup only).
+  std::optional<ShardIdentity> shard() const;
+  // Binds the data directory to `shard` for good, in one write: its name, its number, and the
+  // number as instance_id() from now on. Startup only, before anything makes an id. Claiming the
+  // identity already stored does nothing. Throws std::runtime_error with a clear message when
+  // the directory belongs to another shard (name or number), or when it was a single-node
+  // relay's and holds events, deliveries, jobs or subscriptions: their ids carry its random
+  // instance id, which names no shard (and the subscription mirror would drop its subscriptions).
+  void claim_shard(const ShardIdentity& shard);
 
   // Point read; nullopt when absent. Errors other than NotFound are reported as nullopt too,
   // after being logged once by the caller's error path (RocksDB read errors mean a broken disk).

@@ -12,7 +12,7 @@ import sys
 import time
 import traceback
 
-from . import procstat, replay, report, routing, scenarios
+from . import cluster, procstat, replay, report, routing, scenarios
 from .nginx import Front, Sink
 
 BENCH_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -41,11 +41,12 @@ def config():
         "backlog_dead": env_int("BENCH_BACKLOG_DEAD", 100_000),
         "profile_seconds": env_int("BENCH_PROFILE_SECONDS", 10),
         "micro_min_time": env_float("BENCH_MICRO_MIN_TIME", 0.3),
-        "scenarios": os.environ.get("BENCH_SCENARIOS", "micro 1 2 3 4 ordered tenants filters replay profile").split(),
+        "scenarios": os.environ.get("BENCH_SCENARIOS", "micro 1 2 3 4 ordered tenants filters cluster replay profile").split(),
         "keep_data": os.environ.get("BENCH_KEEP_DATA", "0") == "1",
         "nginx_workers": env_int("BENCH_NGINX_WORKERS", 2),
         "ordered_keys": env_int("BENCH_ORDERED_KEYS", 1000),
         "ordered_per_key": env_int("BENCH_ORDERED_PER_KEY", 100),
+        "cluster_rounds": env_int("BENCH_CLUSTER_ROUNDS", 2),
         "replay_events": env_int("BENCH_REPLAY_EVENTS", 1_000_000),
         "replay_rate": env_int("BENCH_REPLAY_RATE", 0),
         "replay_target_rate": env_int("BENCH_REPLAY_TARGET_RATE", 1),
@@ -152,6 +153,8 @@ def main():
             step("tenants", lambda: routing.scenario_tenants(ctx))
         if "filters" in selected:
             step("filters", lambda: routing.scenario_filters(ctx))
+        if "cluster" in selected:
+            step("cluster", lambda: cluster.scenario_cluster(ctx))
         if "replay" in selected:
             step("replay", lambda: replay.scenario_replay(ctx))
         if "profile" in selected:

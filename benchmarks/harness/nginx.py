@@ -14,10 +14,11 @@ dropped: its subrequests do not reuse upstream connections, so it measured TIME_
 """
 
 import os
-import signal
 import socket
 import subprocess
 import time
+
+from . import procstat
 
 _COMMON = """
 daemon off;
@@ -105,13 +106,7 @@ class Nginx:
         return self.process.pid
 
     def stop(self):
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        procstat.terminate(self.process)
 
 
 class Sink(Nginx):

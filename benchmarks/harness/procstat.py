@@ -2,6 +2,7 @@
 
 import os
 import platform
+import signal
 import subprocess
 import time
 
@@ -111,3 +112,15 @@ def fdatasync_probe(directory, count=200, size=1400):
         os.unlink(path)
     times.sort()
     return {"p50_ms": times[len(times) // 2], "p99_ms": times[int(len(times) * 0.99) - 1], "max_ms": times[-1]}
+
+
+def terminate(process, timeout=10.0):
+    """SIGTERM, then SIGKILL after `timeout` seconds; nothing when it is not running."""
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

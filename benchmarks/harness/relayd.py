@@ -15,12 +15,13 @@ INGEST_KEY = "bench-ingest-key-0123456789"
 
 
 class Relayd:
-    def __init__(self, binary, data_dir, log_path, durability="fsync"):
+    def __init__(self, binary, data_dir, log_path, durability="fsync", extra_args=(), port=None):
         self.binary = binary
         self.data_dir = data_dir
         self.log_path = log_path
         self.durability = durability
-        self.port = free_port()
+        self.extra_args = list(extra_args)  # cluster mode: --cluster-etcd, --shard, --advertise
+        self.port = port or free_port()
         self.process = None
 
     def start(self, timeout=60.0):
@@ -28,7 +29,7 @@ class Relayd:
         os.makedirs(self.data_dir, exist_ok=True)
         cmd = [self.binary, "--listen", f"127.0.0.1:{self.port}", "--data-dir", self.data_dir,
                "--api-key", f"admin:{ADMIN_KEY}", "--api-key", f"ingest:{INGEST_KEY}",
-               "--durability", self.durability, "--allow-cidr", "127.0.0.0/8", "--log-level", "warn"]
+               "--durability", self.durability, "--allow-cidr", "127.0.0.0/8", "--log-level", "warn"] + self.extra_args
         started = time.monotonic()
         self.process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(self.log_path, "a"))
         deadline = started + timeout

@@ -378,7 +378,56 @@ def details(res):
                        f"{n(s4.get('disk_bytes_end', 0) / 2**20)} MiB on disk at the end")
     out.append(ordered(res))
     out += routing_details(res)
+    out.append(cluster(res))
     out += replay_details(res)
+    return "\n".join(out)
+
+
+def _mean(values):
+    values = [v for v in values if v is not None]
+    return sum(values) / len(values) if values else None
+
+
+def cluster(res):
+    """The cluster scenario (issue 14): a section of its own."""
+    c = res.get("cluster") or {}
+    if not c:
+        return ""
+    out = ["", "### Cluster mode: what the mode costs (issue 14)"]
+    if "error" in c:
+        out.append(f"Failed: `{c['error']}`")
+        return "\n".join(out)
+    a = c.get("one_shard") or {}
+    out += ["", "A. Scenario 1's load (held deliveries) on a single node and on one cluster-mode shard with a "
+                "one-member etcd on the same machine, alternating, "
+                f"{n(c.get('rounds'))} rounds. Target: the shard >= 90% of the single node.", "",
+            "| round | single node events/s | shard events/s | shard / single | single p99 ms | shard p99 ms |",
+            "|---|---|---|---|---|---|"]
+    for i, (s, k) in enumerate(zip(a.get("single") or [], a.get("shard") or [])):
+        out.append(f"| {i + 1} | {n(s.get('rps'))} | {n(k.get('rps'))} | {pct(ratio(k.get('rps'), s.get('rps')))} | "
+                   f"{ms(s.get('p99_ms'))} | {ms(k.get('p99_ms'))} |")
+    single = _mean([r.get("rps") for r in a.get("single") or []])
+    shard = _mean([r.get("rps") for r in a.get("shard") or []])
+    if single and shard:
+        out.append(f"\nMean over the rounds: the shard ingests at {pct(shard / single)} of the single node: "
+                   f"{verdict(shard / single >= 0.9)}.")
+    b = c.get("three_shards") or {}
+    out += ["", f"B. {n(b.get('shards'))} shards on this machine, the load spread over them (one wrk per shard, a "
+                "third of the connections each); events without a key against events with a distinct "
+                "`ordering_key` each (stored on the key's owner shard, so about two thirds are forwarded one "
+                "hop).", "",
+            "| round | events | events/s | forwarded | p50 ms | p99 ms | CPU ms / 1,000 events (3 shards) |",
+            "|---|---|---|---|---|---|---|"]
+    for i, (u, k) in enumerate(zip(b.get("unkeyed") or [], b.get("keyed") or [])):
+        for name, r in (("without keys", u), ("keyed", k)):
+            out.append(f"| {i + 1} | {name} | {n(r.get('rps'))} | {pct(r.get('forwarded_share'))} | "
+                       f"{ms(r.get('p50_ms'))} | {ms(r.get('p99_ms'))} | {n(r.get('cpu_ms_per_1000'))} |")
+    unkeyed = _mean([r.get("rps") for r in b.get("unkeyed") or []])
+    keyed = _mean([r.get("rps") for r in b.get("keyed") or []])
+    if unkeyed and keyed:
+        out.append(f"\nMean over the rounds: keyed ingest runs at {pct(keyed / unkeyed)} of unkeyed ingest on the "
+                   "same three shards; on one machine both share its 2 cores and its disk, so this is the cost "
+                   "of the extra hop, not a scaling figure (docs/cluster.md estimates 10 machines from it).")
     return "\n".join(out)
 
 

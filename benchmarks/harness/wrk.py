@@ -7,14 +7,26 @@ import subprocess
 LUA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "wrk", "post.lua")
 
 
-def run(url, duration, connections, threads, body_file, auth="", rate=0):
-    """Runs wrk and returns its summary: requests, rps, errors, latency percentiles (ms)."""
+def start(url, duration, connections, threads, body_file, auth="", rate=0, keyed=False):
+    """Starts wrk; finish() waits for it and reads its summary."""
     threads = max(1, min(threads, connections))
     env = dict(os.environ, BENCH_BODY_FILE=body_file, BENCH_AUTH=auth, BENCH_RATE=str(rate),
-               BENCH_THREADS=str(threads))
+               BENCH_THREADS=str(threads), BENCH_KEYED="1" if keyed else "0")
     cmd = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{duration}s", "--timeout", "10s",
            "-s", LUA, url]
-    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=duration + 60)
+    process = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return process, duration, connections, rate
+
+
+def run(url, duration, connections, threads, body_file, auth="", rate=0, keyed=False):
+    """Runs wrk and returns its summary: requests, rps, errors, latency percentiles (ms)."""
+    return finish(start(url, duration, connections, threads, body_file, auth, rate, keyed))
+
+
+def finish(started):
+    process, duration, connections, rate = started
+    stdout, stderr = process.communicate(timeout=duration + 60)
+    out = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
     line = next((l for l in out.stdout.splitlines() if l.startswith("BENCH_JSON ")), None)
     if line is None:
         raise RuntimeError(f"wrk printed no summary: {out.stdout}\n{out.stderr}")

@@ -6,6 +6,8 @@
 --   BENCH_AUTH       API key sent as "Authorization: Bearer ..." (optional)
 --   BENCH_RATE       requests per second over all threads; 0 or unset = as fast as possible
 --   BENCH_THREADS    wrk's -t, to split BENCH_RATE between threads (default 1)
+--   BENCH_KEYED      1: every "__KEY__" in the body becomes a key of its own per request (a
+--                    per-thread counter with a random prefix), e.g. a distinct ordering key
 --
 -- Pacing: plain wrk has no rate limit (wrk2 is not in Debian). Each thread hands out send slots
 -- at a fixed interval from a monotonic clock (LuaJIT FFI clock_gettime) and delay() holds a
@@ -26,6 +28,21 @@ wrk.headers["Content-Type"] = "application/json"
 local auth = os.getenv("BENCH_AUTH")
 if auth and auth ~= "" then
   wrk.headers["Authorization"] = "Bearer " .. auth
+end
+
+if os.getenv("BENCH_KEYED") == "1" then
+  local template = wrk.body
+  local counter = 0
+  local prefix = nil
+  function request()
+    if prefix == nil then
+      math.randomseed(os.time() + tonumber(tostring({}):match("0x(%x+)") or "0", 16))
+      prefix = string.format("k%08x-", math.random(0, 0x7fffffff))
+    end
+    counter = counter + 1
+    local body = template:gsub("__KEY__", prefix .. counter)
+    return wrk.format(nil, nil, nil, body)
+  end
 end
 
 local rate = tonumber(os.getenv("BENCH_RATE") or "0") or 0

@@ -11,10 +11,13 @@
 #include <string>
 
 #include "metrics/relay_metrics.h"
+#include "relay/api/cluster_policy.h"
+#include "relay/api/cluster_router.h"
 #include "relay/api/http_responses.h"
 #include "relay/api/request_parsing.h"
 #include "relay/api/route.h"
 #include "relay/delivery/delivery_scheduler.h"
+#include "storage/keys.h"
 
 namespace relay {
 
@@ -27,38 +30,45 @@ enum class Access { open, ingest, admin };
 // What a client refused by --max-pending-deliveries is told to wait: deliveries drain in seconds.
 constexpr int kPendingRetryAfterSeconds = 5;
 
+using Mode = ClusterPolicy::Mode;
+
 struct Route {
   http::verb method;
   std::string_view path;  // "{id}" marks the one variable segment
   Access access;
   RouteHandler handler;  // nullptr for the built-in health, readiness and metrics routes
+  ClusterPolicy cluster = {};  // where it runs in cluster mode (relay/api/cluster_policy.h)
 };
 
+// A row without a cluster policy runs where it arrives in cluster mode too: health, readiness,
+// metrics, and subscriptions (every shard holds the copy etcd shares; writes go to etcd).
 constexpr std::array kRoutes = {
     Route{http::verb::get, "/healthz", Access::open, nullptr},
     Route{http::verb::get, "/readyz", Access::open, nullptr},
     Route{http::verb::get, "/metrics", Access::open, nullptr},
-    Route{http::verb::post, "/v1/events", Access::ingest, &publish_event},
-    Route{http::verb::post, "/v1/events/batch", Access::ingest, &publish_event_batch},
-    Route{http::verb::get, "/v1/events/{id}", Access::admin, &get_event},
-    Route{http::verb::post, "/v1/events/{id}/redeliver", Access::admin, &redeliver_event},
-    Route{http::verb::get, "/v1/event-types", Access::admin, &list_event_types},
+    Route{http::verb::post, "/v1/events", Access::ingest, &publish_event, on_owner(Mode::ingest)},
+    Route{http::verb::post, "/v1/events/batch", Access::ingest, &publish_event_batch, on_owner(Mode::ingest_batch)},
+    Route{http::verb::get, "/v1/events/{id}", Access::admin, &get_event, by_id(keys::kEventPrefix)},
+    Route{http::verb::post, "/v1/events/{id}/redeliver", Access::admin, &redeliver_event, by_id(keys::kEventPrefix)},
+    Route{http::verb::get, "/v1/event-types", Access::admin, &list_event_types, on_every_shard(Mode::event_types)},
     Route{http::verb::post, "/v1/subscriptions", Access::admin, &create_subscription},
     Route{http::verb::get, "/v1/subscriptions", Access::admin, &list_subscriptions},
     Route{http::verb::get, "/v1/subscriptions/{id}", Access::admin, &get_subscription},
     Route{http::verb::patch, "/v1/subscriptions/{id}", Access::admin, &update_subscription},
     Route{http::verb::delete_, "/v1/subscriptions/{id}", Access::admin, &delete_subscription},
     Route{http::verb::post, "/v1/subscriptions/{id}/rotate-secret", Access::admin, &rotate_subscription_secret},
-    Route{http::verb::get, "/v1/deliveries", Access::admin, &list_deliveries},
-    Route{http::verb::get, "/v1/deliveries/{id}", Access::admin, &get_delivery},
-    Route{http::verb::post, "/v1/deliveries/{id}/retry", Access::admin, &retry_delivery},
-    Route{http::verb::get, "/v1/dlq", Access::admin, &list_dead_letters},
-    Route{http::verb::post, "/v1/dlq/retry", Access::admin, &redrive_dead_letters},
-    Route{http::verb::delete_, "/v1/dlq/{id}", Access::admin, &discard_dead_letter},
-    Route{http::verb::post, "/v1/subscriptions/{id}/replay", Access::admin, &replay_subscription},
-    Route{http::verb::get, "/v1/jobs", Access::admin, &list_jobs},
-    Route{http::verb::get, "/v1/jobs/{id}", Access::admin, &get_job},
-    Route{http::verb::post, "/v1/jobs/{id}/cancel", Access::admin, &cancel_job},
+    Route{http::verb::get, "/v1/deliveries", Access::admin, &list_deliveries,
+          merged_list(cluster::ListKind::deliveries)},
+    Route{http::verb::get, "/v1/deliveries/{id}", Access::admin, &get_delivery, by_id(keys::kDeliveryPrefix)},
+    Route{http::verb::post, "/v1/deliveries/{id}/retry", Access::admin, &retry_delivery, by_id(keys::kDeliveryPrefix)},
+    Route{http::verb::get, "/v1/dlq", Access::admin, &list_dead_letters, merged_list(cluster::ListKind::dead_letters)},
+    Route{http::verb::post, "/v1/dlq/retry", Access::admin, &redrive_dead_letters, on_every_shard(Mode::redrive)},
+    Route{http::verb::delete_, "/v1/dlq/{id}", Access::admin, &discard_dead_letter, by_id(keys::kDeliveryPrefix)},
+    Route{http::verb::post, "/v1/subscriptions/{id}/replay", Access::admin, &replay_subscription,
+          on_every_shard(Mode::replay)},
+    Route{http::verb::get, "/v1/jobs", Access::admin, &list_jobs, merged_list(cluster::ListKind::jobs)},
+    Route{http::verb::get, "/v1/jobs/{id}", Access::admin, &get_job, by_id(keys::kJobPrefix)},
+    Route{http::verb::post, "/v1/jobs/{id}/cancel", Access::admin, &cancel_job, by_id(keys::kJobPrefix)},
 };
 
 // Matches `path` against a route template; on success `id` holds the {id}
@@ -181,7 +191,13 @@ boost::asio::awaitable<HttpResponse> ApiRouter::handle(HttpRequest request) {
     response = error_response(query.error());
   } else {
     RouteRequest route_request{request, std::move(id), std::move(*query)};
-    response = co_await route->handler(context_, route_request);
+    if (cluster_ != nullptr && route->cluster.mode != Mode::local) {
+      const RouteHandler handler = route->handler;
+      const ClusterRouter::LocalHandler local = [this, handler](const RouteRequest& r) { return handler(context_, r); };
+      response = co_await cluster_->handle(route->cluster, local, route_request);
+    } else {
+      response = co_await route->handler(context_, route_request);
+    }
   }
 
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();

@@ -11,9 +11,13 @@
 
 namespace relay {
 
+class ClusterRouter;
+
 class ApiRouter {
  public:
-  explicit ApiRouter(ApiContext& context) : context_(context) {}
+  // With `cluster` (cluster mode), each route runs where its ClusterPolicy says; without it,
+  // every route runs here.
+  explicit ApiRouter(ApiContext& context, ClusterRouter* cluster = nullptr) : context_(context), cluster_(cluster) {}
 
   boost::asio::awaitable<HttpResponse> handle(HttpRequest request);
   // For HttpServer, from the header alone: the refusal (401, 403, 503 draining, 429 ingest
@@ -25,6 +29,7 @@ class ApiRouter {
 
  private:
   ApiContext& context_;
+  ClusterRouter* cluster_;
 };
 
 }  // namespace relay

@@ -285,7 +285,8 @@ Result<mutations::NewEvent> parse_event_body(const HttpRequest& request, std::st
   return event_from_members(std::move(members), idempotency_key);
 }
 
-Result<std::vector<Result<mutations::NewEvent>>> parse_event_batch_body(const HttpRequest& request) {
+Result<std::vector<Result<mutations::NewEvent>>> parse_event_batch_body(const HttpRequest& request,
+                                                                         std::vector<std::string_view>* texts) {
   if (auto checked = check_json_content_type(request); !checked) return checked.error();
   const std::string_view body = request.body();
   constexpr int kElementDepth = kMaxJsonDepth - 2;  // inside the body object and "events"
@@ -301,6 +302,7 @@ Result<std::vector<Result<mutations::NewEvent>>> parse_event_batch_body(const Ht
     }
     // A repeated member counts with its last value, as in a parsed object.
     events.clear();
+    if (texts != nullptr) texts->clear();
     count = 0;
     has_events = scanner.consume('[');
     if (!has_events) return scanner.value(kMaxJsonDepth - 1).has_value();
@@ -310,12 +312,16 @@ Result<std::vector<Result<mutations::NewEvent>>> parse_event_batch_body(const Ht
       if (++count > kMaxBatchEvents) {
         if (!scanner.value(kElementDepth)) return false;
       } else if (scanner.consume('{')) {
+        const std::size_t start = scanner.offset() - 1;
         EventMembers members;
         if (!scan_event_members(scanner, kEventMemberDepth, members)) return false;
         events.push_back(event_from_members(std::move(members), ""));
+        if (texts != nullptr) texts->push_back(body.substr(start, scanner.offset() - start));
       } else {
-        if (!scanner.value(kElementDepth)) return false;
+        const auto value = scanner.value(kElementDepth);
+        if (!value) return false;
         events.push_back(make_error(Errc::invalid_field, "an event must be a JSON object"));
+        if (texts != nullptr) texts->push_back(*value);
       }
     } while (scanner.consume(','));
     return scanner.consume(']');

@@ -28,7 +28,9 @@ Result<mutations::NewEvent> parse_event_body(const HttpRequest& request, std::st
 // parse_event_body: each event's payload is kept as compacted text, so that the batch stores
 // the same bytes as POST /v1/events. The whole body answers one error (invalid JSON, no
 // "events" array of 1 to 1000 elements, another member); otherwise each element gets its
-// event or its own invalid_field error, in order.
-Result<std::vector<Result<mutations::NewEvent>>> parse_event_batch_body(const HttpRequest& request);
+// event or its own invalid_field error, in order. With `texts`, it also gets each element as
+// written in the body (views into it), in the same order: cluster mode forwards them.
+Result<std::vector<Result<mutations::NewEvent>>> parse_event_batch_body(const HttpRequest& request,
+                                                                         std::vector<std::string_view>* texts = nullptr);
 
 }  // namespace relay

@@ -20,6 +20,7 @@ const char* errc_name(Errc code) {
     case Errc::unsupported_media_type: return "unsupported_media_type";
     case Errc::too_many_requests: return "too_many_requests";
     case Errc::unavailable: return "unavailable";
+    case Errc::shard_unavailable: return "shard_unavailable";
     case Errc::internal: return "internal";
   }
   return "internal";
@@ -39,6 +40,7 @@ int errc_http_status(Errc code) {
     case Errc::unsupported_media_type: return 415;
     case Errc::too_many_requests: return 429;
     case Errc::unavailable: return 503;
+    case Errc::shard_unavailable: return 503;
     case Errc::internal: return 500;
   }
   return 500;

@@ -9,11 +9,14 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <openssl/rand.h>
 
 #include "metrics/relay_metrics.h"
 #include "relay/api/api_context.h"
 #include "relay/api/api_router.h"
+#include "relay/api/cluster_router.h"
+#include "relay/app/cluster_node.h"
 #include "relay/delivery/delivery_scheduler.h"
 #include "relay/delivery/destination_guard.h"
 #include "relay/delivery/egress_thread.h"
@@ -69,10 +72,6 @@ void publish_storage_bytes(asio::io_context& io, asio::thread_pool& pool, Store&
 }  // namespace
 
 int run_relay(const Config& base_config) {
-  if (base_config.cluster.enabled()) {
-    // Until the cluster parts are wired in, refuse rather than run as a single node unnoticed.
-    throw ConfigError("cluster mode (--cluster-etcd) is not available in this build yet");
-  }
   const DestinationPolicy destinations = destination_policy(base_config);
   std::filesystem::create_directories(base_config.data_dir);
   const Config config = with_dev_key(base_config);
@@ -92,11 +91,14 @@ int run_relay(const Config& base_config) {
         }
       });
   SubscriptionRegistry subscriptions(queries::subscriptions(*store));
-  keys::IdGenerator ids(clock, store->instance_id());
   FailureStreaks streaks;  // used by the writer thread's commands only
 
   asio::io_context io(1);
   asio::thread_pool blocking_pool(2);
+  // Cluster mode: the shard's number is claimed before anything makes an id.
+  std::optional<ClusterNode> cluster;
+  if (config.cluster.enabled()) cluster.emplace(io, config, *store, pipeline, subscriptions, streaks, clock, logger, metrics);
+  keys::IdGenerator ids(clock, store->instance_id());
   std::atomic<bool> draining{false};
 
   EgressOptions egress_options;
@@ -125,16 +127,36 @@ int run_relay(const Config& base_config) {
   JobRunner jobs(io, job_options, clock, logger, *store, pipeline, subscriptions, ids, scheduler, metrics,
                  blocking_pool);
 
-  // The scheduler and the metrics follow every subscription change.
-  LocalSubscriptionWrites subscription_writes(pipeline, subscriptions, streaks,
-                                              [&scheduler, &metrics](const std::string& id, const Subscription* now) {
-                                                scheduler.subscription_changed(id);
-                                                if (!now) metrics.forget_subscription(id);
-                                              });
+  // The scheduler and the metrics follow every subscription change: on a single node as the API
+  // writes it, in cluster mode as etcd's copy reaches this shard.
+  const auto subscription_changed = [&scheduler, &metrics](const std::string& id, bool removed) {
+    scheduler.subscription_changed(id);
+    if (removed) metrics.forget_subscription(id);
+  };
+  LocalSubscriptionWrites local_writes(pipeline, subscriptions, streaks,
+                                       [subscription_changed](const std::string& id, const Subscription* now) {
+                                         subscription_changed(id, now == nullptr);
+                                       });
+  SubscriptionWrites& subscription_writes = cluster ? cluster->subscription_writes() : local_writes;
 
   ApiContext context{config,  clock,   logger,    *store,        pipeline, subscriptions, subscription_writes, ids,
                      metrics, scheduler, blocking_pool, draining, jobs};
-  ApiRouter router(context);
+  std::optional<ClusterRouter> cluster_router;
+  if (cluster) {
+    cluster_router.emplace(cluster->view(), cluster->peers(), metrics, logger,
+                           ClusterRouter::Options{std::chrono::milliseconds(config.cluster.timeout_ms),
+                                                  peer_api_key(config)});
+    // A subscription this shard disabled (disable_after) is disabled through etcd, on every shard.
+    scheduler.on_auto_disabled([&cluster](const Subscription& disabled) {
+      cluster->write_in_background(disabled.id, [at = disabled.disabled_at](Subscription& sub) -> Status {
+        if (!sub.enabled) return make_error(Errc::conflict, "disabled already");
+        set_enabled(sub, false, at, DisabledReason::failing);
+        sub.updated_at = at;
+        return Ok{};
+      });
+    });
+  }
+  ApiRouter router(context, cluster_router ? &*cluster_router : nullptr);
   HttpServerOptions server_options;
   server_options.max_body_bytes = config.max_body_bytes;
   // One body of the largest size always fits, or such requests could never be served.
@@ -152,6 +174,7 @@ int run_relay(const Config& base_config) {
     if (ec) return;
     logger.info("shutting down", {{"signal", signal}, {"grace_ms", config.shutdown_grace_ms}});
     draining = true;
+    if (cluster) cluster->leave();
     server.drain();
     cleaner.stop();
     jobs.stop();
@@ -160,6 +183,10 @@ int run_relay(const Config& base_config) {
 
   asio::steady_timer storage_timer(io);
   publish_storage_bytes(io, blocking_pool, *store, metrics, storage_timer);
+  if (cluster) {
+    cluster->start(ClusterNode::Hooks{subscription_changed,
+                                      [&scheduler](std::size_t live) { scheduler.set_shards(live); }});
+  }
   scheduler.start(nullptr);
   gauges.start();
   cleaner.start();
@@ -171,6 +198,7 @@ int run_relay(const Config& base_config) {
                             {"durability", config.sync_writes ? "fsync" : "buffered"},
                             {"subscriptions", subscriptions.size()}});
   io.run();
+  if (cluster) cluster->finish();
 
   blocking_pool.join();
   pipeline.stop();

@@ -22,6 +22,7 @@ enum class Errc {
   unsupported_media_type,
   too_many_requests,
   unavailable,
+  shard_unavailable,  // cluster mode: the shard that holds the object did not answer
   internal,
 };
 

@@ -216,6 +216,13 @@ void DeliveryScheduler::subscription_changed(const std::string& subscription_id)
   request_pump();
 }
 
+void DeliveryScheduler::set_shards(std::size_t live_shards) {
+  if (live_shards == lane_limits_.shards) return;
+  lane_limits_.shards = live_shards;
+  if (started_) fit_lanes_to_budgets(nullptr);
+  request_pump();
+}
+
 void DeliveryScheduler::dead_removed(std::size_t count) { counts_.remove_dead(count); }
 
 bool DeliveryScheduler::is_in_flight(const std::string& delivery_id) const {
@@ -269,7 +276,7 @@ void DeliveryScheduler::pump() {
 }
 
 bool DeliveryScheduler::try_dispatch(Lane& l, const Subscription& sub, UnixMillis now, UnixMillis& wake_at) {
-  if (!sub.enabled || l.in_flight >= sub.max_in_flight) return false;
+  if (!sub.enabled || l.in_flight >= shard_share(sub.max_in_flight, lane_limits_.shards)) return false;
   UnixMillis retry_at = kNever;
   if (!l.circuit.allows(l.in_flight, now, retry_at)) {
     wake_at = std::min(wake_at, retry_at);
@@ -281,7 +288,8 @@ bool DeliveryScheduler::try_dispatch(Lane& l, const Subscription& sub, UnixMilli
     l.ready.pop_front();  // forgotten or already running
   }
   if (l.ready.empty()) return false;
-  if (sub.rate_limit_per_second > 0 && !l.bucket.try_take(sub.rate_limit_per_second, now, retry_at)) {
+  const std::uint32_t rate = shard_share(sub.rate_limit_per_second, lane_limits_.shards);
+  if (rate > 0 && !l.bucket.try_take(rate, now, retry_at)) {
     wake_at = std::min(wake_at, retry_at);
     return false;
   }

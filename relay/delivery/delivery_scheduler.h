@@ -103,6 +103,12 @@ class DeliveryScheduler {
   // A subscription was created, changed or deleted: its series exist from now on (while it is in
   // the registry), and its lane's budget changed, so that lane is fitted to it again.
   void subscription_changed(const std::string& subscription_id);
+  // Called on the event loop after the scheduler disabled a subscription (disable_after), once
+  // that is durable here: cluster mode writes the change to etcd, so every shard stops.
+  void on_auto_disabled(std::function<void(const Subscription&)> hook) { on_auto_disabled_ = std::move(hook); }
+  // Cluster mode: the live shards, which share each subscription's max_in_flight and
+  // rate_limit_per_second (lane.h, shard_share). A single node never calls it (1).
+  void set_shards(std::size_t live_shards);
   // Dead deliveries were removed (discarded or expired).
   void dead_removed(std::size_t count);
 
@@ -180,6 +186,7 @@ class DeliveryScheduler {
   boost::asio::io_context& io_;
   SchedulerOptions options_;
   LaneLimits lane_limits_;
+  std::function<void(const Subscription&)> on_auto_disabled_;
   CircuitOptions circuit_options_;
   const Clock& clock_;
   Logger& logger_;

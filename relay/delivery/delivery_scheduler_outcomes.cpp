@@ -100,6 +100,7 @@ void DeliveryScheduler::published(Recorded& recorded) {
                  {{"subscription", sub.id},
                   {"disable_after", format_duration(effective_disable_after(sub, options_.disable_after_ms))}});
     subscription_changed(sub.id);
+    if (on_auto_disabled_) on_auto_disabled_(sub);
   }
 }
 

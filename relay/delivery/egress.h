@@ -16,11 +16,16 @@
 
 namespace relay {
 
+// Deliveries POST; the other methods serve relay's own HTTP calls (etcd's gateway, API calls
+// forwarded between shards).
+enum class HttpMethod { post, get, put, patch, del };
+
 struct EgressRequest {
   std::string url;
   std::vector<std::pair<std::string, std::string>> headers;  // sent as given, in order
-  std::shared_ptr<const std::string> body;                     // POSTed; null means empty
-  std::int64_t timeout_ms = 15000;                             // whole attempt, connect included
+  std::shared_ptr<const std::string> body;  // null means empty; GET sends none, nor DELETE when empty
+  std::int64_t timeout_ms = 15000;          // whole attempt, connect included
+  HttpMethod method = HttpMethod::post;
 };
 
 struct EgressResponse {
@@ -39,9 +44,9 @@ class Egress {
 
   virtual ~Egress() = default;
 
-  // Starts a POST of request.body to request.url. `done` is called exactly once (unless the
-  // egress is destroyed first), always later through the caller's io_context, never from
-  // inside send().
+  // Starts request.method (POST: of request.body) to request.url. `done` is called exactly
+  // once (unless the egress is destroyed first), always later through the caller's io_context,
+  // never from inside send().
   virtual void send(EgressRequest request, Callback done) = 0;
 
   // Ends every running attempt; each callback gets outcome `other` with cancelled = true.

@@ -10,7 +10,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <boost/asio/post.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -81,7 +80,6 @@ class EgressClient::Impl : public std::enable_shared_from_this<EgressClient::Imp
   void send(EgressRequest request, Callback done);
   void cancel_all();
   void shutdown();
-  std::size_t in_flight() const { return in_flight_.load(std::memory_order_relaxed); }
 
  private:
   // A socket curl asked us to watch. The fd belongs to curl (or to our open/close socket
@@ -134,6 +132,7 @@ class EgressClient::Impl : public std::enable_shared_from_this<EgressClient::Imp
   // Options that never change, once per easy handle; configure() sets the per-attempt ones.
   bool configure_handle(CURL* easy);
   bool configure(Transfer& t);
+  static bool set_method(CURL* easy, const EgressRequest& request);
   EgressResponse make_response(Transfer& t, CURLcode result);
   void release(std::unique_ptr<Transfer> t);
   void fail_now(Callback done, std::string error, Steady::time_point started);
@@ -151,7 +150,6 @@ class EgressClient::Impl : public std::enable_shared_from_this<EgressClient::Imp
   std::unordered_set<curl_socket_t> own_sockets_;  // opened by on_open_socket, not yet closed
   std::unordered_map<CURL*, std::unique_ptr<Transfer>> transfers_;
   std::vector<EasyHandle> idle_easies_;
-  std::atomic<std::size_t> in_flight_{0};
   bool shut_down_ = false;
 };
 
@@ -188,7 +186,6 @@ void EgressClient::Impl::shutdown() {
   timer_.cancel();
   for (auto& entry : transfers_) curl_multi_remove_handle(multi_, entry.first);
   transfers_.clear();
-  in_flight_.store(0);
   idle_easies_.clear();
   // Closes the cached connections through on_close_socket, which still needs `this`.
   curl_multi_cleanup(multi_);
@@ -456,9 +453,36 @@ bool EgressClient::Impl::configure(Transfer& t) {
   set(CURLOPT_POSTFIELDSIZE_LARGE, body_size);
   set(CURLOPT_POSTFIELDS, body);
   set(CURLOPT_HTTPHEADER, t.headers.get());
+  // Handles are configured for POST once (configure_handle); another method is set here, after
+  // POSTFIELDS (which makes the request a POST again), and undone in release().
+  if (r.method != HttpMethod::post) ok = ok && set_method(e, r);
   set(CURLOPT_TIMEOUT_MS, static_cast<long>(std::max<std::int64_t>(r.timeout_ms, 0)));
   set(CURLOPT_WRITEDATA, static_cast<void*>(&t));
   set(CURLOPT_OPENSOCKETDATA, static_cast<void*>(&t));
+  return ok;
+}
+
+bool EgressClient::Impl::set_method(CURL* e, const EgressRequest& r) {
+  const bool empty_body = r.body == nullptr || r.body->empty();
+  bool ok = true;
+  switch (r.method) {
+    case HttpMethod::post:
+      break;
+    case HttpMethod::get:
+      ok = curl_easy_setopt(e, CURLOPT_HTTPGET, 1L) == CURLE_OK;
+      break;
+    case HttpMethod::del:
+      // Without a body, a DELETE has no Content-Length either, like a GET.
+      if (empty_body) ok = curl_easy_setopt(e, CURLOPT_HTTPGET, 1L) == CURLE_OK;
+      ok = ok && curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, "DELETE") == CURLE_OK;
+      break;
+    case HttpMethod::put:
+      ok = curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, "PUT") == CURLE_OK;
+      break;
+    case HttpMethod::patch:
+      ok = curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, "PATCH") == CURLE_OK;
+      break;
+  }
   return ok;
 }
 
@@ -529,7 +553,6 @@ void EgressClient::Impl::send(EgressRequest request, Callback done) {
   }
   Transfer* raw = t.get();
   transfers_.emplace(raw_easy, std::move(t));
-  in_flight_.store(transfers_.size(), std::memory_order_relaxed);
   if (curl_multi_add_handle(multi_, raw_easy) != CURLM_OK) {
     auto node = transfers_.extract(raw_easy);
     Callback cb = std::move(raw->done);
@@ -563,7 +586,6 @@ EgressResponse EgressClient::Impl::make_response(Transfer& t, CURLcode result) {
 void EgressClient::Impl::release(std::unique_ptr<Transfer> t) {
   if (multi_ != nullptr) curl_multi_remove_handle(multi_, t->easy.get());  // OK if never added
   t->headers.reset();
-  in_flight_.store(transfers_.size(), std::memory_order_relaxed);
   if (idle_easies_.size() < kMaxIdleEasyHandles) {
     // An idle handle keeps its constant options (configure_handle) but no pointer into `t`.
     CURL* e = t->easy.get();
@@ -573,6 +595,10 @@ void EgressClient::Impl::release(std::unique_ptr<Transfer> t) {
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, nullptr);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, nullptr);
     curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, nullptr);
+    if (t->request.method != HttpMethod::post) {
+      curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, nullptr);
+      curl_easy_setopt(e, CURLOPT_POST, 1L);
+    }
     idle_easies_.push_back(std::move(t->easy));
   }
   // Otherwise the handle is cleaned up with `t`.
@@ -616,8 +642,6 @@ EgressClient::~EgressClient() { impl_->shutdown(); }
 void EgressClient::send(EgressRequest request, Callback done) {
   impl_->send(std::move(request), std::move(done));
 }
-
-std::size_t EgressClient::in_flight() const { return impl_->in_flight(); }
 
 void EgressClient::cancel_all() { impl_->cancel_all(); }
 

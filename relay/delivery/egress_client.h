@@ -52,9 +52,6 @@ class EgressClient final : public Egress {
   // Callbacks run through the io_context given here.
   void send(EgressRequest request, Callback done) override;
 
-  // Attempts started and not yet completed. Readable from any thread.
-  std::size_t in_flight() const;
-
   void cancel_all() override;
 
  private:

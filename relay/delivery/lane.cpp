@@ -56,12 +56,19 @@ std::size_t lane_budget(const Lane* l, const Subscription* sub, UnixMillis now, 
   const std::size_t running = l ? l->in_flight : 0;
   const std::size_t blocked = std::min(full, limits.blocked + running);
   if (l && l->circuit.state() != CircuitState::closed) return blocked;
-  if (l && running >= sub->max_in_flight && now - l->last_progress_at >= limits.stall_ms) return blocked;
-  if (sub->rate_limit_per_second > 0) {
-    return std::min(full, std::max<std::size_t>(limits.blocked, std::size_t{sub->rate_limit_per_second} * kRateSeconds) +
-                              running);
+  if (l && running >= shard_share(sub->max_in_flight, limits.shards) && now - l->last_progress_at >= limits.stall_ms) {
+    return blocked;
+  }
+  if (const std::size_t rate = shard_share(sub->rate_limit_per_second, limits.shards); rate > 0) {
+    return std::min(full, std::max<std::size_t>(limits.blocked, rate * kRateSeconds) + running);
   }
   return full;
+}
+
+std::uint32_t shard_share(std::uint32_t limit, std::size_t shards) {
+  if (limit == 0 || shards <= 1) return limit;
+  const std::uint64_t n = shards;
+  return static_cast<std::uint32_t>((limit + n - 1) / n);
 }
 
 bool wants_reload(const Lane& l, std::size_t budget) {

@@ -64,7 +64,13 @@ struct LaneLimits {
   std::size_t full = 4'000;    // a lane that can dispatch
   std::size_t blocked = 32;    // beyond its running attempts, a lane that cannot
   std::int64_t stall_ms = 1'000;
+  std::size_t shards = 1;      // cluster mode: the live shards that share each subscription's limits
 };
+
+// A per-subscription limit (max_in_flight, rate_limit_per_second) split evenly over the shards
+// that deliver to it (spec section 7): each takes ceil(limit / shards). 0 (unlimited) stays 0;
+// a single node (1) or no count yet (0) takes the whole limit.
+std::uint32_t shard_share(std::uint32_t limit, std::size_t shards);
 
 struct Lane {
   std::deque<std::string> ready;  // due delivery ids, oldest first; may hold forgotten ids

@@ -220,8 +220,17 @@ TEST_F(DeliveryCrash, EveryKeysDeliveriesArriveInOrderAcrossKillNineRestarts) {
     if (!accepted(r)) return Reply::status(500);
     return std::nullopt;  // 200
   });
-  // Bursts of 20 failed attempts open the circuit here (see the issue note); a 30 s probe
-  // interval then holds every key for longer than the test waits.
+  // The circuit opens here, rightly, and more than once: the receiver really refuses 20 attempts
+  // in a row. A run of refusals holds at most one per key (a refused head's retry is accepted),
+  // so up to kKeys, and this receiver lines keys up to fill one: 40 and 7 being coprime, exactly
+  // every seventh delivery of a key is refused, so keys that resume at the same moment go through
+  // their next six deliveries in step (one group commit per step) and reach their next refused
+  // one together. A restart makes them resume together (every retry that came due while relayd
+  // was down starts at once: runs of 29 and 40 refusals 100 ms after a restart were seen), and
+  // so does the circuit itself: the probe that closes it releases every key it held at once, and
+  // seven deliveries later they open it again. Each cycle moves every key about seven events, so
+  // the default 30 s probe interval would take several minutes for 75 events a key (150 s in one
+  // run, past the wait below in others). A short one keeps the breaker in play at that pace.
   start({"--allow-cidr", "127.0.0.0/8", "--durability", "fsync", "--retry-initial", "100ms", "--retry-max-delay", "1s",
          "--circuit-probe-interval", "200ms"});
   const HttpResponse sub = call("POST", "/v1/subscriptions",

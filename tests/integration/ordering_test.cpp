@@ -1,12 +1,15 @@
 // Ordering keys and coalescing (spec section 6) end to end: a real relayd, a real subscriber.
 // Per key one delivery at a time in event order, retries of the head hold the key, a dead head
-// does not, other keys flow, waiting deliveries name what blocks them, and coalescing delivers
-// only the newest of what waited while the receiver was down.
+// does not, other keys flow, waiting deliveries name what blocks them, coalescing delivers only
+// the newest of what waited while the receiver was down, and keys share their subscription's
+// circuit.
 
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -19,6 +22,7 @@ namespace relay::test {
 namespace {
 
 using nlohmann::json;
+using namespace std::chrono_literals;
 
 // A receiver that refuses events until released: `refuse` names the status for an attempt (0:
 // accept). It keeps the payloads it accepted ("k"/"n") in arrival order.
@@ -153,6 +157,50 @@ TEST_F(Ordering, CoalescingDeliversOnlyTheNewestOfWhatWaitedWhileTheReceiverWasD
   }
   EXPECT_EQ(metric(series), 3.0);
   EXPECT_TRUE(items("/v1/dlq").empty());
+}
+
+// Keys share their subscription's circuit: the heads of many keys refused together are that many
+// consecutive failures, even though each key has only one. Here 25 keys of 8 events arrive in one
+// batch, so their 25 heads start at once and are all refused (no success can come between: the
+// first retry is 800 ms away), which opens the circuit; the deliveries of the kill -9 test meet
+// the same when keys resume together (see delivery_crash_test.cpp). Once a probe closes it, every
+// key resumes, in order.
+TEST_F(Ordering, HeadsOfManyKeysRefusedTogetherOpenTheCircuitAndEveryKeyResumesInOrderOnceAProbeClosesIt) {
+  start({"--allow-cidr", "127.0.0.0/8", "--retry-initial", "1s", "--retry-max-delay", "1s", "--circuit-probe-interval",
+         "200ms"});
+  constexpr int kKeys = 25;
+  constexpr int kPerKey = 8;
+  // The first and the eighth of each key are refused once.
+  Receiver receiver([](const json& p, int attempt) { return attempt == 1 && p.value("n", -1) % 7 == 0 ? 500 : 0; });
+  const std::string sub = ordered_subscription(receiver.url());
+  json events = json::array();
+  for (int n = 0; n < kPerKey; ++n) {
+    for (int k = 0; k < kKeys; ++k) {
+      const std::string key = "k" + std::to_string(k) + "/";
+      events.push_back(json{{"type", "calendar.update"}, {"payload", {{"k", key}, {"n", n}}}, {"ordering_key", key}});
+    }
+  }
+  const HttpResponse batch = call("POST", "/v1/events/batch", json{{"events", events}}.dump());
+  ASSERT_EQ(batch.status, 200) << batch.describe();
+
+  EXPECT_TRUE(relayd().wait_for_log([](const std::string& line) {
+    return line.find("circuit opened") != std::string::npos && line.find("\"consecutive_failures\":20") != std::string::npos;
+  })) << relayd().log_text();
+  ASSERT_TRUE(eventually([&] { return receiver.accepted().size() >= static_cast<std::size_t>(kKeys * kPerKey); }, 60s))
+      << receiver.accepted().size() << " of " << kKeys * kPerKey << " accepted";
+
+  std::map<std::string, std::vector<int>> by_key;  // accepted numbers, in arrival order
+  for (const std::string& accepted : receiver.accepted()) {
+    const auto slash = accepted.find('/');
+    by_key[accepted.substr(0, slash)].push_back(std::stoi(accepted.substr(slash + 1)));
+  }
+  ASSERT_EQ(by_key.size(), static_cast<std::size_t>(kKeys));
+  std::vector<int> in_order(kPerKey);
+  for (int n = 0; n < kPerKey; ++n) in_order[n] = n;
+  for (const auto& [key, numbers] : by_key) EXPECT_EQ(numbers, in_order) << key;
+  // Closed again: the gauge is published every second.
+  const std::string circuit = "relay_circuit_state{subscription=\"" + sub + "\"}";
+  EXPECT_TRUE(eventually([&] { return metric(circuit) == 0.0; })) << metric(circuit).value_or(-1);
 }
 
 TEST_F(Ordering, WaitingDeliveriesCountAsUnfinishedInTheGaugesAndTheIngestBound) {

@@ -13,7 +13,8 @@ here fails until it is given a place. The layers, lowest first:
   relay/subscriptions           the in-memory registry of subscriptions, how changes are written
   relay/http                    the HTTP server; counts connections in metrics
   relay/delivery                scheduling, egress, retention; everything below it
-  relay/cluster                 cluster mode (etcd, shards, routing); the single node's parts below it
+  relay/cluster                 cluster mode: the etcd store (through delivery's egress client)
+                                and the cluster logic above it; everything up to delivery
   relay/api                     the handlers; everything below them
   relay/app, relay/main.cpp     wiring; everything
 

@@ -107,8 +107,9 @@ HttpResponse HttpClient::request(std::string_view method, const std::string& url
 
   curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
   curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, 10'000L);
-  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 60'000L);
+  const long timeout_ms = static_cast<long>(timeout_.count());
+  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, std::min(timeout_ms, 10'000L));
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, timeout_ms);
   curl_easy_setopt(curl, CURLOPT_PROXY, "");  // loopback tests must not go through a proxy
   curl_easy_setopt(curl, CURLOPT_HTTPHEADER, header_list.get());
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);

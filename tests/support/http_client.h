@@ -3,6 +3,7 @@
 // to relayd from the outside. The handle (and so its keep-alive connection) is reused across
 // requests, which matters for bursts. Use one client per thread.
 
+#include <chrono>
 #include <map>
 #include <string>
 #include <string_view>
@@ -59,8 +60,12 @@ class HttpClient {
     return request("DELETE", url, {}, headers);
   }
 
+  // The limit of each later request, connecting included (default 60 s; connecting 10 s).
+  void set_timeout(std::chrono::milliseconds timeout) { timeout_ = timeout; }
+
  private:
   void* curl_;  // CURL*, kept opaque so tests need not include curl.h
+  std::chrono::milliseconds timeout_{60'000};
 };
 
 }  // namespace relay::test

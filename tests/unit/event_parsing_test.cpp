@@ -454,6 +454,25 @@ TEST(ParseEventBatchBodyTest, RefusesABadBodyAsAWhole) {
   EXPECT_EQ(last->size(), 2u);
 }
 
+TEST(ParseEventBatchBodyTest, GivesEachElementAsWritten) {
+  // Cluster mode forwards these texts to other shards as sub-batches.
+  const std::string first = R"({ "type" : "a", "payload" : {"x": [1, 2]}, "ordering_key": "k" })";
+  const std::string second = R"(["not", "an", "event"])";
+  const std::string third = R"({"type":"c","payload":"}"})";
+  std::vector<std::string_view> texts{"left over"};
+  const HttpRequest req = batch_request("[ " + first + " ,\n" + second + "," + third + "]");  // texts view its body
+  auto batch = parse_event_batch_body(req, &texts);
+  ASSERT_TRUE(batch.ok()) << batch.error().message;
+  ASSERT_EQ(batch->size(), 3u);
+  EXPECT_FALSE(batch->at(1).ok());
+  EXPECT_EQ(texts, (std::vector<std::string_view>{first, second, third}));
+  // A repeated "events" counts with its last value, its texts too.
+  const HttpRequest repeated = request(R"({"events": [)" + first + R"(], "events": [)" + third + "]}");
+  auto last = parse_event_batch_body(repeated, &texts);
+  ASSERT_TRUE(last.ok());
+  EXPECT_EQ(texts, std::vector<std::string_view>{third});
+}
+
 TEST(ParseEventBodyTest, ADeeplyNestedPayloadDoesNotCrash) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   constexpr std::size_t kDepth = 400'000;

@@ -25,6 +25,9 @@ TEST(KeysTest, IdsRoundTripAndSortByCreationTime) {
     EXPECT_EQ(keys::format_id(keys::kEventPrefix, std::string_view(raw->data(), raw->size())), id);
   }
   EXPECT_EQ(keys::id_time(made.front()), 1'700'000'000'000);
+  EXPECT_EQ(keys::id_instance(made.front(), keys::kEventPrefix), 0xdeadbeefu);
+  EXPECT_FALSE(keys::id_instance(made.front(), keys::kDeliveryPrefix));
+  EXPECT_FALSE(keys::id_instance("evt_garbage", keys::kEventPrefix));
 }
 
 TEST(KeysTest, ParseRejectsWrongPrefixLengthAndDigits) {

@@ -123,5 +123,15 @@ TEST_F(LaneBudget, AParkedLaneWantsAReloadOnceDrainedToHalfItsBudget) {
   EXPECT_FALSE(wants_reload(lane_, 100));
 }
 
+TEST(LaneTest, ShardShareIsTheCeilingOfAnEvenShare) {
+  EXPECT_EQ(shard_share(64, 3), 22u);
+  EXPECT_EQ(shard_share(64, 4), 16u);
+  EXPECT_EQ(shard_share(1, 3), 1u);  // never below 1: each shard still delivers
+  EXPECT_EQ(shard_share(10, 1), 10u);
+  EXPECT_EQ(shard_share(0, 3), 0u);  // unlimited stays unlimited
+  EXPECT_EQ(shard_share(7, 0), 7u);  // no shard count yet: the whole limit
+  EXPECT_EQ(shard_share(4'294'967'295u, 2), 2'147'483'648u);
+}
+
 }  // namespace
 }  // namespace relay

@@ -35,22 +35,6 @@ using Clock = std::chrono::steady_clock;
 const std::vector<std::string> kFastRetries{"--allow-cidr",      "127.0.0.0/8", "--retry-initial", "100ms",
                                             "--retry-max-delay", "400ms",       "--retry-window",  "1s"};
 
-// Percent-encodes everything but RFC 3986 unreserved characters (a cursor is opaque).
-std::string url_encode(const std::string& text) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (const unsigned char c : text) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
-}
-
 std::set<std::string> field_set(const std::vector<json>& items, const char* field) {
   std::set<std::string> out;
   for (const json& item : items) out.insert(item.value(field, ""));

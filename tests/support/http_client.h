@@ -34,6 +34,8 @@ struct HttpResponse {
 // "Authorization: Bearer KEY" and "X-Api-Key: KEY".
 std::string bearer(std::string_view key);
 std::string x_api_key(std::string_view key);
+// Percent-encodes everything but RFC 3986 unreserved characters (a cursor in a query is opaque).
+std::string url_encode(std::string_view text);
 
 class HttpClient {
  public:

@@ -6,21 +6,6 @@
 
 namespace relay::test {
 
-std::string url_encode(std::string_view text) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (const unsigned char c : text) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
-}
-
 std::string made_up_id(std::string_view prefix, std::uint32_t instance, std::uint64_t counter) {
   // 6 bytes of creation time (a fixed moment of 2024), 4 of instance, 6 of counter.
   char hex[33];

@@ -23,9 +23,6 @@
 
 namespace relay::test {
 
-// Percent-encodes everything but RFC 3986 unreserved characters (cursors are opaque).
-std::string url_encode(std::string_view text);
-
 // An id of relay's form ("evt_" + 32 hex digits) with `instance` as its instance part (a shard's
 // number) and `counter` as its counter: an id that shard never made, for 404s and forwarding.
 std::string made_up_id(std::string_view prefix, std::uint32_t instance, std::uint64_t counter);

@@ -103,7 +103,13 @@ void JobRunner::took_chunk(Active& active, Job after) {
 }
 
 void JobRunner::finished(std::string job_id, JobState state) {
-  if (active_.erase(job_id) == 0) return;  // counted already (a cancel racing the job's last chunk)
+  const auto found = active_.find(job_id);
+  if (found == active_.end()) return;  // counted already (a cancel racing the job's last chunk)
+  // Counted here, after the commit that ended the job and once per job (it leaves active_), so a
+  // restart neither counts it again (a finished job is never active again) nor loses it, but for
+  // a crash between the commit and this line.
+  metrics_.job_finished(found->second->job.kind, state);
+  active_.erase(found);
   std::erase(turns_, job_id);
   --counts_[static_cast<std::size_t>(JobState::running)];
   ++counts_[static_cast<std::size_t>(state)];

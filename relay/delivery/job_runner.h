@@ -17,6 +17,12 @@
 // relay_jobs{state}. Only then does the runner start its JobRetention, which removes finished
 // jobs after --job-retention and tells the runner what it removed: the counts stay right, and a
 // job removed before the read could never be uncounted without having been counted.
+//
+// relay_jobs_finished_total{kind,state} counts the finishes this process committed (finished(),
+// right after the commit), not the finished jobs it read at start: a restart then publishes 0
+// rather than the stored ones again, which increase() would take for new failures, and a job
+// that resumes and finishes after a restart is counted by the process that finished it. The one
+// finish that can go uncounted is one whose commit landed just before a crash.
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>

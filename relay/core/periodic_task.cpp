@@ -15,8 +15,8 @@ struct PeriodicTask::State {
   explicit State(asio::io_context& io) : timer(io) {}
 
   asio::steady_timer timer;
-  Step step;  // or:
-  Tick tick;  // with
+  Step step;  // a step that answers its own wait; or else
+  Tick tick;  // a tick, every `period`
   std::chrono::milliseconds period{0};
   bool started = false;
   bool stopped = false;

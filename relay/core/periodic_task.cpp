@@ -49,13 +49,15 @@ void PeriodicTask::stop() {
 
 bool PeriodicTask::stopped() const { return state_->stopped; }
 
+void PeriodicTask::wake() { state_->timer.cancel(); }
+
 asio::awaitable<void> PeriodicTask::run(std::shared_ptr<State> state) {
   std::chrono::milliseconds delay{0};
   while (!state->stopped) {
     state->timer.expires_after(delay);
     boost::system::error_code ec;
     co_await state->timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-    if (state->stopped) co_return;  // a cancelled wait: stop() is the only one who cancels
+    if (state->stopped) co_return;  // else the wait ended when due, or early by wake()
     if (state->tick) {
       state->tick();
       delay = state->period;

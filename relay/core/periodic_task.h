@@ -41,6 +41,9 @@ class PeriodicTask {
   void start();
   void stop();
   bool stopped() const;
+  // Ends the wait under way: the next step runs now, not when its wait was due. Nothing while a
+  // step runs (the wait it answers stands): an owner wakes a task it knows to be waiting.
+  void wake();
 
  private:
   struct State;

@@ -1,6 +1,6 @@
 // PeriodicTask on its own io_context: steps run one after another until stop(), a step under
 // way finishes but none follows a stop, and a task destroyed (or stopped) before its first step
-// runs none. Periods of 0-1 ms: each test ends when the io_context runs out of work.
+// runs none; wake() ends a wait. Each test ends when the io_context runs out of work.
 
 #include "relay/core/periodic_task.h"
 
@@ -25,7 +25,7 @@ TEST(PeriodicTaskTest, TicksUntilStopped) {
     if (++ticks == 3) task->stop();
   });
   task->start();
-  io.run();  // returns only once the loop has ended
+  io.run_for(10s);  // returns as soon as the loop has ended; the bound only ends a broken test
   EXPECT_EQ(ticks, 3);
   EXPECT_TRUE(task->stopped());
 }
@@ -43,7 +43,7 @@ TEST(PeriodicTaskTest, AStepUnderWayFinishesButNoneFollowsAStop) {
     co_return 0ms;
   });
   task->start();
-  io.run();
+  io.run_for(10s);
   EXPECT_EQ(begun, 2);
   EXPECT_EQ(finished, 2);
 }
@@ -57,8 +57,24 @@ TEST(PeriodicTaskTest, StoppedOrDestroyedBeforeItsFirstStepRunsNone) {
   auto destroyed = std::make_unique<PeriodicTask>(io, 1ms, [&] { ++ticks; });
   destroyed->start();
   destroyed.reset();  // its coroutine is still queued on the io_context
-  io.run();
+  io.run_for(10s);
   EXPECT_EQ(ticks, 0);
+}
+
+TEST(PeriodicTaskTest, WakeEndsTheWaitAtOnce) {
+  asio::io_context io;
+  int ticks = 0;
+  std::unique_ptr<PeriodicTask> task;
+  task = std::make_unique<PeriodicTask>(io, std::chrono::hours(1), [&] {
+    if (++ticks == 2) {
+      task->stop();
+    } else {
+      asio::post(io, [&] { task->wake(); });  // once the task waits
+    }
+  });
+  task->start();
+  io.run_for(10s);
+  EXPECT_EQ(ticks, 2);
 }
 
 }  // namespace

@@ -72,6 +72,10 @@ class RelayMetrics {
   void set_storage_writable(bool writable);
   // relay_jobs{state}: jobs stored in `state` (every state's series exists from the start, at 0).
   void set_jobs(JobState state, std::uint64_t count);
+  // relay_jobs_finished_total{kind,state}: a job left `running` for `state` (done, failed,
+  // cancelled) in this process; every series exists from the start, at 0, so that increase()
+  // sees a first failure. Counted where it happened, never again from the store after a restart.
+  void job_finished(JobKind kind, JobState state);
 
   // Cluster mode: a request this shard sent to another shard's API (relay/api/cluster_router.h),
   // relay_cluster_forwarded_requests_total{kind}. Its series exist (at 0) from

@@ -6,6 +6,35 @@
 
 namespace relay::queries {
 
+namespace {
+
+// A bounded step of a pass: visits at most `budget` keys of `range` in order and answers
+// whether the range ended within them (false: one more key exists). The caller keeps the last
+// key it visited as the cursor of the next step.
+template <typename Visit>
+bool scan_budgeted(const Store& store, Family family, const ScanRange& range, std::size_t budget, Visit visit) {
+  std::size_t visited = 0;
+  bool reached_end = true;
+  store.scan(family, range, [&](std::string_view key, std::string_view value) {
+    if (visited == budget) {
+      reached_end = false;
+      return false;
+    }
+    ++visited;
+    visit(key, value);
+    return true;
+  });
+  return reached_end;
+}
+
+// The first key after `key`: where a pass that stopped at it goes on.
+std::string key_after(std::string key) {
+  key.push_back('\0');
+  return key;
+}
+
+}  // namespace
+
 std::optional<Job> job(const Store& store, const std::string& id) {
   if (!keys::parse_id(id, keys::kJobPrefix)) return std::nullopt;
   auto bytes = store.get(Family::jobs, keys::job_key(id));
@@ -46,26 +75,18 @@ EventRun events_in_range(const Store& store, UnixMillis since, UnixMillis until,
   EventRun run;
   ScanRange range{keys::id_time_bound(since), keys::id_time_bound(until)};
   if (!after_id.empty()) {
-    std::string after = keys::event_key(after_id);
-    after.push_back('\0');  // the first key after it
+    std::string after = key_after(keys::event_key(after_id));
     if (after > range.lower) range.lower = std::move(after);
   }
   if (range.lower >= range.upper) {
     run.reached_end = true;
     return run;
   }
-  std::size_t visited = 0;
-  run.reached_end = true;
-  store.scan(Family::events, range, [&](std::string_view key, std::string_view value) {
-    if (visited == budget) {
-      run.reached_end = false;  // one more key exists
-      return false;
-    }
-    ++visited;
-    run.last_id = keys::format_id(keys::kEventPrefix, key);
-    if (auto e = records::decode_event(value)) run.events.push_back(std::move(*e));
-    return true;
-  });
+  run.reached_end =
+      scan_budgeted(store, Family::events, range, budget, [&](std::string_view key, std::string_view value) {
+        run.last_id = keys::format_id(keys::kEventPrefix, key);
+        if (auto e = records::decode_event(value)) run.events.push_back(std::move(*e));
+      });
   return run;
 }
 
@@ -73,23 +94,13 @@ FinishedJobsRun finished_jobs_before(const Store& store, UnixMillis cutoff, cons
                                      std::size_t budget) {
   FinishedJobsRun run;
   ScanRange range;
-  if (!after_id.empty()) {
-    range.lower = keys::job_key(after_id);
-    range.lower.push_back('\0');  // the first key after it
-  }
-  std::size_t visited = 0;
-  run.reached_end = true;
-  store.scan(Family::jobs, range, [&](std::string_view key, std::string_view value) {
-    if (visited == budget) {
-      run.reached_end = false;  // one more key exists
-      return false;
-    }
-    ++visited;
-    run.last_id = keys::format_id(keys::kJobPrefix, key);
-    const auto job = records::decode_job(value);
-    if (job && job->state != JobState::running && job->finished_at <= cutoff) run.expired.push_back(run.last_id);
-    return true;
-  });
+  if (!after_id.empty()) range.lower = key_after(keys::job_key(after_id));
+  run.reached_end =
+      scan_budgeted(store, Family::jobs, range, budget, [&](std::string_view key, std::string_view value) {
+        run.last_id = keys::format_id(keys::kJobPrefix, key);
+        const auto job = records::decode_job(value);
+        if (job && job->state != JobState::running && job->finished_at <= cutoff) run.expired.push_back(run.last_id);
+      });
   return run;
 }
 

@@ -22,14 +22,12 @@ all (its own created_at / finished_at).
 """
 
 import datetime
-import json
 import shutil
 import statistics
-import subprocess
-import threading
 import time
 
-from . import procstat, prom
+from . import procstat, prom, scenarios
+from .sampler import Poller
 
 BACKLOG_DESCRIPTION = "benchmark backlog (fill_store)"
 
@@ -43,18 +41,6 @@ def _parse_rfc3339(text):
     if not text:
         return None
     return datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-
-
-def _fill_stored(ctx, data_dir, count):
-    cmd = [ctx.fill_bin, "--data-dir", data_dir, "--payload", ctx.body_file, "--sink-url", f"{ctx.sink.url}?replay=1",
-           "--scheduled", "0", "--dead", "0", "--stored", str(count)]
-    started = time.monotonic()
-    done = subprocess.run(cmd, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"fill_store failed: {done.stderr}")
-    info = json.loads(done.stdout.strip().splitlines()[-1])
-    info["wall_s"] = time.monotonic() - started
-    return info
 
 
 class _Healthy:
@@ -82,33 +68,10 @@ class _Healthy:
         return False
 
 
-class _JobWatch:
-    """Polls the job every 0.5 s: (seconds since start, matched, created, state)."""
-
-    def __init__(self, relay, job_id):
-        self.relay = relay
-        self.job_id = job_id
-        self.samples = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self.started = time.monotonic()
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self):
-        while not self._stop.is_set():
-            try:
-                j = self.relay.api("GET", f"/v1/jobs/{self.job_id}")
-                self.samples.append((time.monotonic() - self.started, j["matched"], j["created"], j["state"]))
-            except (OSError, RuntimeError):
-                pass
-            self._stop.wait(0.5)
+def _job_sample(relay, job_id):
+    """The job's progress, polled every 0.5 s while it runs: (matched, created, state)."""
+    j = relay.api("GET", f"/v1/jobs/{job_id}")
+    return j["matched"], j["created"], j["state"]
 
 
 def _measure(ctx, relay, healthy, rate):
@@ -164,7 +127,7 @@ def scenario_replay(ctx):
     out = {"events": count, "rate": rate, "target_rate_limit": cfg["replay_target_rate"]}
     data_dir = ctx.data_dir("replay")
     ctx.log(f"    storing {count} events without deliveries")
-    out["fill"] = _fill_stored(ctx, data_dir, count)
+    out["fill"] = scenarios.fill(ctx, data_dir, sink_url=f"{ctx.sink.url}?replay=1", scheduled=0, dead=0, stored=count)
     out["disk_bytes"] = procstat.du_bytes(data_dir)
     ctx.log(f"    stored in {out['fill']['wall_s']:.0f}s, {out['disk_bytes'] / 2**20:.0f} MiB on disk")
 
@@ -189,7 +152,7 @@ def scenario_replay(ctx):
         body = {"since": _rfc3339(out["fill"]["stored_since"]), "until": _rfc3339(out["fill"]["stored_until"])}
         job = relay.api("POST", f"/v1/subscriptions/{backlog['id']}/replay", body)["job"]
         out["job_id"] = job["id"]
-        with _JobWatch(relay, job["id"]) as watch:
+        with Poller(lambda: _job_sample(relay, job["id"])) as watch:
             r = _measure(ctx, relay, healthy, rate)
             t0, t1 = r.pop("window")
             r["job"] = _progress(watch.samples, t0 - watch.started, t1 - watch.started)

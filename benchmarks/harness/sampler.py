@@ -6,17 +6,21 @@ import time
 from . import procstat
 
 
-class Sampler:
-    def __init__(self, relay, interval=0.5):
-        self.relay = relay
+class Poller:
+    """Calls `sample()` every `interval` seconds on a thread while in its `with` block and keeps
+    (seconds since the block began, *what it answered); a sample that fails (relayd busy or
+    gone) is skipped."""
+
+    def __init__(self, sample, interval=0.5):
+        self.sample = sample
         self.interval = interval
-        self.samples = []  # (seconds since start, outstanding, succeeded, rss_kib)
+        self.samples = []
+        self.started = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
-        self._started = 0.0
 
     def __enter__(self):
-        self._started = time.monotonic()
+        self.started = time.monotonic()
         self._thread.start()
         return self
 
@@ -27,12 +31,22 @@ class Sampler:
     def _run(self):
         while not self._stop.is_set():
             try:
-                m = self.relay.metrics()
-                self.samples.append((time.monotonic() - self._started, self.relay.outstanding(m),
-                                     self.relay.succeeded(m), procstat.status_kib(self.relay.pid, "VmRSS")))
+                self.samples.append((time.monotonic() - self.started,) + tuple(self.sample()))
             except (OSError, RuntimeError):
                 pass
             self._stop.wait(self.interval)
+
+
+class Sampler(Poller):
+    """Samples (seconds since start, outstanding, succeeded, rss_kib)."""
+
+    def __init__(self, relay, interval=0.5):
+        super().__init__(self._sample, interval)
+        self.relay = relay
+
+    def _sample(self):
+        m = self.relay.metrics()
+        return self.relay.outstanding(m), self.relay.succeeded(m), procstat.status_kib(self.relay.pid, "VmRSS")
 
     def backlog_slope(self, skip_seconds=2.0):
         """Least-squares slope of the backlog (deliveries per second) after the first seconds."""

@@ -11,7 +11,6 @@ import json
 import os
 import re
 import shutil
-import statistics
 import subprocess
 import time
 
@@ -150,7 +149,7 @@ def scenario1(ctx):
 def paced_run(ctx, relay, rate, duration=None):
     """Ingest at a fixed rate while one subscriber receives; is the backlog flat?"""
     offset = ctx.sink.log_offset()
-    m0, c0, s0 = relay.metrics(), procstat.cpu_seconds(relay.pid), None
+    m0, c0 = relay.metrics(), procstat.cpu_seconds(relay.pid)
     with Sampler(relay) as sampler:
         r = ctx.wrk(relay.events_url, duration=duration, rate=rate)
     m1, c1 = relay.metrics(), procstat.cpu_seconds(relay.pid)
@@ -297,9 +296,15 @@ def scenario3(ctx):
 
 # ----------------------------------------------------------------- scenario 4: large backlog
 
-def fill(ctx, data_dir):
-    cmd = [ctx.fill_bin, "--data-dir", data_dir, "--payload", ctx.body_file, "--sink-url", ctx.sink.url,
-           "--scheduled", str(ctx.cfg["backlog_scheduled"]), "--dead", str(ctx.cfg["backlog_dead"])]
+def fill(ctx, data_dir, sink_url=None, scheduled=None, dead=None, stored=None):
+    """fill_store: scenario 4's backlog by default (BENCH_BACKLOG_SCHEDULED / _DEAD), or the
+    counts given; `stored`: events without deliveries too (the replay scenario's)."""
+    scheduled = ctx.cfg["backlog_scheduled"] if scheduled is None else scheduled
+    dead = ctx.cfg["backlog_dead"] if dead is None else dead
+    cmd = [ctx.fill_bin, "--data-dir", data_dir, "--payload", ctx.body_file, "--sink-url", sink_url or ctx.sink.url,
+           "--scheduled", str(scheduled), "--dead", str(dead)]
+    if stored is not None:
+        cmd += ["--stored", str(stored)]
     started = time.monotonic()
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:

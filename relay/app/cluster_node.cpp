@@ -2,6 +2,7 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <optional>
 #include <utility>
@@ -67,7 +68,7 @@ ClusterNode::ClusterNode(asio::io_context& io, const Config& config, Store& stor
       writes_(etcd_writes_, mirror_, logger, cluster_timeout(config)),
       view_(directory_),
       peers_(io),
-      reachability_timer_(io) {
+      reachability_(io, kReachabilityInterval, [this] { metrics_.set_cluster_etcd_up(etcd_.reachable()); }) {
   metrics_.add_cluster_state();
   const std::string& name = config.cluster.shard;
   const auto stored = store.shard();
@@ -110,22 +111,13 @@ void ClusterNode::start(Hooks hooks) {
       },
       asio::detached);
   publish_state();
-  watch_etcd_reachability();
+  reachability_.start();
 }
 
 void ClusterNode::publish_state() {
   const cluster::ShardCounts counts = directory_.counts();
   metrics_.set_cluster_shards(counts.live, counts.down);
   if (hooks_.live_shards) hooks_.live_shards(std::max<std::size_t>(counts.live, 1));
-}
-
-void ClusterNode::watch_etcd_reachability() {
-  metrics_.set_cluster_etcd_up(etcd_.reachable());
-  if (stopped_) return;
-  reachability_timer_.expires_after(kReachabilityInterval);
-  reachability_timer_.async_wait([this](const boost::system::error_code& ec) {
-    if (!ec) watch_etcd_reachability();
-  });
 }
 
 void ClusterNode::write_in_background(std::string subscription_id, relay::SubscriptionWrites::Change change) {
@@ -169,7 +161,7 @@ void ClusterNode::finish() {
   stopped_ = true;
   directory_.stop();
   mirror_.stop();
-  reachability_timer_.cancel();
+  reachability_.stop();
   io_.restart();
   const auto deadline = std::chrono::steady_clock::now() + cluster_timeout(config_) + std::chrono::seconds(1);
   while (!(directory_.idle() && mirror_.idle() && background_ == 0) && std::chrono::steady_clock::now() < deadline) {

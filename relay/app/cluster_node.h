@@ -16,7 +16,6 @@
 // Threading: the io_context's thread.
 
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <functional>
 #include <memory>
 #include <string>
@@ -33,6 +32,7 @@
 #include "relay/config/config.h"
 #include "relay/core/clock.h"
 #include "relay/core/logger.h"
+#include "relay/core/periodic_task.h"
 #include "storage/commit_pipeline.h"
 #include "storage/failure_streaks.h"
 #include "storage/store.h"
@@ -70,7 +70,6 @@ class ClusterNode {
 
  private:
   void publish_state();
-  void watch_etcd_reachability();
 
   boost::asio::io_context& io_;
   const Config& config_;
@@ -84,7 +83,7 @@ class ClusterNode {
   cluster::MirroredSubscriptionWrites writes_;
   cluster::DirectoryView view_;
   cluster::EgressPeerClient peers_;
-  boost::asio::steady_timer reachability_timer_;
+  PeriodicTask reachability_;  // relay_cluster_etcd_up, every second
   int background_ = 0;  // write_in_background coroutines running
   bool stopped_ = false;
 };

@@ -3,7 +3,6 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <algorithm>
 #include <filesystem>
@@ -17,6 +16,7 @@
 #include "relay/api/api_router.h"
 #include "relay/api/cluster_router.h"
 #include "relay/app/cluster_node.h"
+#include "relay/core/periodic_task.h"
 #include "relay/delivery/delivery_scheduler.h"
 #include "relay/delivery/destination_guard.h"
 #include "relay/delivery/egress_thread.h"
@@ -58,15 +58,6 @@ Config with_dev_key(Config config) {
   config.api_keys.push_back({ApiScope::admin, key});
   std::cout << "relayd development mode: admin API key " << key << " (kept in " << path.string() << ")" << std::endl;
   return config;
-}
-
-void publish_storage_bytes(asio::io_context& io, asio::thread_pool& pool, Store& store, RelayMetrics& metrics,
-                           asio::steady_timer& timer) {
-  asio::post(pool, [&store, &metrics] { metrics.set_storage_bytes(store.sst_bytes(), store.wal_bytes()); });
-  timer.expires_after(kStorageGaugeInterval);
-  timer.async_wait([&](const boost::system::error_code& ec) {
-    if (!ec) publish_storage_bytes(io, pool, store, metrics, timer);
-  });
 }
 
 }  // namespace
@@ -181,8 +172,11 @@ int run_relay(const Config& base_config) {
     scheduler.drain(std::chrono::milliseconds(config.shutdown_grace_ms), [&io] { io.stop(); });
   });
 
-  asio::steady_timer storage_timer(io);
-  publish_storage_bytes(io, blocking_pool, *store, metrics, storage_timer);
+  // relay_storage_bytes: sizing the files is disk work, for the pool.
+  PeriodicTask storage_gauge(io, kStorageGaugeInterval, [&blocking_pool, &store = *store, &metrics] {
+    asio::post(blocking_pool, [&store, &metrics] { metrics.set_storage_bytes(store.sst_bytes(), store.wal_bytes()); });
+  });
+  storage_gauge.start();
   if (cluster) {
     cluster->start(ClusterNode::Hooks{subscription_changed,
                                       [&scheduler](std::size_t live) { scheduler.set_shards(live); }});

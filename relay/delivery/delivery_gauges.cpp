@@ -50,27 +50,21 @@ DeliveryGauges::DeliveryGauges(asio::io_context& io, const Clock& clock, Store& 
       scheduler_(scheduler),
       metrics_(metrics),
       blocking_pool_(blocking_pool),
-      timer_(io) {}
+      task_(io, std::chrono::milliseconds(1'000), [this] { refresh(); }) {}
 
 void DeliveryGauges::start() {
   subscriptions_.for_each([this](const auto& sub) { metrics_.add_subscription(sub->id); });
-  asio::co_spawn(io_, run(), asio::detached);
+  task_.start();
 }
 
-asio::awaitable<void> DeliveryGauges::run() {
+void DeliveryGauges::refresh() {
   constexpr std::int64_t kDueCountEveryMs = 5'000;
-  constexpr std::int64_t kPublishEveryMs = 1'000;
-  for (;;) {
-    if (scheduler_.dispatching()) {
-      const UnixMillis now = clock_.now_ms();
-      if (!counting_due_ && now - due_counted_at_ >= std::max(kDueCountEveryMs, due_count_every_ms_)) {
-        asio::co_spawn(io_, count_due(now), asio::detached);
-      }
-      publish();
-    }
-    timer_.expires_after(std::chrono::milliseconds(kPublishEveryMs));
-    co_await timer_.async_wait(asio::use_awaitable);
+  if (!scheduler_.dispatching()) return;
+  const UnixMillis now = clock_.now_ms();
+  if (!counting_due_ && now - due_counted_at_ >= std::max(kDueCountEveryMs, due_count_every_ms_)) {
+    asio::co_spawn(io_, count_due(now), asio::detached);
   }
+  publish();
 }
 
 asio::awaitable<void> DeliveryGauges::count_due(UnixMillis now) {

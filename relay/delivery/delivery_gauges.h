@@ -7,7 +7,6 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <algorithm>
 #include <cstdint>
@@ -15,6 +14,7 @@
 #include <unordered_map>
 
 #include "relay/core/clock.h"
+#include "relay/core/periodic_task.h"
 #include "relay/subscriptions/subscription_registry.h"
 #include "storage/queries.h"
 #include "storage/store.h"
@@ -54,7 +54,8 @@ class DeliveryGauges {
   void start();
 
  private:
-  boost::asio::awaitable<void> run();
+  // Every second: publishes, and starts a count of the due keys when one is due.
+  void refresh();
   boost::asio::awaitable<void> count_due(UnixMillis now);
   void publish();
 
@@ -65,11 +66,11 @@ class DeliveryGauges {
   const DeliveryScheduler& scheduler_;
   RelayMetrics& metrics_;
   boost::asio::thread_pool& blocking_pool_;
-  boost::asio::steady_timer timer_;
   queries::DueSchedule due_;  // the last count of due keys on disk
   bool counting_due_ = false;
   UnixMillis due_counted_at_ = 0;
   std::int64_t due_count_every_ms_ = 0;  // at least 5 s; longer after a long pass (see count_due)
+  PeriodicTask task_;  // last: its ticks use the members above
 };
 
 }  // namespace relay

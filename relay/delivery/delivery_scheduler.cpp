@@ -54,7 +54,7 @@ DeliveryScheduler::DeliveryScheduler(asio::io_context& io, SchedulerOptions opti
                                                      }},
                        streaks, options.disable_after_ms},
       wake_timer_(io),
-      tick_timer_(io),
+      tick_task_(io, std::chrono::milliseconds(kTickMs), [this] { tick(); }),
       drain_timer_(io),
       random_(std::random_device{}()),
       payload_cache_(std::make_shared<PayloadCache>()),
@@ -94,7 +94,7 @@ asio::awaitable<void> DeliveryScheduler::count_schedule(std::function<void()> re
   // Queues a crash left between two steps of coalescing go on.
   for (const auto& queue : counted.queues.headless) advance_queue(queue);
   maybe_load();
-  tick();
+  tick_task_.start();  // the first tick at once
   if (ready) ready();
 }
 
@@ -329,16 +329,12 @@ void DeliveryScheduler::tick() {
   expire_ended_windows();
   fit_lanes_to_budgets();  // loads too
   request_pump();
-  tick_timer_.expires_after(std::chrono::milliseconds(kTickMs));
-  tick_timer_.async_wait([this, alive = alive_](const boost::system::error_code& ec) {
-    if (!ec && *alive) tick();
-  });
 }
 
 void DeliveryScheduler::drain(std::chrono::milliseconds grace, std::function<void()> done) {
   draining_ = true;
   drained_ = std::move(done);
-  tick_timer_.cancel();
+  tick_task_.stop();
   wake_timer_.cancel();
   drain_timer_.expires_after(grace);
   drain_timer_.async_wait([this, alive = alive_](const boost::system::error_code& ec) {

@@ -43,6 +43,7 @@
 #include <vector>
 
 #include "relay/core/clock.h"
+#include "relay/core/periodic_task.h"
 #include "relay/core/logger.h"
 #include "relay/delivery/delivery_gauges.h"
 #include "relay/delivery/egress.h"
@@ -166,6 +167,8 @@ class DeliveryScheduler {
   boost::asio::awaitable<void> load(LoadRequest request, std::optional<std::string> reloaded_lane);
   void on_loaded(LoadResult result);
   void arm_timer(UnixMillis wake_at);
+  // Every second from the start until the drain: ends lanes' memory windows, fits lanes to
+  // their budgets, pumps.
   void tick();
   void finish_drain_if_idle();
   Lane& lane(const std::string& subscription_id);
@@ -218,7 +221,7 @@ class DeliveryScheduler {
   ScheduleCounts counts_;
   boost::asio::steady_timer wake_timer_;
   UnixMillis wake_at_ = 0;
-  boost::asio::steady_timer tick_timer_;
+  PeriodicTask tick_task_;
   boost::asio::steady_timer drain_timer_;
   std::mt19937_64 random_;
   std::shared_ptr<PayloadCache> payload_cache_;  // used on the blocking pool

@@ -1,10 +1,7 @@
 #include "relay/delivery/job_retention.h"
 
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <algorithm>
-#include <exception>
 
 #include "relay/core/async_bridge.h"
 #include "storage/async_commit.h"
@@ -17,40 +14,22 @@ namespace asio = boost::asio;
 
 JobRetention::JobRetention(asio::io_context& io, JobRetentionOptions options, const Clock& clock, Logger& logger,
                            Store& store, CommitPipeline& pipeline, asio::thread_pool& blocking_pool, Removed removed)
-    : io_(io),
-      options_(options),
+    : options_(options),
       clock_(clock),
       logger_(logger),
       store_(store),
       pipeline_(pipeline),
       blocking_pool_(blocking_pool),
       removed_(std::move(removed)),
-      timer_(io) {
+      task_(io, [this] { return step(); }) {
   options_.chunk = std::max<std::size_t>(options_.chunk, 1);
 }
 
 void JobRetention::start() {
-  if (options_.retention_ms <= 0) return;
-  asio::co_spawn(io_, run(), [](const std::exception_ptr& error) {
-    if (error) std::rethrow_exception(error);
-  });
+  if (options_.retention_ms > 0) task_.start();
 }
 
-void JobRetention::stop() {
-  stopped_ = true;
-  timer_.cancel();
-}
-
-asio::awaitable<void> JobRetention::run() {
-  std::chrono::milliseconds delay{0};
-  while (!stopped_) {
-    timer_.expires_after(delay);
-    boost::system::error_code ec;
-    co_await timer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-    if (ec || stopped_) co_return;
-    delay = co_await step();
-  }
-}
+void JobRetention::stop() { task_.stop(); }
 
 asio::awaitable<std::chrono::milliseconds> JobRetention::step() {
   const UnixMillis cutoff = clock_.now_ms() - options_.retention_ms;
@@ -58,7 +37,7 @@ asio::awaitable<std::chrono::milliseconds> JobRetention::step() {
     return queries::finished_jobs_before(store, cutoff, after, budget);
   };
   const queries::FinishedJobsRun found = co_await run_blocking(blocking_pool_, scan, asio::use_awaitable);
-  if (stopped_) co_return options_.interval;
+  if (task_.stopped()) co_return options_.interval;
   if (!found.expired.empty()) {
     // The coroutine waits for the commit, so `found` and `removed` outlive the command.
     std::vector<JobState> removed;
@@ -66,7 +45,7 @@ asio::awaitable<std::chrono::milliseconds> JobRetention::step() {
       return mutations::remove_finished_jobs(txn, found.expired, cutoff, removed);
     };
     const Status status = co_await async_commit(pipeline_, removal, asio::use_awaitable);
-    if (stopped_) co_return options_.interval;
+    if (task_.stopped()) co_return options_.interval;
     if (!status) {
       // The pass starts over after the interval: nothing was removed, nothing is skipped.
       logger_.error("job retention failed", {{"error", status.error().message}});

@@ -11,7 +11,6 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <chrono>
 #include <functional>
@@ -20,6 +19,7 @@
 
 #include "relay/core/clock.h"
 #include "relay/core/logger.h"
+#include "relay/core/periodic_task.h"
 #include "relay/model/job.h"
 #include "storage/commit_pipeline.h"
 #include "storage/store.h"
@@ -47,11 +47,9 @@ class JobRetention {
   void stop();
 
  private:
-  boost::asio::awaitable<void> run();
   // One step of a pass; answers the wait before the next one.
   boost::asio::awaitable<std::chrono::milliseconds> step();
 
-  boost::asio::io_context& io_;
   JobRetentionOptions options_;
   const Clock& clock_;
   Logger& logger_;
@@ -59,9 +57,8 @@ class JobRetention {
   CommitPipeline& pipeline_;
   boost::asio::thread_pool& blocking_pool_;
   Removed removed_;
-  boost::asio::steady_timer timer_;
-  bool stopped_ = false;
   std::string cursor_;  // the last job the pass under way visited; empty: the next pass starts over
+  PeriodicTask task_;   // last: its steps use the members above
 };
 
 }  // namespace relay

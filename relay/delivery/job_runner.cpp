@@ -1,7 +1,6 @@
 #include "relay/delivery/job_runner.h"
 
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <algorithm>
 #include <exception>
@@ -60,23 +59,23 @@ JobRunner::JobRunner(asio::io_context& io, JobRunnerOptions options, const Clock
       scheduler_(scheduler),
       metrics_(metrics),
       blocking_pool_(blocking_pool),
-      timer_(io),
       retention_(io, options.retention, clock, logger, store, pipeline, blocking_pool,
-                 [this](const std::vector<JobState>& states) { removed(states); }) {
+                 [this](const std::vector<JobState>& states) { removed(states); }),
+      turns_task_(io, [this] { return take_turn(); }) {
   options_.chunk = std::max<std::size_t>(options_.chunk, 1);
 }
 
 JobRunner::~JobRunner() = default;
 
 void JobRunner::start() {
-  asio::co_spawn(io_, run(), [](const std::exception_ptr& error) {
+  asio::co_spawn(io_, resume_stored(), [](const std::exception_ptr& error) {
     if (error) std::rethrow_exception(error);
   });
 }
 
 void JobRunner::stop() {
   stopped_ = true;
-  timer_.cancel();
+  turns_task_.stop();
   retention_.stop();
 }
 
@@ -87,7 +86,7 @@ void JobRunner::submit(Job job) {
   turns_.push_back(id);
   ++counts_[static_cast<std::size_t>(JobState::running)];
   publish_counts();
-  if (idle_) timer_.cancel();
+  if (idle_) turns_task_.wake();
 }
 
 void JobRunner::cancelled(const Job& job) { finished(job.id, JobState::cancelled); }
@@ -103,7 +102,13 @@ void JobRunner::took_chunk(Active& active, Job after) {
 }
 
 void JobRunner::finished(std::string job_id, JobState state) {
-  if (active_.erase(job_id) == 0) return;  // counted already (a cancel racing the job's last chunk)
+  const auto found = active_.find(job_id);
+  if (found == active_.end()) return;  // counted already (a cancel racing the job's last chunk)
+  // Counted here, after the commit that ended the job and once per job (it leaves active_), so a
+  // restart neither counts it again (a finished job is never active again) nor loses it, but for
+  // a crash between the commit and this line.
+  metrics_.job_finished(found->second->job.kind, state);
+  active_.erase(found);
   std::erase(turns_, job_id);
   --counts_[static_cast<std::size_t>(JobState::running)];
   ++counts_[static_cast<std::size_t>(state)];
@@ -122,7 +127,7 @@ void JobRunner::publish_counts() {
   for (JobState state : kJobStates) metrics_.set_jobs(state, counts_[static_cast<std::size_t>(state)]);
 }
 
-asio::awaitable<void> JobRunner::run() {
+asio::awaitable<void> JobRunner::resume_stored() {
   const auto read = [&store = store_] { return queries::all_jobs(store); };
   std::vector<Job> stored = co_await run_blocking(blocking_pool_, read, asio::use_awaitable);
   for (auto& job : stored) {
@@ -135,26 +140,27 @@ asio::awaitable<void> JobRunner::run() {
     }
   }
   publish_counts();
-  if (!stopped_) retention_.start();  // counted first: see the header
-  while (!stopped_) {
-    std::chrono::milliseconds delay = kIdleWait;
-    if (!turns_.empty()) {
-      const std::string id = turns_.front();
-      turns_.pop_front();
-      turns_.push_back(id);  // its next turn comes after the others'; finished() drops it
-      const std::shared_ptr<Active> active = active_.at(id);
-      const auto began = std::chrono::steady_clock::now();
-      delay = co_await run_chunk(*active);
-      if (stopped_) co_return;
-      const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - began);
-      delay = std::max(delay, took * options_.rest_per_work);
-    }
-    idle_ = turns_.empty();
-    timer_.expires_after(delay);
-    boost::system::error_code ec;
-    co_await timer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-    idle_ = false;
+  if (stopped_) co_return;
+  retention_.start();  // counted first: see the header
+  turns_task_.start();
+}
+
+asio::awaitable<std::chrono::milliseconds> JobRunner::take_turn() {
+  idle_ = false;
+  std::chrono::milliseconds delay = kIdleWait;
+  if (!turns_.empty()) {
+    const std::string id = turns_.front();
+    turns_.pop_front();
+    turns_.push_back(id);  // its next turn comes after the others'; finished() drops it
+    const std::shared_ptr<Active> active = active_.at(id);
+    const auto began = std::chrono::steady_clock::now();
+    delay = co_await run_chunk(*active);
+    if (stopped_) co_return delay;  // no turn follows
+    const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - began);
+    delay = std::max(delay, took * options_.rest_per_work);
   }
+  idle_ = turns_.empty();  // submit() wakes an idle runner
+  co_return delay;
 }
 
 asio::awaitable<std::chrono::milliseconds> JobRunner::run_chunk(Active& active) {

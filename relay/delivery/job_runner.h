@@ -1,6 +1,6 @@
 #pragma once
 // Runs the durable jobs (spec section 6, "Replay and jobs"): a subscription's replay and a large
-// dead-letter redrive. One coroutine on the event loop, in the style of RetentionCleaner: a
+// dead-letter redrive. Turns of a PeriodicTask on the event loop, like RetentionCleaner's rounds: a
 // job advances one chunk at a time (a bounded scan on the blocking pool, then one commit on the
 // writer that holds the chunk's deliveries together with the job's moved cursor and counters,
 // storage/job_mutations.h), and after each chunk the runner rests several times as long as the
@@ -17,10 +17,15 @@
 // relay_jobs{state}. Only then does the runner start its JobRetention, which removes finished
 // jobs after --job-retention and tells the runner what it removed: the counts stay right, and a
 // job removed before the read could never be uncounted without having been counted.
+//
+// relay_jobs_finished_total{kind,state} counts the finishes this process committed (finished(),
+// right after the commit), not the finished jobs it read at start: a restart then publishes 0
+// rather than the stored ones again, which increase() would take for new failures, and a job
+// that resumes and finishes after a restart is counted by the process that finished it. The one
+// finish that can go uncounted is one whose commit landed just before a crash.
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <array>
 #include <chrono>
@@ -32,6 +37,7 @@
 
 #include "relay/core/clock.h"
 #include "relay/core/logger.h"
+#include "relay/core/periodic_task.h"
 #include "relay/delivery/job_retention.h"
 #include "relay/model/job.h"
 #include "relay/subscriptions/subscription_registry.h"
@@ -80,7 +86,10 @@ class JobRunner {
 
  private:
   struct Active;
-  boost::asio::awaitable<void> run();
+  // Reads and counts the stored jobs, resumes the running ones, then starts the turns.
+  boost::asio::awaitable<void> resume_stored();
+  // One chunk of the job whose turn it is; answers the wait before the next turn.
+  boost::asio::awaitable<std::chrono::milliseconds> take_turn();
   // One chunk of the job; answers the pause before the next chunk of any job.
   boost::asio::awaitable<std::chrono::milliseconds> run_chunk(Active& active);
   boost::asio::awaitable<std::chrono::milliseconds> replay_chunk(Active& active);
@@ -105,8 +114,6 @@ class JobRunner {
   DeliveryScheduler& scheduler_;
   RelayMetrics& metrics_;
   boost::asio::thread_pool& blocking_pool_;
-  boost::asio::steady_timer timer_;
-  bool started_ = false;
   bool stopped_ = false;
   bool idle_ = false;
   // Running jobs by id. Shared: a chunk under way keeps its job alive when a cancel drops it.
@@ -114,6 +121,7 @@ class JobRunner {
   std::deque<std::string> turns_;                                    // their order of turns
   std::array<std::uint64_t, std::size(kJobStates)> counts_{};
   JobRetention retention_;
+  PeriodicTask turns_task_;  // last: its steps use the members above
 };
 
 }  // namespace relay

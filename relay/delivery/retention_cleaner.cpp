@@ -1,9 +1,6 @@
 #include "relay/delivery/retention_cleaner.h"
 
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <exception>
 
 #include "relay/core/async_bridge.h"
 #include "storage/async_commit.h"
@@ -26,44 +23,25 @@ struct RetentionCleaner::Expired {
 RetentionCleaner::RetentionCleaner(asio::io_context& io, RetentionOptions options, const Clock& clock, Logger& logger,
                                    Store& store, CommitPipeline& pipeline, asio::thread_pool& blocking_pool,
                                    std::function<void(std::size_t)> dead_removed)
-    : io_(io),
-      options_(options),
+    : options_(options),
       clock_(clock),
       logger_(logger),
       store_(store),
       pipeline_(pipeline),
       blocking_pool_(blocking_pool),
       dead_removed_(std::move(dead_removed)),
-      timer_(io) {}
+      task_(io, [this] { return clean_once(); }) {}
 
-void RetentionCleaner::start() {
-  // A failure other than a storage Status (a throwing scan) ends relayd as it would on the pool.
-  asio::co_spawn(io_, run(), [](const std::exception_ptr& error) {
-    if (error) std::rethrow_exception(error);
-  });
-}
+// A failure other than a storage Status (a throwing scan) ends relayd as it would on the pool.
+void RetentionCleaner::start() { task_.start(); }
 
-void RetentionCleaner::stop() {
-  stopped_ = true;
-  timer_.cancel();
-}
-
-asio::awaitable<void> RetentionCleaner::run() {
-  std::chrono::milliseconds delay{0};
-  while (!stopped_) {
-    timer_.expires_after(delay);
-    boost::system::error_code ec;
-    co_await timer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-    if (ec || stopped_) co_return;
-    delay = co_await clean_once();
-  }
-}
+void RetentionCleaner::stop() { task_.stop(); }
 
 asio::awaitable<std::chrono::milliseconds> RetentionCleaner::clean_once() {
   const UnixMillis now = clock_.now_ms();
   const auto scan = [this, now] { return find_expired(now); };
   const Expired expired = co_await run_blocking(blocking_pool_, scan, asio::use_awaitable);
-  if (stopped_ || expired.empty()) co_return options_.interval;
+  if (task_.stopped() || expired.empty()) co_return options_.interval;
   // The coroutine waits for the commit, so `expired` outlives the command.
   const CommitPipeline::Command removal = [&expired](WriteTxn& txn) -> Status {
     for (const auto& id : expired.deliveries) mutations::remove_delivery(txn, id);
@@ -75,7 +53,7 @@ asio::awaitable<std::chrono::milliseconds> RetentionCleaner::clean_once() {
     return Ok{};
   };
   const Status status = co_await async_commit(pipeline_, removal, asio::use_awaitable);
-  if (stopped_) co_return options_.interval;
+  if (task_.stopped()) co_return options_.interval;
   if (status) {
     dead_removed_(expired.dead.size());
     logger_.debug("retention removed expired records", {{"succeeded", expired.deliveries.size()},

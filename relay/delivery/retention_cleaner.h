@@ -3,17 +3,17 @@
 // without deliveries after --retention, dead deliveries after --dlq-retention, each with its
 // attempts, and an event once its last delivery is gone. Runs in the background in small
 // chunks: scans on the blocking pool, removals as separate commits, so the hot path never waits
-// behind a large delete. One coroutine on the event loop runs the rounds (timer, scan, commit).
+// behind a large delete. A PeriodicTask on the event loop runs the rounds (scan, commit).
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <chrono>
 #include <functional>
 
 #include "relay/core/clock.h"
 #include "relay/core/logger.h"
+#include "relay/core/periodic_task.h"
 #include "storage/commit_pipeline.h"
 #include "storage/store.h"
 
@@ -41,13 +41,11 @@ class RetentionCleaner {
 
  private:
   struct Expired;
-  boost::asio::awaitable<void> run();
   // One round; answers when the next one is due.
   boost::asio::awaitable<std::chrono::milliseconds> clean_once();
   // On the blocking pool: up to a chunk of each kind of expired record, as of `now`.
   Expired find_expired(UnixMillis now) const;
 
-  boost::asio::io_context& io_;
   RetentionOptions options_;
   const Clock& clock_;
   Logger& logger_;
@@ -55,8 +53,7 @@ class RetentionCleaner {
   CommitPipeline& pipeline_;
   boost::asio::thread_pool& blocking_pool_;
   std::function<void(std::size_t)> dead_removed_;
-  boost::asio::steady_timer timer_;
-  bool stopped_ = false;
+  PeriodicTask task_;  // last: its steps use the members above
 };
 
 }  // namespace relay

@@ -22,18 +22,7 @@ namespace {
 
 using nlohmann::json;
 using relay::fuzz::check;
-
-bool shallow(std::string_view text) {
-  int depth = 0;
-  for (const char c : text) {
-    if (c == '[' || c == '{') {
-      if (++depth > 64) return false;
-    } else if (c == ']' || c == '}') {
-      --depth;
-    }
-  }
-  return true;
-}
+using relay::fuzz::shallow;
 
 // --- The reference: the spec read literally, over nlohmann values. ---
 

@@ -108,6 +108,8 @@ TEST_F(JobsTest, AReplayDeliversTheEventsASubscriberMissed) {
   EXPECT_TRUE(eventually([&] { return metric("relay_jobs{state=\"done\"}") == 1; })) << relayd().log_text();
   EXPECT_EQ(metric("relay_jobs{state=\"running\"}"), 0);
   EXPECT_EQ(metric("relay_jobs{state=\"failed\"}"), 0);
+  EXPECT_EQ(metric("relay_jobs_finished_total{kind=\"replay\",state=\"done\"}"), 1);
+  EXPECT_EQ(metric("relay_jobs_finished_total{kind=\"replay\",state=\"failed\"}"), 0);
   // A finished job cannot be cancelled.
   EXPECT_EQ(call("POST", "/v1/jobs/" + job_id + "/cancel").status, 409);
 }
@@ -218,8 +220,11 @@ TEST_F(JobsTest, ACancelledJobStopsAndStaysCancelledAfterARestart) {
   EXPECT_LT(created, 3000);
   EXPECT_EQ(call("POST", "/v1/jobs/" + job_id + "/cancel").status, 409);
   EXPECT_TRUE(eventually([&] { return metric("relay_jobs{state=\"cancelled\"}") == 1; }));
+  EXPECT_EQ(metric("relay_jobs_finished_total{kind=\"replay\",state=\"cancelled\"}"), 1);
 
   relayd().restart();
+  // Counted once, by the process that cancelled it: not again from the store.
+  EXPECT_EQ(metric("relay_jobs_finished_total{kind=\"replay\",state=\"cancelled\"}"), 0);
   // Not resumed: the counts stay, and so do the deliveries.
   EXPECT_EQ(get("/v1/jobs/" + job_id)["state"], "cancelled");
   EXPECT_EQ(deliveries_of(sub_id).size(), static_cast<std::size_t>(get("/v1/jobs/" + job_id)["created"].get<int>()));
@@ -293,6 +298,8 @@ TEST_F(JobsCrash, KillNineMidReplayResumesWithoutDuplicates) {
 
   const json done = await_finished(job_id, 120s);
   EXPECT_EQ(done["state"], "done");
+  // Counted by the process that finished it, the one after the crash.
+  EXPECT_TRUE(eventually([&] { return metric("relay_jobs_finished_total{kind=\"replay\",state=\"done\"}") == 1; }));
   EXPECT_EQ(done["matched"], kEvents);
   EXPECT_EQ(done["created"], kEvents);
   // Stored: one delivery per event.

@@ -80,6 +80,8 @@ SPEC_METRICS = {
     "relay_subscriptions": "gauge",
     "relay_storage_bytes": "gauge",
     "relay_build_info": "gauge",
+    # Not in section 5, but the alert RelayJobFailed depends on it (deploy/prometheus/alerts.yml).
+    "relay_jobs_finished_total": "counter",
     "process_cpu_seconds_total": "counter",
     "process_resident_memory_bytes": "gauge",
     "process_open_fds": "gauge",
@@ -285,49 +287,40 @@ def start_shard(binary, data_dir, name, etcd_url, startup_timeout, tries=5):
             log(f"  shard {name}: port {port} was taken, trying another")
 
 
-# ---------------------------------------------------------------- etcd
+# ---------------------------------------------------------------- etcd and prometheus
 
-class Etcd:
-    """A single-member etcd v3 on free loopback ports with its data in work_dir."""
+class ServerProcess:
+    """A server on free loopback ports, its output in a log file. It takes port numbers, not
+    bound sockets: a port free when chosen may be taken by another process before the server
+    binds it, and the server then exits at start; _start tries other ports."""
 
     START_TRIES = 5
 
-    def __init__(self, binary, work_dir, deadline):
-        self.log_path = os.path.join(work_dir, "etcd.log")
-        data_dir = os.path.join(work_dir, "etcd")
+    def _start(self, what, log_path, launch, ready, deadline, interval=0.5):
+        """launch(log_file) picks ports, sets self.process and answers the ports (for the log);
+        ready() answers whether the server serves (an OSError or ValueError counts as no)."""
+        self.log_path = log_path
         for attempt in range(1, self.START_TRIES + 1):
-            shutil.rmtree(data_dir, ignore_errors=True)
-            self.port, peer_port = free_port(), free_port()
-            self.client_url = client = f"http://127.0.0.1:{self.port}"
-            peer = f"http://127.0.0.1:{peer_port}"
             self.log_file = open(self.log_path, "w")
-            # Short heartbeats: a single member elects itself within about half a second.
-            self.process = subprocess.Popen(
-                [binary, "--name", "obs", "--data-dir", data_dir,
-                 "--listen-client-urls", client, "--advertise-client-urls", client,
-                 "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-                 "--initial-cluster", f"obs={peer}", "--initial-cluster-state", "new",
-                 "--heartbeat-interval", "50", "--election-timeout", "500", "--logger", "zap", "--log-level", "warn"],
-                stdin=subprocess.DEVNULL, stdout=self.log_file, stderr=subprocess.STDOUT)
+            ports = launch(self.log_file)
             try:
-                wait_until("etcd to serve", deadline, self._healthy, interval=0.1)
+                wait_until(f"{what} to be ready", deadline, lambda: self._probe(what, ready), interval=interval)
                 return
             except RuntimeError:
                 tail = self.log_tail()
                 self.stop()
                 if attempt == self.START_TRIES or "address already in use" not in tail:
                     raise
-                log(f"  etcd: port {self.port} or {peer_port} was taken, trying others")
+                log(f"  {what}: port {ports} was taken, trying another")
             except TimeoutError:
                 self.stop()
                 raise
 
-    def _healthy(self):
+    def _probe(self, what, ready):
         if self.process.poll() is not None:
-            raise RuntimeError(f"etcd exited with {self.process.returncode}:\n{self.log_tail()}")
+            raise RuntimeError(f"{what} exited with {self.process.returncode}:\n{self.log_tail()}")
         try:
-            status, text = http("GET", self.client_url + "/health", timeout=2)
-            return status == 200 and json.loads(text).get("health") == "true"
+            return ready()
         except (OSError, ValueError):
             return False
 
@@ -347,13 +340,35 @@ class Etcd:
         self.log_file.close()
 
 
-# ---------------------------------------------------------------- prometheus
+class Etcd(ServerProcess):
+    """A single-member etcd v3 on free loopback ports with its data in work_dir."""
 
-class Prometheus:
-    # Prometheus takes a port number, not a bound socket: a port free when chosen may be taken
-    # by another process before Prometheus binds it. It then exits at start; try another port.
-    START_TRIES = 5
+    def __init__(self, binary, work_dir, deadline):
+        data_dir = os.path.join(work_dir, "etcd")
 
+        def launch(log_file):
+            shutil.rmtree(data_dir, ignore_errors=True)
+            self.port, peer_port = free_port(), free_port()
+            self.client_url = client = f"http://127.0.0.1:{self.port}"
+            peer = f"http://127.0.0.1:{peer_port}"
+            # Short heartbeats: a single member elects itself within about half a second.
+            self.process = subprocess.Popen(
+                [binary, "--name", "obs", "--data-dir", data_dir,
+                 "--listen-client-urls", client, "--advertise-client-urls", client,
+                 "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+                 "--initial-cluster", f"obs={peer}", "--initial-cluster-state", "new",
+                 "--heartbeat-interval", "50", "--election-timeout", "500", "--logger", "zap", "--log-level", "warn"],
+                stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT)
+            return f"{self.port} or {peer_port}"
+
+        self._start("etcd", os.path.join(work_dir, "etcd.log"), launch, self._healthy, deadline, interval=0.1)
+
+    def _healthy(self):
+        status, text = http("GET", self.client_url + "/health", timeout=2)
+        return status == 200 and json.loads(text).get("health") == "true"
+
+
+class Prometheus(ServerProcess):
     def __init__(self, binary, work_dir, targets, rules_file, deadline):
         config = os.path.join(work_dir, "prometheus.yml")
         with open(config, "w") as f:
@@ -368,34 +383,17 @@ class Prometheus:
                 "  - job_name: relay\n"
                 "    static_configs:\n"
                 f"      - targets: {json.dumps(targets)}\n")
-        self.log_path = os.path.join(work_dir, "prometheus.log")
-        for attempt in range(1, self.START_TRIES + 1):
+
+        def launch(log_file):
             self.port = free_port()
-            self.log_file = open(self.log_path, "w")
             self.process = subprocess.Popen(
                 [binary, f"--config.file={config}", f"--storage.tsdb.path={os.path.join(work_dir, 'tsdb')}",
                  f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn"],
-                stdin=subprocess.DEVNULL, stdout=self.log_file, stderr=subprocess.STDOUT)
-            try:
-                wait_until("Prometheus to be ready", deadline, self._ready)
-                return
-            except RuntimeError:
-                tail = self.log_tail()
-                self.stop()
-                if attempt == self.START_TRIES or "address already in use" not in tail:
-                    raise
-                log(f"  prometheus: port {self.port} was taken, trying another")
-            except TimeoutError:
-                self.stop()
-                raise
+                stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT)
+            return self.port
 
-    def _ready(self):
-        if self.process.poll() is not None:
-            raise RuntimeError(f"prometheus exited with {self.process.returncode}:\n{self.log_tail()}")
-        try:
-            return http("GET", self.url("/-/ready"), timeout=2)[0] == 200
-        except OSError:
-            return False
+        self._start("prometheus", os.path.join(work_dir, "prometheus.log"), launch,
+                    lambda: http("GET", self.url("/-/ready"), timeout=2)[0] == 200, deadline)
 
     def url(self, path):
         return f"http://127.0.0.1:{self.port}{path}"
@@ -409,21 +407,6 @@ class Prometheus:
 
     def query(self, expr):
         return self.api("/api/v1/query", query=expr)
-
-    def log_tail(self, n=30):
-        self.log_file.flush()
-        with open(self.log_path) as f:
-            return "".join(f.readlines()[-n:])
-
-    def stop(self):
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.log_file.close()
 
 
 # ---------------------------------------------------------------- dashboard
@@ -576,6 +559,30 @@ def scrape_samples(relayd):
     return parse_samples(text) if status == 200 else {}
 
 
+def expect_values(nodes, expected, what, deadline, failures):
+    """Waits until every node's /metrics holds the expected values, or the deadline; then lists
+    what differs. `expected(samples)` answers [(name, labels, {node name: value})] from the
+    samples of every node (by name), so that what is expected may follow from what was scraped."""
+
+    def mismatches():
+        samples = {node.name: scrape_samples(node) for node in nodes}
+        wrong = []
+        for name, labels, wants in expected(samples):
+            for node_name, want in wants.items():
+                got = metric_value(samples[node_name], name, labels)
+                if got != want:
+                    wrong.append((f"{node_name}: {name}{labels}", got, want))
+        return wrong
+
+    wrong = mismatches()
+    while wrong and time.monotonic() < deadline:
+        time.sleep(0.5)
+        wrong = mismatches()
+    for where, got, want in wrong:
+        failures.add(what, f"{where}: {got}, expected {want}")
+    return not wrong
+
+
 def check_values(relayd, ids, events, redriven, deadline, failures):
     """The counters and gauges tell what the run did: every number below follows from the
     actions of publish() and redrive() and from the three subscribers' answers."""
@@ -597,20 +604,12 @@ def check_values(relayd, ids, events, redriven, deadline, failures):
         ("relay_deliveries", {"state": "pending"}, 0),
         ("relay_deliveries", {"state": "scheduled"}, 0),
         ("relay_deliveries", {"state": "in_flight"}, 0),
+        # No job ran: every series of the job counter is there, at 0.
+        ("relay_jobs_finished_total", {"kind": "replay", "state": "failed"}, 0),
+        ("relay_jobs_finished_total", {"kind": "dlq_retry", "state": "failed"}, 0),
     ]
-
-    def mismatches():
-        samples = scrape_samples(relayd)
-        return [(name, labels, want, metric_value(samples, name, labels)) for name, labels, want in expected
-                if metric_value(samples, name, labels) != want]
-
-    wrong = mismatches()
-    while wrong and time.monotonic() < deadline:
-        time.sleep(0.5)
-        wrong = mismatches()
-    for name, labels, want, got in wrong:
-        failures.add("metric value", f"{name}{labels}: {got}, expected {want}")
-    if not wrong:
+    if expect_values([relayd], lambda _: [(name, labels, {relayd.name: want}) for name, labels, want in expected],
+                     "metric value", deadline, failures):
         log(f"  ok   {len(expected)} counters and gauges hold the expected values")
 
 
@@ -766,23 +765,7 @@ def check_cluster_values(shards, traffic, deadline, failures):
             ("relay_deliveries_succeeded_total", {"subscription": sub}, stored),
         ]
 
-    def mismatches():
-        samples = {shard.name: scrape_samples(shard) for shard in shards}
-        wrong = []
-        for name, labels, wants in expected(samples):
-            for shard_name, want in wants.items():
-                got = metric_value(samples[shard_name], name, labels)
-                if got != want:
-                    wrong.append((f"{shard_name}: {name}{labels}", got, want))
-        return wrong
-
-    wrong = mismatches()
-    while wrong and time.monotonic() < deadline:
-        time.sleep(0.5)
-        wrong = mismatches()
-    for what, got, want in wrong:
-        failures.add("cluster metric value", f"{what}: {got}, expected {want}")
-    if not wrong:
+    if expect_values(shards, expected, "cluster metric value", deadline, failures):
         log(f"  ok   {2 * (len(fixed) + 5)} values of the two shards as expected")
 
 

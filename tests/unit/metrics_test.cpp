@@ -142,6 +142,21 @@ TEST(MetricsTest, FreshInstanceExposesUnlabelledSeriesAtZero) {
   EXPECT_EQ(s.at("relay_storage_writable"), 1);
   EXPECT_EQ(s.at("relay_oldest_pending_age_seconds"), 0);
   EXPECT_EQ(s.at("relay_build_info{version=\"1.2.3\"}"), 1);
+  EXPECT_EQ(s.at("relay_jobs_finished_total{kind=\"replay\",state=\"failed\"}"), 0);
+  EXPECT_EQ(s.at("relay_jobs_finished_total{kind=\"dlq_retry\",state=\"cancelled\"}"), 0);
+}
+
+TEST(MetricsTest, FinishedJobsCountByKindAndStateAndRunningIsNoFinish) {
+  RelayMetrics metrics("1.2.3");
+  metrics.job_finished(JobKind::replay, JobState::failed);
+  metrics.job_finished(JobKind::replay, JobState::failed);
+  metrics.job_finished(JobKind::dlq_retry, JobState::done);
+  metrics.job_finished(JobKind::dlq_retry, JobState::running);  // not a finish: no series
+  const auto s = samples(metrics.scrape());
+  EXPECT_EQ(s.at("relay_jobs_finished_total{kind=\"replay\",state=\"failed\"}"), 2);
+  EXPECT_EQ(s.at("relay_jobs_finished_total{kind=\"replay\",state=\"done\"}"), 0);
+  EXPECT_EQ(s.at("relay_jobs_finished_total{kind=\"dlq_retry\",state=\"done\"}"), 1);
+  EXPECT_EQ(s.count("relay_jobs_finished_total{kind=\"dlq_retry\",state=\"running\"}"), 0u);
 }
 
 TEST(MetricsTest, PromtoolCheckMetricsPasses) {

@@ -108,10 +108,35 @@ class SubscriptionMirrorTest : public ::testing::Test {
   // A write by another shard (or etcdctl): straight into etcd.
   std::int64_t put_in_etcd(const Subscription& s) { return etcd_.put(keys_.subscription(s.id), records::to_record(s).dump()); }
   std::int64_t delete_in_etcd(const Subscription& s) { return etcd_.erase(keys_.subscription(s.id)); }
+  // A new subscription, written by another shard.
+  Subscription new_in_etcd() {
+    Subscription s = sub();
+    put_in_etcd(s);
+    return s;
+  }
 
   Shard& shard() {
     shards_.push_back(std::make_unique<Shard>(io_, etcd_, logger_));
     return *shards_.back();
+  }
+  // A shard whose mirror runs.
+  Shard& started_shard() {
+    Shard& s = shard();
+    s.mirror->start();
+    return s;
+  }
+
+  // Waits (running the loop) until the shard has applied everything etcd has and holds `ids`.
+  bool follows(const Shard& s, const Ids& ids) {
+    return run_until(io_, [&] { return caught_up(s) && holds(s, ids); });
+  }
+  // Waits until the shard has applied `revision`.
+  bool reaches(const Shard& s, std::int64_t revision) {
+    return run_until(io_, [&] { return s.mirror->applied_revision() == revision; });
+  }
+  // Waits until the shard's first full read is done.
+  bool synced(const Shard& s) {
+    return run_until(io_, [&] { return s.mirror->synced(); });
   }
 
   static Ids sorted(Ids ids) {
@@ -136,16 +161,14 @@ class SubscriptionMirrorTest : public ::testing::Test {
 };
 
 TEST_F(SubscriptionMirrorTest, ANewShardTakesEtcdsSubscriptionsAndDropsItsOwn) {
-  const auto a = sub();
-  const auto b = sub();
-  put_in_etcd(a);
-  put_in_etcd(b);
+  const auto a = new_in_etcd();
+  const auto b = new_in_etcd();
   auto& s = shard();
   const auto local = sub();
   s.put_local(local);
   s.mirror->start();
   EXPECT_EQ(s.mirror->applied_revision(), 0);
-  ASSERT_TRUE(run_until(io_, [&] { return s.mirror->synced(); }));
+  ASSERT_TRUE(synced(s));
   EXPECT_TRUE(holds(s, {a.id, b.id}));
   EXPECT_EQ(s.mirror->applied_revision(), etcd_.revision());
   EXPECT_EQ(mutations::stored_subscriptions_revision(*s.store), etcd_.revision());
@@ -155,21 +178,17 @@ TEST_F(SubscriptionMirrorTest, ANewShardTakesEtcdsSubscriptionsAndDropsItsOwn) {
 }
 
 TEST_F(SubscriptionMirrorTest, ChangesInEtcdReachTheStoreAndTheRegistry) {
-  auto a = sub();
-  const auto b = sub();
-  put_in_etcd(a);
-  put_in_etcd(b);
-  auto& s = shard();
-  s.mirror->start();
-  ASSERT_TRUE(run_until(io_, [&] { return caught_up(s) && holds(s, {a.id, b.id}); }));
+  auto a = new_in_etcd();
+  const auto b = new_in_etcd();
+  auto& s = started_shard();
+  ASSERT_TRUE(follows(s, {a.id, b.id}));
   s.changes.clear();
 
-  const auto c = sub();
-  put_in_etcd(c);
+  const auto c = new_in_etcd();
   a.url = "https://example.com/moved";
   put_in_etcd(a);
   const auto last = delete_in_etcd(b);
-  ASSERT_TRUE(run_until(io_, [&] { return s.mirror->applied_revision() == last; }));
+  ASSERT_TRUE(reaches(s, last));
   EXPECT_TRUE(holds(s, {a.id, c.id}));
   EXPECT_EQ(s.registry->find(a.id)->url, "https://example.com/moved");
   EXPECT_EQ(mutations::stored_subscriptions_revision(*s.store), last);
@@ -179,16 +198,15 @@ TEST_F(SubscriptionMirrorTest, ChangesInEtcdReachTheStoreAndTheRegistry) {
   etcd_.put("/relay/shards/live/x", "{}");
   const auto d = sub();
   const auto after = put_in_etcd(d);
-  ASSERT_TRUE(run_until(io_, [&] { return s.mirror->applied_revision() == after; }));
+  ASSERT_TRUE(reaches(s, after));
   EXPECT_TRUE(holds(s, {a.id, c.id, d.id}));
 }
 
 TEST_F(SubscriptionMirrorTest, TwoShardsFollowOneEtcdAndReadTheirWrites) {
-  auto& one = shard();
-  auto& two = shard();
-  one.mirror->start();
-  two.mirror->start();
-  ASSERT_TRUE(run_until(io_, [&] { return one.mirror->synced() && two.mirror->synced(); }));
+  auto& one = started_shard();
+  auto& two = started_shard();
+  ASSERT_TRUE(synced(one));
+  ASSERT_TRUE(synced(two));
 
   // A write through shard one, answered once shard one uses it (read-your-writes)...
   SubscriptionWrites writes(*one.client, "/relay/");
@@ -219,9 +237,8 @@ TEST_F(SubscriptionMirrorTest, TwoShardsFollowOneEtcdAndReadTheirWrites) {
 }
 
 TEST_F(SubscriptionMirrorTest, WaitAppliedTimesOutWhileTheShardCannotSeeTheChange) {
-  auto& s = shard();
-  s.mirror->start();
-  ASSERT_TRUE(run_until(io_, [&] { return s.mirror->synced(); }));
+  auto& s = started_shard();
+  ASSERT_TRUE(synced(s));
   s.client->set_reachable(false);
   const auto rev = put_in_etcd(sub());
   EXPECT_FALSE(run_task(io_, s.mirror->wait_applied(rev, 50ms)));
@@ -231,16 +248,12 @@ TEST_F(SubscriptionMirrorTest, WaitAppliedTimesOutWhileTheShardCannotSeeTheChang
 }
 
 TEST_F(SubscriptionMirrorTest, AnOutageLosesNothing) {
-  const auto a = sub();
-  const auto b = sub();
-  put_in_etcd(a);
-  put_in_etcd(b);
-  auto& s = shard();
-  s.mirror->start();
-  ASSERT_TRUE(run_until(io_, [&] { return caught_up(s) && holds(s, {a.id, b.id}); }));
+  const auto a = new_in_etcd();
+  const auto b = new_in_etcd();
+  auto& s = started_shard();
+  ASSERT_TRUE(follows(s, {a.id, b.id}));
   s.client->set_reachable(false);
-  const auto c = sub();
-  put_in_etcd(c);
+  const auto c = new_in_etcd();
   delete_in_etcd(a);
   auto b2 = b;
   b2.description = "changed while away";
@@ -248,57 +261,49 @@ TEST_F(SubscriptionMirrorTest, AnOutageLosesNothing) {
   test::run_for(io_, 30ms);
   EXPECT_TRUE(holds(s, {a.id, b.id}));  // the shard keeps serving what it has
   s.client->set_reachable(true);
-  ASSERT_TRUE(run_until(io_, [&] { return s.mirror->applied_revision() == last; }));
+  ASSERT_TRUE(reaches(s, last));
   EXPECT_TRUE(holds(s, {b.id, c.id}));
   EXPECT_EQ(s.registry->find(b.id)->description, "changed while away");
 }
 
 TEST_F(SubscriptionMirrorTest, ACompactionPastTheShardReloadsAndDropsWhatWasDeletedMeanwhile) {
-  const auto a = sub();
-  const auto b = sub();
-  put_in_etcd(a);
-  put_in_etcd(b);
-  auto& s = shard();
-  s.mirror->start();
-  ASSERT_TRUE(run_until(io_, [&] { return caught_up(s) && holds(s, {a.id, b.id}); }));
+  const auto a = new_in_etcd();
+  const auto b = new_in_etcd();
+  auto& s = started_shard();
+  ASSERT_TRUE(follows(s, {a.id, b.id}));
   s.client->set_reachable(false);
   delete_in_etcd(b);
-  const auto c = sub();
-  put_in_etcd(c);
+  const auto c = new_in_etcd();
   etcd_.compact(etcd_.revision());
   s.changes.clear();
   s.client->set_reachable(true);
-  ASSERT_TRUE(run_until(io_, [&] { return caught_up(s) && holds(s, {a.id, c.id}); }));
+  ASSERT_TRUE(follows(s, {a.id, c.id}));
   EXPECT_EQ(s.mirror->applied_revision(), etcd_.revision());
   EXPECT_EQ(sorted(s.changes), sorted({"-" + b.id, "+" + c.id}));  // a did not change
   // Following again after the reload.
-  const auto d = sub();
-  put_in_etcd(d);
-  ASSERT_TRUE(run_until(io_, [&] { return caught_up(s) && holds(s, {a.id, c.id, d.id}); }));
+  const auto d = new_in_etcd();
+  ASSERT_TRUE(follows(s, {a.id, c.id, d.id}));
 }
 
 TEST_F(SubscriptionMirrorTest, EtcdUnreachableAtStartKeepsTheStoredSubscriptions) {
   auto& s = shard();
   const auto local = sub();
   s.put_local(local);
-  const auto a = sub();
-  put_in_etcd(a);
+  const auto a = new_in_etcd();
   s.client->set_reachable(false);
   s.mirror->start();
   test::run_for(io_, 50ms);
   EXPECT_FALSE(s.mirror->synced());
   EXPECT_TRUE(holds(s, {local.id}));
   s.client->set_reachable(true);
-  ASSERT_TRUE(run_until(io_, [&] { return s.mirror->synced(); }));
+  ASSERT_TRUE(synced(s));
   EXPECT_TRUE(holds(s, {a.id}));
 }
 
 TEST_F(SubscriptionMirrorTest, ARestartResumesFromTheStoredRevision) {
-  const auto a = sub();
-  put_in_etcd(a);
-  auto& s = shard();
-  s.mirror->start();
-  ASSERT_TRUE(run_until(io_, [&] { return caught_up(s) && holds(s, {a.id}); }));
+  const auto a = new_in_etcd();
+  auto& s = started_shard();
+  ASSERT_TRUE(follows(s, {a.id}));
   const auto applied = s.mirror->applied_revision();
   s.close();
 
@@ -311,7 +316,7 @@ TEST_F(SubscriptionMirrorTest, ARestartResumesFromTheStoredRevision) {
   s.put_local(planted);
   s.mirror->start();
   EXPECT_EQ(s.mirror->applied_revision(), applied);  // from the store, before etcd answers
-  ASSERT_TRUE(run_until(io_, [&] { return s.mirror->applied_revision() == last; }));
+  ASSERT_TRUE(reaches(s, last));
   EXPECT_TRUE(s.mirror->synced());
   EXPECT_TRUE(holds(s, {a.id, b.id, planted.id}));
 }
@@ -319,9 +324,8 @@ TEST_F(SubscriptionMirrorTest, ARestartResumesFromTheStoredRevision) {
 TEST_F(SubscriptionMirrorTest, ARestartOnAReplacedEtcdReadsEverythingAgain) {
   const auto a = sub();
   for (int i = 0; i < 5; ++i) put_in_etcd(a);  // revision 6
-  auto& s = shard();
-  s.mirror->start();
-  ASSERT_TRUE(run_until(io_, [&] { return s.mirror->applied_revision() == 6; }));
+  auto& s = started_shard();
+  ASSERT_TRUE(reaches(s, 6));
   s.close();
   // A new, empty etcd (revision 1) with one other subscription.
   test::FakeClusterStore fresh(io_.get_executor(), clock_);
@@ -330,27 +334,25 @@ TEST_F(SubscriptionMirrorTest, ARestartOnAReplacedEtcdReadsEverythingAgain) {
   s.client = fresh.another_client();
   s.open();
   s.mirror->start();
-  ASSERT_TRUE(run_until(io_, [&] { return s.mirror->applied_revision() == fresh.revision(); }));
+  ASSERT_TRUE(reaches(s, fresh.revision()));
   EXPECT_TRUE(holds(s, {b.id}));
   s.close();
 }
 
 TEST_F(SubscriptionMirrorTest, UndecodableValuesAreSkipped) {
-  const auto a = sub();
-  put_in_etcd(a);
+  const auto a = new_in_etcd();
   etcd_.put(keys_.subscription("sub_garbage"), "{}");
   const auto b = sub();
   etcd_.put(keys_.subscription(b.id), "not json");
   const auto c = sub();
   etcd_.put(keys_.subscription(c.id), records::to_record(a).dump());  // names another id
-  auto& s = shard();
-  s.mirror->start();
-  ASSERT_TRUE(run_until(io_, [&] { return s.mirror->synced(); }));
+  auto& s = started_shard();
+  ASSERT_TRUE(synced(s));
   EXPECT_TRUE(holds(s, {a.id}));
   EXPECT_EQ(s.mirror->applied_revision(), etcd_.revision());
   // An undecodable change later is skipped too; the revision still moves on.
   const auto bad = etcd_.put(keys_.subscription(a.id), "[1,2]");
-  ASSERT_TRUE(run_until(io_, [&] { return s.mirror->applied_revision() == bad; }));
+  ASSERT_TRUE(reaches(s, bad));
   EXPECT_TRUE(holds(s, {a.id}));
   EXPECT_EQ(s.registry->find(a.id)->url, a.url);
 }

@@ -17,7 +17,7 @@
 #include "tests/support/relayd_api_test.h"
 
 namespace relay::test {
-namespace {
+namespace api_auth_config_test {
 
 using nlohmann::json;
 
@@ -316,5 +316,5 @@ TEST(Logs, EveryLineIsAJsonObjectWithTsLevelMsg) {
   }
 }
 
-}  // namespace
+}  // namespace api_auth_config_test
 }  // namespace relay::test

@@ -14,7 +14,7 @@
 #include "tests/support/relayd_api_test.h"
 
 namespace relay::test {
-namespace {
+namespace api_events_test {
 
 using nlohmann::json;
 
@@ -578,5 +578,5 @@ TEST_F(EventsApi, EventTypesListsCountsAndLastSeen) {
   }
 }
 
-}  // namespace
+}  // namespace api_events_test
 }  // namespace relay::test

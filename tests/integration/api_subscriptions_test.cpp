@@ -17,7 +17,7 @@
 #include "tests/support/relayd_api_test.h"
 
 namespace relay::test {
-namespace {
+namespace api_subscriptions_test {
 
 using nlohmann::json;
 
@@ -423,5 +423,5 @@ TEST_F(SubscriptionsApi, SecretsNeverAppearInLogs) {
   }
 }
 
-}  // namespace
+}  // namespace api_subscriptions_test
 }  // namespace relay::test

@@ -21,7 +21,7 @@
 #include "tests/support/test_subscriber.h"
 
 namespace relay::test {
-namespace {
+namespace auto_disable_test {
 
 using nlohmann::json;
 using namespace std::chrono_literals;
@@ -247,5 +247,5 @@ TEST_F(AutoDisable, TheStreakAndTheReasonSurviveARestart) {
   EXPECT_EQ(after.value("disabled_at", ""), disabled.value("disabled_at", ""));
 }
 
-}  // namespace
+}  // namespace auto_disable_test
 }  // namespace relay::test

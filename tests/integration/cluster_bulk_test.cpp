@@ -19,7 +19,7 @@
 #include "tests/support/test_subscriber.h"
 
 namespace relay::test {
-namespace {
+namespace cluster_bulk_test {
 
 using nlohmann::json;
 using namespace std::chrono_literals;
@@ -176,5 +176,5 @@ TEST_F(ClusterBulk, AShardThatDisablesAFailingSubscriptionDisablesItOnEveryShard
   publish(0, {{"type", "failing.a"}, {"payload", {}}}, 1);
 }
 
-}  // namespace
+}  // namespace cluster_bulk_test
 }  // namespace relay::test

@@ -30,7 +30,7 @@
 #include "tests/support/test_subscriber.h"
 
 namespace relay::test {
-namespace {
+namespace cluster_faults_test {
 
 using nlohmann::json;
 using namespace std::chrono_literals;
@@ -442,5 +442,5 @@ TEST_F(ClusterEtcdFaults, WritesAndIngestSurviveALeaderLossAndIngestAWholeOutage
   EXPECT_TRUE(cluster().await_live(cluster().size())) << "every shard registered again";
 }
 
-}  // namespace
+}  // namespace cluster_faults_test
 }  // namespace relay::test

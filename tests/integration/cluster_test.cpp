@@ -27,7 +27,7 @@
 #include "tests/support/webhook_verifier.h"
 
 namespace relay::test {
-namespace {
+namespace cluster_test {
 
 using nlohmann::json;
 using namespace std::chrono_literals;
@@ -477,5 +477,5 @@ TEST_F(Cluster, OrderingKeyPostedRoundRobinIsDeliveredInOrder) {
   for (const std::string& key : keys) EXPECT_EQ(accepted[key], in_order) << key;
 }
 
-}  // namespace
+}  // namespace cluster_test
 }  // namespace relay::test

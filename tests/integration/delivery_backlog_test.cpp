@@ -17,7 +17,7 @@
 #include "tests/support/test_subscriber.h"
 
 namespace relay::test {
-namespace {
+namespace delivery_backlog_test {
 
 using nlohmann::json;
 using namespace std::chrono_literals;
@@ -112,5 +112,5 @@ TEST_F(DeliveryBacklog, RateLimitedBacklogsDoNotStarveAHealthySubscription) {
   expect_healthy_delivered(healthy, "healthy.ping", 100);
 }
 
-}  // namespace
+}  // namespace delivery_backlog_test
 }  // namespace relay::test

@@ -29,7 +29,7 @@
 #include "tests/support/test_subscriber.h"
 
 namespace relay::test {
-namespace {
+namespace delivery_crash_test {
 
 using nlohmann::json;
 using namespace std::chrono_literals;
@@ -281,5 +281,5 @@ TEST_F(DeliveryCrash, EveryKeysDeliveriesArriveInOrderAcrossKillNineRestarts) {
             << " accepted requests, " << kills << " kill -9 restarts" << std::endl;
 }
 
-}  // namespace
+}  // namespace delivery_crash_test
 }  // namespace relay::test

@@ -31,7 +31,7 @@
 #include "tests/support/webhook_verifier.h"
 
 namespace relay::test {
-namespace {
+namespace delivery_test {
 
 using nlohmann::json;
 using namespace std::chrono_literals;
@@ -821,5 +821,5 @@ TEST_F(Deliveries, RedeliverCreatesNewDeliveriesToMatchingSubscriptions) {
   EXPECT_EQ(call("POST", "/v1/events/evt_nope/redeliver", "{}").status, 404);
 }
 
-}  // namespace
+}  // namespace delivery_test
 }  // namespace relay::test

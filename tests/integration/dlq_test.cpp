@@ -21,7 +21,7 @@
 #include "tests/support/test_subscriber.h"
 
 namespace relay::test {
-namespace {
+namespace dlq_test {
 
 using nlohmann::json;
 using namespace std::chrono_literals;
@@ -338,5 +338,5 @@ TEST_F(DeadLetters, DeliveryListingFiltersAndPagesNewestFirst) {
   EXPECT_GE(dlq_pages, 2u);
 }
 
-}  // namespace
+}  // namespace dlq_test
 }  // namespace relay::test

@@ -17,7 +17,7 @@
 #include "tests/support/relayd_api_test.h"
 
 namespace relay::test {
-namespace {
+namespace durability_kill_test {
 
 using nlohmann::json;
 
@@ -191,5 +191,5 @@ TEST_F(Durability, KillNineDuringBurstLosesNoAcknowledgedEvent) {
   EXPECT_GE(counts.count("burst.event") ? counts.at("burst.event") : 0, static_cast<long>(acked.size()));
 }
 
-}  // namespace
+}  // namespace durability_kill_test
 }  // namespace relay::test

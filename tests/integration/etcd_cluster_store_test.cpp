@@ -17,6 +17,7 @@
 #include <chrono>
 #include <functional>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -26,7 +27,7 @@
 #include "tests/support/test_subscriber.h"
 
 namespace relay::cluster {
-namespace {
+namespace etcd_cluster_store_test {
 
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
@@ -92,7 +93,9 @@ class EtcdStoreTest : public ::testing::Test {
           result.emplace(std::move(value));
         },
         asio::detached);
-    run_until(io_, [&] { return result.has_value(); });
+    if (!run_until(io_, [&] { return result.has_value(); })) {
+      throw std::runtime_error("the etcd call never finished");
+    }
     return std::move(*result);
   }
 
@@ -116,7 +119,7 @@ class EtcdStoreTest : public ::testing::Test {
     asio::steady_timer timer(io_, duration);
     bool done = false;
     timer.async_wait([&](boost::system::error_code) { done = true; });
-    run_until(io_, [&] { return done; });
+    ASSERT_TRUE(run_until(io_, [&] { return done; }));
   }
   // Probes every 50 ms (running the io_context between probes) until `probe` holds; fails the
   // test after 60 s.
@@ -282,7 +285,7 @@ TEST_F(EtcdStore, WatchReplaysFromARevisionThenFollowsPutsAndDeletesInOrder) {
 
   Seen seen;
   const std::unique_ptr<WatchHandle> handle = store().watch("/t/subs/", first.revision, seen.callback());
-  run_until(io_, [&] { return seen.events.size() >= 3; });
+  ASSERT_TRUE(run_until(io_, [&] { return seen.events.size() >= 3; }));
   EXPECT_EQ(seen.keys(), (std::vector<std::string>{"+/t/subs/1", "+/t/subs/2", "-/t/subs/1"}));
   EXPECT_EQ(seen.events[0].kv.value, "a");
   EXPECT_EQ(seen.events[0].kv.mod_revision, first.revision);
@@ -293,7 +296,7 @@ TEST_F(EtcdStore, WatchReplaysFromARevisionThenFollowsPutsAndDeletesInOrder) {
   two.then = {put("/t/subs/3", "c"), put("/t/subs/4", "d")};
   const TxnResult paired = commit(two);
   put_now("/t/subs/3", "c2");
-  run_until(io_, [&] { return seen.events.size() >= 6; });
+  ASSERT_TRUE(run_until(io_, [&] { return seen.events.size() >= 6; }));
   EXPECT_EQ(seen.keys(), (std::vector<std::string>{"+/t/subs/1", "+/t/subs/2", "-/t/subs/1", "+/t/subs/3", "+/t/subs/4",
                                                    "+/t/subs/3"}));
   EXPECT_EQ(seen.events[3].kv.mod_revision, paired.revision);
@@ -312,7 +315,7 @@ TEST_F(EtcdStore, DestroyingAWatchEndsItAndNoCallbackRunsAfter) {
   const RangeResult before = range("/t/w/", true);
   std::unique_ptr<WatchHandle> handle = store().watch("/t/w/", before.revision + 1, stopped.callback());
   put_now("/t/w/1", "x");
-  run_until(io_, [&] { return stopped.events.size() == 1; });
+  ASSERT_TRUE(run_until(io_, [&] { return stopped.events.size() == 1; }));
   handle.reset();
 
   // A second watch sees a later change; by then the first would have seen it too.
@@ -320,7 +323,7 @@ TEST_F(EtcdStore, DestroyingAWatchEndsItAndNoCallbackRunsAfter) {
   const RangeResult now = range("/t/w/", true);
   const std::unique_ptr<WatchHandle> other = store().watch("/t/w/", now.revision + 1, witness.callback());
   put_now("/t/w/2", "y");
-  run_until(io_, [&] { return witness.events.size() == 1; });
+  ASSERT_TRUE(run_until(io_, [&] { return witness.events.size() == 1; }));
   io_.poll();
   EXPECT_EQ(stopped.events.size(), 1u);
 }
@@ -335,14 +338,14 @@ TEST_F(EtcdStore, AWatchBehindACompactionIsToldSoAndEnds) {
 
   Seen seen;
   const std::unique_ptr<WatchHandle> handle = store().watch("/t/c/", first.revision, seen.callback());
-  run_until(io_, [&] { return seen.compacted; });
+  ASSERT_TRUE(run_until(io_, [&] { return seen.compacted; }));
   EXPECT_TRUE(seen.events.empty());
 
   // The watch has ended: later changes are not delivered.
   Seen witness;
   const std::unique_ptr<WatchHandle> other = store().watch("/t/c/", last.revision + 1, witness.callback());
   put_now("/t/c/3", "d");
-  run_until(io_, [&] { return witness.events.size() == 1; });
+  ASSERT_TRUE(run_until(io_, [&] { return witness.events.size() == 1; }));
   io_.poll();
   EXPECT_EQ(seen.batches, 1u);
   EXPECT_TRUE(seen.events.empty());
@@ -350,7 +353,7 @@ TEST_F(EtcdStore, AWatchBehindACompactionIsToldSoAndEnds) {
   // From the compaction revision on, the history is there.
   Seen resumed;
   const std::unique_ptr<WatchHandle> again = store().watch("/t/c/", last.revision, resumed.callback());
-  run_until(io_, [&] { return resumed.events.size() == 2; });
+  ASSERT_TRUE(run_until(io_, [&] { return resumed.events.size() == 2; }));
   EXPECT_EQ(resumed.keys(), (std::vector<std::string>{"+/t/c/2", "+/t/c/3"}));
   EXPECT_FALSE(resumed.compacted);
 }
@@ -377,7 +380,7 @@ TEST_F(EtcdStore, UnaryCallsFailOverPastDeadRefusingAndSilentEndpoints) {
   // A watch gets there too.
   Seen seen;
   const std::unique_ptr<WatchHandle> handle = store().watch("/t/", 1, seen.callback());
-  run_until(io_, [&] { return seen.events.size() == 1; });
+  ASSERT_TRUE(run_until(io_, [&] { return seen.events.size() == 1; }));
   EXPECT_EQ(seen.keys(), std::vector<std::string>{"+/t/f"});
 }
 
@@ -386,7 +389,7 @@ TEST_F(EtcdStore, WithEveryEndpointDeadCallsAreUnavailableUntilEtcdIsBack) {
   EXPECT_TRUE(store().reachable());
   Seen seen;
   const std::unique_ptr<WatchHandle> handle = store().watch("/t/", 1, seen.callback());
-  run_until(io_, [&] { return seen.events.size() == 1; });
+  ASSERT_TRUE(run_until(io_, [&] { return seen.events.size() == 1; }));
 
   etcd_.kill_all();
   const Result<RangeResult> down = await(store().range("/t/k", false));
@@ -404,7 +407,7 @@ TEST_F(EtcdStore, WithEveryEndpointDeadCallsAreUnavailableUntilEtcdIsBack) {
   EXPECT_TRUE(store().reachable());
   // The watch reconnected by itself and goes on after what it delivered.
   put_now("/t/k", "after");
-  run_until(io_, [&] { return seen.events.size() == 2; });
+  ASSERT_TRUE(run_until(io_, [&] { return seen.events.size() == 2; }));
   EXPECT_EQ(seen.events[1].kv.value, "after");
 }
 
@@ -413,19 +416,19 @@ TEST_F(EtcdStoreThreeMembers, AWatchResumesOnAnotherMemberWhenItsMemberIsKilled)
   Seen seen;
   const std::unique_ptr<WatchHandle> handle = store().watch("/t/", 1, seen.callback());
   put_now("/t/1", "a");
-  run_until(io_, [&] { return seen.events.size() == 1; });
+  ASSERT_TRUE(run_until(io_, [&] { return seen.events.size() == 1; }));
 
   etcd_.kill(0);
   put_now("/t/2", "b");
   put_now("/t/3", "c");
-  run_until(io_, [&] { return seen.events.size() >= 3; });
+  ASSERT_TRUE(run_until(io_, [&] { return seen.events.size() >= 3; }));
   EXPECT_EQ(seen.keys(), (std::vector<std::string>{"+/t/1", "+/t/2", "+/t/3"}));
   EXPECT_TRUE(store().reachable());
 
   // Member 0 back: the cluster and the watch go on.
   etcd_.start(0);
   put_now("/t/4", "d");
-  run_until(io_, [&] { return seen.events.size() >= 4; });
+  ASSERT_TRUE(run_until(io_, [&] { return seen.events.size() >= 4; }));
   EXPECT_EQ(seen.keys().back(), "+/t/4");
   EXPECT_EQ(seen.events.size(), 4u);
 }
@@ -447,19 +450,19 @@ TEST_F(EtcdStoreThreeMembers, AWatchOnAMemberThatLostItsQuorumMovesOnWhenItComes
   Seen seen;
   const std::unique_ptr<WatchHandle> handle = store().watch("/t/", 1, seen.callback());
   put_now("/t/1", "a");
-  run_until(io_, [&] { return seen.events.size() == 1; });
+  ASSERT_TRUE(run_until(io_, [&] { return seen.events.size() == 1; }));
 
   // Member 0 alone has no leader: it ends the stream ("hasleader"), every reconnection fails.
   etcd_.kill(1);
   etcd_.kill(2);
-  run_until(io_, [&] { return !store().reachable(); });
+  ASSERT_TRUE(run_until(io_, [&] { return !store().reachable(); }));
 
   etcd_.start_all();
   put_now("/t/2", "b");
-  run_until(io_, [&] { return seen.events.size() >= 2; });
+  ASSERT_TRUE(run_until(io_, [&] { return seen.events.size() >= 2; }));
   EXPECT_EQ(seen.keys(), (std::vector<std::string>{"+/t/1", "+/t/2"}));
   EXPECT_TRUE(store().reachable());
 }
 
-}  // namespace
+}  // namespace etcd_cluster_store_test
 }  // namespace relay::cluster

@@ -29,7 +29,7 @@
 #include "tests/support/temp_dir.h"
 
 namespace relay::test {
-namespace {
+namespace fsync_before_ack_test {
 
 using nlohmann::json;
 
@@ -155,5 +155,5 @@ TEST(FsyncBeforeAck, BufferedDurabilityIsCaughtByTheCheck) {
   EXPECT_EQ(order->synced_before, 0) << "the check must fail for writes that were not synced";
 }
 
-}  // namespace
+}  // namespace fsync_before_ack_test
 }  // namespace relay::test

@@ -23,7 +23,7 @@
 #include "tests/support/test_subscriber.h"
 
 namespace relay::test {
-namespace {
+namespace ingress_limits_test {
 
 using namespace std::chrono_literals;
 
@@ -292,5 +292,5 @@ TEST_F(IngressLimits, IngestAnswers429AtMaxPendingDeliveriesAndStoresNothing) {
   EXPECT_EQ(get("/v1/event-types")["items"][0].value("count", 0), 3) << get("/v1/event-types").dump();
 }
 
-}  // namespace
+}  // namespace ingress_limits_test
 }  // namespace relay::test

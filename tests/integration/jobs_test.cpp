@@ -17,7 +17,7 @@
 #include "tests/support/test_subscriber.h"
 
 namespace relay::test {
-namespace {
+namespace jobs_test {
 
 using nlohmann::json;
 using namespace std::chrono_literals;
@@ -324,5 +324,5 @@ TEST_F(JobsCrash, KillNineMidReplayResumesWithoutDuplicates) {
   for (const auto& [event_id, ids] : delivery_ids_by_event) EXPECT_EQ(ids.size(), 1u) << event_id;
 }
 
-}  // namespace
+}  // namespace jobs_test
 }  // namespace relay::test

@@ -15,7 +15,7 @@
 #include "tests/support/test_subscriber.h"
 
 namespace relay::test {
-namespace {
+namespace large_redrive_test {
 
 using namespace std::chrono_literals;
 
@@ -80,5 +80,5 @@ TEST_F(LargeRedrive, IngestIsAcknowledgedWhileARedriveRuns) {
   EXPECT_EQ(done.value("created", 0), kBatches * kPerBatch);
 }
 
-}  // namespace
+}  // namespace large_redrive_test
 }  // namespace relay::test

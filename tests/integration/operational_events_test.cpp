@@ -16,7 +16,7 @@
 #include "tests/support/test_subscriber.h"
 
 namespace relay::test {
-namespace {
+namespace operational_events_test {
 
 using nlohmann::json;
 
@@ -167,5 +167,5 @@ TEST_F(OperationalEvents, ProducersCannotPublishRelayTypes) {
   EXPECT_FALSE(subscribe_id({{"url", "https://example.com/ops"}, {"event_types", {"relay.*"}}}).empty());
 }
 
-}  // namespace
+}  // namespace operational_events_test
 }  // namespace relay::test

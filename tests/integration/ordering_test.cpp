@@ -19,7 +19,7 @@
 #include "tests/support/test_subscriber.h"
 
 namespace relay::test {
-namespace {
+namespace ordering_test {
 
 using nlohmann::json;
 using namespace std::chrono_literals;
@@ -231,5 +231,5 @@ TEST_F(Ordering, WaitingDeliveriesCountAsUnfinishedInTheGaugesAndTheIngestBound)
       << unfinished();
 }
 
-}  // namespace
+}  // namespace ordering_test
 }  // namespace relay::test

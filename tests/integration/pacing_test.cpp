@@ -17,7 +17,7 @@
 #include "tests/support/test_subscriber.h"
 
 namespace relay::test {
-namespace {
+namespace pacing_test {
 
 using namespace std::chrono_literals;
 using TimePoint = std::chrono::steady_clock::time_point;
@@ -105,5 +105,5 @@ TEST_F(Pacing, MaxInFlightBoundsConcurrentRequestsPerSubscriptionAndOverall) {
   EXPECT_GE(max_overlap(both, kHold), 2u) << "the two subscriptions are attempted side by side";
 }
 
-}  // namespace
+}  // namespace pacing_test
 }  // namespace relay::test

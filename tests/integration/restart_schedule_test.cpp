@@ -16,7 +16,7 @@
 #include "tests/support/test_subscriber.h"
 
 namespace relay::test {
-namespace {
+namespace restart_schedule_test {
 
 using namespace std::chrono_literals;
 
@@ -70,5 +70,5 @@ TEST_F(RestartSchedule, KillNineKeepsBackoffDeliveriesAtTheirDueTime) {
   EXPECT_EQ(parse_time(waiting.value("next_attempt_at", "")).value_or(0), later_due);
 }
 
-}  // namespace
+}  // namespace restart_schedule_test
 }  // namespace relay::test

@@ -16,7 +16,7 @@
 #include "tests/support/test_subscriber.h"
 
 namespace relay::test {
-namespace {
+namespace retention_test {
 
 using nlohmann::json;
 using namespace std::chrono_literals;
@@ -90,5 +90,5 @@ TEST_F(Retention, ExpiredRecordsAreRemovedInTheBackgroundAndPendingOnesStay) {
   EXPECT_TRUE(in_state(pending, "pending") || in_state(pending, "in_flight"));
 }
 
-}  // namespace
+}  // namespace retention_test
 }  // namespace relay::test

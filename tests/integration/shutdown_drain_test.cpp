@@ -12,7 +12,7 @@
 #include "tests/support/test_subscriber.h"
 
 namespace relay::test {
-namespace {
+namespace shutdown_drain_test {
 
 using namespace std::chrono_literals;
 
@@ -87,5 +87,5 @@ TEST_F(ShutdownDrain, NewRequestsGet503WhileTheAttemptInFlightFinishesAndIsRecor
   EXPECT_EQ(subscriber.request_count(), 1u);
 }
 
-}  // namespace
+}  // namespace shutdown_drain_test
 }  // namespace relay::test

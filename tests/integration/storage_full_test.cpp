@@ -20,7 +20,7 @@
 #include "tests/support/temp_dir.h"
 
 namespace relay::test {
-namespace {
+namespace storage_full_test {
 
 namespace fs = std::filesystem;
 
@@ -166,5 +166,5 @@ TEST_F(StorageFull, StartOnAFullDiskFailsWithOneClearLine) {
   EXPECT_NE(exit.stderr_lines[0].find(data_dir_), std::string::npos) << exit.stderr_lines[0];
 }
 
-}  // namespace
+}  // namespace storage_full_test
 }  // namespace relay::test

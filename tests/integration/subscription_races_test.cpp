@@ -19,7 +19,7 @@
 #include "tests/support/webhook_verifier.h"
 
 namespace relay::test {
-namespace {
+namespace subscription_races_test {
 
 constexpr const char* kNowhere = "http://127.0.0.1:9/hook";
 
@@ -169,5 +169,5 @@ TEST_F(SubscriptionRaces, ConcurrentSecretRotationsChainAndSignTogether) {
   }
 }
 
-}  // namespace
+}  // namespace subscription_races_test
 }  // namespace relay::test

@@ -14,7 +14,7 @@
 #include "tests/support/test_subscriber.h"
 
 namespace relay::test {
-namespace {
+namespace tenant_lists_test {
 
 using nlohmann::json;
 
@@ -131,5 +131,5 @@ TEST_F(TenantLists, DeliveriesAndTheDeadLetterQueueFilterByTenant) {
   EXPECT_EQ(call("POST", "/v1/dlq/retry", json{{"tenant", true}}.dump()).status, 400);
 }
 
-}  // namespace
+}  // namespace tenant_lists_test
 }  // namespace relay::test

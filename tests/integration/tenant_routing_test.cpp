@@ -18,7 +18,7 @@
 #include "tests/support/test_subscriber.h"
 
 namespace relay::test {
-namespace {
+namespace tenant_routing_test {
 
 using nlohmann::json;
 
@@ -214,5 +214,5 @@ TEST_F(TenantRouting, RedeliverGoesOnlyToSubscriptionsThatStillMatchTenantAndFil
   received("/a", 2);
 }
 
-}  // namespace
+}  // namespace tenant_routing_test
 }  // namespace relay::test

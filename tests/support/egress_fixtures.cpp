@@ -1,8 +1,6 @@
 #include "tests/support/egress_fixtures.h"
 
-#include <gtest/gtest.h>
 
-#include <chrono>
 #include <memory>
 #include <utility>
 
@@ -21,15 +19,6 @@ EgressRequest json_post(std::string url, std::string body) {
   request.body = std::make_shared<const std::string>(std::move(body));
   request.timeout_ms = 30000;
   return request;
-}
-
-void run_until(boost::asio::io_context& io, const std::function<bool()>& done) {
-  using namespace std::chrono_literals;
-  const auto give_up = std::chrono::steady_clock::now() + 60s;
-  while (!done()) {
-    ASSERT_LT(std::chrono::steady_clock::now(), give_up) << "event never happened";
-    io.run_one_for(100ms);
-  }
 }
 
 }  // namespace relay::test

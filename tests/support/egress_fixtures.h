@@ -1,12 +1,11 @@
 #pragma once
-// What the egress tests share: options that let attempts reach loopback subscribers, a JSON
-// POST, and a way to drive an io_context until something happened.
+// What the egress tests share: options that let attempts reach loopback subscribers and a JSON
+// POST. They drive their io_context with run_until from io_loop.h.
 
-#include <boost/asio/io_context.hpp>
-#include <functional>
 #include <string>
 
 #include "relay/delivery/egress_client.h"
+#include "tests/support/io_loop.h"
 
 namespace relay::test {
 
@@ -15,9 +14,5 @@ EgressOptions loopback_allowed();
 
 // A POST of `body` as application/json with a 30 s timeout.
 EgressRequest json_post(std::string url, std::string body = "{}");
-
-// Runs `io` one handler at a time until `done()` holds; fails the test after 60 s, a safety
-// net against a hang that nothing waits for.
-void run_until(boost::asio::io_context& io, const std::function<bool()>& done);
 
 }  // namespace relay::test

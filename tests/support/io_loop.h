@@ -18,13 +18,14 @@
 
 namespace relay::test {
 
-// Generous: a failure shows as a timeout, success is much faster.
-inline constexpr std::chrono::milliseconds kLoopWait{10'000};
+// Generous (elections and lease expiries under a sanitizer on a loaded machine): a failure shows
+// as a timeout, success is much faster.
+inline constexpr std::chrono::milliseconds kLoopWait{60'000};
 
 // Runs `io` until `done` holds (true) or `timeout` passes (false). `done` is checked between
-// handlers, on the test thread.
-bool run_until(boost::asio::io_context& io, const std::function<bool()>& done,
-               std::chrono::milliseconds timeout = kLoopWait);
+// handlers, on the test thread. Callers assert on the answer: ASSERT_TRUE(run_until(...)).
+[[nodiscard]] bool run_until(boost::asio::io_context& io, const std::function<bool()>& done,
+                             std::chrono::milliseconds timeout = kLoopWait);
 
 // Runs `io` for `duration`: lets background work (timers, retries) run when a test must show
 // that something does NOT happen.

@@ -11,7 +11,7 @@
 #include "tests/support/sample_subscription.h"
 
 namespace relay {
-namespace {
+namespace api_json_test {
 
 using nlohmann::json;
 
@@ -191,5 +191,5 @@ TEST(ApiJsonTest, DeliveryStateAndOutcomeNames) {
   EXPECT_FALSE(parse_delivery_state(""));
 }
 
-}  // namespace
+}  // namespace api_json_test
 }  // namespace relay

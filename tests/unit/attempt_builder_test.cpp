@@ -7,7 +7,7 @@
 #include <vector>
 
 namespace relay {
-namespace {
+namespace attempt_builder_test {
 
 constexpr UnixMillis kStart = 1'614'265'330'000;
 
@@ -93,5 +93,5 @@ TEST_F(AttemptBuilder, AFailureAfterTheWindowIsDeadAndTimeDisabledExtendsTheWind
   EXPECT_EQ(result.resolution.window_pause_mark, 600'000);
 }
 
-}  // namespace
+}  // namespace attempt_builder_test
 }  // namespace relay

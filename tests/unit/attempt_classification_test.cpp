@@ -5,7 +5,7 @@
 #include <string>
 
 namespace relay {
-namespace {
+namespace attempt_classification_test {
 
 // (GCC 12 flags designated initializers that skip members.)
 
@@ -158,5 +158,5 @@ TEST(AttemptClassification, ErrorTextIsCurlsBufferElseItsDescriptionOfTheCode) {
   EXPECT_FALSE(classify_attempt(failed(CURLE_GOT_NOTHING)).error.empty());
 }
 
-}  // namespace
+}  // namespace attempt_classification_test
 }  // namespace relay

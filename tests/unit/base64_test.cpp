@@ -5,7 +5,7 @@
 #include <string>
 
 namespace relay {
-namespace {
+namespace base64_test {
 
 using namespace std::string_literals;
 
@@ -35,5 +35,5 @@ TEST(Base64, OnlyTheCanonicalSpellingDecodes) {
   }
 }
 
-}  // namespace
+}  // namespace base64_test
 }  // namespace relay

@@ -5,7 +5,7 @@
 #include <gtest/gtest.h>
 
 namespace relay::cluster {
-namespace {
+namespace batch_split_test {
 
 TEST(BatchSplitTest, ASubBatchHoldsTheChosenEventsAsWritten) {
   const std::vector<std::string_view> texts{R"({"type":"a","payload":1})", R"({ "type" : "b", "payload" : [1, 2] })",
@@ -37,5 +37,5 @@ TEST(BatchSplitTest, TheAnswerListsResultsInOrder) {
   EXPECT_EQ(batch_answer({R"({"a":1})", R"({"b":2})"}), R"({"results":[{"a":1},{"b":2}]})");
 }
 
-}  // namespace
+}  // namespace batch_split_test
 }  // namespace relay::cluster

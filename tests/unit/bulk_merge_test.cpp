@@ -6,7 +6,7 @@
 #include <gtest/gtest.h>
 
 namespace relay::cluster {
-namespace {
+namespace bulk_merge_test {
 
 using nlohmann::json;
 
@@ -51,5 +51,5 @@ TEST(BulkMergeTest, ReplaysListEveryShardsJob) {
   EXPECT_FALSE(merge_replay({retried("a", 1)}));
 }
 
-}  // namespace
+}  // namespace bulk_merge_test
 }  // namespace relay::cluster

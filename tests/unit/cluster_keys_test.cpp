@@ -6,7 +6,7 @@
 #include <gtest/gtest.h>
 
 namespace relay::cluster {
-namespace {
+namespace cluster_keys_test {
 
 TEST(ClusterKeysTest, LayoutUnderThePrefix) {
   const ClusterKeys keys("/relay/");
@@ -72,5 +72,5 @@ TEST(ClusterKeysTest, DecodersRefuseWhatIsNotTheirValue) {
   }
 }
 
-}  // namespace
+}  // namespace cluster_keys_test
 }  // namespace relay::cluster

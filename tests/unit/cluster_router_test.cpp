@@ -19,7 +19,7 @@
 #include "storage/keys.h"
 
 namespace relay {
-namespace {
+namespace cluster_router_test {
 
 namespace asio = boost::asio;
 namespace http = boost::beast::http;
@@ -604,5 +604,5 @@ TEST(PeerApiKeyTest, IsTheFirstAdminKey) {
   EXPECT_EQ(peer_api_key(config), "");
 }
 
-}  // namespace
+}  // namespace cluster_router_test
 }  // namespace relay

@@ -33,7 +33,7 @@
 #include "tests/support/temp_dir.h"
 
 namespace relay {
-namespace {
+namespace cluster_shards_test {
 
 namespace asio = boost::asio;
 namespace http = boost::beast::http;
@@ -422,5 +422,5 @@ TEST_F(ClusterShardsTest, JobsOfEveryShardListAndAnswerThroughAnyShard) {
   EXPECT_EQ(page_through(2, "/v1/jobs", 10).size(), kShards);
 }
 
-}  // namespace
+}  // namespace cluster_shards_test
 }  // namespace relay

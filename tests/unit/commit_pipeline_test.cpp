@@ -17,7 +17,7 @@
 #include "tests/support/store_fixture.h"
 
 namespace relay {
-namespace {
+namespace commit_pipeline_test {
 
 // Group sizes as reported to the commit observer.
 class GroupLog {
@@ -438,5 +438,5 @@ TEST_F(CommitPipelineTest, CommittedWritesSurviveReopen) {
   EXPECT_EQ(store_->get(Family::events, "durable"), "yes");
 }
 
-}  // namespace
+}  // namespace commit_pipeline_test
 }  // namespace relay

@@ -8,7 +8,7 @@
 #include "tests/support/test_subscriber.h"
 
 namespace relay {
-namespace {
+namespace config_test {
 
 std::vector<std::string> cidr_texts(const Config& c) {
   std::vector<std::string> out;
@@ -393,11 +393,11 @@ TEST(ConfigTest, IngressLimits) {
             "invalid value '-1' for --max-pending-deliveries: expected a number of deliveries (0 for no bound)");
 }
 
-}  // namespace
+}  // namespace config_test
 }  // namespace relay
 
 namespace relay {
-namespace {
+namespace config_test {
 
 TEST(ConfigTest, ClusterModeIsOffByDefaultAndTakesItsFlagsTogether) {
   const Config single = parse({"--api-key", kKey});
@@ -450,5 +450,5 @@ TEST(ConfigTest, BadClusterFlagsAreRefusedWithOneLine) {
   EXPECT_NE(error_of({"--api-key", kKey, "--shard", "s1"}).find("--cluster-etcd"), std::string::npos);
 }
 
-}  // namespace
+}  // namespace config_test
 }  // namespace relay

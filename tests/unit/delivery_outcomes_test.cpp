@@ -17,7 +17,7 @@
 #include "tests/support/store_fixture.h"
 
 namespace relay {
-namespace {
+namespace delivery_outcomes_test {
 
 using nlohmann::json;
 
@@ -316,5 +316,5 @@ TEST_F(DeliveryOutcomesTest, AManuallyDisabledSubscriptionIsLeftAsItIs) {
   EXPECT_EQ(stored->disabled_at, kT + 500);
 }
 
-}  // namespace
+}  // namespace delivery_outcomes_test
 }  // namespace relay

@@ -26,7 +26,7 @@
 #include "tests/support/test_subscriber.h"
 
 namespace relay {
-namespace {
+namespace delivery_scheduler_test {
 
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
@@ -534,5 +534,5 @@ TEST_F(DeliverySchedulerTest, AKeyWithAHundredThousandWaitingDeliveriesHoldsOnly
   EXPECT_EQ(subscriber_.request_count(), 2u);
 }
 
-}  // namespace
+}  // namespace delivery_scheduler_test
 }  // namespace relay

@@ -8,7 +8,7 @@
 #include <string>
 
 namespace relay {
-namespace {
+namespace destination_guard_test {
 
 using boost::asio::ip::make_address;
 
@@ -169,5 +169,5 @@ TEST(DestinationCidr, RejectsBadInput) {
   }
 }
 
-}  // namespace
+}  // namespace destination_guard_test
 }  // namespace relay

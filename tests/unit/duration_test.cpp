@@ -3,7 +3,7 @@
 #include <gtest/gtest.h>
 
 namespace relay {
-namespace {
+namespace duration_test {
 
 TEST(DurationTest, ParsesEverySuffix) {
   EXPECT_EQ(parse_duration_ms("1500ms"), 1'500);
@@ -60,5 +60,5 @@ TEST(DurationTest, FormatAndParseRoundTrip) {
   EXPECT_EQ(format_duration(*parse_duration_ms("24h")), "1d");
 }
 
-}  // namespace
+}  // namespace duration_test
 }  // namespace relay

@@ -19,7 +19,7 @@
 #include "tests/support/test_subscriber.h"
 
 namespace relay {
-namespace {
+namespace egress_client_test {
 
 using namespace std::chrono_literals;
 using test::Http2Subscriber;
@@ -35,7 +35,7 @@ class EgressClientTest : public ::testing::Test {
   EgressResponse send(EgressClient& client, EgressRequest request) {
     std::optional<EgressResponse> response;
     client.send(std::move(request), [&](EgressResponse r) { response = std::move(r); });
-    run_until(io_, [&] { return response.has_value(); });
+    EXPECT_TRUE(run_until(io_, [&] { return response.has_value(); }));
     return response.value_or(EgressResponse{});
   }
 
@@ -203,16 +203,16 @@ TEST_F(EgressClientTest, BlackholedSubscriberTimesOutWhileHealthyOneAnswers) {
   EgressRequest slow_request = json_post(dead.url("/"));
   slow_request.timeout_ms = 3000;
   client.send(slow_request, [&](EgressResponse r) { slow = std::move(r); });
-  run_until(io_, [&] { return dead.request_count() == 1; });  // the slow one is now stuck
+  ASSERT_TRUE(run_until(io_, [&] { return dead.request_count() == 1; }));  // the slow one is now stuck
 
   std::optional<EgressResponse> fast;
   client.send(json_post(sub_.url("/")), [&](EgressResponse r) { fast = std::move(r); });
-  run_until(io_, [&] { return fast.has_value() || slow.has_value(); });
+  ASSERT_TRUE(run_until(io_, [&] { return fast.has_value() || slow.has_value(); }));
   ASSERT_TRUE(fast.has_value()) << "the healthy subscriber waited behind the dead one";
   EXPECT_EQ(fast->outcome, AttemptOutcome::success);
   EXPECT_FALSE(slow.has_value());
 
-  run_until(io_, [&] { return slow.has_value(); });
+  ASSERT_TRUE(run_until(io_, [&] { return slow.has_value(); }));
   EXPECT_EQ(slow->outcome, AttemptOutcome::timeout);
   EXPECT_EQ(slow->http_status, 0);
   EXPECT_FALSE(slow->error.empty());
@@ -292,7 +292,7 @@ TEST_F(EgressClientTest, ConcurrentRequestsAllComplete) {
     });
   }
   EXPECT_EQ(completed, 0) << "a callback ran inside send()";
-  run_until(io_, [&] { return completed == kCount; });
+  ASSERT_TRUE(run_until(io_, [&] { return completed == kCount; }));
   EXPECT_EQ(succeeded, kCount);
   EXPECT_EQ(sub_.request_count(), static_cast<std::size_t>(kCount));
 }
@@ -386,7 +386,7 @@ TEST_F(EgressClientTest, Http2IsSpokenWhenTheTlsSubscriberOffersIt) {
     client.send(json_post(h2.url("/hook"), "{\"n\":" + std::to_string(i) + "}"),
                 [&](EgressResponse r) { responses.push_back(std::move(r)); });
   }
-  run_until(io_, [&] { return responses.size() == kCount; });
+  ASSERT_TRUE(run_until(io_, [&] { return responses.size() == kCount; }));
   for (const EgressResponse& r : responses) {
     EXPECT_EQ(r.outcome, AttemptOutcome::success) << r.error;
     EXPECT_EQ(r.body_excerpt, "ok");
@@ -417,9 +417,9 @@ TEST_F(EgressClientTest, CancelAllEndsRunningAttempts) {
   sub_.respond(Reply::blackhole());
   std::optional<EgressResponse> response;
   client.send(json_post(sub_.url("/")), [&](EgressResponse r) { response = std::move(r); });
-  run_until(io_, [&] { return sub_.request_count() == 1; });
+  ASSERT_TRUE(run_until(io_, [&] { return sub_.request_count() == 1; }));
   client.cancel_all();
-  run_until(io_, [&] { return response.has_value(); });
+  ASSERT_TRUE(run_until(io_, [&] { return response.has_value(); }));
   EXPECT_TRUE(response->cancelled);
   EXPECT_EQ(response->outcome, AttemptOutcome::other);
 }
@@ -430,11 +430,11 @@ TEST_F(EgressClientTest, DestroyingTheClientAbandonsAttemptsWithoutCallbacks) {
   {
     EgressClient client(io_, loopback_allowed());
     client.send(json_post(sub_.url("/")), [&](EgressResponse) { called = true; });
-    run_until(io_, [&] { return sub_.request_count() == 1; });
+    ASSERT_TRUE(run_until(io_, [&] { return sub_.request_count() == 1; }));
   }
   io_.poll();  // whatever the client left queued runs now and must not touch it
   EXPECT_FALSE(called);
 }
 
-}  // namespace
+}  // namespace egress_client_test
 }  // namespace relay

@@ -19,7 +19,7 @@
 #include "tests/support/test_subscriber.h"
 
 namespace relay {
-namespace {
+namespace egress_thread_test {
 
 using namespace std::chrono_literals;
 using test::json_post;
@@ -48,7 +48,7 @@ TEST_F(EgressThreadTest, AttemptsRunElsewhereAndAnswerOnTheHomeLoop) {
     });
   }
   EXPECT_TRUE(responses.empty()) << "send() must not answer from inside the call";
-  run_until(home_, [&] { return responses.size() == kCount; });
+  ASSERT_TRUE(run_until(home_, [&] { return responses.size() == kCount; }));
   for (const EgressResponse& r : responses) EXPECT_EQ(r.outcome, AttemptOutcome::success) << r.error;
   EXPECT_EQ(callback_threads, std::set<std::thread::id>{std::this_thread::get_id()});
   std::set<std::string> bodies;
@@ -61,9 +61,9 @@ TEST_F(EgressThreadTest, CancelAllEndsRunningAttempts) {
   sub_.respond(Reply::blackhole());
   std::vector<EgressResponse> responses;
   for (int i = 0; i < 3; ++i) egress.send(json_post(sub_.url("/"), "{}"), [&](EgressResponse r) { responses.push_back(std::move(r)); });
-  run_until(home_, [&] { return sub_.request_count() == 3; });
+  ASSERT_TRUE(run_until(home_, [&] { return sub_.request_count() == 3; }));
   egress.cancel_all();
-  run_until(home_, [&] { return responses.size() == 3; });
+  ASSERT_TRUE(run_until(home_, [&] { return responses.size() == 3; }));
   for (const EgressResponse& r : responses) {
     EXPECT_TRUE(r.cancelled);
     EXPECT_EQ(r.outcome, AttemptOutcome::other);
@@ -76,11 +76,11 @@ TEST_F(EgressThreadTest, DestroyingItAbandonsAttemptsWithoutCallbacks) {
   {
     EgressThread egress(home_, loopback_allowed());
     egress.send(json_post(sub_.url("/"), "{}"), [&](EgressResponse) { called = true; });
-    run_until(home_, [&] { return sub_.request_count() == 1; });
+    ASSERT_TRUE(run_until(home_, [&] { return sub_.request_count() == 1; }));
   }
   home_.poll();  // whatever the thread left queued here runs now and must not call back
   EXPECT_FALSE(called);
 }
 
-}  // namespace
+}  // namespace egress_thread_test
 }  // namespace relay

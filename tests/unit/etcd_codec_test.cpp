@@ -11,7 +11,7 @@
 #include "relay/core/base64.h"
 
 namespace relay::cluster::etcd {
-namespace {
+namespace etcd_codec_test {
 
 using json = nlohmann::json;
 using namespace std::string_literals;
@@ -254,5 +254,5 @@ TEST(EtcdCodec, MalformedWatchMessagesAreRefused) {
   }
 }
 
-}  // namespace
+}  // namespace etcd_codec_test
 }  // namespace relay::cluster::etcd

@@ -12,7 +12,7 @@
 #include "tests/support/json_post_request.h"
 
 namespace relay {
-namespace {
+namespace event_parsing_test {
 
 using nlohmann::json;
 
@@ -484,5 +484,5 @@ TEST(ParseEventBodyTest, ADeeplyNestedPayloadDoesNotCrash) {
   EXPECT_EXIT(ingest(), ::testing::ExitedWithCode(0), "");
 }
 
-}  // namespace
+}  // namespace event_parsing_test
 }  // namespace relay

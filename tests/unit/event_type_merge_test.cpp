@@ -12,7 +12,7 @@
 #include "tests/support/temp_dir.h"
 
 namespace relay {
-namespace {
+namespace event_type_merge_test {
 
 constexpr UnixMillis kT = 1'760'000'000'000;
 
@@ -95,5 +95,5 @@ TEST_F(EventTypeMergeTest, ADamagedValueCountsAsZeroAndFailsNothing) {
   EXPECT_EQ(read("a").count, 3u);
 }
 
-}  // namespace
+}  // namespace event_type_merge_test
 }  // namespace relay

@@ -6,7 +6,7 @@
 #include <gtest/gtest.h>
 
 namespace relay {
-namespace {
+namespace event_type_test {
 
 TEST(EventTypeTest, ValidTypes) {
   for (const std::string& type : std::vector<std::string>{"a", "meeting.completed", "calendar.sync_events", "A-Z:0_9.x", "..", "-",
@@ -66,5 +66,5 @@ TEST(EventTypeTest, RelaysOwnTypesAreReservedAndReachOnlyPatternsThatNameThem) {
   EXPECT_FALSE(is_valid_event_pattern("*.dead"));
 }
 
-}  // namespace
+}  // namespace event_type_test
 }  // namespace relay

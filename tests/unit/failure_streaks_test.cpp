@@ -11,7 +11,7 @@
 #include "tests/support/store_fixture.h"
 
 namespace relay {
-namespace {
+namespace failure_streaks_test {
 
 constexpr UnixMillis kT = 1'760'000'000'000;
 
@@ -147,5 +147,5 @@ TEST_F(FailureStreaksTest, TheStreakSurvivesAReopen) {
   EXPECT_EQ(since, kT);
 }
 
-}  // namespace
+}  // namespace failure_streaks_test
 }  // namespace relay

@@ -12,7 +12,7 @@
 #include "tests/support/io_loop.h"
 
 namespace relay::test {
-namespace {
+namespace fake_cluster_store_test {
 
 using namespace relay::cluster;
 using std::chrono_literals::operator""s;
@@ -194,5 +194,5 @@ TEST_F(FakeClusterStoreTest, ClientsShareDataButNotReachability) {
   EXPECT_EQ(etcd_.get("/w/a")->value, "1");
 }
 
-}  // namespace
+}  // namespace fake_cluster_store_test
 }  // namespace relay::test

@@ -22,7 +22,7 @@
 #include <vector>
 
 namespace relay {
-namespace {
+namespace http_server_test {
 
 namespace asio = boost::asio;
 namespace http = boost::beast::http;
@@ -187,5 +187,5 @@ TEST_F(HttpServerTest, AnswersExpect100ContinueOnceTheHeaderPassesTheScreen) {
   EXPECT_EQ(read_exactly(socket, expected.size()), expected);
 }
 
-}  // namespace
+}  // namespace http_server_test
 }  // namespace relay

@@ -17,7 +17,7 @@
 #include "tests/support/store_fixture.h"
 
 namespace relay {
-namespace {
+namespace job_mutations_test {
 
 using Targets = std::vector<std::shared_ptr<const Subscription>>;
 
@@ -363,5 +363,5 @@ TEST_F(JobMutationsTest, AJobRecordRoundTrips) {
   EXPECT_FALSE(records::decode_job("\x01garbage").has_value());
 }
 
-}  // namespace
+}  // namespace job_mutations_test
 }  // namespace relay

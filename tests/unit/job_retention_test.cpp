@@ -22,7 +22,7 @@
 #include "tests/support/store_fixture.h"
 
 namespace relay {
-namespace {
+namespace job_retention_test {
 
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
@@ -136,5 +136,5 @@ TEST_F(JobRetentionTest, ZeroKeepsFinishedJobsForever) {
   EXPECT_EQ(io_.poll(), 0u) << "retention 0 starts no pass";
 }
 
-}  // namespace
+}  // namespace job_retention_test
 }  // namespace relay

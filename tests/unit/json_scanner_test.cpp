@@ -10,7 +10,7 @@
 #include <vector>
 
 namespace relay {
-namespace {
+namespace json_scanner_test {
 
 // The whole text as one value, as nlohmann::json::accept reads it.
 bool scans(std::string_view text, int max_depth = JsonScanner::kDepthLimit) {
@@ -132,5 +132,5 @@ TEST(JsonScannerTest, ReadsMembersOneAtATime) {
   EXPECT_FALSE(not_a_string.string());
 }
 
-}  // namespace
+}  // namespace json_scanner_test
 }  // namespace relay

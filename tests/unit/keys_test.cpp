@@ -6,7 +6,7 @@
 #include <vector>
 
 namespace relay {
-namespace {
+namespace keys_test {
 
 TEST(KeysTest, IdsRoundTripAndSortByCreationTime) {
   ManualClock clock(1'700'000'000'000);
@@ -84,5 +84,5 @@ TEST(KeysTest, U64RoundTrip) {
   EXPECT_EQ(keys::read_u64(out), 0x0102030405060708ull);
 }
 
-}  // namespace
+}  // namespace keys_test
 }  // namespace relay

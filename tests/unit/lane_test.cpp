@@ -7,7 +7,7 @@
 #include "relay/core/clock.h"
 
 namespace relay {
-namespace {
+namespace lane_test {
 
 constexpr UnixMillis kStart = 1'614'265'330'000;
 
@@ -133,5 +133,5 @@ TEST(LaneTest, ShardShareIsTheCeilingOfAnEvenShare) {
   EXPECT_EQ(shard_share(4'294'967'295u, 2), 2'147'483'648u);
 }
 
-}  // namespace
+}  // namespace lane_test
 }  // namespace relay

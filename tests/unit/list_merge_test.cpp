@@ -15,7 +15,7 @@
 #include "storage/keys.h"
 
 namespace relay::cluster {
-namespace {
+namespace list_merge_test {
 
 using nlohmann::json;
 
@@ -266,5 +266,5 @@ TEST(ListMergeTest, PagingThroughRandomShardsReturnsEveryItemOnceInOrder) {
   }
 }
 
-}  // namespace
+}  // namespace list_merge_test
 }  // namespace relay::cluster

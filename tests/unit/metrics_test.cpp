@@ -18,7 +18,7 @@
 #include <vector>
 
 namespace relay {
-namespace {
+namespace metrics_test {
 
 // Every series of a scrape, keyed by `name{labels}` exactly as exposed (prometheus-cpp sorts
 // labels by name), mapped to its value.
@@ -387,5 +387,5 @@ TEST(MetricsTest, ConcurrentRecordingFromSeveralThreadsLosesNothing) {
   EXPECT_EQ(s.at("relay_storage_commit_batch_size_count"), kThreads * kPerThread);
 }
 
-}  // namespace
+}  // namespace metrics_test
 }  // namespace relay

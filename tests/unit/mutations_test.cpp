@@ -14,7 +14,7 @@
 #include "tests/support/store_fixture.h"
 
 namespace relay {
-namespace {
+namespace mutations_test {
 
 using Targets = std::vector<std::shared_ptr<const Subscription>>;
 using KV = std::pair<std::string, std::string>;
@@ -969,5 +969,5 @@ TEST_F(MutationsTest, ARefusedOrMissingRedeliveryWritesNothing) {
   EXPECT_EQ(everything(), before);
 }
 
-}  // namespace
+}  // namespace mutations_test
 }  // namespace relay

@@ -11,7 +11,7 @@
 #include "tests/support/store_fixture.h"
 
 namespace relay {
-namespace {
+namespace ordering_queue_test {
 
 using Targets = std::vector<std::shared_ptr<const Subscription>>;
 
@@ -327,5 +327,5 @@ TEST_F(OrderingQueueTest, ADeletedOrUnorderedSubscriptionsQueueIsReleasedInBatch
   EXPECT_FALSE(queries::delivery(*store_, new_head.id));
 }
 
-}  // namespace
+}  // namespace ordering_queue_test
 }  // namespace relay

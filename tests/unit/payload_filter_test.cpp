@@ -10,7 +10,7 @@
 #include "relay/routing/json_index.h"
 
 namespace relay {
-namespace {
+namespace payload_filter_test {
 
 using nlohmann::json;
 
@@ -398,5 +398,5 @@ TEST(JsonIndexTest, StringsCompareDecoded) {
   EXPECT_FALSE(JsonString({R"(\"q)", true}).starts_with("\"q\""));
 }
 
-}  // namespace
+}  // namespace payload_filter_test
 }  // namespace relay

@@ -10,7 +10,7 @@
 #include "tests/support/store_fixture.h"
 
 namespace relay {
-namespace {
+namespace queries_test {
 
 using Targets = std::vector<std::shared_ptr<const Subscription>>;
 
@@ -351,5 +351,5 @@ TEST_F(QueriesTest, SubscriptionsEventTypesAndKeyCounts) {
   EXPECT_EQ(queries::count_keys(*store_, Family::deliveries), 0u);
 }
 
-}  // namespace
+}  // namespace queries_test
 }  // namespace relay

@@ -17,7 +17,7 @@
 #include "tests/support/sample_subscription.h"
 
 namespace relay {
-namespace {
+namespace records_test {
 
 constexpr UnixMillis kT = 1'795'687'200'123;
 constexpr std::int64_t kMin64 = std::numeric_limits<std::int64_t>::min();
@@ -546,5 +546,5 @@ TEST(RecordsTest, SubscriptionRecordsWrittenBeforeAutomaticDisablingReadAsDisabl
   EXPECT_EQ(records::subscription_from_record(record).disabled_reason, DisabledReason::none);
 }
 
-}  // namespace
+}  // namespace records_test
 }  // namespace relay

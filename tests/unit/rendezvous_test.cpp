@@ -10,7 +10,7 @@
 #include <vector>
 
 namespace relay::cluster {
-namespace {
+namespace rendezvous_test {
 
 using Names = std::vector<std::string>;
 
@@ -82,5 +82,5 @@ TEST(RendezvousTest, AShardJoiningTakesAFairShareAndNothingElseMoves) {
   EXPECT_NEAR(taken, 10'000 / 4, 300);
 }
 
-}  // namespace
+}  // namespace rendezvous_test
 }  // namespace relay::cluster

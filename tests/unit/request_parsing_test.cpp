@@ -8,7 +8,7 @@
 #include "tests/support/json_post_request.h"
 
 namespace relay {
-namespace {
+namespace request_parsing_test {
 
 HttpRequest request(std::string body, std::string content_type = "application/json") {
   return test::json_post_request(std::move(body), std::move(content_type));
@@ -86,5 +86,5 @@ TEST(ParseQueryTest, RejectsMalformedTargets) {
   }
 }
 
-}  // namespace
+}  // namespace request_parsing_test
 }  // namespace relay

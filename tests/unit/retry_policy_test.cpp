@@ -9,7 +9,7 @@
 #include "relay/core/clock.h"
 
 namespace relay {
-namespace {
+namespace retry_policy_test {
 
 constexpr UnixMillis kStart = 1'614'265'330'000;  // Thu, 25 Feb 2021 15:02:10 GMT
 constexpr double kMidpoint = 0.5;                  // no jitter
@@ -225,5 +225,5 @@ TEST(RetryAfterTest, RejectsNegativeFractionalAndGarbage) {
   }
 }
 
-}  // namespace
+}  // namespace retry_policy_test
 }  // namespace relay

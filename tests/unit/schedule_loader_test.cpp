@@ -14,7 +14,7 @@
 #include "tests/support/temp_dir.h"
 
 namespace relay {
-namespace {
+namespace schedule_loader_test {
 
 using keys::ScheduleKey;
 
@@ -151,5 +151,5 @@ TEST_F(ScheduleLoader, ALaneReloadReadsOnlyItsLaneAndEndsAtItsFirstKeyWithoutRoo
   EXPECT_EQ(result.parked[0], (std::pair<std::string, ScheduleKey>{a_->id, a3}));
 }
 
-}  // namespace
+}  // namespace schedule_loader_test
 }  // namespace relay

@@ -6,7 +6,7 @@
 #include <gtest/gtest.h>
 
 namespace relay {
-namespace {
+namespace schedule_window_test {
 
 using keys::ScheduleKey;
 
@@ -108,5 +108,5 @@ TEST(ScheduleWindow, OnlyParkedKeysBelowTheCursorPark) {
   EXPECT_EQ(landed.parked[0].first, "sub_a");
 }
 
-}  // namespace
+}  // namespace schedule_window_test
 }  // namespace relay

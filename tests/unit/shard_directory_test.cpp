@@ -14,7 +14,7 @@
 #include "tests/support/io_loop.h"
 
 namespace relay::cluster {
-namespace {
+namespace shard_directory_test {
 
 using test::run_task;
 using test::run_until;
@@ -24,9 +24,9 @@ class ShardDirectoryTest : public ::testing::Test {
  protected:
   ~ShardDirectoryTest() override {
     for (auto& dir : dirs_) dir->stop();
-    run_until(io_, [&] {
+    EXPECT_TRUE(run_until(io_, [&] {
       return std::all_of(dirs_.begin(), dirs_.end(), [](const auto& d) { return d->idle(); });
-    });
+    }));
   }
 
   // A shard's directory on its own client of the fake etcd.
@@ -269,5 +269,5 @@ TEST_F(ShardDirectoryTest, JoiningWhileEtcdIsDownRegistersOnceItIsBack) {
   ASSERT_TRUE(run_until(io_, [&] { return a.loaded(); }));
 }
 
-}  // namespace
+}  // namespace shard_directory_test
 }  // namespace relay::cluster

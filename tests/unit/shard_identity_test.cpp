@@ -12,7 +12,7 @@
 #include "tests/support/temp_dir.h"
 
 namespace relay {
-namespace {
+namespace shard_identity_test {
 
 std::unique_ptr<Store> open_store(const test::TempDir& dir) {
   return Store::open(StoreOptions{dir.str() + "/db", false, 8 << 20});
@@ -107,5 +107,5 @@ TEST(ShardIdentityTest, AnIncompleteStoredIdentityIsReported) {
   EXPECT_TRUE(contains(message, "incomplete shard identity")) << message;
 }
 
-}  // namespace
+}  // namespace shard_identity_test
 }  // namespace relay

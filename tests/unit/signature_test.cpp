@@ -10,7 +10,7 @@
 #include <vector>
 
 namespace relay {
-namespace {
+namespace signature_test {
 
 // Standard Webhooks' published example (README of standard-webhooks/standard-webhooks).
 constexpr const char* kVectorSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -343,5 +343,5 @@ TEST(SignatureVerifierTest, AcceptsRelaysHexSignatureAndRejectsTampering) {
   }
 }
 
-}  // namespace
+}  // namespace signature_test
 }  // namespace relay

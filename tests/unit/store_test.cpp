@@ -13,7 +13,7 @@
 #include "tests/support/temp_dir.h"
 
 namespace relay {
-namespace {
+namespace store_test {
 
 using KV = std::pair<std::string, std::string>;
 
@@ -143,5 +143,5 @@ TEST(StoreTest, OpenFailsWithAClearMessageWhenThePathIsNotADirectory) {
   }
 }
 
-}  // namespace
+}  // namespace store_test
 }  // namespace relay

@@ -8,7 +8,7 @@
 #include "storage/records.h"
 
 namespace relay {
-namespace {
+namespace subscription_fields_test {
 
 using nlohmann::json;
 
@@ -341,5 +341,5 @@ TEST(ValidateSecretTest, TakesWhatTheSecretFieldTakes) {
   }
 }
 
-}  // namespace
+}  // namespace subscription_fields_test
 }  // namespace relay

@@ -20,7 +20,7 @@
 #include "tests/support/temp_dir.h"
 
 namespace relay::cluster {
-namespace {
+namespace subscription_mirror_test {
 
 using test::run_task;
 using test::run_until;
@@ -53,7 +53,7 @@ struct Shard {
   void close() {
     if (!mirror) return;
     mirror->stop();
-    run_until(io, [&] { return mirror->idle(); });
+    EXPECT_TRUE(run_until(io, [&] { return mirror->idle(); }));
     mirror.reset();
     registry.reset();
     pipeline.reset();
@@ -357,5 +357,5 @@ TEST_F(SubscriptionMirrorTest, UndecodableValuesAreSkipped) {
   EXPECT_EQ(s.registry->find(a.id)->url, a.url);
 }
 
-}  // namespace
+}  // namespace subscription_mirror_test
 }  // namespace relay::cluster

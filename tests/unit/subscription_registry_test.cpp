@@ -11,7 +11,7 @@
 #include <vector>
 
 namespace relay {
-namespace {
+namespace subscription_registry_test {
 
 Subscription sub(std::string id, std::vector<std::string> patterns, std::string tenant = "", std::string filter = "",
                  bool enabled = true) {
@@ -236,5 +236,5 @@ TEST(SubscriptionRegistryTest, ConcurrentReadersAndWritersAgree) {
   EXPECT_EQ(registry.size(), static_cast<std::size_t>(kWrites));
 }
 
-}  // namespace
+}  // namespace subscription_registry_test
 }  // namespace relay

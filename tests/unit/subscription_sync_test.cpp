@@ -13,7 +13,7 @@
 #include "tests/support/store_fixture.h"
 
 namespace relay {
-namespace {
+namespace subscription_sync_test {
 
 using Ids = std::vector<std::string>;
 
@@ -119,5 +119,5 @@ TEST_F(SubscriptionSyncTest, TheRevisionSurvivesAReopen) {
   EXPECT_EQ(stored_ids().size(), 1u);
 }
 
-}  // namespace
+}  // namespace subscription_sync_test
 }  // namespace relay

@@ -13,7 +13,7 @@
 #include "tests/support/io_loop.h"
 
 namespace relay::cluster {
-namespace {
+namespace subscription_writes_test {
 
 using test::run_task;
 
@@ -155,5 +155,5 @@ TEST_F(SubscriptionWritesTest, AnUnreachableEtcdIsUnavailable) {
   }
 }
 
-}  // namespace
+}  // namespace subscription_writes_test
 }  // namespace relay::cluster

@@ -9,7 +9,7 @@
 #include <vector>
 
 namespace relay {
-namespace {
+namespace time_test {
 
 constexpr UnixMillis kT = 1'795'687'200'123;      // 2026-11-26T10:00:00.123Z
 constexpr UnixMillis kNov26 = 1'795'687'200'000;  // 2026-11-26T10:00:00Z
@@ -44,5 +44,5 @@ TEST(ParseTimeTest, RejectsEverythingElse) {
   }
 }
 
-}  // namespace
+}  // namespace time_test
 }  // namespace relay

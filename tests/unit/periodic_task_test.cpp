@@ -12,7 +12,7 @@
 #include <memory>
 
 namespace relay {
-namespace {
+namespace periodic_task_test {
 
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
@@ -77,5 +77,5 @@ TEST(PeriodicTaskTest, WakeEndsTheWaitAtOnce) {
   EXPECT_EQ(ticks, 2);
 }
 
-}  // namespace
+}  // namespace periodic_task_test
 }  // namespace relay

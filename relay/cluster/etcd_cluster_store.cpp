@@ -85,6 +85,9 @@ asio::awaitable<Result<std::string>> EtcdClusterStore::call(std::string_view pat
     // Once per call: a token refused right after authenticating is not a matter of expiry.
     if (sent.refusal && !sent_again && session_->authenticates() &&
         etcd::token_refused(sent.refusal->code, sent.refusal->message)) {
+      // Expected now and then: tokens expire. Logged, so that a token renewed on every call
+      // (a TTL shorter than the pause between calls) shows.
+      logger_.info("etcd refused the token: authenticating again", {{"error", sent.refusal->message}});
       session_->refused(token);
       sent_again = true;
       continue;

@@ -115,6 +115,7 @@ class EtcdWatch::Impl {
     std::string error_body;    // the start of a non-200 answer
     bool established = false;  // etcd answered "created"
     bool canceled = false;     // etcd ended the watch for a reason other than compaction
+    bool token_refused = false;  // cancelled for its token: the next attempt authenticates again
     bool compacted = false;
     std::string failure;  // why the stream ended, when a message said so
     std::string token;    // the token the stream was opened with
@@ -137,7 +138,8 @@ class EtcdWatch::Impl {
       Stream s;
       s.owner = this;
       s.endpoint = index;
-      if (!session_->needs_token() || authenticate(index, s.failure)) open(s);
+      const bool fresh_token = session_->needs_token();
+      if (!fresh_token || authenticate(index, s.failure)) open(s);
       if (stopping()) return;
       if (s.compacted) {
         WatchBatch batch;
@@ -148,6 +150,12 @@ class EtcdWatch::Impl {
       // A stream etcd cancels (auth, a bad range) would be cancelled again at once: only a
       // stream that ended otherwise resets the backoff.
       const bool healthy = s.established && !s.canceled;
+      if (s.token_refused && !fresh_token) {
+        // Tokens expire: not a failure of etcd, and the same endpoint serves the next attempt
+        // (a token refused right after authenticating is a failure like any other).
+        wait(kMinBackoff);
+        continue;
+      }
       if (healthy) {
         failed_in_a_row = 0;
         backoff = kMinBackoff;
@@ -372,7 +380,10 @@ class EtcdWatch::Impl {
         s.canceled = true;
         s.failure = "etcd canceled the watch: " + message->reason;
         // The next attempt authenticates again.
-        if (session_->authenticates() && etcd::token_refused(0, message->reason)) session_->refused(s.token);
+        if (session_->authenticates() && etcd::token_refused(0, message->reason)) {
+          s.token_refused = true;
+          session_->refused(s.token);
+        }
       }
       return false;
     }

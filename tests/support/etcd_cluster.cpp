@@ -12,6 +12,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "relay/core/base64.h"
 #include "tests/support/http_client.h"
 
 namespace relay::test {
@@ -174,16 +175,24 @@ nlohmann::json EtcdCluster::admin(std::string_view path, const nlohmann::json& b
   return response.json();
 }
 
-void EtcdCluster::enable_auth(const std::string& user, const std::string& password) {
+void EtcdCluster::enable_auth(const std::string& user, const std::string& password, const std::string& prefix) {
   const std::string root_password = "root-" + token_;
   admin("/v3/auth/user/add", {{"name", "root"}, {"password", root_password}});
   admin("/v3/auth/role/add", {{"name", "root"}});
   admin("/v3/auth/user/grant", {{"user", "root"}, {"role", "root"}});
   admin("/v3/auth/user/add", {{"name", user}, {"password", password}});
   admin("/v3/auth/role/add", {{"name", user}});
-  // Every key: "\0" to "\0" is the whole key space.
-  admin("/v3/auth/role/grant",
-        {{"name", user}, {"perm", {{"permType", "READWRITE"}, {"key", "AA=="}, {"range_end", "AA=="}}}});
+  // "\0" to "\0" is the whole key space; a prefix P is P to P with its last byte incremented.
+  std::string key(1, '\0');
+  std::string end(1, '\0');
+  if (!prefix.empty()) {
+    key = prefix;
+    end = prefix;
+    ++end.back();
+  }
+  admin("/v3/auth/role/grant", {{"name", user},
+                                {"perm", {{"permType", "READWRITE"}, {"key", base64_encode(key)},
+                                          {"range_end", base64_encode(end)}}}});
   admin("/v3/auth/user/grant", {{"user", user}, {"role", user}});
   admin("/v3/auth/enable", nlohmann::json::object());
   root_password_ = root_password;

@@ -66,9 +66,10 @@ class EtcdCluster {
   std::string client_url_http(int member) const;
   const EtcdTlsFiles& tls_files() const { return tls_files_; }
 
-  // Creates the root user and `user` with `password`, allowed to read and write every key,
-  // then enables authentication. Throws std::runtime_error when etcd refuses a step.
-  void enable_auth(const std::string& user, const std::string& password);
+  // Creates the root user and `user` with `password`, allowed to read and write the keys under
+  // `prefix` (every key when empty), then enables authentication. Throws std::runtime_error
+  // when etcd refuses a step.
+  void enable_auth(const std::string& user, const std::string& password, const std::string& prefix = {});
   // Sets `user`'s password (as root): etcd invalidates the user's tokens.
   void change_password(const std::string& user, const std::string& password);
   bool running(int member);

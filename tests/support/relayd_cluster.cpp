@@ -44,7 +44,8 @@ RelaydCluster::RelaydCluster(RelaydClusterOptions options)
                                                "--cluster-etcd-key", tls.client_key});
   }
   if (!options_.etcd_user.empty()) {
-    etcd_->enable_auth(options_.etcd_user, options_.etcd_password);
+    // Only the cluster's prefix: what docs/cluster.md tells operators to grant.
+    etcd_->enable_auth(options_.etcd_user, options_.etcd_password, "/relay/");
     const std::string path = files_.str() + "/etcd-password";
     std::ofstream(path) << (options_.shard_password.empty() ? options_.etcd_password : options_.shard_password) << "\n";
     options_.args.insert(options_.args.end(),

@@ -174,7 +174,8 @@ asio::awaitable<Status> EtcdClusterStore::authenticate(Deadline deadline) {
   const EtcdCredentials& credentials = session_->credentials();
   const auto body =
       std::make_shared<const std::string>(etcd::authenticate_request(credentials.user, credentials.password));
-  Sent sent = co_await send("/v3/auth/authenticate", body, false, std::string(), deadline);
+  const std::string no_token;  // a named local: no temporary inside co_await (g++ 12)
+  Sent sent = co_await send("/v3/auth/authenticate", body, false, no_token, deadline);
   if (!sent.endpoint) {
     endpoints_->unreachable(sent.failure);
     co_return sent.answer.error();

@@ -448,8 +448,8 @@ cluster mode (docs/cluster.md):
   --cluster-timeout 2s        how long a call to etcd (all its tries) or to another shard may take
   --cluster-etcd-ca PEM       CAs that etcd's certificate must chain to (https:// endpoints; default: the system's)
   --cluster-etcd-cert PEM  --cluster-etcd-key PEM   client certificate and key for etcd's --client-cert-auth
-  --cluster-etcd-user NAME    authenticate to etcd as this user, with the password in
-  --cluster-etcd-password-file FILE
+  --cluster-etcd-user NAME    authenticate to etcd as this user
+  --cluster-etcd-password-file FILE   that user's password (never given as a flag)
 )";
 }
 

@@ -47,6 +47,20 @@ bool etcd_unavailable(int grpc_code) {
   return grpc_code == etcd::kGrpcUnavailable || grpc_code == etcd::kGrpcDeadlineExceeded;
 }
 
+// When a TLS connection without a client certificate fails after connecting, the likely cause
+// is etcd's --client-cert-auth, whose refusal curl reports in words that do not say so (often
+// just a closed connection): the failure says it.
+std::string with_tls_hint(const std::string& url, std::string error, const EtcdTls& tls) {
+  const bool connected_tls = url.starts_with("https://") && error.find("Couldn't connect") == std::string::npos &&
+                             error.find("timed out") == std::string::npos &&
+                             error.find("resolve") == std::string::npos &&
+                             error.find("SSL certificate problem") == std::string::npos;
+  if (connected_tls && tls.cert_file.empty()) {
+    error += " (relay offers no client certificate: does etcd require one? see --cluster-etcd-cert)";
+  }
+  return error;
+}
+
 Error refusal(const etcd::GatewayError& error) {
   return make_error(error.code == etcd::kGrpcNotFound ? Errc::not_found : Errc::internal, "etcd: " + error.message);
 }
@@ -124,7 +138,7 @@ asio::awaitable<EtcdClusterStore::Sent> EtcdClusterStore::send(std::string_view 
     EgressResponse response = co_await async_send(egress_, std::move(request), asio::use_awaitable);
     const int status = response.http_status;
     if (status == 0) {
-      sent.failure = urls[index] + ": " + response.error;
+      sent.failure = urls[index] + ": " + with_tls_hint(urls[index], std::move(response.error), tls_);
       endpoints_->failed(index);
       continue;
     }

@@ -21,6 +21,15 @@ std::chrono::milliseconds cluster_timeout(const Config& config) {
   return std::chrono::milliseconds(config.cluster.timeout_ms);
 }
 
+cluster::EtcdOptions etcd_options(const Config& config) {
+  cluster::EtcdOptions options;
+  options.endpoints = config.cluster.etcd_endpoints;
+  options.request_timeout = cluster_timeout(config);
+  options.tls = {config.cluster.etcd_ca_file, config.cluster.etcd_cert_file, config.cluster.etcd_key_file};
+  options.credentials = {config.cluster.etcd_user, config.cluster.etcd_password};
+  return options;
+}
+
 cluster::ShardDirectoryOptions directory_options(const Config& config) {
   cluster::ShardDirectoryOptions options;
   options.prefix = config.cluster.prefix;
@@ -58,7 +67,7 @@ ClusterNode::ClusterNode(asio::io_context& io, const Config& config, Store& stor
       config_(config),
       logger_(logger),
       metrics_(metrics),
-      etcd_(io, cluster::EtcdOptions{config.cluster.etcd_endpoints, cluster_timeout(config)}, logger),
+      etcd_(io, etcd_options(config), logger),
       directory_(io.get_executor(), etcd_, clock, logger, directory_options(config)),
       mirror_(io.get_executor(), etcd_, store, pipeline, registry, streaks, logger, mirror_options(config),
               [this](const std::string& id, bool removed) {

@@ -13,6 +13,20 @@
 // applied: commits are meant to be compare-and-swap, so repeating one is refused rather than
 // applied twice.
 //
+// Deadline: request_timeout bounds a whole call, its tries on every endpoint and an
+// authentication included. A try may use all the time left for its answer, but connecting
+// (TCP and the TLS handshake) gets only its share: the time left divided by the endpoints not
+// tried yet, this one included, so that a member that does not accept connections leaves time
+// for the others. A try that used up the time ends the call; the next call starts at the
+// endpoint after the one that did not answer.
+//
+// Security (EtcdOptions::tls, ::credentials): https:// endpoints are verified against the CA
+// file (or the system's CAs), never without; a client certificate is offered when configured.
+// With credentials, a call without a token first authenticates (/v3/auth/authenticate), then
+// sends the token in the Authorization header. When etcd refuses the token (expired, invalid),
+// the call authenticates once more and is sent again. Credentials etcd refuses make the call
+// Errc::unavailable and reachable() false, logged as an error.
+//
 // Errors: Errc::not_found when etcd says a lease is unknown (keep_alive after expiry, a Put
 // with an expired lease), Errc::internal for any other refusal or an answer that makes no
 // sense. revoke_lease succeeds when the lease is gone afterwards, including when it already was.
@@ -26,14 +40,17 @@
 
 #include "relay/cluster/cluster_store.h"
 #include "relay/cluster/etcd_endpoints.h"
+#include "relay/cluster/etcd_session.h"
 #include "relay/core/logger.h"
 #include "relay/delivery/egress_thread.h"
 
 namespace relay::cluster {
 
 struct EtcdOptions {
-  std::vector<std::string> endpoints;               // base URLs: "http://10.0.0.5:2379"
-  std::chrono::milliseconds request_timeout{2000};  // --cluster-timeout, per endpoint tried
+  std::vector<std::string> endpoints;               // base URLs: "http://10.0.0.5:2379", "https://..."
+  std::chrono::milliseconds request_timeout{2000};  // --cluster-timeout: a whole call's deadline
+  EtcdTls tls;                                      // for https:// endpoints
+  EtcdCredentials credentials;                      // empty user: no authentication
 };
 
 class EtcdClusterStore final : public ClusterStore {
@@ -55,13 +72,25 @@ class EtcdClusterStore final : public ClusterStore {
   bool reachable() const override;
 
  private:
-  // POSTs `body` to `path` (a literal) with failover; the answer's body when etcd answered 2xx.
-  // `streaming`: the path is a streaming call, whose errors come as a 200 with {"error": ...}.
+  using Deadline = std::chrono::steady_clock::time_point;
+  struct Sent;
+
+  // POSTs `body` to `path` (a literal) with failover, authenticating when needed; the answer's
+  // body when etcd answered 2xx. `streaming`: the path is a streaming call, whose errors come
+  // as a 200 with {"error": ...}.
   boost::asio::awaitable<Result<std::string>> call(std::string_view path, std::string body, bool streaming);
+  // One pass over the endpoints with `token`, until `deadline`.
+  boost::asio::awaitable<Sent> send(std::string_view path, std::shared_ptr<const std::string> body, bool streaming,
+                                    const std::string& token, Deadline deadline);
+  // Gets a token into the session (or learns that etcd has authentication off).
+  boost::asio::awaitable<Status> authenticate(Deadline deadline);
 
   boost::asio::io_context& io_;
+  Logger& logger_;
   const std::chrono::milliseconds timeout_;
+  const EtcdTls tls_;
   std::shared_ptr<EtcdEndpoints> endpoints_;
+  std::shared_ptr<EtcdSession> session_;
   EgressThread egress_;
 };
 

@@ -180,6 +180,29 @@ std::string watch_create_request(std::string_view prefix, std::int64_t from_revi
   return to_text({{"create_request", std::move(create)}});
 }
 
+std::string authenticate_request(std::string_view user, std::string_view password) {
+  return to_text({{"name", std::string(user)}, {"password", std::string(password)}});
+}
+
+Result<std::string> parse_authenticate_response(std::string_view text) {
+  Result<json> answer = answer_object(text);
+  if (!answer) return answer.error();
+  const std::optional<std::string> token = string_field(*answer, "token");
+  if (!token) return bad("'token' is not a string");
+  if (token->empty()) return bad("no 'token'");
+  return *token;
+}
+
+bool token_refused(int grpc_code, std::string_view text) {
+  return grpc_code == kGrpcUnauthenticated || text.find("invalid auth token") != std::string_view::npos ||
+         text.find("user name is empty") != std::string_view::npos ||
+         text.find("revision of auth store is old") != std::string_view::npos;
+}
+
+bool authentication_off(std::string_view message) {
+  return message.find("authentication is not enabled") != std::string_view::npos;
+}
+
 Result<RangeResult> parse_range_response(std::string_view text) {
   Result<json> answer = answer_object(text);
   if (!answer) return answer.error();

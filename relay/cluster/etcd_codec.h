@@ -39,6 +39,8 @@ std::string lease_grant_request(std::chrono::seconds ttl);
 std::string lease_id_request(std::int64_t lease);
 // Every change under `prefix` from `from_revision` on, with progress notifications.
 std::string watch_create_request(std::string_view prefix, std::int64_t from_revision);
+// The body of /v3/auth/authenticate.
+std::string authenticate_request(std::string_view user, std::string_view password);
 
 // --- answers ---------------------------------------------------------------------------------
 
@@ -49,6 +51,9 @@ Result<std::int64_t> parse_lease_grant_response(std::string_view text);
 // The lease's remaining time to live in seconds; 0 or less when etcd no longer knows the lease
 // (it expired or was revoked: its keys are gone).
 Result<std::int64_t> parse_keepalive_response(std::string_view text);
+
+// The token of a /v3/auth/authenticate answer (never empty).
+Result<std::string> parse_authenticate_response(std::string_view text);
 
 // What a non-2xx answer (or a stream's final message) says: the gRPC status code and message.
 struct GatewayError {
@@ -67,6 +72,16 @@ std::optional<GatewayError> parse_stream_error(std::string_view text);
 inline constexpr int kGrpcDeadlineExceeded = 4;
 inline constexpr int kGrpcNotFound = 5;
 inline constexpr int kGrpcUnavailable = 14;
+inline constexpr int kGrpcUnauthenticated = 16;
+
+// Whether etcd refused a call (or cancelled a watch: `text` is then its cancel_reason) for its
+// token, so that authenticating again and retrying is the cure: the token is invalid or expired
+// ("invalid auth token", gRPC code 16, HTTP 401), none was sent while authentication is on
+// ("user name is empty"), or the auth store changed since it was issued ("revision of auth
+// store is old"): the cases etcd's own Go client authenticates again for.
+bool token_refused(int grpc_code, std::string_view text);
+// Whether /v3/auth/authenticate was refused because etcd has authentication off.
+bool authentication_off(std::string_view message);
 
 // One message of a /v3/watch stream: {"result": {...}} or {"error": {...}}.
 struct WatchMessage {

@@ -1,7 +1,7 @@
 #pragma once
 // EtcdEndpoints: what EtcdClusterStore and its watch threads share about the etcd members: their
 // client URLs, the one that answered last (tried first next time), and whether etcd was
-// reachable at the last outcome. Thread-safe: the store's io thread and every watch thread
+// reachable (answered and accepted relay's credentials) at the last outcome. Thread-safe: the store's io thread and every watch thread
 // update it.
 
 #include <atomic>
@@ -28,13 +28,27 @@ class EtcdEndpoints {
     preferred_.store(index, std::memory_order_relaxed);
     set_reachable(true, urls_[index]);
   }
+  // `index` did not answer: when it is the one tried first, the next call or watch starts at
+  // the one after it, so that a member that swallows requests is not every call's first try.
+  void failed(std::size_t index) {
+    std::size_t expected = index;
+    preferred_.compare_exchange_strong(expected, (index + 1) % urls_.size(), std::memory_order_relaxed);
+  }
   // No endpoint served; `why` is the last failure.
   void unreachable(std::string_view why) { set_reachable(false, why); }
+  // etcd answered but refused relay's credentials (a wrong password, an unknown user): as
+  // useless as no answer, and a configuration error the operator must hear about.
+  // Logged once until etcd accepts them again, also when etcd was never reachable before.
+  void refused(std::string_view why) {
+    reachable_.store(false);
+    if (!refused_.exchange(true)) logger_.error("etcd refuses relay's credentials", {{"error", why}});
+  }
 
  private:
   // The transitions are logged, not every failure: an etcd outage would otherwise log once per
   // request and once per watch reconnection.
   void set_reachable(bool value, std::string_view detail) {
+    if (value) refused_.store(false);
     if (reachable_.exchange(value) == value) return;
     if (value) {
       logger_.info("etcd reachable", {{"endpoint", detail}});
@@ -47,6 +61,7 @@ class EtcdEndpoints {
   Logger& logger_;
   std::atomic<std::size_t> preferred_{0};
   std::atomic<bool> reachable_{false};
+  std::atomic<bool> refused_{false};
 };
 
 }  // namespace relay::cluster

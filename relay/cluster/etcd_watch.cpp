@@ -68,10 +68,13 @@ int on_sockopt(void*, curl_socket_t fd, curlsocktype purpose) {
 
 class EtcdWatch::Impl {
  public:
-  Impl(asio::io_context& home, std::shared_ptr<EtcdEndpoints> endpoints, std::chrono::milliseconds timeout,
-       std::string prefix, std::int64_t from_revision, ClusterStore::WatchCallback on_batch)
+  Impl(asio::io_context& home, std::shared_ptr<EtcdEndpoints> endpoints, std::shared_ptr<EtcdSession> session,
+       EtcdTls tls, std::chrono::milliseconds timeout, std::string prefix, std::int64_t from_revision,
+       ClusterStore::WatchCallback on_batch)
       : home_(home),
         endpoints_(std::move(endpoints)),
+        session_(std::move(session)),
+        tls_(std::move(tls)),
         timeout_(timeout),
         prefix_(std::move(prefix)),
         next_revision_(from_revision),
@@ -112,8 +115,15 @@ class EtcdWatch::Impl {
     std::string error_body;    // the start of a non-200 answer
     bool established = false;  // etcd answered "created"
     bool canceled = false;     // etcd ended the watch for a reason other than compaction
+    bool token_refused = false;  // cancelled for its token: the next attempt authenticates again
     bool compacted = false;
     std::string failure;  // why the stream ended, when a message said so
+    std::string token;    // the token the stream was opened with
+  };
+
+  // An answer to a unary call (authentication), collected by on_collect.
+  struct Reply {
+    std::string body;
   };
 
   bool stopping() const { return stop_.load(std::memory_order_relaxed); }
@@ -128,7 +138,8 @@ class EtcdWatch::Impl {
       Stream s;
       s.owner = this;
       s.endpoint = index;
-      open(s);
+      const bool fresh_token = session_->needs_token();
+      if (!fresh_token || authenticate(index, s.failure)) open(s);
       if (stopping()) return;
       if (s.compacted) {
         WatchBatch batch;
@@ -139,6 +150,12 @@ class EtcdWatch::Impl {
       // A stream etcd cancels (auth, a bad range) would be cancelled again at once: only a
       // stream that ended otherwise resets the backoff.
       const bool healthy = s.established && !s.canceled;
+      if (s.token_refused && !fresh_token) {
+        // Tokens expire: not a failure of etcd, and the same endpoint serves the next attempt
+        // (a token refused right after authenticating is a failure like any other).
+        wait(kMinBackoff);
+        continue;
+      }
       if (healthy) {
         failed_in_a_row = 0;
         backoff = kMinBackoff;
@@ -152,45 +169,44 @@ class EtcdWatch::Impl {
     }
   }
 
-  // Watch thread: runs one stream until it ends, the watch is stopped, or etcd does not answer
-  // "created" within the timeout.
-  void open(Stream& s) {
-    EasyHandle easy(curl_easy_init());
-    HeaderList headers;
-    if (easy == nullptr || !append(headers, "Content-Type: application/json") ||
-        !append(headers, "Grpc-Metadata-hasleader: true") || !append(headers, "Expect:")) {
-      s.failure = "could not set up a curl transfer";
-      return;
+  // Watch thread: the options every transfer to etcd shares (TLS, the token). `headers` and
+  // `error_buffer` must outlive the transfer.
+  bool prepare(CURL* easy, HeaderList& headers, const std::string& url, const std::string& body,
+               const std::string& token, char* error_buffer) {
+    if (!append(headers, "Content-Type: application/json") || !append(headers, "Grpc-Metadata-hasleader: true") ||
+        !append(headers, "Expect:") || (!token.empty() && !append(headers, ("Authorization: " + token).c_str()))) {
+      return false;
     }
-    s.easy = easy.get();
-    const std::string url = endpoints_->urls()[s.endpoint] + "/v3/watch";
-    const std::string body = etcd::watch_create_request(prefix_, next_revision_);
-    char error_buffer[CURL_ERROR_SIZE] = {};
     bool ok = true;
     const auto set = [&](CURLoption option, auto value) {
-      ok = ok && curl_easy_setopt(easy.get(), option, value) == CURLE_OK;
+      ok = ok && curl_easy_setopt(easy, option, value) == CURLE_OK;
     };
     set(CURLOPT_URL, url.c_str());
     set(CURLOPT_NOSIGNAL, 1L);
     set(CURLOPT_PROTOCOLS_STR, "http,https");
     set(CURLOPT_PROXY, "");
+    set(CURLOPT_SSL_VERIFYPEER, 1L);
+    set(CURLOPT_SSL_VERIFYHOST, 2L);
+    if (!tls_.ca_file.empty()) {
+      set(CURLOPT_CAINFO, tls_.ca_file.c_str());
+      set(CURLOPT_CAPATH, static_cast<const char*>(nullptr));
+    }
+    if (!tls_.cert_file.empty()) {
+      set(CURLOPT_SSLCERT, tls_.cert_file.c_str());
+      set(CURLOPT_SSLKEY, tls_.key_file.c_str());
+    }
     set(CURLOPT_HTTPHEADER, headers.get());
     set(CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
     set(CURLOPT_POSTFIELDS, body.c_str());
     set(CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(std::max<std::int64_t>(timeout_.count(), 1)));
-    set(CURLOPT_TCP_KEEPALIVE, 1L);
-    set(CURLOPT_TCP_KEEPIDLE, kKeepIdleSeconds);
-    set(CURLOPT_TCP_KEEPINTVL, kKeepIntervalSeconds);
-    set(CURLOPT_SOCKOPTFUNCTION, &on_sockopt);
-    set(CURLOPT_WRITEFUNCTION, &Impl::on_write);
-    set(CURLOPT_WRITEDATA, static_cast<void*>(&s));
     set(CURLOPT_ERRORBUFFER, error_buffer);
-    if (!ok || curl_multi_add_handle(multi_.get(), easy.get()) != CURLM_OK) {
-      s.failure = "could not start a curl transfer";
-      return;
-    }
+    return ok;
+  }
 
-    const Steady::time_point created_by = Steady::now() + timeout_;
+  // Watch thread: runs `easy` until it ends (its result), the watch is stopped or `deadline`
+  // passes (nullopt), the deadline counting only while `*established` is false, when given.
+  std::optional<CURLcode> perform(CURL* easy, Steady::time_point deadline, const bool* established) {
+    if (curl_multi_add_handle(multi_.get(), easy) != CURLM_OK) return CURLE_FAILED_INIT;
     std::optional<CURLcode> result;
     while (!stopping() && !result) {
       int running = 0;
@@ -200,17 +216,103 @@ class EtcdWatch::Impl {
         if (msg->msg == CURLMSG_DONE) result = msg->data.result;
       }
       if (result) break;
+      const bool bounded = established == nullptr || !*established;
       const Steady::time_point now = Steady::now();
-      if (!s.established && now >= created_by) {
-        s.failure = "no watch created within " + std::to_string(timeout_.count()) + " ms";
-        break;
-      }
+      if (bounded && now >= deadline) break;
       // Woken early by curl_multi_wakeup when the watch is destroyed.
-      const auto until_deadline = std::chrono::duration_cast<std::chrono::milliseconds>(created_by - now).count();
-      const int wait_ms = s.established ? 1000 : static_cast<int>(std::clamp<std::int64_t>(until_deadline, 1, 1000));
+      const auto until_deadline = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now).count();
+      const int wait_ms = bounded ? static_cast<int>(std::clamp<std::int64_t>(until_deadline, 1, 1000)) : 1000;
       curl_multi_poll(multi_.get(), nullptr, 0, wait_ms, nullptr);
     }
-    curl_multi_remove_handle(multi_.get(), easy.get());
+    curl_multi_remove_handle(multi_.get(), easy);
+    return result;
+  }
+
+  // Watch thread: authenticates at endpoint `index` and puts the token into the session (or
+  // learns that etcd has authentication off). False with `failure` set when there is no token.
+  bool authenticate(std::size_t index, std::string& failure) {
+    EasyHandle easy(curl_easy_init());
+    HeaderList headers;
+    char error_buffer[CURL_ERROR_SIZE] = {};
+    const std::string url = endpoints_->urls()[index] + "/v3/auth/authenticate";
+    const EtcdCredentials& credentials = session_->credentials();
+    const std::string body = etcd::authenticate_request(credentials.user, credentials.password);
+    Reply reply;
+    if (easy == nullptr || !prepare(easy.get(), headers, url, body, std::string(), error_buffer) ||
+        curl_easy_setopt(easy.get(), CURLOPT_WRITEFUNCTION, &Impl::on_collect) != CURLE_OK ||
+        curl_easy_setopt(easy.get(), CURLOPT_WRITEDATA, static_cast<void*>(&reply)) != CURLE_OK) {
+      failure = "could not set up a curl transfer";
+      return false;
+    }
+    const std::optional<CURLcode> result = perform(easy.get(), Steady::now() + timeout_, nullptr);
+    long status = 0;
+    curl_easy_getinfo(easy.get(), CURLINFO_RESPONSE_CODE, &status);
+    if (!result || *result != CURLE_OK || status == 0 || status >= 500) {
+      failure = "authentication: ";
+      if (!result) {
+        failure += "no answer within " + std::to_string(timeout_.count()) + " ms";
+      } else if (*result != CURLE_OK) {
+        failure += error_buffer[0] != '\0' ? std::string(error_buffer) : std::string(curl_easy_strerror(*result));
+      } else {
+        failure += "HTTP " + std::to_string(status) + " " + etcd::parse_error_response(reply.body).message;
+      }
+      return false;
+    }
+    if (status == 200) {
+      Result<std::string> token = etcd::parse_authenticate_response(reply.body);
+      if (!token) {
+        failure = token.error().message;
+        return false;
+      }
+      session_->set(std::move(*token));
+      return true;
+    }
+    const etcd::GatewayError error = etcd::parse_error_response(reply.body);
+    if (etcd::authentication_off(error.message)) {
+      session_->set(std::string());
+      return true;
+    }
+    failure = "authentication as user '" + credentials.user + "' refused: " + error.message;
+    endpoints_->refused(failure);
+    return false;
+  }
+
+  static std::size_t on_collect(char* data, std::size_t size, std::size_t count, void* userp) {
+    auto* reply = static_cast<Reply*>(userp);
+    const std::size_t n = size * count;
+    if (reply->body.size() + n > kMaxErrorBytes) return 0;
+    reply->body.append(data, n);
+    return n;
+  }
+
+  // Watch thread: runs one stream until it ends, the watch is stopped, or etcd does not answer
+  // "created" within the timeout.
+  void open(Stream& s) {
+    EasyHandle easy(curl_easy_init());
+    HeaderList headers;
+    s.token = session_->token();
+    const std::string url = endpoints_->urls()[s.endpoint] + "/v3/watch";
+    const std::string body = etcd::watch_create_request(prefix_, next_revision_);
+    char error_buffer[CURL_ERROR_SIZE] = {};
+    s.easy = easy.get();
+    bool ok = easy != nullptr && prepare(easy.get(), headers, url, body, s.token, error_buffer);
+    const auto set = [&](CURLoption option, auto value) {
+      ok = ok && curl_easy_setopt(easy.get(), option, value) == CURLE_OK;
+    };
+    set(CURLOPT_TCP_KEEPALIVE, 1L);
+    set(CURLOPT_TCP_KEEPIDLE, kKeepIdleSeconds);
+    set(CURLOPT_TCP_KEEPINTVL, kKeepIntervalSeconds);
+    set(CURLOPT_SOCKOPTFUNCTION, &on_sockopt);
+    set(CURLOPT_WRITEFUNCTION, &Impl::on_write);
+    set(CURLOPT_WRITEDATA, static_cast<void*>(&s));
+    if (!ok) {
+      s.failure = "could not set up a curl transfer";
+      return;
+    }
+    const std::optional<CURLcode> result = perform(easy.get(), Steady::now() + timeout_, &s.established);
+    if (!result && s.failure.empty() && !stopping()) {
+      s.failure = "no watch created within " + std::to_string(timeout_.count()) + " ms";
+    }
     if (!s.failure.empty() || s.compacted || stopping()) return;
     if (s.status != 0 && s.status != 200) {
       const etcd::GatewayError error = etcd::parse_error_response(s.error_body);
@@ -277,6 +379,11 @@ class EtcdWatch::Impl {
       } else {
         s.canceled = true;
         s.failure = "etcd canceled the watch: " + message->reason;
+        // The next attempt authenticates again.
+        if (session_->authenticates() && etcd::token_refused(0, message->reason)) {
+          s.token_refused = true;
+          session_->refused(s.token);
+        }
       }
       return false;
     }
@@ -319,6 +426,8 @@ class EtcdWatch::Impl {
 
   asio::io_context& home_;
   const std::shared_ptr<EtcdEndpoints> endpoints_;
+  const std::shared_ptr<EtcdSession> session_;
+  const EtcdTls tls_;
   const std::chrono::milliseconds timeout_;
   const std::string prefix_;
   std::int64_t next_revision_;  // watch thread only
@@ -330,10 +439,10 @@ class EtcdWatch::Impl {
 };
 
 EtcdWatch::EtcdWatch(asio::io_context& home, std::shared_ptr<EtcdEndpoints> endpoints,
-                     std::chrono::milliseconds timeout, std::string prefix, std::int64_t from_revision,
-                     ClusterStore::WatchCallback on_batch)
-    : impl_(std::make_unique<Impl>(home, std::move(endpoints), timeout, std::move(prefix), from_revision,
-                                   std::move(on_batch))) {}
+                     std::shared_ptr<EtcdSession> session, EtcdTls tls, std::chrono::milliseconds timeout,
+                     std::string prefix, std::int64_t from_revision, ClusterStore::WatchCallback on_batch)
+    : impl_(std::make_unique<Impl>(home, std::move(endpoints), std::move(session), std::move(tls), timeout,
+                                   std::move(prefix), from_revision, std::move(on_batch))) {}
 
 EtcdWatch::~EtcdWatch() = default;
 

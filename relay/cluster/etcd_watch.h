@@ -14,6 +14,12 @@
 // When etcd reports the requested revision compacted, the watch delivers a batch with
 // `compacted = true` and ends.
 //
+// Security: the same TLS files as the store's unary calls, and the session's token in the
+// Authorization header. etcd checks the token when a watch is created and cancels it when the
+// token is refused; the watch then forgets the token and, before its next attempt,
+// authenticates on its own thread (a unary call bounded by `timeout`), so a watch never waits
+// for the store's next call to renew the token.
+//
 // Threading: construct and destroy on the home io_context's thread. Destruction wakes the watch
 // thread (curl_multi_wakeup) and joins it; no callback runs after it.
 
@@ -25,14 +31,16 @@
 
 #include "relay/cluster/cluster_store.h"
 #include "relay/cluster/etcd_endpoints.h"
+#include "relay/cluster/etcd_session.h"
 
 namespace relay::cluster {
 
 class EtcdWatch final : public WatchHandle {
  public:
   // `timeout` bounds connecting and the wait for etcd's "created" answer.
-  EtcdWatch(boost::asio::io_context& home, std::shared_ptr<EtcdEndpoints> endpoints, std::chrono::milliseconds timeout,
-            std::string prefix, std::int64_t from_revision, ClusterStore::WatchCallback on_batch);
+  EtcdWatch(boost::asio::io_context& home, std::shared_ptr<EtcdEndpoints> endpoints,
+            std::shared_ptr<EtcdSession> session, EtcdTls tls, std::chrono::milliseconds timeout, std::string prefix,
+            std::int64_t from_revision, ClusterStore::WatchCallback on_batch);
   ~EtcdWatch() override;
   EtcdWatch(const EtcdWatch&) = delete;
   EtcdWatch& operator=(const EtcdWatch&) = delete;

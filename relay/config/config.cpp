@@ -1,3 +1,5 @@
+// Over 450 lines: the table of flags is one list on purpose (every flag, its parsing and its
+// error next to the others), with the checks that tie flags together after it.
 #include "relay/config/config.h"
 
 #include <boost/asio/ip/address.hpp>
@@ -12,6 +14,7 @@
 #include <functional>
 #include <optional>
 
+#include "relay/config/startup_files.h"
 #include "relay/core/duration.h"
 
 namespace relay {
@@ -101,6 +104,12 @@ std::int64_t duration_value(const std::string& flag, const std::string& value, b
   const auto ms = parse_duration_ms(value);
   if (!ms || (!allow_zero && *ms == 0)) fail(flag, value, "a duration such as 500ms, 5s, 10m, 1h or 7d");
   return *ms;
+}
+
+// A file path; what the file holds is checked once every flag is known (check_cluster).
+std::string file_value(const std::string& flag, const std::string& value) {
+  if (value.empty()) fail(flag, value, "a file path");
+  return value;
 }
 
 std::vector<Flag> flags() {
@@ -249,6 +258,23 @@ std::vector<Flag> flags() {
        }},
       {"cluster-timeout", true, false,
        [](Config& c, const std::string& v) { c.cluster.timeout_ms = duration_value("cluster-timeout", v); }},
+      {"cluster-etcd-ca", true, false,
+       [](Config& c, const std::string& v) { c.cluster.etcd_ca_file = file_value("cluster-etcd-ca", v); }},
+      {"cluster-etcd-cert", true, false,
+       [](Config& c, const std::string& v) { c.cluster.etcd_cert_file = file_value("cluster-etcd-cert", v); }},
+      {"cluster-etcd-key", true, false,
+       [](Config& c, const std::string& v) { c.cluster.etcd_key_file = file_value("cluster-etcd-key", v); }},
+      {"cluster-etcd-user", true, false,
+       [](Config& c, const std::string& v) {
+         const bool fits = !v.empty() && v.size() <= 256 &&
+                           std::all_of(v.begin(), v.end(), [](char ch) { return ch > 0x20 && ch < 0x7f; });
+         if (!fits) fail("cluster-etcd-user", v, "an etcd user name (printable, no spaces)");
+         c.cluster.etcd_user = v;
+       }},
+      {"cluster-etcd-password-file", true, false,
+       [](Config& c, const std::string& v) {
+         c.cluster.etcd_password_file = file_value("cluster-etcd-password-file", v);
+       }},
   };
 }
 
@@ -275,16 +301,45 @@ void apply_env(Config& config, const Flag& flag, const std::string& value) {
   }
 }
 
+// A secured etcd: the TLS files belong to https:// endpoints and are checked now, a client
+// certificate comes with its key, a user with a password file (read now).
+void check_etcd_security(ClusterConfig& cluster) {
+  if (cluster.etcd_cert_file.empty() != cluster.etcd_key_file.empty()) {
+    throw ConfigError("--cluster-etcd-cert and --cluster-etcd-key go together: a client certificate and its key");
+  }
+  if (cluster.etcd_tls_files()) {
+    for (const std::string& url : cluster.etcd_endpoints) {
+      if (!url.starts_with("https://")) {
+        throw ConfigError("--cluster-etcd-ca, --cluster-etcd-cert and --cluster-etcd-key are for https:// endpoints, and " +
+                          printable(url) + " is not one");
+      }
+    }
+  }
+  if (!cluster.etcd_ca_file.empty()) check_pem_certificates("cluster-etcd-ca", cluster.etcd_ca_file);
+  if (!cluster.etcd_cert_file.empty()) {
+    check_pem_key_pair("cluster-etcd-cert", cluster.etcd_cert_file, "cluster-etcd-key", cluster.etcd_key_file);
+  }
+  if (cluster.etcd_user.empty() != cluster.etcd_password_file.empty()) {
+    throw ConfigError("--cluster-etcd-user and --cluster-etcd-password-file go together: the user's password is read "
+                      "from the file (never given on the command line)");
+  }
+  if (!cluster.etcd_password_file.empty()) {
+    cluster.etcd_password = read_secret_file("cluster-etcd-password-file", cluster.etcd_password_file);
+  }
+}
+
 // Cluster flags only make sense together: the advertise URL and an admin key (shards call each
 // other with it) are required, and the shard name defaults to the host name.
 void check_cluster(Config& config) {
   ClusterConfig& cluster = config.cluster;
   if (!cluster.enabled()) {
-    if (!cluster.advertise.empty() || !cluster.shard.empty()) {
-      throw ConfigError("--advertise and --shard need --cluster-etcd (cluster mode)");
+    if (!cluster.advertise.empty() || !cluster.shard.empty() || cluster.etcd_tls_files() ||
+        !cluster.etcd_user.empty() || !cluster.etcd_password_file.empty()) {
+      throw ConfigError("--advertise, --shard and the --cluster-etcd-* flags need --cluster-etcd (cluster mode)");
     }
     return;
   }
+  check_etcd_security(cluster);
   if (cluster.advertise.empty()) {
     throw ConfigError("cluster mode needs --advertise URL: where the other shards reach this one's API");
   }
@@ -390,7 +445,11 @@ cluster mode (docs/cluster.md):
   --advertise URL             where the other shards reach this shard's API (required in cluster mode)
   --shard NAME                this shard's name, [a-z0-9-]{1,63} (the host name)
   --cluster-prefix /relay/    this cluster's keys in etcd
-  --cluster-timeout 2s        how long etcd and the other shards get to answer
+  --cluster-timeout 2s        how long a call to etcd (all its tries) or to another shard may take
+  --cluster-etcd-ca PEM       CAs that etcd's certificate must chain to (https:// endpoints; default: the system's)
+  --cluster-etcd-cert PEM  --cluster-etcd-key PEM   client certificate and key for etcd's --client-cert-auth
+  --cluster-etcd-user NAME    authenticate to etcd as this user
+  --cluster-etcd-password-file FILE   that user's password (never given as a flag)
 )";
 }
 

@@ -28,6 +28,16 @@ struct ClusterConfig {
   std::string shard;                        // --shard NAME ([a-z0-9-]{1,63}); default: the host name
   std::string prefix = "/relay/";           // --cluster-prefix: this cluster's keys in etcd
   std::int64_t timeout_ms = 2'000;          // --cluster-timeout: for etcd and for the other shards
+  // A secured etcd (https:// endpoints). Files are checked at startup (readable, PEM, the key
+  // matches the certificate); curl reads them again for each new connection.
+  std::string etcd_ca_file;    // --cluster-etcd-ca: CAs for etcd's server certificate; empty: the system's
+  std::string etcd_cert_file;  // --cluster-etcd-cert: client certificate (etcd's --client-cert-auth)
+  std::string etcd_key_file;   // --cluster-etcd-key: its private key
+  std::string etcd_user;       // --cluster-etcd-user: etcd user relay authenticates as; empty: none
+  std::string etcd_password_file;  // --cluster-etcd-password-file: the user's password, never on the command line
+  std::string etcd_password;       // read from it at startup
+
+  bool etcd_tls_files() const { return !etcd_ca_file.empty() || !etcd_cert_file.empty() || !etcd_key_file.empty(); }
 
   bool enabled() const { return !etcd_endpoints.empty(); }
 };

@@ -25,6 +25,7 @@ struct EgressRequest {
   std::vector<std::pair<std::string, std::string>> headers;  // sent as given, in order
   std::shared_ptr<const std::string> body;  // null means empty; GET sends none, nor DELETE when empty
   std::int64_t timeout_ms = 15000;          // whole attempt, connect included
+  std::int64_t connect_timeout_ms = 0;      // connecting (TLS handshake included); 0: the client's
   HttpMethod method = HttpMethod::post;
 };
 

@@ -457,6 +457,8 @@ bool EgressClient::Impl::configure(Transfer& t) {
   // POSTFIELDS (which makes the request a POST again), and undone in release().
   if (r.method != HttpMethod::post) ok = ok && set_method(e, r);
   set(CURLOPT_TIMEOUT_MS, static_cast<long>(std::max<std::int64_t>(r.timeout_ms, 0)));
+  const std::int64_t connect_ms = r.connect_timeout_ms > 0 ? r.connect_timeout_ms : options_.connect_timeout_ms;
+  set(CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(std::max<std::int64_t>(connect_ms, 1)));
   set(CURLOPT_WRITEDATA, static_cast<void*>(&t));
   set(CURLOPT_OPENSOCKETDATA, static_cast<void*>(&t));
   return ok;
@@ -507,10 +509,13 @@ bool EgressClient::Impl::configure_handle(CURL* e) {
     set(CURLOPT_CAINFO, options_.ca_file.c_str());
     set(CURLOPT_CAPATH, static_cast<const char*>(nullptr));
   }
+  if (!options_.client_cert_file.empty()) {
+    set(CURLOPT_SSLCERT, options_.client_cert_file.c_str());
+    set(CURLOPT_SSLKEY, options_.client_key_file.c_str());
+  }
   set(CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_2TLS));
   set(CURLOPT_POST, 1L);
   set(CURLOPT_USERAGENT, options_.user_agent.c_str());
-  set(CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(std::max<std::int64_t>(options_.connect_timeout_ms, 1)));
   set(CURLOPT_WRITEFUNCTION, &Impl::on_write);
   set(CURLOPT_OPENSOCKETFUNCTION, &Impl::on_open_socket);
   // Connections outlive transfers in the cache, so closing reports to the client itself.

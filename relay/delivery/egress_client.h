@@ -30,6 +30,10 @@ struct EgressOptions {
   // --ca-file: a PEM bundle of the CAs that TLS subscribers' certificates must chain to, in
   // place of the system's; empty means the system's (Debian: ca-certificates).
   std::string ca_file;
+  // A client certificate (PEM) and its private key (PEM, unencrypted) offered to TLS servers
+  // that ask for one; empty: none. Used for etcd's --client-cert-auth, not for deliveries.
+  std::string client_cert_file;
+  std::string client_key_file;
   std::size_t max_kept_body = 2048;        // response bytes kept for the attempt record
   std::size_t max_read_body = 1 << 20;     // read and dropped up to this, then the connection closes
   std::string user_agent = "relay/" RELAY_VERSION;

@@ -113,6 +113,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   static_cast<void>(etcd::parse_txn_response(text));
   static_cast<void>(etcd::parse_keepalive_response(text));
   if (const auto lease = etcd::parse_lease_grant_response(text)) check(*lease > 0, "a granted lease is not 0");
+  if (const auto token = etcd::parse_authenticate_response(text)) check(!token->empty(), "a token is not empty");
+  static_cast<void>(etcd::token_refused(2, text));
   // As a watch stream: one message per line.
   std::string_view rest = text;
   while (!rest.empty()) {

@@ -69,12 +69,16 @@ struct Seen {
 class EtcdStoreTest : public ::testing::Test {
  protected:
   explicit EtcdStoreTest(int members = 1) : etcd_(members) {}
+  explicit EtcdStoreTest(test::EtcdClusterOptions options) : etcd_(std::move(options)) {}
 
   std::unique_ptr<EtcdClusterStore> make_store(std::vector<std::string> endpoints,
-                                               std::chrono::milliseconds timeout = 2s) {
+                                               std::chrono::milliseconds timeout = 2s, EtcdTls tls = {},
+                                               EtcdCredentials credentials = {}) {
     EtcdOptions options;
     options.endpoints = std::move(endpoints);
     options.request_timeout = timeout;
+    options.tls = std::move(tls);
+    options.credentials = std::move(credentials);
     return std::make_unique<EtcdClusterStore>(io_, std::move(options), logger_);
   }
   EtcdClusterStore& store() {
@@ -108,6 +112,19 @@ class EtcdStoreTest : public ::testing::Test {
     Txn txn;
     txn.then.push_back(put(std::move(key), std::move(value), lease));
     return commit(std::move(txn));
+  }
+  // put_now as a caller does it after a member was killed: a member that still counted on a
+  // killed leader may hold a call until its deadline (unavailable); the next call starts at
+  // another member.
+  void put_retrying(std::string key, std::string value) {
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      Txn txn;
+      txn.then.push_back(put(key, value));
+      const Result<TxnResult> result = await(store().commit(std::move(txn)));
+      if (result.ok()) return;
+      EXPECT_EQ(result.error().code, Errc::unavailable) << result.error().message;
+    }
+    ADD_FAILURE() << "no commit of " << key << " in 3 calls";
   }
   RangeResult range(std::string key, bool prefix) {
     Result<RangeResult> result = await(store().range(std::move(key), prefix));
@@ -358,7 +375,7 @@ TEST_F(EtcdStore, AWatchBehindACompactionIsToldSoAndEnds) {
   EXPECT_FALSE(resumed.compacted);
 }
 
-TEST_F(EtcdStore, UnaryCallsFailOverPastDeadRefusingAndSilentEndpoints) {
+TEST_F(EtcdStore, UnaryCallsFailOverPastDeadAndRefusingEndpointsAndLeaveASilentOneBehind) {
   test::TestSubscriber unavailable;  // a proxy in front of a member without leader, say
   unavailable.respond(test::Reply::status(503, R"({"error":"etcdserver: no leader","code":14})"));
   test::TestSubscriber silent;
@@ -367,13 +384,18 @@ TEST_F(EtcdStore, UnaryCallsFailOverPastDeadRefusingAndSilentEndpoints) {
   endpoints.push_back(etcd_.client_url(0));
   store_ = make_store(endpoints, 1s);
 
+  // The silent endpoint takes what is left of the call's deadline: etcd is not tried.
+  const Result<RangeResult> first = await(store().range("/t/f", false));
+  ASSERT_FALSE(first.ok());
+  EXPECT_EQ(first.error().code, Errc::unavailable);
+  EXPECT_NE(first.error().message.find("1 of 4 endpoints not tried"), std::string::npos) << first.error().message;
+  EXPECT_EQ(unavailable.request_count(), 1u);
+  EXPECT_EQ(silent.request_count(), 1u);
+
+  // The next call starts after the endpoint that did not answer.
   EXPECT_EQ(put_now("/t/f", "v").succeeded, true);
   EXPECT_EQ(value_of("/t/f"), "v");
   EXPECT_TRUE(store().reachable());
-  EXPECT_EQ(unavailable.request_count(), 1u);
-  EXPECT_EQ(silent.request_count(), 1u);
-  // The endpoint that answered is tried first from then on.
-  EXPECT_EQ(value_of("/t/f"), "v");
   EXPECT_EQ(unavailable.request_count(), 1u);
   EXPECT_EQ(silent.request_count(), 1u);
 
@@ -382,6 +404,150 @@ TEST_F(EtcdStore, UnaryCallsFailOverPastDeadRefusingAndSilentEndpoints) {
   const std::unique_ptr<WatchHandle> handle = store().watch("/t/", 1, seen.callback());
   ASSERT_TRUE(run_until(io_, [&] { return seen.events.size() == 1; }));
   EXPECT_EQ(seen.keys(), std::vector<std::string>{"+/t/f"});
+}
+
+// Accepts TCP connections on loopback and never reads or writes a byte: a TLS handshake with
+// it never completes. Accepts while the io_context runs.
+class MuteListener {
+ public:
+  explicit MuteListener(asio::io_context& io) : acceptor_(io, {asio::ip::make_address_v4("127.0.0.1"), 0}) {
+    accept();
+  }
+  std::string https_url() const { return "https://127.0.0.1:" + std::to_string(acceptor_.local_endpoint().port()); }
+  std::size_t accepted() const { return sockets_.size(); }
+
+ private:
+  void accept() {
+    acceptor_.async_accept([this](boost::system::error_code ec, asio::ip::tcp::socket socket) {
+      if (ec) return;
+      sockets_.push_back(std::move(socket));
+      accept();
+    });
+  }
+  asio::ip::tcp::acceptor acceptor_;
+  std::vector<asio::ip::tcp::socket> sockets_;
+};
+
+TEST_F(EtcdStore, TriesOnSilentEndpointsShareOneDeadline) {
+  std::vector<std::unique_ptr<test::TestSubscriber>> silent;
+  std::vector<std::string> endpoints;
+  for (int i = 0; i < 3; ++i) {
+    silent.push_back(std::make_unique<test::TestSubscriber>());
+    silent.back()->respond(test::Reply::blackhole());
+    endpoints.push_back(silent.back()->url(""));
+  }
+  store_ = make_store(endpoints, 300ms);
+  const auto requests = [&] {
+    std::vector<std::size_t> counts;
+    for (const auto& s : silent) counts.push_back(s->request_count());
+    return counts;
+  };
+
+  // The first endpoint's try used the whole deadline: one try, not one per endpoint.
+  const Result<RangeResult> first = await(store().range("/t/k", false));
+  ASSERT_FALSE(first.ok());
+  EXPECT_EQ(first.error().code, Errc::unavailable);
+  EXPECT_NE(first.error().message.find("2 of 3 endpoints not tried within the 300 ms deadline"), std::string::npos)
+      << first.error().message;
+  EXPECT_EQ(requests(), (std::vector<std::size_t>{1, 0, 0}));
+  EXPECT_FALSE(store().reachable());
+
+  // The next call starts at the next endpoint.
+  const Result<RangeResult> second = await(store().range("/t/k", false));
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(requests(), (std::vector<std::size_t>{1, 1, 0}));
+}
+
+TEST_F(EtcdStore, ConnectingGetsAShareOfTheDeadlineSoMembersThatNeverHandshakeLeaveTimeForEtcd) {
+  MuteListener mute_a(io_);
+  MuteListener mute_b(io_);
+  // Each mute member may take a third of the time to connect; etcd answers in the rest (a read:
+  // no fsync to wait for).
+  store_ = make_store({mute_a.https_url(), mute_b.https_url(), etcd_.client_url(0)}, 2100ms);
+  const Result<RangeResult> answer = await(store().range("/t/m", false));
+  EXPECT_TRUE(answer.ok()) << answer.error().message;
+  wait_until([&] { return mute_a.accepted() == 1 && mute_b.accepted() == 1; });
+  EXPECT_TRUE(store().reachable());
+}
+
+// --- a secured etcd ------------------------------------------------------------------------
+
+class EtcdStoreTls : public EtcdStoreTest {
+ protected:
+  EtcdStoreTls() : EtcdStoreTest(test::EtcdClusterOptions{.members = 1, .tls = true, .args = {}}) {}
+
+  EtcdTls client_tls() const {
+    const test::EtcdTlsFiles& files = etcd_.tls_files();
+    return {files.ca, files.client_cert, files.client_key};
+  }
+};
+
+TEST_F(EtcdStoreTls, CallsAndWatchesGoOverTlsWithAClientCertificate) {
+  ASSERT_TRUE(etcd_.client_url(0).starts_with("https://"));
+  store_ = make_store(etcd_.client_urls(), 2s, client_tls());
+  EXPECT_EQ(put_now("/t/a", "1").succeeded, true);
+  EXPECT_EQ(value_of("/t/a"), "1");
+  EXPECT_TRUE(store().reachable());
+  Seen seen;
+  const std::unique_ptr<WatchHandle> handle = store().watch("/t/", 1, seen.callback());
+  put_now("/t/b", "2");
+  ASSERT_TRUE(run_until(io_, [&] { return seen.events.size() == 2; }));
+  EXPECT_EQ(seen.keys(), (std::vector<std::string>{"+/t/a", "+/t/b"}));
+}
+
+TEST_F(EtcdStoreTls, WithoutTheClientCertificateOrWithAnotherCaEtcdIsUnreachableAndTheErrorSaysWhy) {
+  EtcdTls no_cert = client_tls();
+  no_cert.cert_file.clear();
+  no_cert.key_file.clear();
+  EtcdTls other_ca = client_tls();
+  other_ca.ca_file = etcd_.tls_files().other_ca;
+  // What curl says of etcd's refusal varies ("alert certificate required", a closed
+  // connection): the store says what is missing.
+  for (const auto& [tls, says] : {std::pair{no_cert, "client certificate"}, {other_ca, "SSL certificate problem"}}) {
+    SCOPED_TRACE(tls.ca_file + " " + tls.cert_file);
+    store_ = make_store(etcd_.client_urls(), 2s, tls);
+    const Result<RangeResult> answer = await(store().range("/t/a", false));
+    ASSERT_FALSE(answer.ok());
+    EXPECT_EQ(answer.error().code, Errc::unavailable);
+    EXPECT_NE(answer.error().message.find(etcd_.client_url(0)), std::string::npos) << answer.error().message;
+    EXPECT_NE(answer.error().message.find(says), std::string::npos) << answer.error().message;
+    EXPECT_FALSE(store().reachable());
+  }
+}
+
+TEST_F(EtcdStore, WithAuthenticationOnCallsAndWatchesCarryATokenAndRenewItWhenEtcdRefusesIt) {
+  put_now("/t/before", "0");
+  store_.reset();
+  etcd_.enable_auth("relay", "pw-1");
+  store_ = make_store(etcd_.client_urls(), 2s, {}, {"relay", "pw-1"});
+  EXPECT_EQ(put_now("/t/a", "1").succeeded, true);
+  EXPECT_EQ(value_of("/t/a"), "1");
+  EXPECT_TRUE(store().reachable());
+  Seen seen;
+  const std::unique_ptr<WatchHandle> handle = store().watch("/t/", 1, seen.callback());
+  ASSERT_TRUE(run_until(io_, [&] { return seen.events.size() == 2; }));
+
+  // Setting the password (to the same) invalidates the user's tokens, as expiry does: etcd
+  // answers "invalid auth token". A new watch authenticates again by itself...
+  etcd_.change_password("relay", "pw-1");
+  Seen renewed;
+  const std::unique_ptr<WatchHandle> again = store().watch("/t/", 1, renewed.callback());
+  ASSERT_TRUE(run_until(io_, [&] { return renewed.events.size() == 2; }));
+  // ... and so does a call.
+  EXPECT_EQ(put_now("/t/b", "2").succeeded, true);
+  ASSERT_TRUE(run_until(io_, [&] { return seen.events.size() == 3 && renewed.events.size() == 3; }));
+  EXPECT_TRUE(store().reachable());
+
+  // A wrong password: unavailable, and the error says why.
+  store_ = make_store(etcd_.client_urls(), 2s, {}, {"relay", "wrong"});
+  const Result<RangeResult> refused = await(store().range("/t/a", false));
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code, Errc::unavailable);
+  EXPECT_NE(refused.error().message.find("authentication as user 'relay' refused"), std::string::npos)
+      << refused.error().message;
+  EXPECT_NE(refused.error().message.find("invalid user ID or password"), std::string::npos)
+      << refused.error().message;
+  EXPECT_FALSE(store().reachable());
 }
 
 TEST_F(EtcdStore, WithEveryEndpointDeadCallsAreUnavailableUntilEtcdIsBack) {
@@ -419,8 +585,8 @@ TEST_F(EtcdStoreThreeMembers, AWatchResumesOnAnotherMemberWhenItsMemberIsKilled)
   ASSERT_TRUE(run_until(io_, [&] { return seen.events.size() == 1; }));
 
   etcd_.kill(0);
-  put_now("/t/2", "b");
-  put_now("/t/3", "c");
+  put_retrying("/t/2", "b");
+  put_retrying("/t/3", "c");
   ASSERT_TRUE(run_until(io_, [&] { return seen.events.size() >= 3; }));
   EXPECT_EQ(seen.keys(), (std::vector<std::string>{"+/t/1", "+/t/2", "+/t/3"}));
   EXPECT_TRUE(store().reachable());
@@ -436,11 +602,22 @@ TEST_F(EtcdStoreThreeMembers, AWatchResumesOnAnotherMemberWhenItsMemberIsKilled)
 TEST_F(EtcdStoreThreeMembers, CallsSucceedAfterTheLeaderIsKilled) {
   put_now("/t/x", "1");
   etcd_.kill_leader();
-  // Whichever endpoint comes first, some live member serves once a leader is elected again.
+  // Whichever endpoint comes first, some live member serves once a leader is elected again. A
+  // member that still counted on the killed leader may hold a call until its deadline (it
+  // fails unavailable, as with etcd's own client); the next call starts at another member.
   Txn txn;
   txn.compares = {{.key = "/t/y", .mod_revision = 0}};
   txn.then = {put("/t/y", "2")};
-  EXPECT_TRUE(commit(txn).succeeded);
+  Result<TxnResult> result = make_error(Errc::unavailable, "not tried");
+  for (int attempt = 0; attempt < 3 && !result.ok(); ++attempt) {
+    result = await(store().commit(txn));
+    if (!result.ok()) {
+      EXPECT_EQ(result.error().code, Errc::unavailable) << result.error().message;
+    }
+  }
+  ASSERT_TRUE(result.ok()) << result.error().message;
+  // A compare-and-swap repeated after a timeout may find its first try applied (succeeded is
+  // then false): either way the value is there.
   EXPECT_EQ(value_of("/t/x"), "1");
   EXPECT_EQ(value_of("/t/y"), "2");
   EXPECT_TRUE(store().reachable());

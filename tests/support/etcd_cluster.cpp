@@ -4,6 +4,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -11,6 +12,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "relay/core/base64.h"
 #include "tests/support/http_client.h"
 
 namespace relay::test {
@@ -49,9 +51,11 @@ std::string read_file(const std::string& path) {
 
 }  // namespace
 
-EtcdCluster::EtcdCluster(int members) : token_(dir_.path().filename().string()) {
-  if (members < 1) throw std::invalid_argument("EtcdCluster: at least one member");
-  members_.resize(static_cast<std::size_t>(members));
+EtcdCluster::EtcdCluster(EtcdClusterOptions options)
+    : options_(std::move(options)), token_(dir_.path().filename().string()) {
+  if (options_.members < 1) throw std::invalid_argument("EtcdCluster: at least one member");
+  if (options_.tls) make_certificates();
+  members_.resize(static_cast<std::size_t>(options_.members));
   for (int attempt = 1;; ++attempt) {
     if (try_start_all()) return;
     const std::string what = logs();
@@ -65,12 +69,13 @@ EtcdCluster::EtcdCluster(int members) : token_(dir_.path().filename().string()) 
 EtcdCluster::~EtcdCluster() { kill_all(); }
 
 bool EtcdCluster::try_start_all() {
-  const std::vector<int> ports = free_loopback_ports(2 * members_.size());
+  const std::vector<int> ports = free_loopback_ports(3 * members_.size());
   for (std::size_t i = 0; i < members_.size(); ++i) {
     Member& m = members_[i];
     m.name = "m" + std::to_string(i);
-    m.client_port = ports[2 * i];
-    m.peer_port = ports[2 * i + 1];
+    m.client_port = ports[3 * i];
+    m.peer_port = ports[3 * i + 1];
+    m.tls_port = ports[3 * i + 2];
     m.data_dir = dir_.str() + "/" + m.name;
     m.log_path = dir_.str() + "/" + m.name + ".log";
     std::filesystem::remove_all(m.data_dir);
@@ -95,14 +100,19 @@ std::vector<std::string> EtcdCluster::arguments(const Member& m) const {
     if (!initial_cluster.empty()) initial_cluster += ",";
     initial_cluster += other.name + "=" + loopback_url(other.peer_port);
   }
-  const std::string client = loopback_url(m.client_port);
+  std::string client = loopback_url(m.client_port);
+  std::string listen = client;
+  if (options_.tls) {
+    client = "https://127.0.0.1:" + std::to_string(m.tls_port);
+    listen += "," + client;
+  }
   const std::string peer = loopback_url(m.peer_port);
   // Heartbeats every 50 ms and elections after 500 ms: a new leader well within a second of a
   // kill, without spurious elections when the tests load both cores.
-  return {"etcd",
+  std::vector<std::string> args = {"etcd",
           "--name", m.name,
           "--data-dir", m.data_dir,
-          "--listen-client-urls", client,
+          "--listen-client-urls", listen,
           "--advertise-client-urls", client,
           "--listen-peer-urls", peer,
           "--initial-advertise-peer-urls", peer,
@@ -111,6 +121,85 @@ std::vector<std::string> EtcdCluster::arguments(const Member& m) const {
           "--initial-cluster-token", token_,
           "--heartbeat-interval", "50",
           "--election-timeout", "500"};
+  if (options_.tls) {
+    const std::string dir = dir_.str() + "/tls/";
+    for (const char* arg : {"--cert-file", "server.crt", "--key-file", "server.key", "--client-cert-auth", "",
+                            "--trusted-ca-file", "ca.crt"}) {
+      if (arg[0] == '-') args.push_back(arg);
+      else if (arg[0] != '\0') args.push_back(dir + arg);
+    }
+  }
+  args.insert(args.end(), options_.args.begin(), options_.args.end());
+  return args;
+}
+
+void EtcdCluster::make_certificates() {
+  const std::string dir = dir_.str() + "/tls";
+  std::filesystem::create_directories(dir);
+  // EC keys: made in milliseconds. The server certificate names 127.0.0.1, where members serve.
+  // The client certificate has no Common Name: with authentication on, etcd 3.4's gateway
+  // refuses a client certificate that has one (it would not be used as the user name).
+  const std::string script = "set -e; cd '" + dir + R"(';
+ca() { openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj "/CN=$1"   -keyout $1.key -out $1.crt 2>/dev/null; }
+leaf() { openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "$3" -keyout $1.key -out $1.csr 2>/dev/null
+  printf '%s\n' "$2" > $1.ext
+  openssl x509 -req -in $1.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 -extfile $1.ext -out $1.crt 2>/dev/null; }
+ca ca; ca other-ca
+leaf server 'subjectAltName=IP:127.0.0.1
+extendedKeyUsage=serverAuth,clientAuth' /CN=server
+leaf client 'extendedKeyUsage=clientAuth' /O=relay
+)";
+  std::ofstream(dir + "/make.sh") << script;
+  const std::string command = "/bin/sh '" + dir + "/make.sh'";
+  const int status = std::system(command.c_str());
+  if (status != 0) throw std::runtime_error("EtcdCluster: openssl could not make the test certificates");
+  tls_files_ = {dir + "/ca.crt", dir + "/client.crt", dir + "/client.key", dir + "/other-ca.crt"};
+}
+
+std::vector<std::string> EtcdCluster::root_headers() {
+  if (root_password_.empty()) return {};
+  // A fresh token each time: a test may run etcd with tokens that expire within a second.
+  HttpClient http;
+  http.set_timeout(5s);
+  const nlohmann::json body = {{"name", "root"}, {"password", root_password_}};
+  const HttpResponse response = http.post(client_url_http(0) + "/v3/auth/authenticate", body.dump());
+  return {"Authorization: " + response.json().value("token", "")};
+}
+
+nlohmann::json EtcdCluster::admin(std::string_view path, const nlohmann::json& body) {
+  HttpClient http;
+  http.set_timeout(5s);
+  const Headers headers = root_headers();
+  const HttpResponse response = http.post(client_url_http(0) + std::string(path), body.dump(), headers);
+  if (response.status != 200) throw std::runtime_error("etcd " + std::string(path) + ": " + response.describe());
+  return response.json();
+}
+
+void EtcdCluster::enable_auth(const std::string& user, const std::string& password, const std::string& prefix) {
+  const std::string root_password = "root-" + token_;
+  admin("/v3/auth/user/add", {{"name", "root"}, {"password", root_password}});
+  admin("/v3/auth/role/add", {{"name", "root"}});
+  admin("/v3/auth/user/grant", {{"user", "root"}, {"role", "root"}});
+  admin("/v3/auth/user/add", {{"name", user}, {"password", password}});
+  admin("/v3/auth/role/add", {{"name", user}});
+  // "\0" to "\0" is the whole key space; a prefix P is P to P with its last byte incremented.
+  std::string key(1, '\0');
+  std::string end(1, '\0');
+  if (!prefix.empty()) {
+    key = prefix;
+    end = prefix;
+    ++end.back();
+  }
+  admin("/v3/auth/role/grant", {{"name", user},
+                                {"perm", {{"permType", "READWRITE"}, {"key", base64_encode(key)},
+                                          {"range_end", base64_encode(end)}}}});
+  admin("/v3/auth/user/grant", {{"user", user}, {"role", user}});
+  admin("/v3/auth/enable", nlohmann::json::object());
+  root_password_ = root_password;
+}
+
+void EtcdCluster::change_password(const std::string& user, const std::string& password) {
+  admin("/v3/auth/user/changepw", {{"name", user}, {"password", password}});
 }
 
 void EtcdCluster::spawn(Member& m) {
@@ -124,6 +213,11 @@ std::vector<std::string> EtcdCluster::client_urls() const {
 }
 
 std::string EtcdCluster::client_url(int member) const {
+  const Member& m = members_.at(static_cast<std::size_t>(member));
+  return options_.tls ? "https://127.0.0.1:" + std::to_string(m.tls_port) : loopback_url(m.client_port);
+}
+
+std::string EtcdCluster::client_url_http(int member) const {
   return loopback_url(members_.at(static_cast<std::size_t>(member)).client_port);
 }
 
@@ -164,7 +258,7 @@ void EtcdCluster::start_all() {
 bool EtcdCluster::serves(int member) {
   HttpClient http;
   http.set_timeout(1s);
-  const HttpResponse response = http.get(client_url(member) + "/health");
+  const HttpResponse response = http.get(client_url_http(member) + "/health");
   const nlohmann::json body = response.json();
   return response.status == 200 && body.is_object() && body.value("health", "") == "true";
 }
@@ -220,7 +314,8 @@ int EtcdCluster::kill_leader() {
 nlohmann::json EtcdCluster::post(int member, std::string_view path, const nlohmann::json& body) {
   HttpClient http;
   http.set_timeout(5s);
-  const HttpResponse response = http.post(client_url(member) + std::string(path), body.dump());
+  const Headers headers = root_headers();
+  const HttpResponse response = http.post(client_url_http(member) + std::string(path), body.dump(), headers);
   return response.json();
 }
 

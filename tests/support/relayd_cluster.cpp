@@ -1,5 +1,7 @@
 #include "tests/support/relayd_cluster.h"
 
+#include <fstream>
+
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <nlohmann/json.hpp>
@@ -32,8 +34,23 @@ std::string join(const std::vector<std::string>& items) {
 }  // namespace
 
 RelaydCluster::RelaydCluster(RelaydClusterOptions options)
-    : options_(std::move(options)), etcd_(std::make_unique<EtcdCluster>(options_.etcd_members)) {
+    : options_(std::move(options)),
+      etcd_(std::make_unique<EtcdCluster>(EtcdClusterOptions{
+          .members = options_.etcd_members, .tls = options_.etcd_tls, .args = options_.etcd_args})) {
   if (options_.shards < 1) throw std::invalid_argument("RelaydCluster: at least one shard");
+  if (options_.etcd_tls) {
+    const EtcdTlsFiles& tls = etcd_->tls_files();
+    options_.args.insert(options_.args.end(), {"--cluster-etcd-ca", tls.ca, "--cluster-etcd-cert", tls.client_cert,
+                                               "--cluster-etcd-key", tls.client_key});
+  }
+  if (!options_.etcd_user.empty()) {
+    // Only the cluster's prefix: what docs/cluster.md tells operators to grant.
+    etcd_->enable_auth(options_.etcd_user, options_.etcd_password, "/relay/");
+    const std::string path = files_.str() + "/etcd-password";
+    std::ofstream(path) << (options_.shard_password.empty() ? options_.etcd_password : options_.shard_password) << "\n";
+    options_.args.insert(options_.args.end(),
+                         {"--cluster-etcd-user", options_.etcd_user, "--cluster-etcd-password-file", path});
+  }
   shards_.resize(static_cast<std::size_t>(options_.shards));
   for (int i = 0; i < size(); ++i) {
     start_shard(i);

@@ -30,6 +30,7 @@
 #include "tests/support/etcd_cluster.h"
 #include "tests/support/http_client.h"
 #include "tests/support/relayd_process.h"
+#include "tests/support/temp_dir.h"
 
 namespace relay::test {
 
@@ -38,6 +39,14 @@ struct RelaydClusterOptions {
   int etcd_members = 3;
   std::string cluster_timeout = "2s";  // --cluster-timeout
   std::vector<std::string> args;       // extra flags of every shard, e.g. {"--retry-window", "1s"}
+  // A secured etcd: TLS with client certificates (the shards get --cluster-etcd-ca/-cert/-key),
+  // extra etcd flags, authentication on with etcd_user/etcd_password (the shards get the user
+  // and a password file holding shard_password, by default etcd_password).
+  bool etcd_tls = false;
+  std::vector<std::string> etcd_args;
+  std::string etcd_user;
+  std::string etcd_password;
+  std::string shard_password;
 
   static RelaydClusterOptions with_args(std::vector<std::string> extra) {
     RelaydClusterOptions options;
@@ -98,6 +107,7 @@ class RelaydCluster {
   void read_number(int i);
 
   RelaydClusterOptions options_;
+  TempDir files_;  // the password file
   std::unique_ptr<EtcdCluster> etcd_;
   std::vector<Shard> shards_;
   HttpClient http_;

@@ -5,6 +5,9 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
+
+#include "tests/support/temp_dir.h"
 #include "tests/support/test_subscriber.h"
 
 namespace relay {
@@ -421,6 +424,69 @@ TEST(ConfigTest, ClusterModeIsOffByDefaultAndTakesItsFlagsTogether) {
                                      {"RELAY_SHARD", "s1"}});
   EXPECT_EQ(from_env.cluster.shard, "s1");
   EXPECT_EQ(from_env.cluster.etcd_endpoints.size(), 1u);
+}
+
+// A secured etcd: the files are checked at startup, the password read from its file.
+TEST(ConfigTest, SecuredEtcdFlagsAreCheckedAtStartupAndThePasswordIsReadFromItsFile) {
+  test::TempDir dir;
+  const auto write = [&](const std::string& name, const std::string& text) {
+    const std::string path = dir.str() + "/" + name;
+    std::ofstream(path) << text;
+    return path;
+  };
+  const std::string ca = test::TestSubscriber::tls_ca_file();
+  const std::string cert = test::TestSubscriber::tls_test_file("server.pem");
+  const std::string key = test::TestSubscriber::tls_test_file("server.key");
+  const std::string password = write("password", "s3cret with spaces\n");
+  const Args base = {"--api-key", kKey, "--cluster-etcd", "https://10.0.0.1:2379,https://10.0.0.2:2379",
+                     "--advertise", "http://a:8080", "--shard", "s1"};
+  const auto with = [&](Args extra) {
+    Args args = base;
+    args.insert(args.end(), extra.begin(), extra.end());
+    return args;
+  };
+
+  const Config c = parse(with({"--cluster-etcd-ca", ca, "--cluster-etcd-cert", cert, "--cluster-etcd-key", key,
+                               "--cluster-etcd-user", "relay", "--cluster-etcd-password-file", password}));
+  EXPECT_EQ(c.cluster.etcd_ca_file, ca);
+  EXPECT_EQ(c.cluster.etcd_cert_file, cert);
+  EXPECT_EQ(c.cluster.etcd_key_file, key);
+  EXPECT_EQ(c.cluster.etcd_user, "relay");
+  EXPECT_EQ(c.cluster.etcd_password, "s3cret with spaces");
+  const Config from_env = parse(base, {{"RELAY_CLUSTER_ETCD_USER", "relay"},
+                                       {"RELAY_CLUSTER_ETCD_PASSWORD_FILE", write("crlf", "pw\r\n")}});
+  EXPECT_EQ(from_env.cluster.etcd_password, "pw");
+
+  const auto error_with = [&](Args extra) { return error_of(with(std::move(extra))); };
+  const std::string missing = dir.str() + "/missing.pem";
+  // Unreadable, empty or wrong files: the error names the flag and the file.
+  for (const auto& [flag, file] : {std::pair{"--cluster-etcd-ca", missing}, {"--cluster-etcd-ca", key},
+                                   {"--cluster-etcd-ca", write("empty.pem", "")}}) {
+    const std::string error = error_with({flag, file});
+    EXPECT_NE(error.find(std::string(flag) + " " + file), std::string::npos) << error;
+  }
+  EXPECT_NE(error_with({"--cluster-etcd-ca", missing}).find("No such file"), std::string::npos);
+  EXPECT_NE(error_with({"--cluster-etcd-cert", missing, "--cluster-etcd-key", key}).find("--cluster-etcd-cert " + missing),
+            std::string::npos);
+  EXPECT_NE(error_with({"--cluster-etcd-cert", cert, "--cluster-etcd-key", cert}).find("no unencrypted PEM private key"),
+            std::string::npos);
+  // The CA's certificate with the server's key: not a pair.
+  EXPECT_NE(error_with({"--cluster-etcd-cert", ca, "--cluster-etcd-key", key}).find("is not the key of the certificate"),
+            std::string::npos);
+  EXPECT_NE(error_with({"--cluster-etcd-cert", cert}).find("--cluster-etcd-key"), std::string::npos);
+  EXPECT_NE(error_with({"--cluster-etcd-user", "relay"}).find("--cluster-etcd-password-file"), std::string::npos);
+  EXPECT_NE(error_with({"--cluster-etcd-password-file", password}).find("--cluster-etcd-user"), std::string::npos);
+  EXPECT_NE(error_with({"--cluster-etcd-user", "relay", "--cluster-etcd-password-file", write("blank", "\n")})
+                .find("is empty"),
+            std::string::npos);
+  EXPECT_NE(error_with({"--cluster-etcd-user", "a user"}).find("--cluster-etcd-user"), std::string::npos);
+  // TLS files are for https:// endpoints only.
+  EXPECT_NE(error_of({"--api-key", kKey, "--cluster-etcd", "https://a:2379,http://b:2379", "--advertise",
+                      "http://a:8080", "--shard", "s1", "--cluster-etcd-ca", ca})
+                .find("http://b:2379"),
+            std::string::npos);
+  // And all of them for cluster mode only.
+  EXPECT_NE(error_of({"--api-key", kKey, "--cluster-etcd-ca", ca}).find("--cluster-etcd"), std::string::npos);
 }
 
 TEST(ConfigTest, BadClusterFlagsAreRefusedWithOneLine) {

@@ -256,3 +256,41 @@ TEST(EtcdCodec, MalformedWatchMessagesAreRefused) {
 
 }  // namespace etcd_codec_test
 }  // namespace relay::cluster::etcd
+
+namespace relay::cluster::etcd {
+namespace {
+
+TEST(EtcdCodecAuth, AuthenticateRequestAndAnswer) {
+  EXPECT_EQ(nlohmann::json::parse(authenticate_request("relay", "p\"w")),
+            (nlohmann::json{{"name", "relay"}, {"password", "p\"w"}}));
+  const Result<std::string> token =
+      parse_authenticate_response(R"({"header":{"revision":"1"},"token":"DXQsvPPZXjJSlfuA.13"})");
+  ASSERT_TRUE(token.ok());
+  EXPECT_EQ(*token, "DXQsvPPZXjJSlfuA.13");
+  EXPECT_FALSE(parse_authenticate_response(R"({"header":{}})").ok());
+  EXPECT_FALSE(parse_authenticate_response(R"({"token":5})").ok());
+  EXPECT_FALSE(parse_authenticate_response("not json").ok());
+}
+
+// etcd 3.4's answers, as its gateway gives them.
+TEST(EtcdCodecAuth, RefusedTokensAreToldFromOtherRefusals) {
+  const GatewayError expired = parse_error_response(
+      R"({"error":"etcdserver: invalid auth token","message":"etcdserver: invalid auth token","code":16})");
+  EXPECT_TRUE(token_refused(expired.code, expired.message));
+  const GatewayError no_token = parse_error_response(
+      R"({"error":"etcdserver: user name is empty","message":"etcdserver: user name is empty","code":3})");
+  EXPECT_TRUE(token_refused(no_token.code, no_token.message));
+  EXPECT_TRUE(token_refused(0, "rpc error: code = Unauthenticated desc = etcdserver: invalid auth token"));
+  EXPECT_TRUE(token_refused(3, "etcdserver: revision of auth store is old"));
+  const GatewayError denied = parse_error_response(
+      R"({"error":"etcdserver: permission denied","message":"etcdserver: permission denied","code":7})");
+  EXPECT_FALSE(token_refused(denied.code, denied.message));
+  const GatewayError wrong = parse_error_response(
+      R"({"error":"etcdserver: authentication failed, invalid user ID or password","code":3})");
+  EXPECT_FALSE(token_refused(wrong.code, wrong.message));
+  EXPECT_FALSE(authentication_off(wrong.message));
+  EXPECT_TRUE(authentication_off("etcdserver: authentication is not enabled"));
+}
+
+}  // namespace
+}  // namespace relay::cluster::etcd

@@ -1,12 +1,11 @@
 #include "relay/cluster/forward_coalescer.h"
 
+#include <algorithm>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/string.hpp>
-
-#include <algorithm>
 #include <charconv>
 #include <utility>
 
@@ -80,7 +79,10 @@ std::optional<std::vector<PeerResponse>> coalesced_answers(const PeerResponse& b
 }
 
 ForwardCoalescer::ForwardCoalescer(PeerClient& peers, RelayMetrics& metrics, Options options)
-    : peers_(peers), metrics_(metrics), options_(std::move(options)) {}
+    : peers_(peers), metrics_(metrics), options_(std::move(options)) {
+  // Nothing would ever be sent with 0.
+  options_.max_in_flight = std::max<std::size_t>(1, options_.max_in_flight);
+}
 
 asio::awaitable<Result<PeerResponse>> ForwardCoalescer::forward(ShardInfo shard, PeerRequest event, bool batchable) {
   if (!batchable) co_return co_await send_alone(shard.base_url, std::move(event));
@@ -189,8 +191,8 @@ void ForwardCoalescer::finish(Owner& owner, const Error* lost) {
     // The owner just failed to answer: what waits for it would most likely wait in vain.
     for (const auto& waiter : owner.queue) {
       waiter->taken = true;
-      waiter->answer = make_error(Errc::unavailable, "an earlier request to shard " + owner.name +
-                                                         " got no answer: " + lost->message);
+      waiter->answer = make_error(Errc::unavailable,
+                                  "an earlier request to shard " + owner.name + " got no answer: " + lost->message);
       waiter->wake.cancel();
     }
     owner.queue.clear();

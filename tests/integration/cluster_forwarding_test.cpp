@@ -10,12 +10,11 @@
 #include <atomic>
 #include <map>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "tests/support/relayd_cluster_test.h"
 #include "tests/support/test_subscriber.h"
@@ -76,7 +75,8 @@ std::string deepest_arrays(RelaydCluster& cluster) {
 
 TEST_F(ClusterForwarding, ConcurrentKeyedEventsToANonOwnerGetTheirOwnAnswersAndKeepTheirOrder) {
   TestSubscriber sub;
-  const std::string sub_id = subscribe(kCaller, {{"url", sub.url("/hook")}, {"event_types", {"fwd.*"}}}).value("id", "");
+  const std::string sub_id =
+      subscribe(kCaller, {{"url", sub.url("/hook")}, {"event_types", {"fwd.*"}}}).value("id", "");
   ASSERT_FALSE(sub_id.empty());
   ASSERT_TRUE(await_subscription(kOwner, sub_id));
 
@@ -100,8 +100,8 @@ TEST_F(ClusterForwarding, ConcurrentKeyedEventsToANonOwnerGetTheirOwnAnswersAndK
   // Each producer: its own ordering key, in sequence; among them a repeat, the new client id,
   // an invalid event and an event too deep for a batch.
   struct Posted {
-    std::string id;        // the answer's
-    std::string marker;    // in the payload
+    std::string id;      // the answer's
+    std::string marker;  // in the payload
     std::string key;
   };
   std::mutex mutex;
@@ -122,8 +122,8 @@ TEST_F(ClusterForwarding, ConcurrentKeyedEventsToANonOwnerGetTheirOwnAnswersAndK
         const std::string marker = std::to_string(p) + "." + std::to_string(n);
         std::string body = json{{"type", "fwd.k"}, {"payload", {{"m", marker}}}, {"ordering_key", keys[p]}}.dump();
         if (n == 7 && p == 3) {
-          body = R"({"type":"fwd.k","ordering_key":")" + keys[p] + R"(","payload":{"m":")" + marker +
-                 R"(","deep":)" + deep + "}}";
+          body = R"({"type":"fwd.k","ordering_key":")" + keys[p] + R"(","payload":{"m":")" + marker + R"(","deep":)" +
+                 deep + "}}";
         }
         const HttpResponse r = http.post(url, body, {bearer(kIngestKey)});
         if (r.status != 202 || r.json().value("deliveries", -1) != 1) {
@@ -139,9 +139,8 @@ TEST_F(ClusterForwarding, ConcurrentKeyedEventsToANonOwnerGetTheirOwnAnswersAndK
       if ((fresh.status != 202 && fresh.status != 200) || fresh.json().value("deliveries", -1) != 1) {
         fail("fresh -> " + fresh.describe());
       }
-      const HttpResponse invalid =
-          http.post(url, json{{"type", "bad type!"}, {"payload", {}}, {"ordering_key", keys[p]}}.dump(),
-                    {bearer(kIngestKey)});
+      const HttpResponse invalid = http.post(
+          url, json{{"type", "bad type!"}, {"payload", {}}, {"ordering_key", keys[p]}}.dump(), {bearer(kIngestKey)});
       if (invalid.status != 400 || invalid.error_code() != "invalid_field") fail("invalid -> " + invalid.describe());
       std::lock_guard lock(mutex);
       fresh_ids.push_back(fresh.json().value("id", ""));
@@ -174,7 +173,8 @@ TEST_F(ClusterForwarding, ConcurrentKeyedEventsToANonOwnerGetTheirOwnAnswersAndK
 
   // The forwards were coalesced: fewer requests than events.
   const double requests =
-      cluster().metric(kCaller, "relay_cluster_forwarded_requests_total{kind=\"ingest\"}").value_or(0) - requests_before;
+      cluster().metric(kCaller, "relay_cluster_forwarded_requests_total{kind=\"ingest\"}").value_or(0) -
+      requests_before;
   const double events = cluster().metric(kCaller, "relay_cluster_forwarded_events_total").value_or(0) - events_before;
   EXPECT_GE(events, kProducers * (kPerProducer + 2));
   EXPECT_LT(requests, events);

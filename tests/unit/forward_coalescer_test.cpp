@@ -61,10 +61,11 @@ PeerResponse json_answer(int status, std::string body, Headers extra = {}) {
 std::string event_body(int n) { return R"({"type":"t","ordering_key":"k","payload":)" + std::to_string(n) + "}"; }
 
 PeerRequest event(int n) {
-  return PeerRequest{"POST", "/v1/events", event_body(n),
-                     {{"Content-Type", "application/json"},
-                      {"Authorization", "Bearer admin-key"},
-                      {"X-Relay-Forwarded-By", "a"}}};
+  return PeerRequest{
+      "POST",
+      "/v1/events",
+      event_body(n),
+      {{"Content-Type", "application/json"}, {"Authorization", "Bearer admin-key"}, {"X-Relay-Forwarded-By", "a"}}};
 }
 
 std::string header(const Headers& headers, std::string_view name) {
@@ -87,7 +88,8 @@ class ForwardCoalescerTest : public ::testing::Test {
   void forward(PeerRequest request, bool batchable = true) {
     const std::size_t slot = answers_.size();
     answers_.emplace_back();
-    asio::co_spawn(io_, run(slot, std::move(request), batchable), [](std::exception_ptr error) { ASSERT_FALSE(error); });
+    asio::co_spawn(io_, run(slot, std::move(request), batchable),
+                   [](std::exception_ptr error) { ASSERT_FALSE(error); });
     settle();
   }
 
@@ -250,8 +252,8 @@ TEST_F(ForwardCoalescerTest, AnEventWithAnIdempotencyKeyHeaderGoesAloneEvenWhile
 }
 
 TEST(CoalescedAnswers, AnOwnerWithoutStatusesHasResultsAnswered202AndErrors400) {
-  const PeerResponse batch{200, R"({"results":[{"deliveries":0,"id":"evt_2"},{"error":{"code":"invalid_field","message":"x"}}]})",
-                           {}};
+  const PeerResponse batch{
+      200, R"({"results":[{"deliveries":0,"id":"evt_2"},{"error":{"code":"invalid_field","message":"x"}}]})", {}};
   const auto answers = coalesced_answers(batch, 2);
   ASSERT_TRUE(answers);
   EXPECT_EQ((*answers)[0].status, 202);

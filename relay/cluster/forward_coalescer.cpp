@@ -160,8 +160,16 @@ asio::awaitable<std::vector<Result<PeerResponse>>> ForwardCoalescer::send_batch(
   Result<PeerResponse> answer = co_await peers_.send(base_url, std::move(request), options_.timeout);
 
   if (answer && refused_as_batch(answer->status)) {
-    // In order, one at a time: the events of one key keep their order.
-    for (const auto& waiter : batch) out.push_back(co_await send_alone(base_url, waiter->event));
+    // In order, one at a time: the events of one key keep their order. After one without an
+    // answer the rest are not sent: each would wait for the timeout in turn.
+    for (const auto& waiter : batch) {
+      if (!out.empty() && !out.back()) {
+        Result<PeerResponse> lost = out.back();
+        out.push_back(std::move(lost));
+        continue;
+      }
+      out.push_back(co_await send_alone(base_url, waiter->event));
+    }
     co_return out;
   }
   if (answer && answer->status == 200) {

@@ -209,6 +209,20 @@ TEST_F(ForwardCoalescerTest, ABatchRefusedAsARequestIsSentAgainOneEventAtATimeIn
   EXPECT_EQ(answered(2).body, R"({"deliveries":0,"id":"evt_0"})");
 }
 
+TEST_F(ForwardCoalescerTest, AfterAnEventSentAgainAloneGotNoAnswerTheRestAreNotSent) {
+  forward(event(0));
+  for (int n = 1; n <= 3; ++n) forward(event(n));
+  answer(0, json_answer(202, R"({"deliveries":0,"id":"evt_1"})"));
+  answer(1, json_answer(413, R"({"error":{"code":"payload_too_large","message":"big"}})"));
+  ASSERT_EQ(shard_.calls.size(), 3u);
+  answer(2, make_error(Errc::unavailable, "timed out"));
+  ASSERT_EQ(shard_.calls.size(), 3u) << "events 2 and 3 were not sent";
+  for (std::size_t slot = 1; slot <= 3; ++slot) {
+    ASSERT_TRUE(answers_[slot].has_value());
+    EXPECT_FALSE(answers_[slot]->ok());
+  }
+}
+
 TEST_F(ForwardCoalescerTest, ABatchRefusedForWhatWouldRefuseEachEventGivesEachThatRefusal) {
   forward(event(0));
   forward(event(1));

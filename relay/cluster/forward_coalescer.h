@@ -6,8 +6,9 @@
 // returns they go together as one POST /v1/events/batch (up to 1000 events and the owner's
 // --max-body). On 3 shards on one 2-core machine (benchmarks/RESULTS.md, the cluster scenario)
 // 4.6 events shared a request and the shards' CPU per forwarded event fell by about a fifth (the
-// egress thread's share by half): the rest of a forwarded event's cost is the receiving shard's
-// handling of the producer's request and the owner's commit, which batching does not remove.
+// egress thread's share by half); with three times the producers, 12.5 and two fifths. The rest
+// of a forwarded event's cost is the receiving shard's handling of the producer's request and
+// the owner's commit, which batching does not remove.
 // One request in flight per owner coalesced best: 4.6 events per request, against 2.5 with two
 // and 1.4 with four, for no less CPU.
 //

@@ -139,6 +139,7 @@ struct RelayMetrics::Impl {
   std::array<std::array<Counter*, std::size(kJobStates)>, 2> jobs_finished{};
   // relay_cluster_forwarded_requests_total by ForwardKind: set once, before the first request.
   std::array<Counter*, 4> forwarded{};
+  Counter* forwarded_events = nullptr;  // relay_cluster_forwarded_events_total, with `forwarded`
   // relay_cluster_shards{live, down} and relay_cluster_etcd_up: set once, at startup.
   Gauge* shards_live = nullptr;
   Gauge* shards_down = nullptr;
@@ -346,16 +347,24 @@ void RelayMetrics::deliveries_superseded(std::string_view subscription, std::uin
 void RelayMetrics::add_cluster_forwarding() {
   if (impl_->forwarded[0] != nullptr) return;
   auto& forwarded = family(prometheus::BuildCounter(), "relay_cluster_forwarded_requests_total",
-                           "Requests sent to another shard, by kind: ingest (events to their key's shard), read "
-                           "and write (a call naming another shard's id; write also a bulk call's part), list (a "
-                           "list call's part).",
+                           "Requests sent to another shard, by kind: ingest (events to their key's shard: one "
+                           "event, or a batch of them), read and write (a call naming another shard's id; write also "
+                           "a bulk call's part), list (a list call's part).",
                            impl_->registry);
   constexpr std::array<const char*, 4> kKinds{"ingest", "read", "write", "list"};
   for (std::size_t i = 0; i < kKinds.size(); ++i) impl_->forwarded[i] = &forwarded.Add({{"kind", kKinds[i]}});
+  impl_->forwarded_events = &family(prometheus::BuildCounter(), "relay_cluster_forwarded_events_total",
+                                    "Events sent to the shard that owns their key, however many shared a request.",
+                                    impl_->registry)
+                                 .Add({});
 }
 
 void RelayMetrics::cluster_forwarded(ForwardKind kind) {
   if (Counter* counter = impl_->forwarded[static_cast<std::size_t>(kind)]) counter->Increment();
+}
+
+void RelayMetrics::cluster_forwarded_events(std::uint64_t events) {
+  if (impl_->forwarded_events != nullptr) impl_->forwarded_events->Increment(static_cast<double>(events));
 }
 
 void RelayMetrics::add_cluster_state() {

@@ -83,6 +83,9 @@ class RelayMetrics {
   enum class ForwardKind { ingest, read, write, list };
   void add_cluster_forwarding();
   void cluster_forwarded(ForwardKind kind);
+  // relay_cluster_forwarded_events_total: events sent to their owner shard, however many share
+  // a request (coalesced single events, a client batch's part); from add_cluster_forwarding() on.
+  void cluster_forwarded_events(std::uint64_t events);
   // Cluster mode: relay_cluster_shards{state="live"|"down"} (down: shards with a number that are
   // not live) and relay_cluster_etcd_up (1 while etcd answers). They exist from
   // add_cluster_state() on; before it the setters do nothing.

@@ -9,7 +9,11 @@ scale, so it measures what the mode costs:
      of the connections each): events without a key (stored where they arrive) against events
      with a distinct ordering key each (stored on the key's owner: about 2/3 of them forwarded
      one hop). The ratio is the cost of forwarding; the CPU per 1,000 events of both runs is what
-     docs/cluster.md's estimate for 10 machines starts from.
+     docs/cluster.md's estimate for 10 machines starts from. A shard coalesces the events it
+     forwards to one owner into batches while a forward is in flight
+     (relay/cluster/forward_coalescer.h): "events per request" says how many shared one.
+
+BENCH_CLUSTER_PARTS (default "A B") picks the parts, e.g. "B" to compare forwarding alone.
 """
 
 import json
@@ -73,9 +77,13 @@ def _spread(ctx, shards, body_file, keyed):
     m1 = [s.metrics() for s in shards]
     requests = sum(r["requests"] for r in runs)
     seconds = max(r["seconds"] for r in runs)
-    forwarded = sum(prom.total(b, "relay_cluster_forwarded_requests_total", kind="ingest") -
-                    prom.total(a, "relay_cluster_forwarded_requests_total", kind="ingest")
-                    for a, b in zip(m0, m1))
+    forward_requests = sum(prom.total(b, "relay_cluster_forwarded_requests_total", kind="ingest") -
+                           prom.total(a, "relay_cluster_forwarded_requests_total", kind="ingest")
+                           for a, b in zip(m0, m1))
+    # Events, however many shared a request (a relayd without the counter: one request each).
+    forwarded = sum(prom.total(b, "relay_cluster_forwarded_events_total") -
+                    prom.total(a, "relay_cluster_forwarded_events_total")
+                    for a, b in zip(m0, m1)) or forward_requests
     ingested = sum(prom.total(b, "relay_events_ingested_total") - prom.total(a, "relay_events_ingested_total")
                    for a, b in zip(m0, m1))
     return {
@@ -87,6 +95,8 @@ def _spread(ctx, shards, body_file, keyed):
         "cpu_ms_per_1000": 1000 * 1000 * (c1 - c0) / max(1, requests),
         "forwarded": forwarded,
         "forwarded_share": forwarded / max(1, requests),
+        "forward_requests": forward_requests,
+        "events_per_forward": forwarded / forward_requests if forward_requests else None,
         "stored": ingested,
         "per_shard_rps": [r["rps"] for r in runs],
     }
@@ -114,8 +124,11 @@ def _three_shards(ctx, etcd, rounds):
             for mode in ("unkeyed", "keyed"):
                 result = _spread(ctx, shards, keyed if mode == "keyed" else plain, mode == "keyed")
                 out[mode].append(result)
+                per = result["events_per_forward"]
                 ctx.log(f"cluster B round {r + 1}, {mode}: {result['rps']:.0f} events/s, "
-                        f"{100 * result['forwarded_share']:.0f}% forwarded")
+                        f"{100 * result['forwarded_share']:.0f}% forwarded"
+                        + (f", {per:.1f} events per request" if per else "")
+                        + f", {result['cpu_ms_per_1000']:.0f} ms CPU per 1,000")
     finally:
         for s in shards:
             s.stop()
@@ -124,11 +137,15 @@ def _three_shards(ctx, etcd, rounds):
 
 def scenario_cluster(ctx):
     rounds = ctx.cfg["cluster_rounds"]
+    parts = os.environ.get("BENCH_CLUSTER_PARTS", "A B").split()
     etcd = Etcd(os.path.join(ctx.work_dir, "etcd"))
     etcd.start()
     try:
-        return {"rounds": rounds,
-                "one_shard": _one_shard_against_single(ctx, etcd, rounds),
-                "three_shards": _three_shards(ctx, etcd, rounds)}
+        out = {"rounds": rounds}
+        if "A" in parts:
+            out["one_shard"] = _one_shard_against_single(ctx, etcd, rounds)
+        if "B" in parts:
+            out["three_shards"] = _three_shards(ctx, etcd, rounds)
+        return out
     finally:
         etcd.stop()

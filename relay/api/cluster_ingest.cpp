@@ -45,7 +45,10 @@ asio::awaitable<HttpResponse> ClusterRouter::ingest(const LocalHandler& local, c
   auto owner = view_.owner(routing_key(*event));
   if (!owner || owner->name == view_.self().name) co_return co_await local(request);
   cluster::PeerRequest forward = peer_request(request.http, std::string(request.http.body()));
-  const Part part = co_await call(std::move(*owner), std::move(forward), RelayMetrics::ForwardKind::ingest);
+  std::string shard = owner->name;
+  // A batch element cannot carry the Idempotency-Key header: such an event goes alone.
+  auto answer = co_await coalescer_.forward(std::move(*owner), std::move(forward), idempotency_key.empty());
+  const Part part = part_of(std::move(shard), std::move(answer));
   co_return part.answered ? response_of(part) : shard_unavailable(part);
 }
 
@@ -95,6 +98,9 @@ asio::awaitable<HttpResponse> ClusterRouter::ingest_batch(const LocalHandler& lo
     forwards.push_back(peer_request(request.http, cluster::sub_batch_body(texts, part.elements)));
     elements.push_back(std::move(part.elements));
   }
+  std::size_t forwarded_events = 0;
+  for (const auto& part_elements : elements) forwarded_events += part_elements.size();
+  metrics_.cluster_forwarded_events(forwarded_events - here.size());
   parts = co_await call_each(std::move(shards), std::move(forwards), RelayMetrics::ForwardKind::ingest,
                              here.empty() ? nullptr : &local, &local_request);
 

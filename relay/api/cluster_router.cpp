@@ -46,7 +46,14 @@ bool kept_header(std::string_view name) {
 
 ClusterRouter::ClusterRouter(const cluster::ClusterView& view, cluster::PeerClient& peers, RelayMetrics& metrics,
                              Logger& logger, Options options)
-    : view_(view), peers_(peers), metrics_(metrics), logger_(logger), options_(std::move(options)) {
+    : view_(view),
+      peers_(peers),
+      metrics_(metrics),
+      logger_(logger),
+      options_(std::move(options)),
+      coalescer_(peers, metrics, cluster::ForwardCoalescer::Options{.timeout = options_.timeout,
+                                                                     .max_in_flight = options_.forwards_in_flight,
+                                                                     .max_batch_bytes = options_.max_body_bytes}) {
   metrics_.add_cluster_forwarding();
 }
 
@@ -165,19 +172,24 @@ cluster::PeerRequest ClusterRouter::peer_request(const HttpRequest& request, std
 asio::awaitable<ClusterRouter::Part> ClusterRouter::call(cluster::ShardInfo shard, cluster::PeerRequest request,
                                                          RelayMetrics::ForwardKind kind) {
   metrics_.cluster_forwarded(kind);
-  Part part;
-  part.shard = shard.name;
+  std::string name = shard.name;
   auto answer = co_await peers_.send(std::move(shard.base_url), std::move(request), options_.timeout);
+  co_return part_of(std::move(name), std::move(answer));
+}
+
+ClusterRouter::Part ClusterRouter::part_of(std::string shard, Result<cluster::PeerResponse> answer) {
+  Part part;
+  part.shard = std::move(shard);
   if (!answer) {
     part.error = answer.error().message;
     logger_.warn("shard did not answer", {{"shard", part.shard}, {"error", part.error}});
-    co_return part;
+    return part;
   }
   part.answered = true;
   part.status = answer->status;
   part.body = std::move(answer->body);
   part.headers = std::move(answer->headers);
-  co_return part;
+  return part;
 }
 
 asio::awaitable<ClusterRouter::Part> ClusterRouter::call_local(const LocalHandler& local,

@@ -13,7 +13,9 @@
 //                (a list or bulk answer names in "incomplete" the shards without an answer,
 //                and the known shards that are not live)
 //   ingest       the owner of the event's ordering key (else its client id) by rendezvous
-//                hashing; events with neither stay here; a batch is split by owner
+//                hashing; events with neither stay here; single events for one owner are
+//                coalesced into batches while one is in flight (relay/cluster/forward_coalescer.h);
+//                a batch is split by owner
 //
 // A forwarded request carries X-Relay-Forwarded-By (this shard's name) and this shard's own API
 // key, never the caller's; a shard serves a request that carries the header itself, whatever
@@ -34,6 +36,7 @@
 #include "relay/api/route.h"
 #include "relay/cluster/bulk_merge.h"
 #include "relay/cluster/cluster_view.h"
+#include "relay/cluster/forward_coalescer.h"
 #include "relay/cluster/peer_client.h"
 #include "relay/config/config.h"
 #include "relay/core/logger.h"
@@ -47,6 +50,8 @@ class ClusterRouter {
   struct Options {
     std::chrono::milliseconds timeout{2000};  // --cluster-timeout: for each call to another shard
     std::string api_key;                      // sent to the other shards: peer_api_key(config)
+    std::size_t max_body_bytes = 1 << 20;     // --max-body, the same on every shard: a batch's limit
+    std::size_t forwards_in_flight = 1;       // per owner, before single events wait to be coalesced
   };
 
   // A route's handler on this shard.
@@ -109,12 +114,15 @@ class ClusterRouter {
   static HttpResponse response_of(const Part& part);
   HttpResponse shard_unavailable(const Part& part) const;
   static cluster::ShardAnswer answer_of(const Part& part);
+  // A part from another shard's answer, or from why there is none (logged).
+  Part part_of(std::string shard, Result<cluster::PeerResponse> answer);
 
   const cluster::ClusterView& view_;
   cluster::PeerClient& peers_;
   RelayMetrics& metrics_;
   Logger& logger_;
   const Options options_;
+  cluster::ForwardCoalescer coalescer_;
 };
 
 // The key a shard presents to the other shards: the first admin key of its configuration (the

@@ -8,6 +8,7 @@
 #include "metrics/relay_metrics.h"
 #include "relay/api/event_parsing.h"
 #include "relay/api/api_json.h"
+#include "relay/api/cluster_router.h"
 #include "relay/api/http_responses.h"
 #include "relay/api/request_parsing.h"
 #include "relay/api/route.h"
@@ -119,20 +120,34 @@ asio::awaitable<HttpResponse> publish_event_batch(ApiContext& ctx, const RouteRe
     const Status status = co_await async_commit(ctx.pipeline, command, asio::use_awaitable);
     if (!status) co_return error_response(status.error());
   }
-  // {"results":[...]} in the order of the request.
+  // {"results":[...]} in the order of the request. Another shard that coalesced its producers'
+  // events into this batch is also told the status each would have had alone
+  // (relay/cluster/forward_coalescer.h): a result does not tell a repeat (200) from a new event.
+  const bool forwarded = ClusterRouter::forwarded(req.http);
+  std::string statuses;
   std::string answer = R"({"results":[)";
   std::size_t committed = 0;
   for (std::size_t i = 0; i < errors.size(); ++i) {
     if (i != 0) answer += ',';
+    int status = 0;
     if (errors[i]) {
       answer += error_json(*errors[i]);
+      status = errc_http_status(errors[i]->code);
     } else {
-      append_ingest_answer(answer, ingest->results[committed++]);
+      const auto& result = ingest->results[committed++];
+      append_ingest_answer(answer, result);
+      status = result.created ? 202 : 200;
+    }
+    if (forwarded) {
+      if (i != 0) statuses += ',';
+      statuses += std::to_string(status);
     }
   }
   answer += "]}";
   after_ingest(ctx, ingest->results);
-  co_return json_text_response(200, std::move(answer));
+  HttpResponse response = json_text_response(200, std::move(answer));
+  if (forwarded) response.set(cluster::kStatusesHeader, statuses);
+  co_return response;
 }
 
 asio::awaitable<HttpResponse> get_event(ApiContext& ctx, const RouteRequest& req) {

@@ -26,7 +26,8 @@ const char* errc_name(Errc code) {
   return "internal";
 }
 
-// The HTTP status the contract assigns to the error kind.
+}  // namespace
+
 int errc_http_status(Errc code) {
   switch (code) {
     case Errc::invalid_json: return 400;
@@ -45,8 +46,6 @@ int errc_http_status(Errc code) {
   }
   return 500;
 }
-
-}  // namespace
 
 HttpResponse json_response(int status, const nlohmann::json& body) {
   // Response excerpts from subscribers may hold invalid UTF-8: replace rather

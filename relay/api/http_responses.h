@@ -17,6 +17,9 @@ HttpResponse error_response(const Error& error);
 HttpResponse error_response(Errc code, std::string message);
 HttpResponse empty_response(int status);
 
+// The HTTP status the contract assigns to an error kind.
+int errc_http_status(Errc code);
+
 // The contract's error object for `error`, as JSON text.
 std::string error_json(const Error& error);
 

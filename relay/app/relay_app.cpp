@@ -135,8 +135,9 @@ int run_relay(const Config& base_config) {
   std::optional<ClusterRouter> cluster_router;
   if (cluster) {
     cluster_router.emplace(cluster->view(), cluster->peers(), metrics, logger,
-                           ClusterRouter::Options{std::chrono::milliseconds(config.cluster.timeout_ms),
-                                                  peer_api_key(config)});
+                           ClusterRouter::Options{.timeout = std::chrono::milliseconds(config.cluster.timeout_ms),
+                                                  .api_key = peer_api_key(config),
+                                                  .max_body_bytes = config.max_body_bytes});
     // A subscription this shard disabled (disable_after) is disabled through etcd, on every shard.
     scheduler.on_auto_disabled([&cluster](const Subscription& disabled) {
       cluster->write_in_background(disabled.id, [at = disabled.disabled_at](Subscription& sub) -> Status {

@@ -42,6 +42,7 @@ asio::awaitable<Result<PeerResponse>> EgressPeerClient::send(std::string base_ur
   out.headers = std::move(request.headers);
   if (!request.body.empty()) out.body = std::make_shared<const std::string>(std::move(request.body));
   out.timeout_ms = timeout.count();
+  out.response_headers.emplace_back(kStatusesHeader);
   const std::string url = out.url;
   EgressResponse answer = co_await async_send(egress_, std::move(out), asio::use_awaitable);
   if (answer.http_status == 0) co_return make_error(Errc::unavailable, url + ": " + answer.error);
@@ -53,6 +54,7 @@ asio::awaitable<Result<PeerResponse>> EgressPeerClient::send(std::string base_ur
   response.body = std::move(answer.body_excerpt);
   if (!response.body.empty()) response.headers.emplace_back("Content-Type", "application/json");
   if (answer.retry_after) response.headers.emplace_back("Retry-After", *answer.retry_after);
+  for (auto& header : answer.headers) response.headers.push_back(std::move(header));
   co_return response;
 }
 

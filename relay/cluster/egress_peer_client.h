@@ -6,7 +6,7 @@
 //
 // An answer is kept whole up to 64 MiB (a larger one is an error: no relay answer is that big).
 // The shards' API answers JSON, so an answer with a body is given Content-Type
-// application/json; Retry-After is passed on.
+// application/json; Retry-After and X-Relay-Statuses (peer_client.h) are passed on.
 //
 // Threading: send() on the io_context's thread; it completes there.
 

@@ -7,6 +7,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <chrono>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -15,6 +16,13 @@
 namespace relay::cluster {
 
 using Headers = std::vector<std::pair<std::string, std::string>>;
+
+// On a shard's answer to a batch of events that another shard forwarded (POST /v1/events/batch
+// with X-Relay-Forwarded-By): the HTTP status that POST /v1/events would have answered for each
+// event, in order, comma-separated ("202,200,400"): 202 stored, 200 a repeat of a client id, an
+// error's status. The forwarding shard answers each event's producer from it
+// (forward_coalescer.h).
+inline constexpr std::string_view kStatusesHeader = "X-Relay-Statuses";
 
 struct PeerRequest {
   std::string method;  // "GET", "POST", "DELETE", "PATCH"
@@ -26,7 +34,7 @@ struct PeerRequest {
 struct PeerResponse {
   int status = 0;
   std::string body;  // whole
-  Headers headers;   // at least Content-Type and Retry-After when the shard sent them
+  Headers headers;   // at least Content-Type, Retry-After and kStatusesHeader when the shard sent them
 };
 
 class PeerClient {

@@ -27,6 +27,9 @@ struct EgressRequest {
   std::int64_t timeout_ms = 15000;          // whole attempt, connect included
   std::int64_t connect_timeout_ms = 0;      // connecting (TLS handshake included); 0: the client's
   HttpMethod method = HttpMethod::post;
+  // Response headers to return besides Retry-After (relay's own calls: a shard's batch answer
+  // names each event's status in one); deliveries ask for none.
+  std::vector<std::string> response_headers;
 };
 
 struct EgressResponse {
@@ -36,6 +39,7 @@ struct EgressResponse {
   std::string error;                       // detail for failures; empty on success
   std::int64_t duration_ms = 0;            // start of the transfer to its end, steady clock
   std::optional<std::string> retry_after;  // raw Retry-After header value, if any
+  std::vector<std::pair<std::string, std::string>> headers;  // of request.response_headers, if sent
   bool cancelled = false;                  // ended by cancel_all(), not by the network
 };
 

@@ -578,6 +578,12 @@ EgressResponse EgressClient::Impl::make_response(Transfer& t, CURLcode result) {
                                      &retry_after) == CURLHE_OK) {
     response.retry_after = retry_after->value;
   }
+  for (const std::string& name : t.request.response_headers) {
+    curl_header* header = nullptr;
+    if (status > 0 && curl_easy_header(t.easy.get(), name.c_str(), 0, CURLH_HEADER, -1, &header) == CURLHE_OK) {
+      response.headers.emplace_back(name, header->value);
+    }
+  }
   AttemptClassification c = classify_attempt({.http_status = status,
                                               .result = result,
                                               .body_over_cap = t.body_over_cap,

@@ -7,9 +7,11 @@
 //   first attempt.
 // - Cursors: a merged list paged while a shard leaves and comes back between pages repeats
 //   nothing, names the missing shard in `incomplete`, and a fresh walk returns every item once.
-// - The subscription mirror of a shard whose etcd watch revision was compacted while it was
-//   down reads every subscription again and uses exactly etcd's: a deleted one gets nothing, a
-//   disabled one holds, a changed one is used as changed, a new one receives.
+// - The subscription mirror uses exactly etcd's subscriptions after changes it did not see: a
+//   deleted one gets nothing, a disabled one holds, a changed one is used as changed, a new one
+//   receives. Once for a shard restarted after etcd compacted its history (it reads everything
+//   before it delivers), once for a shard whose watch resumes behind a compaction (stopped with
+//   SIGSTOP while etcd restarted).
 //
 // Counts, never elapsed time: a subscriber holds requests until the test releases them, and
 // "no more than" is checked after a probe delivery the same shard made later.
@@ -250,7 +252,7 @@ TEST_F(ClusterMembership, PagingRepeatsNothingWhileAShardLeavesAndComesBack) {
 // ---------------------------------------------------------------------------------------------
 // The subscription mirror after etcd compacted past a shard's revision.
 
-TEST_F(ClusterMembership, AShardWhoseWatchWasCompactedUsesExactlyEtcdsSubscriptions) {
+TEST_F(ClusterMembership, AShardBehindACompactionUsesExactlyEtcdsSubscriptions) {
   start(RelaydClusterOptions::with_args({"--retry-initial", "200ms", "--retry-max-delay", "500ms"}));
   constexpr int kDown = 2;
   std::atomic<bool> refuse{true};
@@ -295,10 +297,11 @@ TEST_F(ClusterMembership, AShardWhoseWatchWasCompactedUsesExactlyEtcdsSubscripti
   ASSERT_TRUE(compacted.is_object() && compacted.contains("header")) << compacted.dump();
   const std::size_t seen_before = sub.requests("/deleted").size() + sub.requests("/disabled").size();
 
+  // It starts again: it reads every subscription before it delivers anything.
   cluster().restart(kDown);
   EXPECT_TRUE(cluster().shard(kDown).wait_for_log([](const std::string& line) {
-    return line.find("subscription watch compacted in etcd: reading every subscription again") != std::string::npos;
-  })) << cluster().shard(kDown).log_text();
+    return line.find("subscriptions read from etcd") != std::string::npos;
+  }, 0ms)) << "read before it listens";
   EXPECT_TRUE(await_subscription(kDown, deleted, 404));
   EXPECT_TRUE(await_subscription(kDown, disabled, 200, [](const json& s) { return s.value("enabled", true) == false; }));
   EXPECT_TRUE(await_subscription(kDown, changed, 200, [&](const json& s) { return s.value("url", "") == sub.url("/changed-again"); }));
@@ -321,7 +324,48 @@ TEST_F(ClusterMembership, AShardWhoseWatchWasCompactedUsesExactlyEtcdsSubscripti
     EXPECT_EQ(d.value("state", ""), "pending") << event.dump();
   }
   EXPECT_EQ(held_deliveries, 1u) << event.dump();
-  EXPECT_EQ(cluster().metric(kDown, "relay_cluster_etcd_up"), 1.0);
+
+  // A shard that keeps running but whose watch broke (stopped, etcd restarted meanwhile) and
+  // resumes after etcd compacted past it: etcd says so, and the shard reads everything again.
+  constexpr int kSigStop = 19, kSigCont = 18;
+  cluster().shard(kDown).terminate(kSigStop);
+  cluster().etcd().kill_all();  // closes the stopped shard's watch connections
+  cluster().etcd().start_all();
+  // Through shard 0 while its own watch reconnects: a write that answered 503 may have been
+  // applied, so each is retried until it is seen done.
+  HttpResponse last;
+  EXPECT_TRUE(eventually([&] {
+    last = call(0, "DELETE", "/v1/subscriptions/" + created);
+    return last.status == 204 || last.status == 404;
+  })) << last.describe();
+  EXPECT_TRUE(eventually([&] {
+    last = call(0, "PATCH", "/v1/subscriptions/" + changed, R"({"enabled": false})");
+    return last.status == 200;
+  })) << last.describe();
+  std::string fresh;
+  EXPECT_TRUE(eventually([&] {
+    last = call(0, "POST", "/v1/subscriptions", json{{"url", sub.url("/fresh")}, {"event_types", {"mirror.new"}}}.dump());
+    if (last.status == 201) fresh = last.json().value("id", "");
+    for (const json& s : get(0, "/v1/subscriptions?limit=100").value("items", json::array())) {
+      if (s.value("url", "") == sub.url("/fresh")) fresh = s.value("id", "");
+    }
+    return !fresh.empty();
+  })) << last.describe();
+  const std::int64_t later = etcd_revision();
+  const json compacted_again =
+      cluster().etcd().post(0, "/v3/kv/compaction", {{"revision", std::to_string(later)}, {"physical", true}});
+  ASSERT_TRUE(compacted_again.is_object() && compacted_again.contains("header")) << compacted_again.dump();
+  cluster().shard(kDown).terminate(kSigCont);
+
+  EXPECT_TRUE(cluster().shard(kDown).wait_for_log([](const std::string& line) {
+    return line.find("subscription watch compacted in etcd: reading every subscription again") != std::string::npos;
+  })) << cluster().shard(kDown).log_text();
+  EXPECT_TRUE(await_subscription(kDown, created, 404));
+  EXPECT_TRUE(await_subscription(kDown, changed, 200, [](const json& s) { return s.value("enabled", true) == false; }));
+  EXPECT_TRUE(await_subscription(kDown, fresh));
+  const std::string after_compaction = publish(kDown, {{"type", "mirror.new"}, {"payload", {{"n", 2}}}}, 1);
+  EXPECT_TRUE(received_all(sub, {after_compaction}, "/fresh"));
+  EXPECT_TRUE(eventually([&] { return cluster().metric(kDown, "relay_cluster_etcd_up") == 1.0; }));
 }
 
 }  // namespace

@@ -89,6 +89,7 @@ ClusterNode::ClusterNode(asio::io_context& io, const Config& config, Store& stor
   const std::uint32_t known = stored ? stored->number : 0;
   const auto number = run_until_answered(io_, directory_.allocate(known));
   if (number) {
+    etcd_answered_ = true;
     logger_.info("shard number from etcd", {{"shard", name}, {"number", *number}});
   } else if (number.error().code == Errc::unavailable && known != 0) {
     directory_.set_number(known);
@@ -121,6 +122,20 @@ void ClusterNode::start(Hooks hooks) {
       asio::detached);
   publish_state();
   reachability_.start();
+  await_first_view();
+}
+
+void ClusterNode::await_first_view() {
+  // Without etcd at the start, nothing would come: the shard goes on with what it stored.
+  if (!etcd_answered_) return;
+  const auto ready = [this] { return directory_.loaded() && mirror_.synced(); };
+  const auto deadline = std::chrono::steady_clock::now() + cluster_timeout(config_);
+  while (!ready() && !io_.stopped() && std::chrono::steady_clock::now() < deadline) io_.run_one_until(deadline);
+  if (!ready()) {
+    logger_.warn("etcd did not give the live shards and the subscriptions in time: starting with the stored "
+                 "subscriptions, taking the whole of each subscription's limits until it does",
+                 {{"shards_read", directory_.loaded()}, {"subscriptions_read", mirror_.synced()}});
+  }
 }
 
 void ClusterNode::publish_state() {

@@ -6,7 +6,12 @@
 //                (or from the data directory when etcd does not answer), claimed in the store;
 //                nothing may make an id before. Throws ConfigError (startup only).
 //   start()      the subscription mirror follows etcd, the shard joins the live set, and the
-//                scheduler and metrics follow the live shards and etcd's reachability.
+//                scheduler and metrics follow the live shards and etcd's reachability. It
+//                returns once the shard has read the live shards and the subscriptions from
+//                etcd (at most --cluster-timeout; not at all when etcd did not answer the
+//                constructor): the scheduler starts after it, so that a shard that starts never
+//                delivers with subscriptions deleted or disabled while it was away, nor with the
+//                whole of a limit the live shards split.
 //   leave()      SIGTERM: the shard leaves the live set at once (its lease revoked).
 //   finish()     after the io_context stopped: the background coroutines end.
 //
@@ -70,6 +75,8 @@ class ClusterNode {
 
  private:
   void publish_state();
+  // Runs the io_context until the directory and the mirror have read etcd once (start()).
+  void await_first_view();
 
   boost::asio::io_context& io_;
   const Config& config_;
@@ -86,6 +93,7 @@ class ClusterNode {
   PeriodicTask reachability_;  // relay_cluster_etcd_up, every second
   int background_ = 0;  // write_in_background coroutines running
   bool stopped_ = false;
+  bool etcd_answered_ = false;  // the constructor had the shard number from etcd
 };
 
 }  // namespace relay

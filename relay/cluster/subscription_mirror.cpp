@@ -55,51 +55,20 @@ asio::awaitable<void> SubscriptionMirror::pause(std::chrono::milliseconds delay)
 }
 
 asio::awaitable<void> SubscriptionMirror::run() {
-  bool need_reload = applied_ == 0;
-  bool checked = false;  // the stored revision was found current
+  // Every start reads everything, a restart too: a watch resumed from the stored revision cannot
+  // tell when it has caught up with what changed while the shard was away, and until then the
+  // shard would deliver to subscriptions deleted or disabled meanwhile.
   while (!stopped_) {
-    if (need_reload) {
-      if (!co_await reload()) {
-        co_await pause(options_.retry_delay);
-        continue;
-      }
-      need_reload = false;
-      checked = true;
-    } else if (!checked) {
-      const auto current = co_await stored_revision_current();
-      if (!current) {
-        co_await pause(options_.retry_delay);
-        continue;
-      }
-      checked = true;
-      if (!*current) {
-        need_reload = true;
-        continue;
-      }
-      synced_ = true;
+    if (!co_await reload()) {
+      co_await pause(options_.retry_delay);
+      continue;
     }
     if (stopped_) break;
-    need_reload = co_await follow();
-    if (need_reload) logger_.info("subscription watch compacted in etcd: reading every subscription again");
+    const bool compacted = co_await follow();
+    if (!compacted) break;
+    logger_.info("subscription watch compacted in etcd: reading every subscription again",
+                 {{"revision", applied_}});
   }
-}
-
-asio::awaitable<std::optional<bool>> SubscriptionMirror::stored_revision_current() {
-  // Any key tells the store's revision; this one holds nothing.
-  const std::string probe_key = keys_.subscriptions();
-  auto probe = co_await cluster_.range(probe_key, false);
-  if (!probe) {
-    unreachable(probe.error());
-    co_return std::nullopt;
-  }
-  reachable();
-  if (probe->revision < applied_) {
-    logger_.warn("etcd's revision is below the one the stored subscriptions reflect (etcd replaced?): "
-                 "reading every subscription again",
-                 {{"etcd_revision", probe->revision}, {"stored_revision", applied_}});
-    co_return false;
-  }
-  co_return true;
 }
 
 asio::awaitable<bool> SubscriptionMirror::reload() {
@@ -111,6 +80,11 @@ asio::awaitable<bool> SubscriptionMirror::reload() {
     co_return false;
   }
   reachable();
+  if (read->revision < applied_) {
+    logger_.warn("etcd's revision is below the one the stored subscriptions reflect (etcd replaced?): "
+                 "taking etcd's subscriptions",
+                 {{"etcd_revision", read->revision}, {"stored_revision", applied_}});
+  }
   auto all = std::make_shared<std::vector<Subscription>>();
   auto keep = std::make_shared<std::vector<std::string>>();
   for (const auto& kv : read->kvs) {

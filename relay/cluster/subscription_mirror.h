@@ -3,13 +3,15 @@
 // registry) equal to etcd's P + "subscriptions/" (docs/cluster.md, "The subscription mirror").
 //
 // The store holds, with its subscriptions, the etcd revision they reflect (written in the same
-// batch: storage/subscription_sync.h). The mirror starts from it:
-// - none (a new shard): read the whole prefix at revision R, make the store equal to it in one
-//   commit (local subscriptions absent from etcd are deleted) together with R;
-// - R stored (a restart): nothing is read again; etcd's current revision is checked (a smaller
-//   one means etcd was replaced: read everything again);
-// then watch from R + 1, each batch of changes applied in one commit with its revision. A
-// compaction that passed R makes the mirror read everything again. Each commit updates the
+// batch: storage/subscription_sync.h). At every start, a new shard's or a restart, the mirror
+// reads the whole prefix at revision R and makes the store equal to it in one commit (local
+// subscriptions absent from etcd are deleted) together with R: a watch resumed from the stored
+// revision could not tell when it has caught up with what changed while the shard was away.
+// Unchanged subscriptions are not written again. Then it watches from R + 1, each batch of
+// changes applied in one commit with its revision. A compaction that passed the watch's
+// revision (the watch reconnected after etcd compacted) makes the mirror read everything
+// again. The stored revision serves a shard that starts while etcd is out of reach: it names
+// what the stored subscriptions reflect until the first read. Each commit updates the
 // registry from the writer thread once durable (as the API does: storage/async_commit.h), then
 // the change hook is called per subscription that actually changed (the scheduler's
 // subscription_changed, the metrics).
@@ -75,8 +77,9 @@ class SubscriptionMirror {
 
   // The etcd revision the store and registry reflect (0: none yet).
   std::int64_t applied_revision() const { return applied_; }
-  // Following etcd: a full read was applied, or the stored revision was found current, since
-  // start(). Until then the shard serves with the subscriptions it had.
+  // Following etcd: a full read was applied since start(). Until then the shard serves with the
+  // subscriptions it had (ClusterNode::start waits for this, up to --cluster-timeout, before the
+  // scheduler starts).
   bool synced() const { return synced_; }
   // True once applied_revision() >= `revision`; false after `timeout` (or stop()).
   boost::asio::awaitable<bool> wait_applied(std::int64_t revision, std::chrono::milliseconds timeout);
@@ -90,8 +93,6 @@ class SubscriptionMirror {
   boost::asio::awaitable<void> run();
   // One full read of etcd applied in one commit; false when etcd or the store refused.
   boost::asio::awaitable<bool> reload();
-  // The stored revision still makes sense for this etcd; nullopt when etcd did not answer.
-  boost::asio::awaitable<std::optional<bool>> stored_revision_current();
   // Follows the watch from applied_ + 1 until a compaction (true: reload) or stop().
   boost::asio::awaitable<bool> follow();
   // Commits `sync_command` (filling `result`), updates the registry, then the revision, hooks

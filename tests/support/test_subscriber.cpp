@@ -8,6 +8,7 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/ssl.hpp>
@@ -16,6 +17,8 @@
 #include <boost/beast/http.hpp>
 #include <condition_variable>
 #include <deque>
+#include <future>
+#include <list>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -48,6 +51,13 @@ Reply Reply::close_connection() {
 Reply Reply::blackhole() {
   Reply r;
   r.action = Action::blackhole;
+  return r;
+}
+
+Reply Reply::hold(int code) {
+  Reply r;
+  r.action = Action::hold;
+  r.code = code;
   return r;
 }
 
@@ -141,6 +151,33 @@ class TestSubscriber::Server {
     return connections_;
   }
 
+  std::vector<RecordedRequest> held() const {
+    std::lock_guard lock(mu_);
+    std::vector<RecordedRequest> out;
+    for (const Held& h : held_) out.push_back(h.request);
+    return out;
+  }
+
+  std::size_t release_held(const std::function<bool(const RecordedRequest&)>& which) {
+    // The gates are timers of the server thread: they are opened there.
+    std::promise<std::size_t> released;
+    asio::post(io_, [&] {
+      std::size_t n = 0;
+      std::lock_guard lock(mu_);
+      for (auto it = held_.begin(); it != held_.end();) {
+        if (which && !which(it->request)) {
+          ++it;
+          continue;
+        }
+        it->gate->cancel();
+        it = held_.erase(it);
+        ++n;
+      }
+      released.set_value(n);
+    });
+    return released.get_future().get();
+  }
+
   bool wait_until(const std::function<bool(const std::vector<RecordedRequest>&)>& ready,
                   std::chrono::milliseconds timeout) {
     std::unique_lock lock(mu_);
@@ -206,12 +243,15 @@ class TestSubscriber::Server {
       http::request<http::string_body> request = parser.release();
 
       RecordedRequest record = make_record(request, connection_id);
-      const Reply reply = choose(record);
+      // A held request waits on this gate; it is listed as held when it is recorded.
+      asio::steady_timer gate(io_, asio::steady_timer::time_point::max());
+      const Reply reply = choose(record, gate);
 
       if (reply.delay.count() > 0) {
         asio::steady_timer timer(io_, reply.delay);
         co_await timer.async_wait(kNoThrow);
       }
+      if (reply.action == Reply::Action::hold) co_await gate.async_wait(kNoThrow);  // until release_held
       if (reply.action == Reply::Action::close) {
         boost::system::error_code ignored;
         beast::get_lowest_layer(socket).shutdown(tcp::socket::shutdown_both, ignored);
@@ -263,7 +303,7 @@ class TestSubscriber::Server {
     return standing_any_;
   }
 
-  Reply choose(const RecordedRequest& record) {
+  Reply choose(const RecordedRequest& record, asio::steady_timer& gate) {
     std::function<std::optional<Reply>(const RecordedRequest&)> handler;
     {
       std::lock_guard lock(mu_);
@@ -274,6 +314,7 @@ class TestSubscriber::Server {
     std::lock_guard lock(mu_);
     Reply reply = ruled ? std::move(*ruled) : choose_locked(record);
     recorded_.push_back(record);
+    if (reply.action == Reply::Action::hold) held_.push_back(Held{record, &gate});
     changed_.notify_all();
     return reply;
   }
@@ -309,6 +350,11 @@ class TestSubscriber::Server {
   std::deque<Reply> queued_any_;
   Reply standing_any_;
   std::function<std::optional<Reply>(const RecordedRequest&)> handler_;
+  struct Held {
+    RecordedRequest request;
+    asio::steady_timer* gate = nullptr;  // in the held request's coroutine frame
+  };
+  std::list<Held> held_;
 };
 
 TestSubscriber::TestSubscriber(Transport transport)
@@ -337,6 +383,10 @@ void TestSubscriber::set_handler(std::function<std::optional<Reply>(const Record
 std::vector<RecordedRequest> TestSubscriber::requests() const { return server_->requests(); }
 std::vector<RecordedRequest> TestSubscriber::requests(std::string_view path) const {
   return server_->requests(path);
+}
+std::vector<RecordedRequest> TestSubscriber::held() const { return server_->held(); }
+std::size_t TestSubscriber::release_held(const std::function<bool(const RecordedRequest&)>& which) {
+  return server_->release_held(which);
 }
 std::size_t TestSubscriber::request_count() const { return server_->request_count(); }
 std::size_t TestSubscriber::connections_accepted() const { return server_->connections_accepted(); }

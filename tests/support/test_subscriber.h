@@ -11,8 +11,10 @@
 //   3. the next response queued for any path (enqueue(...));
 //   4. the standing response for any path (respond(...)); initially 200 with an empty body.
 // Paths are matched without the query string. A response can be delayed, can close the
-// connection without answering, or can "blackhole" (never answer; the connection stays open
-// until the client gives up or the subscriber is destroyed).
+// connection without answering, can "blackhole" (never answer; the connection stays open
+// until the client gives up or the subscriber is destroyed), or can be held: answered only when
+// the test releases it (release_held), so that a test counts the requests a client keeps open
+// at once (held()) without measuring time.
 //
 // Recording: every request is recorded (before its response is sent, so a blackholed request
 // is recorded too). wait_for_requests / wait_until block on a condition variable, so tests
@@ -47,6 +49,7 @@ struct Reply {
     respond,    // send the status, headers and body
     close,      // close the connection without answering
     blackhole,  // never answer; keep the connection open
+    hold,       // answer (status, headers, body) once release_held() lets the request go
   };
 
   Action action = Action::respond;
@@ -59,6 +62,8 @@ struct Reply {
   static Reply status(int code, std::string body = {});
   static Reply close_connection();
   static Reply blackhole();
+  // Held until release_held(); then answered with `code`.
+  static Reply hold(int code = 200);
 
   Reply& header(std::string name, std::string value);
   Reply& after(std::chrono::milliseconds wait);
@@ -106,6 +111,12 @@ class TestSubscriber {
   std::vector<RecordedRequest> requests(std::string_view path) const;
   std::size_t request_count() const;
   std::size_t connections_accepted() const;
+
+  // The requests held right now (Reply::hold), in arrival order. A held request stays here until
+  // it is released, even when its client gave up meanwhile.
+  std::vector<RecordedRequest> held() const;
+  // Answers the held requests `which` selects (every one when empty); how many were released.
+  std::size_t release_held(const std::function<bool(const RecordedRequest&)>& which = {});
 
   // Wait until at least `n` requests arrived in total; false on timeout.
   bool wait_for_requests(std::size_t n, std::chrono::milliseconds timeout);

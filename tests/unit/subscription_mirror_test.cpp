@@ -300,25 +300,33 @@ TEST_F(SubscriptionMirrorTest, EtcdUnreachableAtStartKeepsTheStoredSubscriptions
   EXPECT_TRUE(holds(s, {a.id}));
 }
 
-TEST_F(SubscriptionMirrorTest, ARestartResumesFromTheStoredRevision) {
+TEST_F(SubscriptionMirrorTest, ARestartReadsEverythingAgainBeforeItCountsAsSynced) {
   const auto a = new_in_etcd();
+  const auto b = new_in_etcd();
   auto& s = started_shard();
-  ASSERT_TRUE(follows(s, {a.id}));
+  ASSERT_TRUE(follows(s, {a.id, b.id}));
   const auto applied = s.mirror->applied_revision();
   s.close();
 
-  // While the shard is down: a change in etcd, and (to tell a resume from a full read) a
-  // subscription planted in its store that a full read would remove.
-  const auto b = sub();
-  const auto last = put_in_etcd(b);
+  // While the shard is down: one created, one deleted, and a subscription planted in its store
+  // that etcd never had. A resumed watch would bring the first two at some point; the shard must
+  // not count itself synced before it holds exactly etcd's.
+  const auto c = new_in_etcd();
+  delete_in_etcd(b);
   s.open();
   const auto planted = sub();
   s.put_local(planted);
+  s.changes.clear();
   s.mirror->start();
   EXPECT_EQ(s.mirror->applied_revision(), applied);  // from the store, before etcd answers
-  ASSERT_TRUE(reaches(s, last));
-  EXPECT_TRUE(s.mirror->synced());
-  EXPECT_TRUE(holds(s, {a.id, b.id, planted.id}));
+  EXPECT_FALSE(s.mirror->synced());
+  ASSERT_TRUE(synced(s));
+  EXPECT_TRUE(holds(s, {a.id, c.id})) << "synced means exactly etcd's subscriptions";
+  EXPECT_EQ(s.mirror->applied_revision(), etcd_.revision());
+  EXPECT_EQ(sorted(s.changes), sorted({"-" + b.id, "-" + planted.id, "+" + c.id}));  // a did not change
+  // Following again after the read.
+  const auto d = new_in_etcd();
+  ASSERT_TRUE(follows(s, {a.id, c.id, d.id}));
 }
 
 TEST_F(SubscriptionMirrorTest, ARestartOnAReplacedEtcdReadsEverythingAgain) {

@@ -13,8 +13,11 @@ seconds="${1:-60}"
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(parse_event json_scan subscription_fields config duration time query parse_id records filter_compile
-    filter_match)
+  # Every target there is: each <target>_fuzz.cpp.
+  for source in "$src"/tests/fuzz/*_fuzz.cpp; do
+    name="$(basename "$source")"
+    targets+=("${name%_fuzz.cpp}")
+  done
 fi
 
 RELAY_FUZZ_DEPS=1 "$src/deploy/install-deps.sh"
